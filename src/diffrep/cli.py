@@ -1,0 +1,294 @@
+"""The ``diffrep`` command: typed dataclass configs turned into a CLI by tyro. No algorithm code.
+
+The library reports progress through callbacks; only this module prints, draws progress bars
+and chooses exit codes (2 for bad input, one line, no traceback)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated
+
+import tyro
+
+from diffrep.errors import InputError
+
+
+@dataclass(frozen=True)
+class SampleArgs:
+    """Sample diffreps for a prompt; writes OUT/samples.png (grid), samples.safetensors, run.json."""
+
+    out: Path
+    """Output folder (must be empty or new, unless --overwrite)."""
+    prompt: str = "a red mug, front view"
+    """Text prompt; toy-world words: kinds, colours, views and their synonyms. Empty = unconditional."""
+    prior: str = "toyworld"
+    """Prior: toyworld (embedded empirical prior, default), gaussian, gmm."""
+    toyworld_n: int = 10_000
+    """toyworld prior only: number of data images (generated on first use, then cached)."""
+    res: int = 32
+    """toyworld prior only: resolution, 32 or 64."""
+    rep: str = "pixels"
+    """Differentiable representation: pixels."""
+    method: str = "ddim"
+    """Sampling method: ddim (eta controls stochasticity), ddpm (ancestral)."""
+    n: int = 8
+    """Number of samples."""
+    seed: int = 0
+    """Random seed; same seed and config give the same result on the same machine."""
+    steps: int = 50
+    """Number of denoising steps."""
+    guidance_scale: float = 3.0
+    """Classifier-free guidance scale w (1 = plain conditional, 0 = unconditional)."""
+    eta: float = 0.0
+    """DDIM stochasticity: 0 = deterministic (PF-ODE), 1 = DDPM-like."""
+    overwrite: bool = False
+    """Replace the contents of a non-empty output folder."""
+
+
+@dataclass(frozen=True)
+class SdeditArgs:
+    """SDEdit an input image towards a prompt: noise it to strength*T, then denoise with DDIM."""
+
+    image: Path
+    """Input image (PNG/JPEG), resized to the prior's resolution."""
+    out: Path
+    """Output folder (must be empty or new, unless --overwrite)."""
+    prompt: str = ""
+    """Target prompt (empty = unconditional)."""
+    strength: float = 0.5
+    """How far to noise the input, in [0, 1] (1 = sample from scratch)."""
+    prior: str = "toyworld"
+    """Prior: toyworld, gaussian, gmm."""
+    toyworld_n: int = 10_000
+    """toyworld prior only: number of data images (generated on first use, then cached)."""
+    res: int = 32
+    """toyworld prior only: resolution, 32 or 64."""
+    n: int = 4
+    """Number of edits."""
+    seed: int = 0
+    """Random seed."""
+    steps: int = 50
+    """Denoising steps over the full schedule (fewer are run for strength < 1)."""
+    guidance_scale: float = 3.0
+    """Classifier-free guidance scale."""
+    eta: float = 0.0
+    """DDIM stochasticity."""
+    overwrite: bool = False
+    """Replace the contents of a non-empty output folder."""
+
+
+@dataclass(frozen=True)
+class InpaintArgs:
+    """RePaint inpainting: keep the input where the mask is white, fill the rest from the prior."""
+
+    image: Path
+    """Input image (PNG/JPEG), resized to the prior's resolution."""
+    mask: Path
+    """Mask image: white = keep (known), black = fill."""
+    out: Path
+    """Output folder (must be empty or new, unless --overwrite)."""
+    prompt: str = ""
+    """Prompt for the filled region (empty = unconditional)."""
+    prior: str = "toyworld"
+    """Prior: toyworld, gaussian, gmm."""
+    toyworld_n: int = 10_000
+    """toyworld prior only: number of data images (generated on first use, then cached)."""
+    res: int = 32
+    """toyworld prior only: resolution, 32 or 64."""
+    rounds: int = 5
+    """RePaint resampling rounds r per step (1 = no resampling)."""
+    n: int = 4
+    """Number of samples."""
+    seed: int = 0
+    """Random seed."""
+    steps: int = 50
+    """Denoising steps."""
+    guidance_scale: float = 3.0
+    """Classifier-free guidance scale."""
+    eta: float = 1.0
+    """DDIM stochasticity of each reverse step (RePaint needs eta > 0 to mix)."""
+    overwrite: bool = False
+    """Replace the contents of a non-empty output folder."""
+
+
+@dataclass(frozen=True)
+class ToyworldArgs:
+    """Render a toy-world data set: OUT/00000.png ... and OUT/metadata.json."""
+
+    out: Path
+    """Output folder (must be empty or new, unless --overwrite)."""
+    n: int = 100
+    """Number of images."""
+    res: int = 32
+    """Resolution: 32 or 64."""
+    seed: int = 0
+    """Random seed."""
+    overwrite: bool = False
+    """Replace the contents of a non-empty output folder."""
+
+
+@dataclass(frozen=True)
+class BenchArgs:
+    """Run a benchmark suite; writes bench/results/SUITE.json (with machine info)."""
+
+    suite: Annotated[str, tyro.conf.Positional]
+    """Suite: toyworld (render speed), prior (prior evaluations/s against data-set size)."""
+    quick: bool = False
+    """A short version of the suite (under 2 minutes)."""
+    results: Path = Path("bench/results")
+    """Folder for the JSON results."""
+
+
+COMMANDS = {"sample": SampleArgs, "sdedit": SdeditArgs, "inpaint": InpaintArgs, "toyworld": ToyworldArgs, "bench": BenchArgs}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = tyro.extras.subcommand_cli_from_dict(
+        COMMANDS, args=argv, prog="diffrep",
+        description="diffrep: sample differentiable representations with a diffusion prior.")
+    try:
+        return RUNNERS[type(args)](args)
+    except InputError as e:
+        print(f"diffrep: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("diffrep: interrupted", file=sys.stderr)
+        return 130
+
+
+class Progress:
+    """A tqdm bar on stderr fed by the library's callback dicts."""
+
+    def __init__(self, desc: str):
+        from tqdm import tqdm
+
+        self.bar = tqdm(desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True, disable=None)
+
+    def __call__(self, d: dict) -> None:
+        self.bar.total = d["steps"]
+        self.bar.update(d["step"] - self.bar.n)
+
+    def count(self, done: int, total: int) -> None:
+        self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def load_prior(a: SampleArgs | SdeditArgs | InpaintArgs):
+    """Load the prior an argument set names, with a progress bar while toy-world data is generated."""
+    from diffrep import priors
+
+    if a.prior != "toyworld":
+        return priors.load(a.prior)
+    bar = Progress("toy-world data set (first use, then cached)")
+    try:
+        return priors.load("toyworld", n=a.toyworld_n, res=a.res, progress=bar.count)
+    finally:
+        bar.close()
+
+
+def run_sample(a: SampleArgs) -> int:
+    import diffrep
+    from diffrep.api import check_sample_options
+    from diffrep.export import check_output_dir
+
+    check_output_dir(a.out, a.overwrite)
+    check_sample_options(a.rep, a.method, a.n, a.steps, a.guidance_scale, a.eta)
+    prior = load_prior(a)
+    bar = Progress(f"{a.method} {a.rep}")
+    try:
+        result = diffrep.sample(prior, rep=a.rep, method=a.method, prompt=a.prompt, n=a.n, seed=a.seed,
+                                steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta, callback=bar)
+    finally:
+        bar.close()
+    result.info["config"] |= {"prior": a.prior}
+    return _report(result.save(a.out, a.overwrite), result.info)
+
+
+def run_sdedit(a: SdeditArgs) -> int:
+    import diffrep
+    from diffrep.api import check_sample_options, check_strength
+    from diffrep.export import check_output_dir, load_image
+
+    check_output_dir(a.out, a.overwrite)
+    check_sample_options("pixels", "ddim", a.n, a.steps, a.guidance_scale, a.eta), check_strength(a.strength)
+    load_image(a.image)  # fail on a bad file before loading the prior
+    prior = load_prior(a)
+    image = load_image(a.image, prior.image_shape[1:])
+    bar = Progress("sdedit")
+    try:
+        result = diffrep.sdedit(prior, image, prompt=a.prompt, strength=a.strength, n=a.n, seed=a.seed,
+                                steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta, callback=bar)
+    finally:
+        bar.close()
+    result.info["config"] |= {"prior": a.prior, "image": str(a.image)}
+    return _report(result.save(a.out, a.overwrite), result.info)
+
+
+def run_inpaint(a: InpaintArgs) -> int:
+    import diffrep
+    from diffrep.api import check_positive_int, check_sample_options
+    from diffrep.export import check_output_dir, load_image, load_mask
+
+    check_output_dir(a.out, a.overwrite)
+    check_sample_options("pixels", "ddim", a.n, a.steps, a.guidance_scale, a.eta)
+    check_positive_int("rounds", a.rounds)
+    load_image(a.image), load_image(a.mask)  # fail on a bad file before loading the prior
+    prior = load_prior(a)
+    image = load_image(a.image, prior.image_shape[1:])
+    mask = load_mask(a.mask, prior.image_shape[1:])
+    bar = Progress("repaint")
+    try:
+        result = diffrep.inpaint(prior, image, mask, prompt=a.prompt, rounds=a.rounds, n=a.n, seed=a.seed,
+                                 steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta, callback=bar)
+    finally:
+        bar.close()
+    result.info["config"] |= {"prior": a.prior, "image": str(a.image), "mask": str(a.mask)}
+    return _report(result.save(a.out, a.overwrite), result.info)
+
+
+def run_toyworld(a: ToyworldArgs) -> int:
+    from diffrep import toyworld as tw
+    from diffrep.api import check_positive_int
+    from diffrep.export import check_output_dir
+
+    check_output_dir(a.out, a.overwrite)
+    check_positive_int("n", a.n)
+    if a.res not in (32, 64):
+        raise InputError(f"res={a.res} is not allowed; the toy world renders 32 or 64")
+    bar = Progress("rendering")
+    try:
+        ds = tw.generate(tw.ToyWorldConfig(n=a.n, res=a.res, seed=a.seed), progress=bar.count)
+    finally:
+        bar.close()
+    tw.write_dataset(ds, a.out, overwrite=a.overwrite)
+    print(f"wrote {len(ds)} images and metadata.json to {a.out}")
+    return 0
+
+
+def run_bench(a: BenchArgs) -> int:
+    from diffrep.bench import run_suite
+
+    path = run_suite(a.suite, quick=a.quick, results=a.results, log=lambda s: print(s, file=sys.stderr))
+    print(f"results: {path}")
+    return 0
+
+
+def _report(out: Path, info: dict) -> int:
+    evals, secs = info["prior_evaluations"], info["timings"]["sampling_s"]
+    print(f"{evals} prior evaluations in {secs:.2f} s")
+    print(f"samples: {out / 'samples.png'}")
+    print(f"tensors and run record: {out / 'samples.safetensors'}, {out / 'run.json'}")
+    return 0
+
+
+RUNNERS = {SampleArgs: run_sample, SdeditArgs: run_sdedit, InpaintArgs: run_inpaint, ToyworldArgs: run_toyworld,
+           BenchArgs: run_bench}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

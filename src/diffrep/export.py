@@ -1,0 +1,118 @@
+"""Writing results: image grids, tensors, run records, all atomically; reading input images."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from diffrep.errors import InputError
+
+
+def to_uint8(images: Tensor) -> Tensor:
+    """``[N, C, H, W]`` in [-1, 1] -> uint8 ``[N, H, W, C]`` (clipped)."""
+    return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
+
+
+def image_grid(images: Tensor, nrow: int | None = None, scale: int = 1, pad: int = 1) -> "PIL.Image.Image":  # noqa: F821
+    """Tile ``[N, C, H, W]`` images in [-1, 1] into one PIL image (white padding, nearest upscaling)."""
+    from PIL import Image
+
+    n, c, h, w = images.shape
+    nrow = nrow or min(n, 8)
+    rows = (n + nrow - 1) // nrow
+    canvas = torch.full((rows * (h + pad) + pad, nrow * (w + pad) + pad, 3), 255, dtype=torch.uint8)
+    tiles = to_uint8(images)
+    tiles = tiles.expand(-1, -1, -1, 3) if c == 1 else tiles[..., :3]
+    for i, tile in enumerate(tiles):
+        r, q = divmod(i, nrow)
+        canvas[pad + r * (h + pad): pad + r * (h + pad) + h, pad + q * (w + pad): pad + q * (w + pad) + w] = tile
+    img = Image.fromarray(canvas.numpy())
+    return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img
+
+
+def load_image(path: str | Path, size: tuple[int, int] | None = None) -> Tensor:
+    """Read a PNG/JPEG as ``[1, 3, H, W]`` in [-1, 1], resized (bicubic) to ``size = (H, W)``."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"input image {str(path)!r} does not exist or is not a file")
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            if size is not None and img.size != (size[1], size[0]):
+                img = img.resize((size[1], size[0]), Image.BICUBIC)
+            data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(img.height, img.width, 3)
+    except (UnidentifiedImageError, OSError) as e:
+        raise InputError(f"input {str(path)!r} is not a readable image (PNG or JPEG): {e}") from None
+    return data.permute(2, 0, 1)[None].float() / 127.5 - 1
+
+
+def load_mask(path: str | Path, size: tuple[int, int]) -> Tensor:
+    """A mask image as ``[1, 1, H, W]`` in {0, 1}: white (> 50 %) = known."""
+    return (load_image(path, size).mean(1, keepdim=True) > 0).float()
+
+
+def check_output_dir(out: str | Path, overwrite: bool) -> Path:
+    """Fail early, before any work, if ``out`` cannot take a new result."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output {str(out)!r} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise InputError(f"output folder {str(out)!r} is not empty; pass --overwrite or choose another folder")
+    parent = out.resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"output folder {str(out)!r} is not writable: {str(parent)!r} is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"output folder {str(out)!r} is not writable (no write permission on {str(parent)!r})")
+    return out
+
+
+def write_folder(out: str | Path, files: dict[str, Any], overwrite: bool) -> Path:
+    """Write ``files`` (name -> bytes, PIL image, tensor dict or JSON-able dict) into ``out``
+    atomically: everything goes to a temporary sibling folder that replaces ``out`` at the end."""
+    out = check_output_dir(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for name, value in files.items():
+            _write_one(tmp / name, value)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _write_one(path: Path, value: Any) -> None:
+    from safetensors.torch import save_file
+
+    if isinstance(value, (bytes, bytearray)):
+        path.write_bytes(value)
+    elif hasattr(value, "save") and hasattr(value, "mode"):  # a PIL image
+        value.save(path)
+    elif path.suffix == ".safetensors":
+        save_file({k: v.detach().contiguous().cpu() for k, v in value.items()}, path)
+    else:
+        path.write_text(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a text file via a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)

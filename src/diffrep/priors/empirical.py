@@ -1,0 +1,149 @@
+"""The empirical prior: the exact optimal denoiser of a finite image set (design §2).
+
+``x0_hat(x_t) = sum_i softmax_i(-|x_t - a_t x_i|^2 / (2 s_t^2)) x_i`` over the images whose
+labels match the condition; the unconditional model uses the whole set, so CFG is exact too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from diffrep.errors import InputError
+from diffrep.priors.base import noise_levels
+from diffrep.priors.prompts import LabelQuery, parse_prompt
+from diffrep.schedule import linear_schedule
+
+
+class EmpiricalPrior:
+    """Closed-form denoiser of ``data [N, C, H, W]`` with integer ``labels`` (name -> [N]).
+
+    ``vocab`` maps each label name to its value names (for prompts); ``cond`` is ``None``, a
+    ``LabelQuery``, or a list with one of those per batch element."""
+
+    def __init__(self, data: Tensor, labels: dict[str, Tensor] | None = None,
+                 vocab: dict[str, tuple[str, ...]] | None = None, alphas_cumprod: Tensor | None = None):
+        self.image_shape = tuple(data.shape[1:])
+        self.data = data
+        self.labels = labels or {}
+        self.vocab = vocab or {}
+        self.alphas_cumprod = linear_schedule() if alphas_cumprod is None else alphas_cumprod
+        self._mean = data.mean(0)
+        self._centred = (data - self._mean).flatten(1)  # centring keeps float32 dot products accurate
+        self._sqnorm = self._centred.pow(2).sum(1)
+        self._subsets: dict[LabelQuery | None, Tensor] = {}
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def encode_prompt(self, text: str | None) -> LabelQuery | None:
+        if not text:
+            return None
+        q = parse_prompt(text, *(self.vocab.get(name, ()) for name in ("kind", "colour", "view")))
+        self.subset(q)  # raises if no data image matches
+        return q
+
+    def subset(self, cond: LabelQuery | None) -> Tensor:
+        """Indices of the data images matching ``cond`` (cached)."""
+        if cond not in self._subsets:
+            keep = torch.ones(len(self), dtype=torch.bool)
+            for name, value in ([] if cond is None else cond.items()):
+                keep &= self.labels[name] == value
+            if not keep.any():
+                raise InputError(f"no data image matches {describe(cond, self.vocab)}; pick fewer or other labels")
+            self._subsets[cond] = keep.nonzero().squeeze(1)
+        return self._subsets[cond]
+
+    def posterior(self, x_t: Tensor, t: Tensor, cond: LabelQuery | None) -> tuple[Tensor, Tensor]:
+        """Posterior weights ``[B, M]`` over the matching subset, and its indices ``[M]``."""
+        idx = self.subset(cond)
+        a, s = noise_levels(self.alphas_cumprod, t, torch.float32)
+        a, s = a.view(-1, 1), s.view(-1, 1)
+        x = (x_t.float() - a.view(-1, 1, 1, 1) * self._mean).flatten(1)
+        X, sq = self._centred[idx], self._sqnorm[idx]
+        logits = (a * (x @ X.T) - 0.5 * a**2 * sq) / s**2  # -|x - a X|^2 / 2s^2 up to a constant
+        return torch.softmax(logits, dim=1), idx
+
+    def denoise(self, x_t: Tensor, t: Tensor, cond: Any = None) -> Tensor:
+        """Posterior mean ``E[x_0 | x_t]`` ``[B, C, H, W]``."""
+        conds = cond if isinstance(cond, list) else [cond] * x_t.shape[0]
+        x0 = torch.empty_like(x_t, dtype=torch.float32)
+        for q in set(conds):
+            rows = torch.tensor([i for i, c in enumerate(conds) if c == q])
+            w, idx = self.posterior(x_t[rows], t[rows], q)
+            x0[rows] = (w @ self._centred[idx]).view(-1, *self.image_shape) + self._mean
+        return x0.to(x_t.dtype)
+
+    def eps(self, x_t: Tensor, t: Tensor, cond: Any = None) -> Tensor:
+        a, s = noise_levels(self.alphas_cumprod, t, x_t.dtype)
+        return (x_t - a * self.denoise(x_t, t, cond)) / s
+
+
+def describe(cond: LabelQuery | None, vocab: dict[str, tuple[str, ...]]) -> str:
+    if cond is None:
+        return "the unconditional query"
+    return ", ".join(f"{name}={vocab[name][v] if v < len(vocab.get(name, ())) else v}" for name, v in cond.items())
+
+
+def cache_dir() -> Path:
+    """``$DIFFREP_CACHE_DIR`` or the user's cache directory."""
+    if env := os.environ.get("DIFFREP_CACHE_DIR"):
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("diffrep"))
+
+
+def _toyworld_source_hash() -> str:
+    """Hash of the toy-world renderer's source, so a changed renderer never reuses a stale cache."""
+    import diffrep.toyworld as tw
+
+    h = hashlib.sha256()
+    for path in sorted(Path(tw.__file__).parent.glob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def toyworld_data(n: int, res: int, seed: int, progress: Callable[[int, int], None] | None = None) -> dict[str, Tensor]:
+    """Generate (or load from the cache) a toy-world set as uint8 images plus labels."""
+    from safetensors.torch import load_file, save_file
+
+    from diffrep import toyworld as tw
+
+    path = cache_dir() / f"toyworld-n{n}-r{res}-s{seed}-{_toyworld_source_hash()}.safetensors"
+    if path.exists():
+        return load_file(path)
+    ds = tw.generate(tw.ToyWorldConfig(n=n, res=res, seed=seed), progress=progress)
+    tensors = {
+        "images": ((ds.images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8),
+        "kind": ds.kind, "colour": ds.colour, "view": ds.view,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, tmp)
+    os.replace(tmp, path)
+    return tensors
+
+
+def toyworld_prior(n: int = 10_000, res: int = 32, seed: int = 0, schedule: str = "linear",
+                   progress: Callable[[int, int], None] | None = None) -> EmpiricalPrior:
+    """The embedded default: the empirical prior over ``n`` toy-world images (cached on disk)."""
+    from diffrep import toyworld as tw
+    from diffrep.schedule import make_schedule
+
+    if res not in (32, 64):
+        raise InputError(f"res={res} is not allowed; the toy world renders 32 or 64")
+    if n < 1:
+        raise InputError(f"n={n} must be a positive integer")
+    d = toyworld_data(n, res, seed, progress)
+    data = d["images"].float() / 127.5 - 1
+    labels = {name: d[name].long() for name in ("kind", "colour", "view")}
+    vocab = {"kind": tw.KINDS, "colour": tw.COLOURS, "view": tw.VIEWS}
+    return EmpiricalPrior(data, labels, vocab, make_schedule(schedule))
+

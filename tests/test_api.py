@@ -1,0 +1,48 @@
+import importlib
+
+import pytest
+import torch
+
+import diffrep
+from diffrep.errors import InputError
+
+
+def test_all_names_import():
+    for name in diffrep.__all__:
+        assert getattr(diffrep, name) is not None, name
+    for mod in ("diffrep.priors", "diffrep.toyworld"):
+        m = importlib.import_module(mod)
+        for name in m.__all__:
+            assert getattr(m, name) is not None, (mod, name)
+
+
+def test_sample_result_shape_info_and_determinism():
+    r = diffrep.sample("gmm", prompt="green", n=3, steps=10, seed=7)
+    assert r.images.shape == (3, 3, 16, 16) and r.images.abs().max() <= 1
+    assert r.info["prior_evaluations"] == 3 * 10 * 2 and r.info["seed"] == 7
+    assert torch.equal(r.images, diffrep.sample("gmm", prompt="green", n=3, steps=10, seed=7).images)
+    assert not torch.equal(r.images, diffrep.sample("gmm", prompt="green", n=3, steps=10, seed=8, eta=1.0).images)
+
+
+def test_sample_follows_the_gmm_condition():
+    r = diffrep.sample("gmm", prompt="yellow", n=8, steps=20, guidance_scale=1.0, method="ddpm")
+    assert (r.images[:, :2].mean((0, 2, 3)) > 0.6).all() and r.images[:, 2].mean() < -0.6
+
+
+def test_sample_rejects_bad_options():
+    with pytest.raises(InputError, match="not available yet"):
+        diffrep.sample("gmm", rep="nerf")
+    with pytest.raises(InputError, match="unknown option 'lr'"):
+        diffrep.sample("gmm", lr=0.1)
+    with pytest.raises(InputError, match="either prompt or cond"):
+        diffrep.sample("gmm", prompt="red", cond=torch.tensor([True, False, False, False]))
+
+
+def test_result_save_is_atomic_and_refuses_non_empty(tmp_path):
+    r = diffrep.sample("gmm", n=1, steps=2)
+    out = r.save(tmp_path / "r")
+    assert (out / "run.json").exists()
+    with pytest.raises(InputError, match="not empty"):
+        r.save(out)
+    r.save(out, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # no temporary folder left behind

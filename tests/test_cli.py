@@ -1,0 +1,138 @@
+"""The command line: a tiny end-to-end run, and every bad input as one line with exit code 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from diffrep.cli import main
+
+SMALL = ["--prior", "gmm", "--steps", "5", "--n", "2"]
+
+
+def run(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_sample_end_to_end_gmm(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, _ = run(["sample", "--prompt", "blue", "--out", str(out), *SMALL], capsys)
+    assert code == 0 and str(out / "samples.png") in stdout
+    assert Image.open(out / "samples.png").size[0] > 32
+    images = load_file(out / "samples.safetensors")["images"]
+    assert images.shape == (2, 3, 16, 16)
+    assert images[:, 2].mean() > 0.5 and images[:, 0].mean() < -0.5  # blue
+    record = json.loads((out / "run.json").read_text())
+    assert record["seed"] == 0 and record["prior_evaluations"] == 2 * 5 * 2
+    assert record["config"]["prompt"] == "blue" and "torch" in record["versions"]
+    assert sorted(p.name for p in out.iterdir()) == ["run.json", "samples.png", "samples.safetensors"]
+
+
+def test_sample_end_to_end_toyworld_subprocess(tmp_path):
+    """The real entry point with the embedded default prior (a small data set)."""
+    out = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "diffrep.cli", "sample", "--toyworld-n", "300", "--n", "2", "--steps", "10",
+           "--prompt", "a red mug", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    images = load_file(out / "samples.safetensors")["images"]
+    assert images.shape == (2, 3, 32, 32)
+    assert images[:, 0].mean() > images[:, 2].mean()  # red dominates blue somewhere on the object
+
+
+def test_same_seed_same_result(tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        assert run(["sample", "--prompt", "red", "--eta", "1", "--out", str(out), *SMALL], capsys)[0] == 0
+    assert torch.equal(load_file(a / "samples.safetensors")["images"], load_file(b / "samples.safetensors")["images"])
+
+
+def write_png(path, size=(16, 16), colour=(0, 0, 255)):
+    Image.new("RGB", size, colour).save(path)
+    return path
+
+
+def test_sdedit_and_inpaint_end_to_end(tmp_path, capsys):
+    img = write_png(tmp_path / "in.png", (20, 20))
+    mask = Image.new("L", (16, 16), 0)
+    mask.paste(255, (0, 0, 8, 16))
+    mask.save(tmp_path / "mask.png")
+    code, _, _ = run(["sdedit", "--image", str(img), "--prompt", "green", "--strength", "0.9",
+                      "--out", str(tmp_path / "e"), *SMALL], capsys)
+    assert code == 0 and load_file(tmp_path / "e" / "samples.safetensors")["images"].shape == (2, 3, 16, 16)
+    code, _, _ = run(["inpaint", "--image", str(img), "--mask", str(tmp_path / "mask.png"), "--rounds", "2",
+                      "--out", str(tmp_path / "i"), *SMALL], capsys)
+    images = load_file(tmp_path / "i" / "samples.safetensors")["images"]
+    assert code == 0
+    torch.testing.assert_close(images[..., :8], torch.tensor([-1.0, -1.0, 1.0]).view(1, 3, 1, 1).expand(2, 3, 16, 8))
+
+
+def bad_cases(tmp_path):
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "x").write_text("x")
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    notimg = tmp_path / "notimg.png"
+    notimg.write_text("not an image")
+    out = str(tmp_path / "o")
+    img = str(write_png(tmp_path / "ok.png"))
+    return [
+        (["sample", "--prior", "sd9", "--out", out], "unknown prior 'sd9'; allowed: toyworld, gaussian, gmm"),
+        (["sample", "--method", "magic", "--out", out, *SMALL], "unknown method 'magic'; allowed: ddim, ddpm"),
+        (["sample", "--method", "sds", "--out", out, *SMALL], "method 'sds' is not available yet"),
+        (["sample", "--rep", "voxels", "--out", out, *SMALL], "unknown rep 'voxels'; allowed: pixels"),
+        (["sample", "--prompt", "purple", "--out", out, *SMALL], "unknown prompt 'purple' for the gmm prior"),
+        (["sample", "--prompt", "a red zebra", "--toyworld-n", "300", "--n", "1", "--steps", "2", "--out", out],
+         "unknown word 'zebra'"),
+        (["sample", "--steps", "0", "--out", out, *SMALL[:2]], "steps=0 is not allowed; it must be a positive integer"),
+        (["sample", "--n", "-3", "--out", out, *SMALL[:2]], "n=-3 is not allowed; it must be a positive integer"),
+        (["sample", "--guidance-scale", "nan", "--out", out, *SMALL], "guidance_scale=nan is not allowed"),
+        (["sample", "--guidance-scale", "inf", "--out", out, *SMALL], "guidance_scale=inf is not allowed"),
+        (["sample", "--guidance-scale", "-1", "--out", out, *SMALL], "guidance_scale=-1.0 is not allowed"),
+        (["sample", "--eta", "-0.5", "--out", out, *SMALL], "eta=-0.5 is not allowed"),
+        (["sample", "--out", str(full), *SMALL], "is not empty; pass --overwrite"),
+        (["sample", "--out", str(afile / "sub"), *SMALL], "is not writable"),
+        (["sample", "--out", str(afile), *SMALL], "exists and is not a folder"),
+        (["sample", "--res", "48", "--out", out, "--n", "1"], "res=48 is not allowed"),
+        (["sdedit", "--image", str(tmp_path / "missing.png"), "--out", out, *SMALL], "does not exist"),
+        (["sdedit", "--image", str(notimg), "--out", out, *SMALL], "is not a readable image"),
+        (["sdedit", "--image", img, "--strength", "1.5", "--out", out, *SMALL], "strength=1.5 is not allowed"),
+        (["inpaint", "--image", img, "--mask", str(notimg), "--out", out, *SMALL], "is not a readable image"),
+        (["inpaint", "--image", img, "--mask", img, "--rounds", "0", "--out", out, *SMALL], "rounds=0"),
+        (["toyworld", "--res", "48", "--out", out], "res=48 is not allowed"),
+        (["toyworld", "--n", "0", "--out", out], "n=0 is not allowed"),
+        (["bench", "nosuch"], "unknown benchmark suite 'nosuch'"),
+    ]
+
+
+def test_bad_input_is_one_line_exit_2_no_output(tmp_path, capsys):
+    for argv, message in bad_cases(tmp_path):
+        code, stdout, stderr = run(argv, capsys)
+        assert code == 2, (argv, stderr)
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("diffrep: error: "), (argv, stderr)
+        assert message in lines[0], (argv, lines[0])
+        assert "Traceback" not in stderr and stdout == ""
+        assert not (tmp_path / "o").exists(), argv
+
+
+def test_tyro_type_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["sample", "--steps", "many", "--out", "x"])
+    assert e.value.code == 2
+
+
+def test_help_is_complete(capsys):
+    for cmd in ([], ["sample"], ["sdedit"], ["inpaint"], ["toyworld"], ["bench"]):
+        with pytest.raises(SystemExit) as e:
+            main([*cmd, "--help"])
+        assert e.value.code == 0
+        text = capsys.readouterr().out
+        assert "usage: diffrep" in text
