@@ -41,3 +41,9 @@ def toy_prior(_isolated_cache):
     from diffrep.priors import toyworld_prior
 
     return toyworld_prior(n=600, res=32, seed=0)
+
+
+def pytest_configure(config):
+    """Under pytest-xdist each worker gets one thread: two workers x two threads oversubscribe two cores."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)

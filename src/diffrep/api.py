@@ -18,10 +18,11 @@ from diffrep.priors.base import check_finite_scale
 from diffrep.samplers import sample_ddim, sample_ddpm, sample_repaint, sample_sdedit
 from diffrep.schedule import timesteps
 
-REPS: tuple[str, ...] = ("pixels",)
-METHODS: tuple[str, ...] = ("ddim", "ddpm")
-PLANNED_REPS: tuple[str, ...] = ("siren", "panorama", "nerf")
-PLANNED_METHODS: tuple[str, ...] = ("ddrep", "sds", "sjc", "lmc", "nfsd", "dds", "multistep_sds", "vsd")
+REPS: tuple[str, ...] = ("pixels", "siren", "panorama")
+IMAGE_METHODS: tuple[str, ...] = ("ddim", "ddpm")
+METHODS: tuple[str, ...] = ("ddim", "ddpm", "ddrep", "sds", "sjc")
+PLANNED_REPS: tuple[str, ...] = ("nerf",)
+PLANNED_METHODS: tuple[str, ...] = ("lmc", "nfsd", "dds", "multistep_sds", "vsd")
 
 
 @dataclass
@@ -31,15 +32,25 @@ class Result:
 
     images: Tensor
     info: dict[str, Any] = field(default_factory=dict)
+    rep: Any = None
+    """The sampled diffrep (an ``nn.Module`` with ``n`` instances), for diffrep methods."""
+    views: Tensor | None = None
+    """Panoramas: a strip of views ``[N, V, C, H, W]``."""
 
     def save(self, out: str | Path, overwrite: bool = False) -> Path:
-        """Write ``samples.png`` (grid), ``samples.safetensors`` and ``run.json`` into ``out``."""
+        """Write ``samples.png`` (grid; panoramas one per row), ``samples.safetensors``,
+        ``run.json``, and for diffreps ``rep.safetensors`` (weights) and ``views.png`` (panoramas)."""
         from diffrep.export import image_grid, write_folder
 
-        scale = max(1, 128 // self.images.shape[-1])
-        files = {"samples.png": image_grid(self.images, scale=scale),
-                 "samples.safetensors": {"images": self.images},
-                 "run.json": self.info | {"outputs": ["samples.png", "samples.safetensors"]}}
+        h, w = self.images.shape[-2:]
+        scale = max(1, 128 // h)
+        files = {"samples.png": image_grid(self.images, nrow=1 if w > 2 * h else None, scale=scale),
+                 "samples.safetensors": {"images": self.images}}
+        if self.rep is not None:
+            files["rep.safetensors"] = dict(self.rep.state_dict())
+        if self.views is not None:
+            files["views.png"] = image_grid(self.views.flatten(0, 1), nrow=self.views.shape[1], scale=scale)
+        files["run.json"] = self.info | {"outputs": sorted(files)}
         return write_folder(out, files, overwrite)
 
 
@@ -99,11 +110,67 @@ def _run(prior: Prior, fn, config: dict[str, Any], seed: int) -> Result:
     counted = CountingPrior(prior)
     generator = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
-    images = fn(counted, generator)
+    out = fn(counted, generator)
     elapsed = time.perf_counter() - start
-    info = {"config": config, "seed": seed, "prior_evaluations": counted.evaluations,
-            "timings": {"sampling_s": round(elapsed, 4)}, "versions": versions()}
-    return Result(images.clamp(-1, 1).float(), info)
+    result = out if isinstance(out, Result) else Result(out)
+    result.images = result.images.clamp(-1, 1).float()
+    result.info = {"config": config, "seed": seed, "prior_evaluations": counted.evaluations,
+                   "timings": {"sampling_s": round(elapsed, 4)}, "versions": versions()}
+    return result
+
+
+def split_options(options: dict[str, Any], *configs: type) -> tuple[list[Any], dict[str, Any]]:
+    """Build each config dataclass from the options named by its fields; return the rest."""
+    from dataclasses import fields
+
+    rest, built = dict(options), []
+    for cls in configs:
+        names = {f.name for f in fields(cls)}
+        built.append(cls(**{k: rest.pop(k) for k in list(rest) if k in names}))
+    return built, rest
+
+
+def _diffrep_run(method: str, rep_name: str, n: int, steps: int, cond: Any, guidance_scale: float, eta: float,
+                 options: dict[str, Any], callback):
+    """The closure that samples a diffrep with ``method``; validates every option before running."""
+    from diffrep.methods import DDRepOptions, OptimConfig, SDSOptions, SJCOptions, ddrep_sample, run_sds, run_sjc
+    from diffrep.methods.validate import check_method_options
+    from diffrep.reps import make_rep
+
+    method_cls = {"ddrep": (DDRepOptions,), "sds": (SDSOptions, OptimConfig), "sjc": (SJCOptions, OptimConfig)}[method]
+    method_opts, rep_opts = split_options(options, *method_cls)
+    check_method_options(method, method_opts, rep_name)
+
+    def run(p: Prior, g: torch.Generator) -> Result:
+        rep = make_rep(rep_name, p.image_shape, n, generator=g, **rep_opts)
+        if method == "ddrep" and method_opts[0].solver == "closed" and not rep.linear:
+            raise InputError(f"solver 'closed' needs a diffrep linear in its parameters; this {rep_name} is not "
+                             "(tanh or augmentation make pixels nonlinear)")
+        if method == "ddrep":
+            ts = timesteps(len(p.alphas_cumprod), steps)
+            o = method_opts[0]
+            ddrep_sample(p, rep, ts, cond, guidance_scale=guidance_scale, eta=eta, rounds=o.rounds,
+                         pull=o.pullback(), views_per_step=o.views_per_step, generator=g,
+                         callback=_progress(callback, len(ts)))
+        else:
+            optim = method_opts[1]
+            step_cb = None if callback is None else (lambda d: callback(d | {"step": d["i"] + 1, "steps": optim.iters}))
+            fn = run_sds if method == "sds" else run_sjc
+            fn(p, rep, cond, guidance_scale=guidance_scale, options=method_opts[0], optim=optim, generator=g,
+               callback=step_cb)
+        return render_result(rep)
+
+    return run, method_opts
+
+
+@torch.no_grad()
+def render_result(rep) -> Result:
+    """Canonical renders (panoramas: the full canvas plus a strip of 6 evenly spaced views)."""
+    if hasattr(rep, "canvas"):
+        W = rep.canvas_shape[-1]
+        views = torch.arange(6).mul(W // 6).expand(rep.n, 6)
+        return Result(rep.canvas(), rep=rep, views=rep(views).clamp(-1, 1))
+    return Result(rep(None)[:, 0], rep=rep)
 
 
 def sample(prior: Prior | str = "toyworld", *, rep: str = "pixels", method: str = "ddim", prompt: str | None = None,
@@ -116,10 +183,20 @@ def sample(prior: Prior | str = "toyworld", *, rep: str = "pixels", method: str 
     torch.Size([4, 3, 16, 16])
     """
     check_sample_options(rep, method, n, steps, guidance_scale, eta)
-    if options:
+    if method in IMAGE_METHODS and rep != "pixels":
+        raise InputError(f"method {method!r} samples images directly and needs rep 'pixels'; "
+                         f"for rep {rep!r} use one of: ddrep, sds, sjc")
+    if method in IMAGE_METHODS and options:
         raise InputError(f"unknown option {next(iter(options))!r} for method {method!r} on rep {rep!r}")
     prior = resolve_prior(prior)
     c = _condition(prior, prompt, cond)
+    config = {"rep": rep, "method": method, "prompt": prompt, "n": n, "steps": steps,
+              "guidance_scale": guidance_scale, "eta": eta if method in ("ddim", "ddrep") else 1.0}
+    if method not in IMAGE_METHODS:
+        run, method_opts = _diffrep_run(method, rep, n, steps, c, guidance_scale, eta, options, callback)
+        from dataclasses import asdict
+
+        return _run(prior, run, config | {"options": options} | {type(o).__name__: asdict(o) for o in method_opts}, seed)
     ts = timesteps(len(prior.alphas_cumprod), steps)
 
     def run(p: Prior, g: torch.Generator) -> Tensor:
@@ -128,8 +205,6 @@ def sample(prior: Prior | str = "toyworld", *, rep: str = "pixels", method: str 
             return sample_ddpm(p, x, ts, c, guidance_scale=guidance_scale, generator=g, callback=_progress(callback, len(ts)))
         return sample_ddim(p, x, ts, c, guidance_scale=guidance_scale, eta=eta, generator=g, callback=_progress(callback, len(ts)))
 
-    config = {"rep": rep, "method": method, "prompt": prompt, "n": n, "steps": steps,
-              "guidance_scale": guidance_scale, "eta": eta if method == "ddim" else 1.0}
     return _run(prior, run, config, seed)
 
 

@@ -1,0 +1,119 @@
+"""DDRep: the reverse diffusion process pulled back into parameter space (design §5).
+
+The diffrep ``f_θ`` holds only the clean part; a noise state ``ε`` lives beside it (one canvas
+per instance, which views crop), so that ``x_t(π) = a_t f_θ(π) + s_t ε_π``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from diffrep.methods.pullback import PullbackConfig, pullback
+from diffrep.priors.base import Prior, as_timesteps, cfg_eps
+from diffrep.schedule import StepCoefficients, ddim_coefficients
+
+
+def noise_shape(rep) -> tuple[int, ...]:
+    """Shape of the noise state: the rep's canvas if it has one, else one view per instance."""
+    return tuple(getattr(rep, "noise_shape", (rep.n, *rep.image_shape)))
+
+
+def crop_noise(rep, noise: Tensor, views) -> Tensor:
+    """The noise of each view, ``[n, V, C, H, W]`` (a crop of the canvas for panoramas)."""
+    if hasattr(rep, "crop_noise"):
+        return rep.crop_noise(noise, views)
+    return noise[:, None]
+
+
+def clean_target(x_hat: Tensor, D: Tensor, k: StepCoefficients) -> Tensor:
+    """Step 3: ``x̂_s = D + (ρ a_t)/(s_t a_s) (x̂ - D)`` — DDIM's step on the clean component."""
+    return D + (k.rho * k.a_t / (k.s_t * k.a_s)) * (x_hat - D)
+
+
+def reverse_noise(noise: Tensor, k: StepCoefficients, generator: torch.Generator | None) -> Tensor:
+    """Step 3: ``ε_s = (ρ ε + c z) / s_s``; model-free, stays standard normal."""
+    if k.s_s == 0:
+        return noise
+    z = torch.randn(noise.shape, generator=generator, dtype=noise.dtype) if k.c > 0 else 0.0
+    return (k.rho * noise + k.c * z) / k.s_s
+
+
+def forward_noise_kernel(noise: Tensor, k: StepCoefficients, generator: torch.Generator | None) -> Tensor:
+    """RePaint's forward step ``s -> t`` for the DDIM process (Bayes on the reverse kernel):
+    ``ε_t = (ρ ε_s + c z') / s_s``, the clean part unchanged (derivation: docs/ddrep.md)."""
+    return reverse_noise(noise, k, generator)
+
+
+def denoise_views(prior: Prior, x_hat: Tensor, eps_views: Tensor, t: int, k: StepCoefficients, cond: Any,
+                  guidance_scale: float) -> Tensor:
+    """Steps 1–2: ``x_t = a_t x̂ + s_t ε_π``, then Tweedie's ``D = (x_t - s_t ε̂) / a_t`` per view."""
+    n, V = x_hat.shape[:2]
+    x_t = (k.a_t * x_hat + k.s_t * eps_views).flatten(0, 1)
+    conds = [c for c in cond for _ in range(V)] if isinstance(cond, list) else cond
+    eps_hat = cfg_eps(prior, x_t, as_timesteps(t, n * V), conds, guidance_scale)
+    return ((x_t - k.s_t * eps_hat) / k.a_t).view_as(x_hat)
+
+
+def ddrep_step(prior: Prior, rep, noise: Tensor, t: int, s: int, cond: Any, *, guidance_scale: float, eta: float,
+               pull: PullbackConfig, views=None, generator: torch.Generator | None = None) -> Tensor:
+    """One reverse step ``t -> s`` of DDRep: updates ``rep`` in place, returns the new noise state."""
+    k = ddim_coefficients(prior.alphas_cumprod, t, s, eta)
+    with torch.no_grad():
+        x_hat = rep(views)
+        D = denoise_views(prior, x_hat, crop_noise(rep, noise, views), t, k, cond, guidance_scale)
+        target = clean_target(x_hat, D, k) if s >= 0 else D
+    pullback(rep, views, target, pull)  # Step 4: θ_s = argmin Σ_π ‖f_θ'(π) - x̂_s(π)‖²
+    return reverse_noise(noise, k, generator)  # Step 5: ε ← ε_s
+
+
+def ddrep_sample(prior: Prior, rep, ts: list[int], cond: Any = None, *, guidance_scale: float = 1.0, eta: float = 0.0,
+                 rounds: int = 1, pull: PullbackConfig = PullbackConfig(), views_per_step: int = 1,
+                 noise: Tensor | None = None, generator: torch.Generator | None = None, callback=None) -> Tensor:
+    """Sample ``rep`` (in place) with DDRep; ``rounds = r`` RePaint harmonisation rounds per step.
+
+    ``noise`` is the initial noise state (default: drawn from ``generator``); returns the final
+    noise state. Views: reps with ``random_views`` are evaluated on ``views_per_step`` random
+    views per step; others on their canonical view."""
+    if noise is None:
+        noise = torch.randn(noise_shape(rep), generator=generator)
+    ab = prior.alphas_cumprod
+    for i, t in enumerate(ts):
+        s = ts[i + 1] if i + 1 < len(ts) else -1
+        for u in range(rounds):
+            views = rep.random_views(views_per_step, generator) if views_per_step > 0 else None
+            noise = ddrep_step(prior, rep, noise, t, s, cond, guidance_scale=guidance_scale, eta=eta, pull=pull,
+                               views=views, generator=generator)
+            if u < rounds - 1 and s >= 0:  # RePaint: forward s -> t, then reverse again
+                noise = forward_noise_kernel(noise, ddim_coefficients(ab, t, s, eta), generator)
+        if callback is not None:
+            callback({"i": i, "t": t, "rep": rep, "noise": noise})
+    return noise
+
+
+@dataclass(frozen=True)
+class DDRepOptions:
+    """DDRep: separated noise, DDIM with eta, per-step least squares, RePaint rounds."""
+
+    rounds: int = 1
+    """RePaint harmonisation rounds r per step (1 = none; needs eta > 0 to act)."""
+    views_per_step: int = 4
+    """Views evaluated by the prior per step, for reps with several views (panorama)."""
+    solver: str = "gn"
+    """Pullback solver: gn (Gauss–Newton + CG), adam (paper's reference), closed (linear reps only)."""
+    adam_iters: int = 200
+    """adam: iterations per step (paper: 200)."""
+    adam_lr: float = 1e-3
+    """adam: learning rate."""
+    gn_iters: int = 1
+    """gn: Gauss–Newton iterations per step."""
+    cg_iters: int = 20
+    """gn: conjugate-gradient iterations per Gauss–Newton iteration."""
+    damping: float = 0.0
+    """gn: Levenberg–Marquardt damping."""
+
+    def pullback(self) -> PullbackConfig:
+        return PullbackConfig(self.solver, self.adam_iters, self.adam_lr, self.gn_iters, self.cg_iters, self.damping)

@@ -1,0 +1,171 @@
+"""Mode-seeking distillation (design §4): image-space gradients and the one optimisation loop.
+
+Every method returns an image-space gradient ``g`` that is pushed through the renderer with
+the surrogate loss ``½‖x - sg(x - g)‖²`` (sum over pixels, mean over the batch), so that
+``∂loss/∂θ = Jᵀ g``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from diffrep.priors.base import Prior, cfg_eps, noise_levels
+
+WEIGHTINGS: tuple[str, ...] = ("s2", "one", "snr_inverse")
+ANNEALING: tuple[str, ...] = ("none", "linear", "sqrt")
+
+
+def t_bounds(T: int, t_range: tuple[float, float]) -> tuple[int, int]:
+    """Integer ``[t_min, t_max]`` from fractions of ``T``."""
+    return max(0, round(t_range[0] * T)), min(T - 1, round(t_range[1] * T))
+
+
+def annealed_t_max(t_min: int, t_max: int, progress: float, annealing: str) -> int:
+    """``t_max`` moved towards ``t_min`` as the run progresses (DreamFusion-style annealing)."""
+    frac = {"none": 0.0, "linear": progress, "sqrt": math.sqrt(progress)}[annealing]
+    return max(t_min, round(t_max - frac * (t_max - t_min)))
+
+
+def sds_weight(alphas_cumprod: Tensor, t: Tensor, weighting: str) -> Tensor:
+    """``w(t)``: ``s2`` = ``1 - ᾱ_t`` (DreamFusion), ``one``, ``snr_inverse`` = ``s_t² / a_t²``; ``[B, 1, 1, 1]``."""
+    a, s = noise_levels(alphas_cumprod, t, torch.float32)
+    w = {"s2": s**2, "one": torch.ones_like(s), "snr_inverse": s**2 / a**2}[weighting]
+    return w
+
+
+def sds_grad(prior: Prior, x: Tensor, cond: Any, *, t: Tensor, eps: Tensor, guidance_scale: float,
+             weighting: str = "s2") -> Tensor:
+    """SDS (DreamFusion): ``g = w(t) (ε̂_w(a_t x + s_t ε, t) - ε)``; ``x, eps: [B, C, H, W]``, ``t: [B]``."""
+    a, s = noise_levels(prior.alphas_cumprod, t, x.dtype)
+    x_t = a * x + s * eps
+    eps_hat = cfg_eps(prior, x_t, t, cond, guidance_scale)
+    return sds_weight(prior.alphas_cumprod, t, weighting).to(x.dtype) * (eps_hat - eps)
+
+
+def sjc_grad(prior: Prior, x: Tensor, cond: Any, *, t: Tensor, noise: Tensor, guidance_scale: float,
+             variance_reduced: bool = True) -> Tensor:
+    """SJC's perturb-and-average scoring: ``y = x + σ n``, ``g = -(D(y; σ) - x) / σ`` with
+    ``σ = s_t / a_t`` (VE view); the plain form uses ``y`` in place of ``x``."""
+    a, s = noise_levels(prior.alphas_cumprod, t, x.dtype)
+    sigma = s / a
+    y = x + sigma * noise
+    eps_hat = cfg_eps(prior, a * y, t, cond, guidance_scale)  # x_t = a_t y
+    D = y - sigma * eps_hat  # D(y; σ) = x̂_0
+    return -(D - (x if variance_reduced else y)) / sigma
+
+
+def surrogate_loss(x: Tensor, g: Tensor) -> Tensor:
+    """``½‖x - sg(x - g)‖²`` summed over pixels, averaged over the batch: its gradient is ``g``."""
+    return 0.5 * (x - (x - g).detach()).pow(2).flatten(1).sum(1).mean()
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """The optimisation loop shared by every mode-seeking method."""
+
+    iters: int = 500
+    """Optimisation iterations."""
+    optimizer: str = "adam"
+    """Optimizer: adam, adamax (SJC's choice), sgd."""
+    lr: float = 1e-2
+    """Peak learning rate."""
+    lr_schedule: str = "constant"
+    """Learning-rate schedule: constant, cosine, linear (decay to 0)."""
+    views_per_step: int = 1
+    """Random views rendered per iteration (reps with several views)."""
+
+
+OPTIMIZERS: tuple[str, ...] = ("adam", "adamax", "sgd")
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "linear")
+
+
+def make_optimizer(params, config: OptimConfig) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    opt = {"adam": torch.optim.Adam, "adamax": torch.optim.Adamax, "sgd": torch.optim.SGD}[config.optimizer](
+        params, lr=config.lr)
+    n = max(1, config.iters)
+    factor = {"constant": lambda k: 1.0, "linear": lambda k: 1 - k / n,
+              "cosine": lambda k: 0.5 * (1 + math.cos(math.pi * k / n))}[config.lr_schedule]
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+GradFn = Callable[[Tensor, int, torch.Generator], Tensor]
+
+
+def distill(rep, grad_fn: GradFn, config: OptimConfig, *, generator: torch.Generator | None = None,
+            callback=None) -> None:
+    """Optimise ``rep`` in place: render views, ask ``grad_fn(x, k, generator)`` for ``g``,
+    step on the surrogate loss. ``x: [n·V, C, H, W]``; ``k`` is the iteration."""
+    opt, sched = make_optimizer(rep.parameters(), config)
+    for k in range(config.iters):
+        views = rep.random_views(config.views_per_step, generator)
+        x = rep(views).flatten(0, 1)
+        with torch.no_grad():
+            g = grad_fn(x.detach(), k, generator)
+        opt.zero_grad(set_to_none=True)
+        surrogate_loss(x, g).backward()
+        opt.step()
+        sched.step()
+        if callback is not None:
+            callback({"i": k, "rep": rep, "grad_norm": g.flatten(1).norm(dim=1).mean().item()})
+
+
+def random_t(n: int, t_min: int, t_max: int, generator: torch.Generator | None) -> Tensor:
+    """``t ~ U{t_min, ..., t_max}``, ``[n]``."""
+    return torch.randint(t_min, t_max + 1, (n,), generator=generator)
+
+
+@dataclass(frozen=True)
+class SDSOptions:
+    """Score distillation sampling (DreamFusion)."""
+
+    t_range: tuple[float, float] = (0.02, 0.98)
+    """Range of t as fractions of T."""
+    weighting: str = "s2"
+    """w(t): s2 = 1 - ᾱ_t (DreamFusion), one, snr_inverse = (1-ᾱ_t)/ᾱ_t."""
+    annealing: str = "none"
+    """Anneal t_max towards t_min over the run: none, linear, sqrt."""
+
+
+@dataclass(frozen=True)
+class SJCOptions:
+    """Score Jacobian chaining (perturb-and-average scoring)."""
+
+    t_range: tuple[float, float] = (0.02, 0.98)
+    """Range of t (hence σ = s_t/a_t) as fractions of T."""
+    variance_reduced: bool = True
+    """Variance-reduced form g = -(D(x+σn) - x)/σ; off: the plain form with y = x + σn for x."""
+    annealing: str = "none"
+    """Anneal the largest t towards the smallest over the run: none, linear, sqrt."""
+
+
+def run_sds(prior: Prior, rep, cond: Any, *, guidance_scale: float, options: SDSOptions, optim: OptimConfig,
+            generator: torch.Generator | None = None, callback=None) -> None:
+    """SDS on any diffrep: ``t ~ U[t_min, t_max(k)]``, fresh ``ε`` every iteration."""
+    t_min, t_max = t_bounds(len(prior.alphas_cumprod), options.t_range)
+
+    def grad_fn(x: Tensor, k: int, g: torch.Generator | None) -> Tensor:
+        t = random_t(x.shape[0], t_min, annealed_t_max(t_min, t_max, k / optim.iters, options.annealing), g)
+        eps = torch.randn(x.shape, generator=g, dtype=x.dtype)
+        return sds_grad(prior, x, cond, t=t, eps=eps, guidance_scale=guidance_scale, weighting=options.weighting)
+
+    distill(rep, grad_fn, optim, generator=generator, callback=callback)
+
+
+def run_sjc(prior: Prior, rep, cond: Any, *, guidance_scale: float, options: SJCOptions, optim: OptimConfig,
+            generator: torch.Generator | None = None, callback=None) -> None:
+    """SJC on any diffrep: ``σ`` from the schedule's VE range, fresh ``n`` every iteration."""
+    t_min, t_max = t_bounds(len(prior.alphas_cumprod), options.t_range)
+
+    def grad_fn(x: Tensor, k: int, g: torch.Generator | None) -> Tensor:
+        t = random_t(x.shape[0], t_min, annealed_t_max(t_min, t_max, k / optim.iters, options.annealing), g)
+        noise = torch.randn(x.shape, generator=g, dtype=x.dtype)
+        return sjc_grad(prior, x, cond, t=t, noise=noise, guidance_scale=guidance_scale,
+                        variance_reduced=options.variance_reduced)
+
+    distill(rep, grad_fn, optim, generator=generator, callback=callback)

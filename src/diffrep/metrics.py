@@ -1,0 +1,51 @@
+"""Metrics of the evaluation protocol (design §9): fidelity, nearest data, labels, diversity."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def psnr(x: Tensor, y: Tensor) -> Tensor:
+    """Per-image PSNR in dB of ``[N, C, H, W]`` images in [-1, 1] (data range 2)."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
+    return peak_signal_noise_ratio(x.clamp(-1, 1), y.clamp(-1, 1), data_range=2.0, reduction="none",
+                                   dim=(1, 2, 3))
+
+
+def ssim(x: Tensor, y: Tensor) -> Tensor:
+    """Per-image SSIM (Gaussian window 11, σ 1.5) of ``[N, C, H, W]`` images in [-1, 1]."""
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    return structural_similarity_index_measure(x.clamp(-1, 1), y.clamp(-1, 1), data_range=2.0, reduction="none")
+
+
+def nearest_data(images: Tensor, data: Tensor, chunk: int = 4096) -> tuple[Tensor, Tensor]:
+    """Index ``[N]`` of the nearest data image (L2) and the RMS distance to it ``[N]``."""
+    x = images.flatten(1).float()
+    best_d = torch.full((x.shape[0],), float("inf"))
+    best_i = torch.zeros(x.shape[0], dtype=torch.long)
+    for start in range(0, data.shape[0], chunk):
+        d = torch.cdist(x, data[start:start + chunk].flatten(1).float())
+        val, idx = d.min(1)
+        better = val < best_d
+        best_d[better], best_i[better] = val[better], idx[better] + start
+    return best_i, best_d / x.shape[1] ** 0.5
+
+
+def label_accuracy(indices: Tensor, labels: dict[str, Tensor], query) -> dict[str, float]:
+    """Fraction of samples whose nearest data image has each label the query asks for."""
+    return {name: (labels[name][indices] == value).float().mean().item() for name, value in query.items()}
+
+
+def diversity(images: Tensor, nearest: Tensor) -> dict[str, float]:
+    """Coverage (distinct nearest data images / samples) and mean pairwise RMS distance."""
+    n = images.shape[0]
+    d = torch.cdist(images.flatten(1).float(), images.flatten(1).float()) / images[0].numel() ** 0.5
+    mean_pair = d.sum().item() / max(1, n * (n - 1))
+    return {"coverage": len(set(nearest.tolist())) / n, "mean_pairwise_rms": mean_pair}
+
+
+def mean_std(values: Tensor) -> dict[str, float]:
+    return {"mean": round(values.float().mean().item(), 3), "std": round(values.float().std().item(), 3)}
