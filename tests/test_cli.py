@@ -85,9 +85,9 @@ def bad_cases(tmp_path):
     img = str(write_png(tmp_path / "ok.png"))
     return [
         (["sample", "--prior", "sd9", "--out", out], "unknown prior 'sd9'; allowed: toyworld, gaussian, gmm"),
-        (["sample", "--method", "magic", "--out", out, *SMALL], "unknown method 'magic'; allowed: ddim, ddpm"),
-        (["sample", "--method", "sds", "--out", out, *SMALL], "method 'sds' is not available yet"),
-        (["sample", "--rep", "voxels", "--out", out, *SMALL], "unknown rep 'voxels'; allowed: pixels"),
+        (["sample", "--method", "magic", "--out", out, *SMALL], "unknown method 'magic'; allowed: ddim, ddpm, ddrep, sds, sjc"),
+        (["sample", "--method", "lmc", "--out", out, *SMALL], "method 'lmc' is not available yet"),
+        (["sample", "--rep", "voxels", "--out", out, *SMALL], "unknown rep 'voxels'; allowed: pixels, siren, panorama"),
         (["sample", "--prompt", "purple", "--out", out, *SMALL], "unknown prompt 'purple' for the gmm prior"),
         (["sample", "--prompt", "a red zebra", "--toyworld-n", "300", "--n", "1", "--steps", "2", "--out", out],
          "unknown word 'zebra'"),
@@ -109,6 +109,19 @@ def bad_cases(tmp_path):
         (["toyworld", "--res", "48", "--out", out], "res=48 is not allowed"),
         (["toyworld", "--n", "0", "--out", out], "n=0 is not allowed"),
         (["bench", "nosuch"], "unknown benchmark suite 'nosuch'"),
+        (["sample", "--rep", "siren", "--method", "ddim", "--out", out, *SMALL], "needs rep 'pixels'"),
+        (["sample", "--rep", "siren", "--method", "ddrep", "--ddrep.solver", "lbfgs", "--prompt", "red", "--out", out,
+          *SMALL], "unknown solver 'lbfgs'; allowed: gn, adam, closed"),
+        (["sample", "--rep", "siren", "--method", "ddrep", "--ddrep.solver", "closed", "--prompt", "red",
+          "--out", out, *SMALL], "solver 'closed' needs a diffrep linear"),
+        (["sample", "--rep", "pixels", "--pixels.tanh", "--method", "ddrep", "--ddrep.solver", "closed",
+          "--prompt", "red", "--out", out, *SMALL], "solver 'closed' needs a diffrep linear"),
+        (["sample", "--rep", "siren", "--method", "sds", "--sds.t-range", "0.5", "0.2", "--prompt", "red",
+          "--out", out, *SMALL], "t_range=(0.5, 0.2) is not allowed"),
+        (["sample", "--rep", "siren", "--method", "sjc", "--optim.lr", "0", "--prompt", "red", "--out", out, *SMALL],
+         "lr=0.0 is not allowed"),
+        (["sample", "--rep", "siren", "--method", "sds", "--optim.optimizer", "lion", "--prompt", "red",
+          "--out", out, *SMALL], "unknown optimizer 'lion'"),
     ]
 
 
@@ -121,6 +134,28 @@ def test_bad_input_is_one_line_exit_2_no_output(tmp_path, capsys):
         assert message in lines[0], (argv, lines[0])
         assert "Traceback" not in stderr and stdout == ""
         assert not (tmp_path / "o").exists(), argv
+
+
+@pytest.mark.parametrize("rep,method", [("siren", "ddrep"), ("panorama", "ddrep"), ("siren", "sds"), ("siren", "sjc"),
+                                        ("pixels", "ddrep")])
+def test_diffrep_methods_end_to_end(tmp_path, capsys, rep, method):
+    out = tmp_path / "r"
+    argv = ["sample", "--rep", rep, "--method", method, "--prompt", "red", "--out", str(out), "--prior", "gmm",
+            "--n", "2", "--steps", "4", "--optim.iters", "5", f"--{rep}.{'init-std' if rep == 'pixels' else 'width'}",
+            "0.1" if rep == "pixels" else "16"]
+    code, stdout, stderr = run(argv, capsys)
+    assert code == 0, stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert {"rep.safetensors", "run.json", "samples.png", "samples.safetensors"} <= set(names)
+    weights = load_file(out / "rep.safetensors")
+    assert weights and all(torch.isfinite(v).all() for v in weights.values())
+    images = load_file(out / "samples.safetensors")["images"]
+    record = json.loads((out / "run.json").read_text())
+    assert record["config"]["method"] == method and record["prior_evaluations"] > 0
+    if rep == "panorama":
+        assert images.shape == (2, 3, 16, 96) and "views.png" in names
+    else:
+        assert images.shape == (2, 3, 16, 16)
 
 
 def test_tyro_type_errors_exit_2(capsys):

@@ -85,6 +85,9 @@ def check_sample_options(rep: str, method: str, n: int, steps: int, guidance_sca
     check_choice("method", method, METHODS, PLANNED_METHODS)
     check_positive_int("n", n), check_positive_int("steps", steps)
     check_finite_scale("guidance_scale", guidance_scale), check_finite_scale("eta", eta)
+    if method in IMAGE_METHODS and rep != "pixels":
+        raise InputError(f"method {method!r} samples images directly and needs rep 'pixels'; "
+                         f"for rep {rep!r} use one of: ddrep, sds, sjc")
 
 
 def check_strength(strength: float) -> float:
@@ -130,16 +133,24 @@ def split_options(options: dict[str, Any], *configs: type) -> tuple[list[Any], d
     return built, rest
 
 
-def _diffrep_run(method: str, rep_name: str, n: int, steps: int, cond: Any, guidance_scale: float, eta: float,
-                 options: dict[str, Any], callback):
-    """The closure that samples a diffrep with ``method``; validates every option before running."""
-    from diffrep.methods import DDRepOptions, OptimConfig, SDSOptions, SJCOptions, ddrep_sample, run_sds, run_sjc
+def method_options(method: str, rep: str, options: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    """Split flat options into the method's validated dataclasses and the rep's options."""
+    from diffrep.methods import DDRepOptions, OptimConfig, SDSOptions, SJCOptions
     from diffrep.methods.validate import check_method_options
-    from diffrep.reps import make_rep
 
     method_cls = {"ddrep": (DDRepOptions,), "sds": (SDSOptions, OptimConfig), "sjc": (SJCOptions, OptimConfig)}[method]
     method_opts, rep_opts = split_options(options, *method_cls)
-    check_method_options(method, method_opts, rep_name)
+    check_method_options(method, method_opts, rep)
+    return method_opts, rep_opts
+
+
+def _diffrep_run(method: str, rep_name: str, n: int, steps: int, cond: Any, guidance_scale: float, eta: float,
+                 options: dict[str, Any], callback):
+    """The closure that samples a diffrep with ``method``; validates every option before running."""
+    from diffrep.methods import ddrep_sample, run_sds, run_sjc
+    from diffrep.reps import make_rep
+
+    method_opts, rep_opts = method_options(method, rep_name, options)
 
     def run(p: Prior, g: torch.Generator) -> Result:
         rep = make_rep(rep_name, p.image_shape, n, generator=g, **rep_opts)
@@ -183,9 +194,6 @@ def sample(prior: Prior | str = "toyworld", *, rep: str = "pixels", method: str 
     torch.Size([4, 3, 16, 16])
     """
     check_sample_options(rep, method, n, steps, guidance_scale, eta)
-    if method in IMAGE_METHODS and rep != "pixels":
-        raise InputError(f"method {method!r} samples images directly and needs rep 'pixels'; "
-                         f"for rep {rep!r} use one of: ddrep, sds, sjc")
     if method in IMAGE_METHODS and options:
         raise InputError(f"unknown option {next(iter(options))!r} for method {method!r} on rep {rep!r}")
     prior = resolve_prior(prior)

@@ -13,6 +13,10 @@ from typing import Annotated
 import tyro
 
 from diffrep.errors import InputError
+from diffrep.methods import DDRepOptions, OptimConfig, SDSOptions, SJCOptions
+from diffrep.reps.panorama import PanoramaConfig
+from diffrep.reps.pixels import PixelsConfig
+from diffrep.reps.siren import SirenConfig
 
 
 @dataclass(frozen=True)
@@ -30,21 +34,41 @@ class SampleArgs:
     res: int = 32
     """toyworld prior only: resolution, 32 or 64."""
     rep: str = "pixels"
-    """Differentiable representation: pixels."""
+    """Differentiable representation: pixels, siren, panorama (360°, writes the canvas and a strip of views)."""
     method: str = "ddim"
-    """Sampling method: ddim (eta controls stochasticity), ddpm (ancestral)."""
+    """Method: ddim, ddpm (image space, rep pixels); ddrep (true sampling of any rep); sds, sjc (mode seeking)."""
     n: int = 8
     """Number of samples."""
     seed: int = 0
     """Random seed; same seed and config give the same result on the same machine."""
     steps: int = 50
-    """Number of denoising steps."""
+    """Number of denoising steps (ddim, ddpm, ddrep); sds and sjc run --optim.iters iterations."""
     guidance_scale: float = 3.0
     """Classifier-free guidance scale w (1 = plain conditional, 0 = unconditional)."""
     eta: float = 0.0
-    """DDIM stochasticity: 0 = deterministic (PF-ODE), 1 = DDPM-like."""
+    """DDIM stochasticity (ddim, ddrep): 0 = deterministic (PF-ODE), 1 = DDPM-like."""
     overwrite: bool = False
     """Replace the contents of a non-empty output folder."""
+    ddrep: DDRepOptions = DDRepOptions()
+    sds: SDSOptions = SDSOptions()
+    sjc: SJCOptions = SJCOptions()
+    optim: OptimConfig = OptimConfig()
+    """Optimisation loop of sds and sjc."""
+    pixels: PixelsConfig = PixelsConfig()
+    siren: SirenConfig = SirenConfig()
+    panorama: PanoramaConfig = PanoramaConfig()
+
+
+def method_options(a: SampleArgs) -> dict:
+    """The flat options ``diffrep.sample`` takes for the chosen method and rep."""
+    if a.method in ("ddim", "ddpm"):
+        return {}
+    opts = {"ddrep": [a.ddrep], "sds": [a.sds, a.optim], "sjc": [a.sjc, a.optim]}.get(a.method, [])
+    opts += [{"pixels": a.pixels, "siren": a.siren, "panorama": a.panorama}[a.rep]] if a.rep in ("pixels", "siren", "panorama") else []
+    out: dict = {}
+    for o in opts:
+        out |= asdict(o)
+    return out
 
 
 @dataclass(frozen=True)
@@ -145,10 +169,10 @@ COMMANDS = {"sample": SampleArgs, "sdedit": SdeditArgs, "inpaint": InpaintArgs, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = tyro.extras.subcommand_cli_from_dict(
-        COMMANDS, args=argv, prog="diffrep",
-        description="diffrep: sample differentiable representations with a diffusion prior.")
     try:
+        args = tyro.extras.subcommand_cli_from_dict(
+            COMMANDS, args=argv, prog="diffrep",
+            description="diffrep: sample differentiable representations with a diffusion prior.")
         return RUNNERS[type(args)](args)
     except InputError as e:
         print(f"diffrep: error: {e}", file=sys.stderr)
@@ -194,15 +218,19 @@ def load_prior(a: SampleArgs | SdeditArgs | InpaintArgs):
 def run_sample(a: SampleArgs) -> int:
     import diffrep
     from diffrep.api import check_sample_options
+    from diffrep.api import method_options as api_method_options
     from diffrep.export import check_output_dir
 
     check_output_dir(a.out, a.overwrite)
     check_sample_options(a.rep, a.method, a.n, a.steps, a.guidance_scale, a.eta)
+    if a.method not in ("ddim", "ddpm"):
+        api_method_options(a.method, a.rep, method_options(a))  # validate before loading the prior
     prior = load_prior(a)
     bar = Progress(f"{a.method} {a.rep}")
     try:
         result = diffrep.sample(prior, rep=a.rep, method=a.method, prompt=a.prompt, n=a.n, seed=a.seed,
-                                steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta, callback=bar)
+                                steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta, callback=bar,
+                                **method_options(a))
     finally:
         bar.close()
     result.info["config"] |= {"prior": a.prior}
@@ -282,7 +310,10 @@ def _report(out: Path, info: dict) -> int:
     evals, secs = info["prior_evaluations"], info["timings"]["sampling_s"]
     print(f"{evals} prior evaluations in {secs:.2f} s")
     print(f"samples: {out / 'samples.png'}")
-    print(f"tensors and run record: {out / 'samples.safetensors'}, {out / 'run.json'}")
+    if (out / "views.png").exists():
+        print(f"views: {out / 'views.png'}")
+    extra = ", rep.safetensors (weights)" if (out / "rep.safetensors").exists() else ""
+    print(f"tensors and run record: {out / 'samples.safetensors'}, {out / 'run.json'}{extra}")
     return 0
 
 
