@@ -18,6 +18,10 @@ from diffrep.errors import InputError
 SUITES: dict[str, str] = {
     "toyworld": "diffrep.bench.toyworld_speed",
     "prior": "diffrep.bench.prior_speed",
+    "table1": "diffrep.bench.table1",
+    "diversity": "diffrep.bench.diversity",
+    "speed": "diffrep.bench.speed",
+    "panorama": "diffrep.bench.panorama",
 }
 
 
@@ -39,11 +43,29 @@ def run_suite(name: str, *, quick: bool, results: Path, log: Callable[[str], Non
     suite = importlib.import_module(SUITES[name])
     start = time.perf_counter()
     figures = suite.run(quick=quick, log=log)
+    images = figures.pop("_images", {})
     record = {"suite": name, "quick": quick, "command": f"diffrep bench {name}" + (" --quick" if quick else ""),
               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "wall_s": round(time.perf_counter() - start, 2),
               "machine": machine_info(), "figures": figures}
     from diffrep.export import atomic_write_text
 
     path = Path(results) / f"{name}{'-quick' if quick else ''}.json"
+    record["images"] = save_images(images, Path(results) if quick else Path(results).parent.parent / "docs" / "images",
+                                   f"{name}{'-quick' if quick else ''}")
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     return path
+
+
+def save_images(images: dict, folder: Path, prefix: str) -> list[str]:
+    """Save a suite's figure grids (name -> (tensor [N, C, H, W], columns)) as PNGs; full runs go to docs/images."""
+    from diffrep.export import image_grid
+
+    paths = []
+    for key, (tensor, nrow) in images.items():
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{prefix}-{key}.png"
+        tmp = path.with_suffix(".tmp.png")
+        image_grid(tensor, nrow=nrow, scale=max(1, 96 // tensor.shape[-2])).save(tmp)
+        os.replace(tmp, path)
+        paths.append(str(path))
+    return paths

@@ -38,6 +38,7 @@ class EmpiricalPrior:
         self._centred = (data - self._mean).flatten(1)  # centring keeps float32 dot products accurate
         self._sqnorm = self._centred.pow(2).sum(1)
         self._subsets: dict[LabelQuery | None, Tensor] = {}
+        self._gathered: dict[LabelQuery, tuple[Tensor, Tensor]] = {}  # subset rows, gathered once
 
     def __len__(self) -> int:
         return self.data.shape[0]
@@ -66,7 +67,7 @@ class EmpiricalPrior:
         a, s = noise_levels(self.alphas_cumprod, t, torch.float32)
         a, s = a.view(-1, 1), s.view(-1, 1)
         x = (x_t.float() - a.view(-1, 1, 1, 1) * self._mean).flatten(1)
-        X, sq = self._centred[idx], self._sqnorm[idx]
+        X, sq = self._rows(cond, idx)
         logits = (a * (x @ X.T) - 0.5 * a**2 * sq) / s**2  # -|x - a X|^2 / 2s^2 up to a constant
         return torch.softmax(logits, dim=1), idx
 
@@ -77,8 +78,16 @@ class EmpiricalPrior:
         for q in set(conds):
             rows = torch.tensor([i for i, c in enumerate(conds) if c == q])
             w, idx = self.posterior(x_t[rows], t[rows], q)
-            x0[rows] = (w @ self._centred[idx]).view(-1, *self.image_shape) + self._mean
+            x0[rows] = (w @ self._rows(q, idx)[0]).view(-1, *self.image_shape) + self._mean
         return x0.to(x_t.dtype)
+
+    def _rows(self, cond: LabelQuery | None, idx: Tensor) -> tuple[Tensor, Tensor]:
+        """Centred data rows and squared norms of a subset; the full set is never copied."""
+        if cond is None:
+            return self._centred, self._sqnorm
+        if cond not in self._gathered:
+            self._gathered[cond] = (self._centred[idx], self._sqnorm[idx])
+        return self._gathered[cond]
 
     def eps(self, x_t: Tensor, t: Tensor, cond: Any = None) -> Tensor:
         a, s = noise_levels(self.alphas_cumprod, t, x_t.dtype)
