@@ -53,7 +53,7 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
     queries = [prior.encode_prompt(p) for p in ps]
     conds = [q for q in queries for _ in range(seeds)]
     n = len(conds)
-    ddrep, ref = ddrep_with_reference(prior, conds, n, steps, w, rep_options, PullbackConfig(solver="gn", cg_iters=10))
+    ddrep, ref = ddrep_with_reference(prior, conds, n, steps, w, rep_options, PullbackConfig())
     results = {"reference_ddim": summarise(ref.images, prior, ps, seeds, queries) | {"seconds": round(ref.seconds, 2)},
                "ddrep": summarise(ddrep.images, prior, ps, seeds, queries) | {"seconds": round(ddrep.seconds, 2)}}
     shown = {"reference_ddim": ref.images, "ddrep": ddrep.images}

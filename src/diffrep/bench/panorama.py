@@ -49,7 +49,7 @@ def run_one(prior, prompt: str, n: int, steps: int, rounds: int, eta: float, wid
     counted = CountingPrior(prior)
     start = time.perf_counter()
     ddrep_sample(counted, rep, timesteps(len(prior.alphas_cumprod), steps), cond, guidance_scale=3.0, eta=eta,
-                 rounds=rounds, pull=PullbackConfig(solver="gn", cg_iters=10), views_per_step=views_per_step,
+                 rounds=rounds, pull=PullbackConfig(), views_per_step=views_per_step,
                  generator=g)
     seconds = time.perf_counter() - start
     with torch.no_grad():

@@ -4,7 +4,7 @@ from diffrep.methods.ddrep import DDRepOptions, ddrep_sample, ddrep_step
 from diffrep.methods.distill import (
     OptimConfig, SDSOptions, SJCOptions, distill, run_sds, run_sjc, sds_grad, sjc_grad, surrogate_loss,
 )
-from diffrep.methods.pullback import PullbackConfig, gauss_newton_step, pullback
+from diffrep.methods.solvers import PullbackConfig, gauss_newton_step, pullback
 
 __all__ = [
     "DDRepOptions", "OptimConfig", "PullbackConfig", "SDSOptions", "SJCOptions", "ddrep_sample", "ddrep_step",

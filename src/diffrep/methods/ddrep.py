@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from diffrep.methods.pullback import PullbackConfig, pullback
+from diffrep.methods.solvers import PullbackConfig, pullback
 from diffrep.priors.base import Prior, as_timesteps, cfg_eps
 from diffrep.schedule import StepCoefficients, ddim_coefficients
 
@@ -110,10 +110,13 @@ class DDRepOptions:
     """adam: learning rate."""
     gn_iters: int = 1
     """gn: Gauss–Newton iterations per step."""
-    cg_iters: int = 20
+    cg_iters: int = 5
     """gn: conjugate-gradient iterations per Gauss–Newton iteration."""
     damping: float = 0.0
     """gn: Levenberg–Marquardt damping."""
+    probes: int = 4
+    """gn: Hutchinson probes for the Jacobi preconditioner of CG (0 = plain CG)."""
 
     def pullback(self) -> PullbackConfig:
-        return PullbackConfig(self.solver, self.adam_iters, self.adam_lr, self.gn_iters, self.cg_iters, self.damping)
+        return PullbackConfig(self.solver, self.adam_iters, self.adam_lr, self.gn_iters, self.cg_iters, self.damping,
+                              self.probes)

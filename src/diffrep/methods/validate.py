@@ -7,7 +7,7 @@ from typing import Any
 
 from diffrep.errors import InputError
 from diffrep.methods.distill import ANNEALING, LR_SCHEDULES, OPTIMIZERS, WEIGHTINGS
-from diffrep.methods.pullback import SOLVERS
+from diffrep.methods.solvers import SOLVERS
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -39,6 +39,8 @@ def check_method_options(method: str, options: list[Any], rep: str) -> None:
         for name in ("rounds", "views_per_step", "adam_iters", "gn_iters", "cg_iters"):
             _positive_int(name, getattr(o, name))
         _finite("adam_lr", o.adam_lr), _finite("damping", o.damping, positive=False)
+        if isinstance(o.probes, bool) or not isinstance(o.probes, int) or o.probes < 0:
+            raise InputError(f"probes={o.probes!r} is not allowed; it must be an integer >= 0")
         if o.solver == "closed" and rep != "pixels":
             raise InputError(f"solver 'closed' needs a diffrep linear in its parameters (pixels); rep {rep!r} is not")
         return

@@ -4,7 +4,8 @@ Each DDRep step solves ``θ_s = argmin_θ' Σ_π ‖f_θ'(π) - x̂_s(π)‖²``
 
 * ``adam`` — the paper's reference: Adam on the squared error, ``iters`` iterations;
 * ``gn`` — Gauss–Newton: linearise ``f`` at ``θ_t`` and solve ``(JᵀJ + λI) δ = Jᵀ r`` by
-  conjugate gradients with autograd JVP/VJP (``torch.func.jvp``/``vjp``), never forming ``J``;
+  conjugate gradients with autograd JVP/VJP (``torch.func.jvp``/``vjp``), never forming ``J``,
+  preconditioned by a Hutchinson estimate of ``diag(JᵀJ)`` (Jacobi, as in Hessian-free optimisation);
 * ``closed`` — the exact least-squares fit of a diffrep that is linear in ``θ``.
 """
 
@@ -32,10 +33,12 @@ class PullbackConfig:
     """adam: learning rate."""
     gn_iters: int = 1
     """gn: Gauss–Newton iterations per step (each re-linearises)."""
-    cg_iters: int = 20
+    cg_iters: int = 5
     """gn: conjugate-gradient iterations per Gauss–Newton iteration."""
     damping: float = 0.0
     """gn: Levenberg–Marquardt damping λ (0 = pure Gauss–Newton; CG from zero gives the min-norm step)."""
+    probes: int = 4
+    """gn: Rademacher probes estimating diag(JᵀJ) for the Jacobi preconditioner (0 = plain CG)."""
 
 
 def squared_error(rep: nn.Module, views, target: Tensor) -> Tensor:
@@ -52,21 +55,34 @@ def solve_adam(rep: nn.Module, views, target: Tensor, iters: int, lr: float) -> 
         opt.step()
 
 
-def conjugate_gradient(A: Callable[[Tensor], Tensor], b: Tensor, iters: int, tol: float = 1e-10) -> Tensor:
-    """Solve ``A x = b`` for symmetric positive (semi-)definite ``A`` from ``x = 0``."""
-    x = torch.zeros_like(b)
-    r, p = b.clone(), b.clone()
-    rr = r @ r
-    stop = tol * rr
+def conjugate_gradient(A: Callable[[Tensor], Tensor], b: Tensor, iters: int, M_inv: Tensor | None = None,
+                       tol: float = 1e-20) -> Tensor:
+    """Solve ``A x = b`` for symmetric positive (semi-)definite ``A`` from ``x = 0``, preconditioned
+    by the diagonal ``M_inv`` if given (Hestenes–Stiefel PCG)."""
+    x, r = torch.zeros_like(b), b.clone()
+    z = r if M_inv is None else M_inv * r
+    p, rz = z.clone(), r @ z
     for _ in range(iters):
-        if rr <= stop:
+        if rz <= tol:
             break
         Ap = A(p)
-        alpha = rr / (p @ Ap)
+        alpha = rz / (p @ Ap)
         x, r = x + alpha * p, r - alpha * Ap
-        rr_new = r @ r
-        p, rr = r + (rr_new / rr) * p, rr_new
+        z = r if M_inv is None else M_inv * r
+        rz_new = r @ z
+        p, rz = z + (rz_new / rz) * p, rz_new
     return x
+
+
+def jacobi_preconditioner(vjp_fn, out: Tensor, probes: int, generator: torch.Generator) -> Tensor:
+    """``1 / diag(JᵀJ)`` from Hutchinson's estimate ``E_z[(Jᵀz)²]``, ``z`` Rademacher, floored at
+    1e-3 of its mean so flat directions stay bounded."""
+    d = torch.zeros(())
+    for _ in range(probes):
+        z = torch.randint(0, 2, out.shape, generator=generator, dtype=out.dtype).mul_(2).sub_(1)
+        d = d + vjp_fn(z)[0] ** 2
+    d = d / probes
+    return 1.0 / (d + 1e-3 * d.mean())
 
 
 def flat_function(rep: nn.Module, views) -> tuple[Callable[[Tensor], Tensor], Tensor, Callable[[Tensor], dict]]:
@@ -82,15 +98,22 @@ def flat_function(rep: nn.Module, views) -> tuple[Callable[[Tensor], Tensor], Te
     return (lambda vec: functional_call(rep, unflatten(vec), (views,))), theta, unflatten
 
 
-def gauss_newton_step(rep: nn.Module, views, target: Tensor, cg_iters: int, damping: float = 0.0) -> Tensor:
-    """One Gauss–Newton step ``δ = (JᵀJ + λI)⁻¹ Jᵀ (x̂ - f_θ)``, solved by CG; returns ``δ``."""
+def gauss_newton_step(rep: nn.Module, views, target: Tensor, cg_iters: int, damping: float = 0.0, probes: int = 0,
+                      generator: torch.Generator | None = None) -> Tensor:
+    """One Gauss–Newton step ``δ = (JᵀJ + λI)⁻¹ Jᵀ (x̂ - f_θ)``, solved by (preconditioned) CG; returns ``δ``.
+
+    The probes draw from their own generator (seed 0 unless given), so a sampler's noise stream
+    is the same whichever solver runs."""
     f, theta, _ = flat_function(rep, views)
     out, vjp_fn = vjp(f, theta)  # Jᵀ u (the backward graph is kept for every CG iteration)
 
     def normal_matrix(v: Tensor) -> Tensor:  # (JᵀJ + λI) v; torch.func.linearize would trace (~2 s) per call
         return vjp_fn(jvp(f, (theta,), (v,))[1])[0] + damping * v
 
-    return conjugate_gradient(normal_matrix, vjp_fn(target - out)[0], cg_iters)
+    M_inv = None
+    if probes > 0:
+        M_inv = jacobi_preconditioner(vjp_fn, out, probes, generator or torch.Generator().manual_seed(0))
+    return conjugate_gradient(normal_matrix, vjp_fn(target - out)[0], cg_iters, M_inv)
 
 
 @torch.no_grad()
@@ -111,4 +134,4 @@ def pullback(rep: nn.Module, views, target: Tensor, config: PullbackConfig) -> N
         solve_adam(rep, views, target, config.adam_iters, config.adam_lr)
     else:
         for _ in range(config.gn_iters):
-            _add_flat(rep, gauss_newton_step(rep, views, target, config.cg_iters, config.damping))
+            _add_flat(rep, gauss_newton_step(rep, views, target, config.cg_iters, config.damping, config.probes))
