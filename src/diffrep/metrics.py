@@ -35,7 +35,7 @@ def nearest_data(images: Tensor, data: Tensor, chunk: int = 4096) -> tuple[Tenso
 
 
 def label_accuracy(indices: Tensor, labels: dict[str, Tensor], query) -> dict[str, float]:
-    """Fraction of samples whose nearest data image has each label the query asks for."""
+    """Fraction of samples whose nearest data image has each label a ``LabelQuery`` asks for."""
     return {name: (labels[name][indices] == value).float().mean().item() for name, value in query.items()}
 
 

@@ -37,7 +37,7 @@ def summarise(images, prior, ps, seeds, queries) -> dict:
     for j, q in enumerate(queries):
         sl = slice(j * seeds, (j + 1) * seeds)
         d = diversity(images[sl], idx[sl])
-        acc = label_accuracy(idx[sl], prior.labels, q.items())
+        acc = label_accuracy(idx[sl], prior.labels, q)
         per_prompt.append(d | {"label_accuracy": sum(acc.values()) / len(acc), "nearest_rms": dist[sl].mean().item()})
     keys = per_prompt[0].keys()
     return {k: round(sum(p[k] for p in per_prompt) / len(per_prompt), 4) for k in keys}

@@ -57,7 +57,7 @@ def run_one(prior, prompt: str, n: int, steps: int, rounds: int, eta: float, wid
         W = rep.image_shape[-1]
         crops = rep(torch.arange(0, canvas.shape[-1], W // 2).expand(n, -1)).flatten(0, 1)
     idx, dist = nearest_data(crops, prior.data)
-    acc = label_accuracy(idx, prior.labels, cond.items())
+    acc = label_accuracy(idx, prior.labels, cond)
     return {"rounds": rounds, "steps": steps, "prior_evaluations": counted.evaluations, "seconds": round(seconds, 1),
             "seam_ratio": round(seam_ratio(canvas), 3), "overlap_disagreement_rms": round(overlap_disagreement(prior, rep, cond), 4),
             "crop_nearest_rms": round(dist.mean().item(), 4), "crop_label_accuracy": {k: round(v, 3) for k, v in acc.items()},
@@ -67,7 +67,7 @@ def run_one(prior, prompt: str, n: int, steps: int, rounds: int, eta: float, wid
 def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "toyworld") -> dict:
     prior = prior or toyworld_prior()
     n, steps, width = (2, 10, 64) if quick else (4, 30, 128)
-    prompt, eta, views = "a red ball", 1.0, 4
+    prompt, eta, views = "a red ball", 1.0, 6
     rows, canvases = [], []
     for rounds in (1, 2):  # equal prior evaluations: rounds x steps is constant
         row = run_one(prior, prompt, n, steps * 2 // rounds, rounds, eta, width, views, seed=0)

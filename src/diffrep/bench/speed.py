@@ -40,8 +40,8 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
     ps = prompts(prior, k_prompts)
     conds = [prior.encode_prompt(p) for p in ps for _ in range(seeds)]
     n = len(conds)
-    solvers = {"gn_pcg5_default": PullbackConfig(), "gn_cg10_unpreconditioned": PullbackConfig(cg_iters=10, probes=0),
-               "adam_20": PullbackConfig(solver="adam", adam_iters=20, adam_lr=3e-3)}
+    solvers = {"adam_20_default": PullbackConfig(), "gn_pcg5": PullbackConfig(solver="gn"),
+               "gn_cg10_unpreconditioned": PullbackConfig(solver="gn", cg_iters=10, probes=0)}
     if not quick:
         solvers["adam_200_paper"] = PullbackConfig(solver="adam", adam_iters=200, adam_lr=1e-3)
     rows, best = [], None

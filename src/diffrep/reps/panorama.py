@@ -127,7 +127,10 @@ class PanoramaRep(SirenMLP):
         return self.crop(self.canvas(), views)
 
     def random_views(self, k: int, generator: torch.Generator) -> Tensor:
-        """``k`` column offsets per instance, uniform on ``[0, Wc)``, ``[n, k]`` int64."""
+        """``k`` column offsets per instance, stratified: evenly spaced ``Wc / k`` apart with a uniform
+        random phase, so each offset is uniform on ``[0, Wc)`` and ``k >= Wc / W`` views cover the
+        whole canvas every time. ``[n, k]`` int64."""
         Wc = self.canvas_shape[2]
-        views = torch.randint(0, Wc, (self.n, k), generator=generator, device=generator.device)
-        return views.to(self.harmonics.device)
+        phase = torch.randint(0, Wc, (self.n, 1), generator=generator, device=generator.device)
+        spacing = torch.div(torch.arange(k, device=generator.device) * Wc, k, rounding_mode="floor")
+        return ((phase + spacing) % Wc).to(self.harmonics.device)
