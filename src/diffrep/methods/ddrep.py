@@ -6,7 +6,7 @@ per instance, which views crop), so that ``x_t(π) = a_t f_θ(π) + s_t ε_π``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -95,28 +95,13 @@ def ddrep_sample(prior: Prior, rep, ts: list[int], cond: Any = None, *, guidance
 
 
 @dataclass(frozen=True)
-class DDRepOptions:
-    """DDRep: separated noise, DDIM with eta, per-step least squares, RePaint rounds."""
+class DDRepOptions(PullbackConfig):
+    """DDRep: separated noise, DDIM with eta, per-step least squares (the solver options), RePaint rounds."""
 
     rounds: int = 1
     """RePaint harmonisation rounds r per step (1 = none; needs eta > 0 to act)."""
     views_per_step: int = 6
     """Views evaluated by the prior per step, for reps with several views (panorama: 6 views of 60° cover 360°)."""
-    solver: str = "adam"
-    """Pullback solver: adam (paper's reference), gn (Gauss–Newton + preconditioned CG), closed (linear reps only)."""
-    adam_iters: int = 20
-    """adam: iterations per step (paper: 200 at lr 1e-3; 20 at 3e-3 is as faithful on the toy world)."""
-    adam_lr: float = 3e-3
-    """adam: learning rate."""
-    gn_iters: int = 1
-    """gn: Gauss–Newton iterations per step."""
-    cg_iters: int = 5
-    """gn: conjugate-gradient iterations per Gauss–Newton iteration."""
-    damping: float = 0.0
-    """gn: Levenberg–Marquardt damping."""
-    probes: int = 4
-    """gn: Hutchinson probes for the Jacobi preconditioner of CG (0 = plain CG)."""
 
     def pullback(self) -> PullbackConfig:
-        return PullbackConfig(self.solver, self.adam_iters, self.adam_lr, self.gn_iters, self.cg_iters, self.damping,
-                              self.probes)
+        return PullbackConfig(**{f.name: getattr(self, f.name) for f in fields(PullbackConfig)})
