@@ -44,7 +44,8 @@ def overlap_disagreement(prior, rep, cond, t: int = 100) -> float:
 def run_one(prior, prompt: str, n: int, steps: int, rounds: int, eta: float, width: int, views_per_step: int,
             seed: int) -> dict:
     g = torch.Generator().manual_seed(seed)
-    rep = make_rep("panorama", prior.image_shape, n, generator=g, width=width)
+    # freq_scale 0.1: at the default 0.25 the SIREN also fits the views' high-frequency disagreements (docs/benchmarks.md).
+    rep = make_rep("panorama", prior.image_shape, n, generator=g, width=width, freq_scale=0.1)
     cond = prior.encode_prompt(prompt)
     counted = CountingPrior(prior)
     start = time.perf_counter()
@@ -77,5 +78,6 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
     # Each canvas twice side by side, so the 360° seam sits in the middle of the picture.
     shown = torch.cat([torch.cat([c, c], -1) for c in canvases])
     return {"prior": prior_name, "prompt": prompt, "n": n, "eta": eta, "views_per_step": views, "width": width,
+            "freq_scale": 0.1,
             "rows": rows, "_images": {"canvases": (shown, 1)},
             "image_rows": f"{n} canvases without RePaint, then {n} with (each shown twice around, seam in the middle)"}
