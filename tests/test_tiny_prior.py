@@ -145,3 +145,20 @@ def test_load_tiny_errors(tmp_path):
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(InputError, match="corrupt"):
         tiny.load_tiny(path)
+
+
+def test_train_prior_cli_writes_weights_and_a_log_and_resumes(tmp_path, capsys):
+    import json
+
+    from diffrep.cli import main
+
+    out = tmp_path / "run"
+    args = ["train-prior", "--out", str(out), "--batch", "2", "--data-n", "16", "--channels", "16",
+            "--checkpoint-every", "2", "--sample-every", "0"]
+    assert main([*args, "--steps", "2"]) == 0
+    assert main([*args, "--steps", "4", "--resume"]) == 0
+    lines = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [int(line["step"]) for line in lines] == [2, 4] and all("loss" in line for line in lines)
+    assert json.loads((out / "checkpoint.json").read_text())["step"] == 4
+    assert "tiny prior weights" in capsys.readouterr().out
+    assert isinstance(diffrep.priors.load("tiny", path=str(out)), diffrep.Prior)

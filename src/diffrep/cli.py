@@ -5,6 +5,7 @@ and chooses exit codes (2 for bad input, one line, no traceback)."""
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -352,16 +353,21 @@ def run_train_prior(a: TrainPriorArgs) -> int:
 
     fields = {k: v for k, v in asdict(a).items() if k != "resume"}
     bar = Progress("training the tiny prior")
+    a.out.mkdir(parents=True, exist_ok=True)
+    log = (a.out / "train_log.jsonl").open("a")  # the run's log: one JSON line every 50 steps
 
     def report(d: dict) -> None:
         bar(d)
-        if "loss" in d:
-            bar.bar.set_postfix(loss=f"{d['loss']:.4f}")
+        bar.bar.set_postfix(loss=f"{d['loss']:.4f}")
+        if d["step"] % 50 == 0 or "checkpoint" in d or d["step"] == d["steps"]:
+            log.write(json.dumps({k: (round(v, 5) if isinstance(v, float) else str(v)) for k, v in d.items()}) + "\n")
+            log.flush()
 
     try:
         weights = train(TrainConfig(**fields), resume=a.resume, callback=report)
     finally:
         bar.close()
+        log.close()
     print(f"tiny prior weights: {weights}")
     return 0
 

@@ -72,7 +72,8 @@ def train(config: TrainConfig, *, resume: bool = False, callback: Callable[[dict
     t0 = time.perf_counter()
     while step < config.steps:
         loss = train_step(model, opt, images, labels, encoder, ab, g, rng, config.batch, device)
-        ema_update(ema, model, config.ema_decay)
+        # EMA warm-up: early on the average would otherwise sit mostly on the random initial weights.
+        ema_update(ema, model, min(config.ema_decay, (1 + step) / (10 + step)))
         step += 1
         info: dict[str, Any] = {"step": step, "steps": config.steps, "loss": loss, "seconds": time.perf_counter() - t0}
         if config.checkpoint_every and step % config.checkpoint_every == 0 or step == config.steps:
