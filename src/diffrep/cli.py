@@ -15,6 +15,7 @@ import tyro
 
 from diffrep.errors import InputError
 from diffrep.methods import DDRepOptions, OptimConfig, SDSOptions, SJCOptions
+from diffrep.priors.tiny.train import TrainConfig
 from diffrep.reps.panorama import PanoramaConfig
 from diffrep.reps.pixels import PixelsConfig
 from diffrep.reps.siren import SirenConfig
@@ -173,33 +174,9 @@ class BenchArgs:
 
 
 @dataclass(frozen=True)
-class TrainPriorArgs:
+class TrainPriorArgs(TrainConfig):
     """Train the learned tiny prior on a fresh toy-world set (needs diffrep[tiny]); writes OUT/tiny.safetensors."""
 
-    out: Path
-    """Run folder: checkpoints, sample grids, the final EMA weights tiny.safetensors + tiny.json."""
-    res: int = 32
-    """Image resolution: 32 or 64."""
-    steps: int = 20_000
-    """Optimiser steps in all (a resumed run continues up to this number)."""
-    batch: int = 64
-    """Images per step."""
-    lr: float = 2e-4
-    """AdamW learning rate."""
-    ema_decay: float = 0.999
-    """EMA decay of the weights used for samples and export."""
-    checkpoint_every: int = 1000
-    """Steps between checkpoints (0: only at the end)."""
-    sample_every: int = 2000
-    """Steps between sample grids (0: never)."""
-    data_n: int = 20_000
-    """Toy-world images generated for training (held-out kind+colour combinations are dropped)."""
-    seed: int = 0
-    """Seed of data, captions, timesteps, noise and initial weights."""
-    device: str = "auto"
-    """auto (CUDA when present), cpu or cuda."""
-    channels: int = 48
-    """U-Net base width (48: 3.4 M parameters at 32²)."""
     resume: bool = False
     """Continue from OUT's last checkpoint."""
 
@@ -349,7 +326,7 @@ def run_bench(a: BenchArgs) -> int:
 
 
 def run_train_prior(a: TrainPriorArgs) -> int:
-    from diffrep.priors.tiny.train import TrainConfig, train
+    from diffrep.priors.tiny.train import train
 
     fields = {k: v for k, v in asdict(a).items() if k != "resume"}
     bar = Progress("training the tiny prior")

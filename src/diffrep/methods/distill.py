@@ -120,6 +120,12 @@ def random_t(n: int, t_min: int, t_max: int, generator: torch.Generator | None) 
     return torch.randint(t_min, t_max + 1, (n,), generator=generator)
 
 
+def t_sampler(T: int, t_range: tuple[float, float], annealing: str, iters: int):
+    """``(n, k, generator) -> t [n]``: uniform on ``[t_min, t_max(k)]``, ``t_max`` annealed over ``iters``."""
+    t_min, t_max = t_bounds(T, t_range)
+    return lambda n, k, g: random_t(n, t_min, annealed_t_max(t_min, t_max, k / iters, annealing), g)
+
+
 @dataclass(frozen=True)
 class SDSOptions:
     """Score distillation sampling (DreamFusion)."""
@@ -147,10 +153,10 @@ class SJCOptions:
 def run_sds(prior: Prior, rep, cond: Any, *, guidance_scale: float, options: SDSOptions, optim: OptimConfig,
             generator: torch.Generator | None = None, callback=None) -> None:
     """SDS on any diffrep: ``t ~ U[t_min, t_max(k)]``, fresh ``ε`` every iteration."""
-    t_min, t_max = t_bounds(len(prior.alphas_cumprod), options.t_range)
+    draw_t = t_sampler(len(prior.alphas_cumprod), options.t_range, options.annealing, optim.iters)
 
     def grad_fn(x: Tensor, k: int, g: torch.Generator | None) -> Tensor:
-        t = random_t(x.shape[0], t_min, annealed_t_max(t_min, t_max, k / optim.iters, options.annealing), g)
+        t = draw_t(x.shape[0], k, g)
         eps = torch.randn(x.shape, generator=g, dtype=x.dtype)
         return sds_grad(prior, x, cond, t=t, eps=eps, guidance_scale=guidance_scale, weighting=options.weighting)
 
@@ -160,10 +166,10 @@ def run_sds(prior: Prior, rep, cond: Any, *, guidance_scale: float, options: SDS
 def run_sjc(prior: Prior, rep, cond: Any, *, guidance_scale: float, options: SJCOptions, optim: OptimConfig,
             generator: torch.Generator | None = None, callback=None) -> None:
     """SJC on any diffrep: ``σ`` from the schedule's VE range, fresh ``n`` every iteration."""
-    t_min, t_max = t_bounds(len(prior.alphas_cumprod), options.t_range)
+    draw_t = t_sampler(len(prior.alphas_cumprod), options.t_range, options.annealing, optim.iters)
 
     def grad_fn(x: Tensor, k: int, g: torch.Generator | None) -> Tensor:
-        t = random_t(x.shape[0], t_min, annealed_t_max(t_min, t_max, k / optim.iters, options.annealing), g)
+        t = draw_t(x.shape[0], k, g)
         noise = torch.randn(x.shape, generator=g, dtype=x.dtype)
         return sjc_grad(prior, x, cond, t=t, noise=noise, guidance_scale=guidance_scale,
                         variance_reduced=options.variance_reduced)
