@@ -109,6 +109,8 @@ def bad_cases(tmp_path):
         (["toyworld", "--res", "48", "--out", out], "res=48 is not allowed"),
         (["toyworld", "--n", "0", "--out", out], "n=0 is not allowed"),
         (["bench", "nosuch"], "unknown benchmark suite 'nosuch'"),
+        (["bench", "toyworld", "--prior", "tiny"], "suite 'toyworld' does not take --prior"),
+        (["bench", "table1", "--prior", "tiny", "--prior-path", str(tmp_path / "none")], "does not exist"),
         (["sample", "--rep", "siren", "--method", "ddim", "--out", out, *SMALL], "needs rep 'pixels'"),
         (["sample", "--rep", "siren", "--method", "ddrep", "--ddrep.solver", "lbfgs", "--prompt", "red", "--out", out,
           *SMALL], "unknown solver 'lbfgs'; allowed: gn, adam, closed"),

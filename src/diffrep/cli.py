@@ -166,11 +166,16 @@ class BenchArgs:
     """Run a benchmark suite; writes bench/results/SUITE.json (with machine info)."""
 
     suite: Annotated[str, tyro.conf.Positional]
-    """Suite: toyworld (render speed), prior (prior evaluations/s against data-set size)."""
+    """Suite: toyworld, prior, table1, diversity, speed, panorama, prior-quality (docs/benchmarks.md)."""
     quick: bool = False
     """A short version of the suite (under 2 minutes)."""
     results: Path = Path("bench/results")
     """Folder for the JSON results."""
+    prior: str | None = None
+    """Run a suite that samples (table1, diversity, speed, panorama, prior-quality) on this prior
+    (toyworld, tiny, ...) instead of its default; results go to SUITE-PRIOR.json."""
+    prior_path: str | None = None
+    """tiny prior only: trained weights (default: the shipped ones)."""
 
 
 @dataclass(frozen=True)
@@ -320,7 +325,8 @@ def run_toyworld(a: ToyworldArgs) -> int:
 def run_bench(a: BenchArgs) -> int:
     from diffrep.bench import run_suite
 
-    path = run_suite(a.suite, quick=a.quick, results=a.results, log=lambda s: print(s, file=sys.stderr))
+    path = run_suite(a.suite, quick=a.quick, results=a.results, log=lambda s: print(s, file=sys.stderr),
+                     prior=a.prior, prior_path=a.prior_path)
     print(f"results: {path}")
     return 0
 

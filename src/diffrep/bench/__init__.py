@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import os
 import platform
@@ -22,6 +23,7 @@ SUITES: dict[str, str] = {
     "diversity": "diffrep.bench.diversity",
     "speed": "diffrep.bench.speed",
     "panorama": "diffrep.bench.panorama",
+    "prior-quality": "diffrep.bench.prior_quality",
 }
 
 
@@ -36,22 +38,39 @@ def machine_info() -> dict[str, Any]:
                          "platform": platform.platform()}
 
 
-def run_suite(name: str, *, quick: bool, results: Path, log: Callable[[str], None] = print) -> Path:
-    """Run one suite and write its JSON (figures, the command, machine info, date)."""
+def run_suite(name: str, *, quick: bool, results: Path, log: Callable[[str], None] = print,
+              prior: str | None = None, prior_path: str | None = None) -> Path:
+    """Run one suite and write its JSON (figures, the command, machine info, date).
+
+    ``prior`` (a name for ``diffrep.priors.load``) replaces a suite's default prior, for the suites
+    that take one; the results then go to ``SUITE-PRIOR[-quick].json``."""
     if name not in SUITES:
         raise InputError(f"unknown benchmark suite {name!r}; allowed: {', '.join(SUITES)}")
     suite = importlib.import_module(SUITES[name])
+    kwargs: dict[str, Any] = {}
+    command = f"diffrep bench {name}"
+    if prior is not None:
+        if "prior" not in inspect.signature(suite.run).parameters:
+            takes = [s for s in SUITES if "prior" in inspect.signature(importlib.import_module(SUITES[s]).run).parameters]
+            raise InputError(f"suite {name!r} does not take --prior; suites that do: {', '.join(takes)}")
+        from diffrep.priors import load
+
+        kwargs = {"prior": load(prior, **({"path": prior_path} if prior_path else {})), "prior_name": prior}
+        command += f" --prior {prior}" + (f" --prior-path {prior_path}" if prior_path else "")
+    elif prior_path is not None:
+        raise InputError("--prior-path needs --prior tiny")
+    stem = name + (f"-{prior}" if prior is not None and prior != getattr(suite, "DEFAULT_PRIOR", "toyworld") else "")
     start = time.perf_counter()
-    figures = suite.run(quick=quick, log=log)
+    figures = suite.run(quick=quick, log=log, **kwargs)
     images = figures.pop("_images", {})
-    record = {"suite": name, "quick": quick, "command": f"diffrep bench {name}" + (" --quick" if quick else ""),
+    record = {"suite": name, "quick": quick, "command": command + (" --quick" if quick else ""),
               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "wall_s": round(time.perf_counter() - start, 2),
               "machine": machine_info(), "figures": figures}
     from diffrep.export import atomic_write_text
 
-    path = Path(results) / f"{name}{'-quick' if quick else ''}.json"
+    path = Path(results) / f"{stem}{'-quick' if quick else ''}.json"
     record["images"] = save_images(images, Path(results) if quick else Path(results).parent.parent / "docs" / "images",
-                                   f"{name}{'-quick' if quick else ''}")
+                                   f"{stem}{'-quick' if quick else ''}")
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     return path
 

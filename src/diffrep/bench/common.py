@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from diffrep.methods import PullbackConfig, ddrep_sample
-from diffrep.priors import CountingPrior
+from diffrep.priors import CountingPrior, EmpiricalPrior, toyworld_prior
 from diffrep.reps import make_rep
 from diffrep.samplers import sample_ddim
 from diffrep.schedule import ddim_coefficients, timesteps
@@ -30,6 +30,12 @@ def prompts(prior, k: int) -> list[str]:
         except ValueError:
             continue
     return out[:k]
+
+
+def labelled_reference(prior) -> EmpiricalPrior:
+    """The labelled images samples are scored against: the prior's own data for the empirical
+    prior, the default toy-world set (at the prior's resolution) for a learned one."""
+    return prior if isinstance(prior, EmpiricalPrior) else toyworld_prior(res=prior.image_shape[-1])
 
 
 @dataclass

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import torch
 
-from diffrep.bench.common import ddrep_with_reference, prompts
+from diffrep.bench.common import ddrep_with_reference, labelled_reference, prompts
 from diffrep.methods import OptimConfig, PullbackConfig, SDSOptions, SJCOptions, run_sds, run_sjc
 from diffrep.metrics import diversity, label_accuracy, nearest_data
 from diffrep.priors import CountingPrior, toyworld_prior
@@ -30,14 +30,14 @@ def distill_images(method: str, prior, conds, n: int, guidance_scale: float, rep
         return rep(None)[:, 0], time.perf_counter() - start, counted.evaluations
 
 
-def summarise(images, prior, ps, seeds, queries) -> dict:
+def summarise(images, reference, ps, seeds, queries) -> dict:
     """Per-prompt coverage, pairwise distance and label accuracy, averaged over prompts."""
-    idx, dist = nearest_data(images, prior.data)
+    idx, dist = nearest_data(images, reference.data)
     per_prompt = []
     for j, q in enumerate(queries):
         sl = slice(j * seeds, (j + 1) * seeds)
         d = diversity(images[sl], idx[sl])
-        acc = label_accuracy(idx[sl], prior.labels, q)
+        acc = label_accuracy(idx[sl], reference.labels, q)
         per_prompt.append(d | {"label_accuracy": sum(acc.values()) / len(acc), "nearest_rms": dist[sl].mean().item()})
     keys = per_prompt[0].keys()
     return {k: round(sum(p[k] for p in per_prompt) / len(per_prompt), 4) for k in keys}
@@ -50,16 +50,17 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
     rep_options = {"width": 64, "depth": 3}
     optim = OptimConfig(iters=100 if quick else 400, lr=3e-3, lr_schedule="cosine")
     ps = prompts(prior, k_prompts)
-    queries = [prior.encode_prompt(p) for p in ps]
-    conds = [q for q in queries for _ in range(seeds)]
+    reference = labelled_reference(prior)
+    queries = [reference.encode_prompt(p) for p in ps]
+    conds = [prior.encode_prompt(p) for p in ps for _ in range(seeds)]
     n = len(conds)
     ddrep, ref = ddrep_with_reference(prior, conds, n, steps, w, rep_options, PullbackConfig())
-    results = {"reference_ddim": summarise(ref.images, prior, ps, seeds, queries) | {"seconds": round(ref.seconds, 2)},
-               "ddrep": summarise(ddrep.images, prior, ps, seeds, queries) | {"seconds": round(ddrep.seconds, 2)}}
+    results = {"reference_ddim": summarise(ref.images, reference, ps, seeds, queries) | {"seconds": round(ref.seconds, 2)},
+               "ddrep": summarise(ddrep.images, reference, ps, seeds, queries) | {"seconds": round(ddrep.seconds, 2)}}
     shown = {"reference_ddim": ref.images, "ddrep": ddrep.images}
     for method in ("sds", "sjc"):
         images, secs, evals = distill_images(method, prior, conds, n, w, rep_options, optim, seed=1)
-        results[method] = summarise(images, prior, ps, seeds, queries) | {"seconds": round(secs, 2)}
+        results[method] = summarise(images, reference, ps, seeds, queries) | {"seconds": round(secs, 2)}
         shown[method] = images
     for name, r in results.items():
         r["coverage_ratio_vs_reference"] = round(r["coverage"] / max(1e-9, results["reference_ddim"]["coverage"]), 3)

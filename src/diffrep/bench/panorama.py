@@ -9,6 +9,7 @@ from collections.abc import Callable
 import torch
 
 from diffrep.methods import PullbackConfig, ddrep_sample
+from diffrep.bench.common import labelled_reference
 from diffrep.metrics import label_accuracy, nearest_data
 from diffrep.priors import CountingPrior, toyworld_prior
 from diffrep.priors.base import as_timesteps
@@ -36,7 +37,8 @@ def overlap_disagreement(prior, rep, cond, t: int = 100) -> float:
     ab = prior.alphas_cumprod[t]
     x_t = ab.sqrt() * views.flatten(0, 1) + (1 - ab).sqrt() * torch.randn(views.flatten(0, 1).shape, generator=g)
     conds = [cond] * (n * V)
-    D = prior.denoise(x_t, as_timesteps(t, n * V), conds).view_as(views)
+    tt = as_timesteps(t, n * V)
+    D = ((x_t - (1 - ab).sqrt() * prior.eps(x_t, tt, conds)) / ab.sqrt()).view_as(views)  # Tweedie
     left, right = D[:, :, ..., W // 2:], D.roll(-1, dims=1)[:, :, ..., : W - W // 2]
     return (left - right).pow(2).mean().sqrt().item()
 
@@ -57,8 +59,9 @@ def run_one(prior, prompt: str, n: int, steps: int, rounds: int, eta: float, wid
         canvas = rep.canvas()
         W = rep.image_shape[-1]
         crops = rep(torch.arange(0, canvas.shape[-1], W // 2).expand(n, -1)).flatten(0, 1)
-    idx, dist = nearest_data(crops, prior.data)
-    acc = label_accuracy(idx, prior.labels, cond)
+    reference = labelled_reference(prior)
+    idx, dist = nearest_data(crops, reference.data)
+    acc = label_accuracy(idx, reference.labels, reference.encode_prompt(prompt))
     return {"rounds": rounds, "steps": steps, "prior_evaluations": counted.evaluations, "seconds": round(seconds, 1),
             "seam_ratio": round(seam_ratio(canvas), 3), "overlap_disagreement_rms": round(overlap_disagreement(prior, rep, cond), 4),
             "crop_nearest_rms": round(dist.mean().item(), 4), "crop_label_accuracy": {k: round(v, 3) for k, v in acc.items()},

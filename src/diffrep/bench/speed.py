@@ -8,14 +8,14 @@ from collections.abc import Callable
 
 import torch
 
-from diffrep.bench.common import ddrep_with_reference, prompts
+from diffrep.bench.common import ddrep_with_reference, labelled_reference, prompts
 from diffrep.methods import OptimConfig, PullbackConfig, SJCOptions, run_sjc
 from diffrep.metrics import nearest_data, psnr
 from diffrep.priors import CountingPrior, toyworld_prior
 from diffrep.reps import make_rep
 
 
-def sjc_time_to_quality(prior, conds, n: int, w: float, rep_options: dict, target_rms: float, max_iters: int,
+def sjc_time_to_quality(prior, data, conds, n: int, w: float, rep_options: dict, target_rms: float, max_iters: int,
                         check_every: int) -> dict:
     """Run SJC in chunks until its mean nearest-data RMS reaches ``target_rms`` (or ``max_iters``)."""
     g = torch.Generator().manual_seed(3)
@@ -28,7 +28,7 @@ def sjc_time_to_quality(prior, conds, n: int, w: float, rep_options: dict, targe
         seconds += time.perf_counter() - start
         iters += check_every
         with torch.no_grad():
-            rms = nearest_data(rep(None)[:, 0], prior.data)[1].mean().item()
+            rms = nearest_data(rep(None)[:, 0], data)[1].mean().item()
     return {"reached": rms <= target_rms, "iters": iters, "seconds": round(seconds, 2), "nearest_rms": round(rms, 4),
             "prior_evaluations": counted.evaluations}
 
@@ -38,6 +38,7 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
     k_prompts, seeds, steps, w = (2, 2, 20, 3.0) if quick else (4, 4, 50, 3.0)
     rep_options = {"width": 128}
     ps = prompts(prior, k_prompts)
+    data = labelled_reference(prior).data
     conds = [prior.encode_prompt(p) for p in ps for _ in range(seeds)]
     n = len(conds)
     solvers = {"adam_20_default": PullbackConfig(), "gn_pcg5": PullbackConfig(solver="gn"),
@@ -47,14 +48,14 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
     rows, best = [], None
     for name, pull in solvers.items():
         ddrep, ref = ddrep_with_reference(prior, conds, n, steps, w, rep_options, pull)
-        rms = nearest_data(ddrep.images, prior.data)[1].mean().item()
+        rms = nearest_data(ddrep.images, data)[1].mean().item()
         row = {"solver": name, "ddrep_s": round(ddrep.seconds, 2), "ddim_s": round(ref.seconds, 3),
                "ratio": round(ddrep.seconds / ref.seconds, 1), "prior_evaluations": [ddrep.evaluations, ref.evaluations],
                "psnr_vs_ddim_db": round(psnr(ddrep.images, ref.images).mean().item(), 2), "nearest_rms": round(rms, 4)}
         log(str(row))
         rows.append(row)
         best = row if best is None or row["ddrep_s"] < best["ddrep_s"] else best
-    sjc = sjc_time_to_quality(prior, conds, n, w, rep_options, best["nearest_rms"],
+    sjc = sjc_time_to_quality(prior, data, conds, n, w, rep_options, best["nearest_rms"],
                               max_iters=200 if quick else 2000, check_every=50 if quick else 100)
     sjc["time_ratio_vs_fastest_ddrep"] = round(sjc["seconds"] / best["ddrep_s"], 2)
     log(f"sjc: {sjc}")

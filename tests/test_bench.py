@@ -1,0 +1,74 @@
+"""Benchmark plumbing and the scoring of ``bench prior-quality`` (the suites themselves run under ``make bench``)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from diffrep.bench import prior_quality as pq
+from diffrep.bench import run_suite
+from diffrep.errors import InputError
+from diffrep.toyworld import FRONTED, KINDS, VIEWS
+
+
+def test_score_views_of_kinds_without_a_front_only_count_overhead():
+    ball, mug = KINDS.index("ball"), KINDS.index("mug")
+    assert "ball" not in FRONTED and "mug" in FRONTED
+    front, back, overhead = VIEWS.index("front"), VIEWS.index("back"), VIEWS.index("overhead")
+    asked = torch.tensor([[ball, 0, front], [mug, 0, front], [mug, 1, overhead], [ball, 2, overhead]])
+    got = {"kind": torch.tensor([ball, mug, ball, mug]), "colour": torch.tensor([0, 0, 1, 3]),
+           "view": torch.tensor([back, back, overhead, front])}
+    s = pq.score(asked, got)
+    assert s["kind"] == 0.5 and s["colour"] == 0.75 and s["kind_and_colour"] == 0.5
+    assert s["view"] == 0.5  # ball front->back is fine, mug front->back is not, ball overhead->front is not
+    assert s["view_strict"] == 0.25
+    assert s["all"] == 0.25
+
+
+def test_prompt_sets_hold_out_what_they_say():
+    from diffrep.priors.tiny.captions import HELD_OUT_COMBOS
+
+    sets = pq.prompt_sets(60, seed=0)
+    assert set(sets) == {"training_captions", "held_out_paraphrases", "held_out_combos"}
+    for name, (texts, asked) in sets.items():
+        assert len(texts) == len(asked) == 60 and all(texts)
+        combos = set(map(tuple, asked[:, :2].tolist()))
+        assert (combos <= HELD_OUT_COMBOS) == (name == "held_out_combos")
+        assert combos & HELD_OUT_COMBOS == (combos if name == "held_out_combos" else set())
+    # Only the two held-out full-caption templates: "a picture of a {c} {k} from the {v}", "a {k} in {c}, viewed ..."
+    assert all("a picture of" in p or "viewed from the" in p for p in sets["held_out_paraphrases"][0])
+    assert not any("a picture of" in p or "viewed from the" in p for p in sets["training_captions"][0])
+
+
+def test_copy_check_tells_copies_from_new_images():
+    g = torch.Generator().manual_seed(0)
+    train, fresh = torch.rand(200, 3, 8, 8, generator=g), torch.rand(100, 3, 8, 8, generator=g)
+    copies = pq.copy_check(train[:50] + 1e-3, fresh, train)
+    new = pq.copy_check(torch.rand(50, 3, 8, 8, generator=g), fresh, train)
+    assert copies["median_ratio_samples_over_fresh"] < 0.05 and copies["fraction_of_samples_nearer_than_fresh_p1"] == 1.0
+    assert 0.8 < new["median_ratio_samples_over_fresh"] < 1.2 and new["fraction_of_samples_nearer_than_fresh_p1"] < 0.1
+
+
+def test_run_suite_prior_errors(tmp_path):
+    with pytest.raises(InputError, match="suite 'toyworld' does not take --prior; suites that do: .*prior-quality"):
+        run_suite("toyworld", quick=True, results=tmp_path, prior="tiny")
+    with pytest.raises(InputError, match="--prior-path needs --prior tiny"):
+        run_suite("table1", quick=True, results=tmp_path, prior_path="x")
+    with pytest.raises(InputError, match="unknown prior 'nosuch'"):
+        run_suite("table1", quick=True, results=tmp_path, prior="nosuch")
+    assert not any(tmp_path.iterdir())
+
+
+def test_colour_labeller_reads_colour_not_shape():
+    """A red square: in pixel space its nearest data image is the orange square (same shape),
+    in colour space the red bar; kind comes from the pixel neighbour, colour from the colour one."""
+    def image(rows: slice, cols: slice, rgb: list[float]) -> torch.Tensor:
+        x = torch.full((1, 3, 8, 8), 0.6)  # the toy world's grey background
+        x[..., rows, cols] = torch.tensor(rgb).view(1, 3, 1, 1)
+        return x
+
+    red, orange = [0.9, -0.6, -0.6], [0.9, 0.1, -0.6]
+    data = torch.cat([image(slice(0, 8), slice(3, 5), red), image(slice(2, 6), slice(2, 6), orange)])
+    labels = {"kind": torch.tensor([0, 1]), "colour": torch.tensor([0, 5]), "view": torch.tensor([0, 0])}
+    got, _ = pq.nearest_labels(image(slice(2, 6), slice(2, 6), red), data, labels)
+    assert got["kind"].item() == 1 and got["colour_pixel_nn"].item() == 5 and got["colour"].item() == 0
