@@ -76,13 +76,26 @@ def test_tiny_prior_protocol_and_sample(encoder):
     assert prior.encode_prompt(None) is None and prior.encode_prompt("") is None
     x0 = torch.randn(1, 3, 32, 32)
     # Unconditional means the zero embedding the model was trained with for empty captions.
+    raw = prior.model(x0, torch.tensor([7]), torch.zeros(1, 384))
     torch.testing.assert_close(prior.eps(x0, torch.tensor([7]), None),
-                               prior.model(x0, torch.tensor([7]), torch.zeros(1, 384)))
+                               tiny.clip_eps(x0, torch.tensor([7]), raw, prior.alphas_cumprod))
     c = prior.encode_prompt("a red ball")
     x, t = torch.randn(2, 3, 32, 32), torch.tensor([10, 500])
     assert torch.equal(prior.eps(x, t, c), prior.eps(x, t, [c, c]))
     result = diffrep.sample(prior, prompt="a red ball, front view", n=2, steps=3)
     assert result.images.shape[0] == 2 and torch.isfinite(result.images).all()
+
+
+def test_clip_x0_keeps_in_range_predictions_and_clips_the_rest():
+    ab = torch.linspace(0.99, 0.01, 1000)
+    t = torch.tensor([100, 500, 900])
+    a, s = ab[t].sqrt().view(-1, 1, 1, 1), (1 - ab[t]).sqrt().view(-1, 1, 1, 1)
+    x0, eps = torch.rand(3, 3, 4, 4) * 1.6 - 0.8, torch.randn(3, 3, 4, 4)
+    x_t = a * x0 + s * eps
+    torch.testing.assert_close(tiny.clip_eps(x_t, t, eps, ab), eps)  # x̂0 already in [-1, 1]: unchanged
+    out = tiny.clip_eps(x_t, t, eps + 0.5, ab)  # x̂0 shifted by -0.5 s/a, partly below -1
+    x0_hat = (x_t - s * out) / a
+    assert x0_hat.min() >= -1 - 1e-5 and torch.allclose(x0_hat, ((x_t - s * (eps + 0.5)) / a).clamp(-1, 1), atol=1e-5)
 
 
 def test_missing_weights_are_a_clear_error(tmp_path):

@@ -30,9 +30,9 @@ class SampleArgs:
     prompt: str = "a red mug, front view"
     """Text prompt; toy-world words: kinds, colours, views and their synonyms. Empty = unconditional."""
     prior: str = "toyworld"
-    """Prior: toyworld (embedded empirical prior, default), gaussian, gmm, tiny (learned; needs --prior-path)."""
+    """Prior: toyworld (embedded empirical prior, default), gaussian, gmm, tiny (learned; shipped weights unless --prior-path)."""
     prior_path: str | None = None
-    """tiny prior only: trained weights (a run folder or its tiny.safetensors)."""
+    """tiny prior only: your own trained weights (a run folder or its tiny.safetensors); default: the shipped ones."""
     toyworld_n: int = 10_000
     """toyworld prior only: number of data images (generated on first use, then cached)."""
     res: int = 32
@@ -88,9 +88,9 @@ class SdeditArgs:
     strength: float = 0.5
     """How far to noise the input, in [0, 1] (1 = sample from scratch)."""
     prior: str = "toyworld"
-    """Prior: toyworld, gaussian, gmm, tiny (learned; needs --prior-path)."""
+    """Prior: toyworld, gaussian, gmm, tiny (learned; shipped weights unless --prior-path)."""
     prior_path: str | None = None
-    """tiny prior only: trained weights (a run folder or its tiny.safetensors)."""
+    """tiny prior only: your own trained weights (a run folder or its tiny.safetensors); default: the shipped ones."""
     toyworld_n: int = 10_000
     """toyworld prior only: number of data images (generated on first use, then cached)."""
     res: int = 32
@@ -122,9 +122,9 @@ class InpaintArgs:
     prompt: str = ""
     """Prompt for the filled region (empty = unconditional)."""
     prior: str = "toyworld"
-    """Prior: toyworld, gaussian, gmm, tiny (learned; needs --prior-path)."""
+    """Prior: toyworld, gaussian, gmm, tiny (learned; shipped weights unless --prior-path)."""
     prior_path: str | None = None
-    """tiny prior only: trained weights (a run folder or its tiny.safetensors)."""
+    """tiny prior only: your own trained weights (a run folder or its tiny.safetensors); default: the shipped ones."""
     toyworld_n: int = 10_000
     """toyworld prior only: number of data images (generated on first use, then cached)."""
     res: int = 32

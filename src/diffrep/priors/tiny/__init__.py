@@ -21,7 +21,7 @@ from diffrep.schedule import linear_schedule
 
 __all__ = [
     "TinyPrior", "load_tiny", "save_tiny", "TextEncoder", "TinyUNet", "UNetConfig", "param_count",
-    "random_caption", "HELD_OUT_COMBOS", "HELD_OUT_TEMPLATES", "DEFAULT_WEIGHTS",
+    "random_caption", "HELD_OUT_COMBOS", "HELD_OUT_TEMPLATES", "DEFAULT_WEIGHTS", "clip_eps",
 ]
 
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "tiny.safetensors"
@@ -31,10 +31,17 @@ class TinyPrior:
     """``diffrep.Prior`` over a ``TinyUNet`` and a ``TextEncoder``.
 
     ``cond`` is ``None`` (unconditional), one embedding ``[384]`` from ``encode_prompt``, or a
-    list of per-element embeddings (``None`` entries are unconditional)."""
+    list of per-element embeddings (``None`` entries are unconditional).
 
-    def __init__(self, model: TinyUNet, encoder: TextEncoder | None = None, alphas_cumprod: Tensor | None = None):
+    ``clip_x0`` (default on) clips the implied prediction ``x̂0 = (x_t - s_t ε̂) / a_t`` to the data
+    range [-1, 1] and returns the ε consistent with it, as DDPM's ``clip_denoised`` and diffusers'
+    ``clip_sample`` do: a small model's x̂0 overshoots at high noise, and without the clip its
+    samples come out saturated and noisy."""
+
+    def __init__(self, model: TinyUNet, encoder: TextEncoder | None = None, alphas_cumprod: Tensor | None = None,
+                 clip_x0: bool = True):
         self.model = model.eval()
+        self.clip_x0 = clip_x0
         self.encoder = encoder
         self.alphas_cumprod = linear_schedule() if alphas_cumprod is None else alphas_cumprod
         self.image_shape = (3, model.config.res, model.config.res)
@@ -52,7 +59,15 @@ class TinyPrior:
     def eps(self, x_t: Tensor, t: Tensor, cond: Any = None) -> Tensor:
         p = next(self.model.parameters())
         text = embeddings(cond, x_t.shape[0]).to(p.device, p.dtype)
-        return self.model(x_t.to(p.device, p.dtype), t.to(p.device), text).to(x_t.device, x_t.dtype)
+        eps = self.model(x_t.to(p.device, p.dtype), t.to(p.device), text).to(x_t.device, x_t.dtype)
+        return clip_eps(x_t, t, eps, self.alphas_cumprod) if self.clip_x0 else eps
+
+
+def clip_eps(x_t: Tensor, t: Tensor, eps: Tensor, alphas_cumprod: Tensor) -> Tensor:
+    """ε whose implied ``x̂0`` is clipped to [-1, 1]: ``(x_t - a_t clip(x̂0)) / s_t``."""
+    ab = alphas_cumprod.to(x_t.device, x_t.dtype)[t.to(x_t.device)].view(-1, *([1] * (x_t.ndim - 1)))
+    x0 = ((x_t - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-1, 1)
+    return (x_t - ab.sqrt() * x0) / (1 - ab).sqrt()
 
 
 def embeddings(cond: Any, batch: int) -> Tensor:
@@ -64,12 +79,15 @@ def embeddings(cond: Any, batch: int) -> Tensor:
     return cond.expand(batch, -1) if cond.ndim == 1 else cond
 
 
-def save_tiny(model: TinyUNet, path: str | Path, state: dict[str, Tensor] | None = None) -> Path:
-    """Write ``state`` (default: the model's weights) as safetensors plus the JSON config beside it."""
+def save_tiny(model: TinyUNet, path: str | Path, state: dict[str, Tensor] | None = None,
+              extra: dict[str, Any] | None = None) -> Path:
+    """Write ``state`` (default: the model's weights) as safetensors plus the JSON config beside it
+    (``extra``: provenance such as the training config and step)."""
     from diffrep.priors.tiny.train import atomic_save
 
     path = Path(path)
-    atomic_save(state if state is not None else model.state_dict(), path, {"unet": model.config.to_dict(), "schedule": "linear", "encoder": "all-MiniLM-L6-v2", "format": 1})
+    meta = {"unet": model.config.to_dict(), "schedule": "linear", "encoder": "all-MiniLM-L6-v2", "format": 1}
+    atomic_save(state if state is not None else model.state_dict(), path, meta | (extra or {}))
     return path
 
 
@@ -84,7 +102,7 @@ def load_tiny(path: str | Path | None = None, device: str | torch.device = "cpu"
     for p in (path, meta):
         if not p.is_file():
             raise InputError(f"tiny prior file {str(p)!r} does not exist; train one with `diffrep train-prior --out DIR` "
-                             "and pass --prior-path DIR (no weights are shipped yet)")
+                             "and pass --prior-path DIR" + (" (the shipped weights are missing: reinstall diffrep)" if path == DEFAULT_WEIGHTS else ""))
     try:
         config = UNetConfig.from_dict(json.loads(meta.read_text())["unet"])
     except (ValueError, KeyError, TypeError) as e:

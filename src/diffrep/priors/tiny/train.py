@@ -84,7 +84,9 @@ def train(config: TrainConfig, *, resume: bool = False, callback: Callable[[dict
             callback(info)
     from diffrep.priors.tiny import save_tiny
 
-    return save_tiny(ema, config.out / "tiny.safetensors", _cpu(ema.state_dict()))
+    training = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
+    return save_tiny(ema, config.out / "tiny.safetensors", _cpu(ema.state_dict()),
+                     {"training": training | {"step": step, "ema": True}})
 
 
 def check_config(config: TrainConfig) -> None:
