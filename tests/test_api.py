@@ -46,3 +46,48 @@ def test_result_save_is_atomic_and_refuses_non_empty(tmp_path):
         r.save(out)
     r.save(out, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # no temporary folder left behind
+
+
+class Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("method,options", [
+    ("ddrep", {"rounds": 2, "width": 32, "depth": 2}),  # eta > 0: RePaint draws from the generator
+    ("sds", {"iters": 6, "lr": 1e-2, "width": 32, "depth": 2}),
+    ("sjc", {"iters": 6, "lr": 1e-2, "lr_schedule": "cosine", "width": 32, "depth": 2}),
+])
+def test_interrupted_run_resumes_bit_for_bit(tmp_path, method, options):
+    kw = dict(rep="siren", method=method, prompt="red", n=2, steps=6, eta=0.5, seed=3, **options)
+    full = diffrep.sample("gmm", **kw)
+    ckpt = tmp_path / "run.checkpoint"
+
+    def stop_at_4(d):
+        if d["step"] == 4:
+            raise Stop
+
+    with pytest.raises(Stop):
+        diffrep.sample("gmm", checkpoint=ckpt, checkpoint_every=2, callback=stop_at_4, **kw)
+    assert (ckpt / "state.safetensors").is_file()
+    steps = []
+    resumed = diffrep.sample("gmm", checkpoint=ckpt, checkpoint_every=2, resume=True,
+                             callback=lambda d: steps.append(d["step"]), **kw)
+    assert steps == [5, 6]  # continued after the checkpoint of step 4 (saved before the callback ran)
+    assert torch.equal(full.images, resumed.images)
+    assert not ckpt.exists()  # removed once the run completed
+
+
+def test_resume_refuses_another_runs_checkpoint(tmp_path):
+    kw = dict(rep="siren", method="ddrep", prompt="red", n=1, steps=4, width=32, depth=2)
+    ckpt = tmp_path / "c"
+
+    def stop(d):
+        if d["step"] == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        diffrep.sample("gmm", checkpoint=ckpt, checkpoint_every=1, callback=stop, **kw)
+    with pytest.raises(InputError, match=r"belongs to another run \(differs in seed\)"):
+        diffrep.sample("gmm", checkpoint=ckpt, checkpoint_every=1, resume=True, seed=9, **kw)
+    with pytest.raises(InputError, match="checkpoints are written by the diffrep methods"):
+        diffrep.sample("gmm", method="ddim", checkpoint=ckpt, resume=True)

@@ -109,6 +109,9 @@ def bad_cases(tmp_path):
         (["toyworld", "--res", "48", "--out", out], "res=48 is not allowed"),
         (["toyworld", "--n", "0", "--out", out], "n=0 is not allowed"),
         (["bench", "nosuch"], "unknown benchmark suite 'nosuch'"),
+        (["sample", "--method", "ddim", "--resume", "--out", out, *SMALL], "are for the diffrep methods"),
+        (["sample", "--rep", "siren", "--method", "ddrep", "--checkpoint-every", "-1", "--prompt", "red", "--out", out,
+          *SMALL], "checkpoint_every=-1 is not allowed"),
         (["bench", "toyworld", "--prior", "tiny"], "suite 'toyworld' does not take --prior"),
         (["bench", "table1", "--prior", "tiny", "--prior-path", str(tmp_path / "none")], "does not exist"),
         (["sample", "--rep", "siren", "--method", "ddim", "--out", out, *SMALL], "needs rep 'pixels'"),
@@ -158,6 +161,32 @@ def test_diffrep_methods_end_to_end(tmp_path, capsys, rep, method):
         assert images.shape == (2, 3, 16, 96) and "views.png" in names
     else:
         assert images.shape == (2, 3, 16, 16)
+
+
+def test_interrupted_sample_resumes_from_out_checkpoint(tmp_path, capsys, monkeypatch):
+    import diffrep.cli as cli
+
+    argv = ["sample", "--rep", "siren", "--method", "ddrep", "--prompt", "red", "--prior", "gmm", "--n", "2",
+            "--steps", "6", "--eta", "0.5", "--siren.width", "16", "--checkpoint-every", "2"]
+    assert run([*argv, "--out", str(tmp_path / "clean")], capsys)[0] == 0
+    assert not (tmp_path / "clean.checkpoint").exists()
+    out, real_call = tmp_path / "r", cli.Progress.__call__
+
+    def interrupt_at_5(self, d):
+        if d["step"] == 5:
+            raise KeyboardInterrupt
+        real_call(self, d)
+
+    monkeypatch.setattr(cli.Progress, "__call__", interrupt_at_5)
+    code, _, stderr = run([*argv, "--out", str(out)], capsys)
+    assert code == 130 and "interrupted" in stderr and not out.exists()
+    assert json.loads((tmp_path / "r.checkpoint" / "state.json").read_text())["step"] == 4
+    monkeypatch.setattr(cli.Progress, "__call__", real_call)
+    code, _, stderr = run([*argv, "--out", str(out), "--resume"], capsys)
+    assert code == 0, stderr
+    assert torch.equal(load_file(out / "samples.safetensors")["images"],
+                       load_file(tmp_path / "clean" / "samples.safetensors")["images"])
+    assert not (tmp_path / "r.checkpoint").exists()
 
 
 def test_tyro_type_errors_exit_2(capsys):

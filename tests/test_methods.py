@@ -9,10 +9,10 @@ from torch import nn
 
 from diffrep.methods import PullbackConfig, ddrep_sample, gauss_newton_step, sds_grad, sjc_grad, surrogate_loss
 from diffrep.methods.ddrep import forward_noise_kernel, reverse_noise
-from diffrep.priors import cfg_eps, default_gaussian, default_gmm
+from diffrep.priors import default_gaussian, default_gmm
 from diffrep.reps import make_rep
 from diffrep.samplers import sample_ddim
-from diffrep.schedule import ddim_coefficients, linear_schedule, timesteps
+from diffrep.schedule import ddim_coefficients, timesteps
 
 
 @pytest.mark.parametrize("eta", [0.0, 0.7])

@@ -9,7 +9,6 @@ from diffrep.priors import (
     CountingPrior, EmpiricalPrior, GaussianPrior, GMMPrior, LabelQuery, Prior, cfg_eps, default_gaussian, default_gmm,
     load, parse_prompt,
 )
-from diffrep.schedule import linear_schedule
 
 KINDS, COLOURS, VIEWS = ("mug", "ball", "duck"), ("red", "blue"), ("front", "side", "back", "overhead")
 

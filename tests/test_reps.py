@@ -12,7 +12,7 @@ from torch.func import functional_call, jacrev, jvp
 
 import diffrep.reps as R
 from diffrep.errors import InputError
-from diffrep.reps import PanoramaRep, PixelRep, SirenRep, crop, make_rep
+from diffrep.reps import PixelRep, crop, make_rep
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

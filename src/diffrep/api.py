@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from diffrep.checkpoint import RunCheckpoint
 from diffrep.errors import InputError
 from diffrep.priors import CountingPrior, Prior, load
 from diffrep.priors.base import check_finite_scale
@@ -145,8 +146,11 @@ def method_options(method: str, rep: str, options: dict[str, Any]) -> tuple[list
 
 
 def _diffrep_run(method: str, rep_name: str, n: int, steps: int, cond: Any, guidance_scale: float, eta: float,
-                 options: dict[str, Any], callback):
-    """The closure that samples a diffrep with ``method``; validates every option before running."""
+                 options: dict[str, Any], callback, checkpoint: RunCheckpoint | None = None, resume: bool = False):
+    """The closure that samples a diffrep with ``method``; validates every option before running.
+
+    With ``checkpoint``, the rep, the noise state or optimiser, and the generator are saved every
+    ``checkpoint.every`` steps (iterations for SDS/SJC); ``resume`` continues from the last one."""
     from diffrep.methods import ddrep_sample, run_sds, run_sjc
     from diffrep.reps import make_rep
 
@@ -157,18 +161,41 @@ def _diffrep_run(method: str, rep_name: str, n: int, steps: int, cond: Any, guid
         if method == "ddrep" and method_opts[0].solver == "closed" and not rep.linear:
             raise InputError(f"solver 'closed' needs a diffrep linear in its parameters; this {rep_name} is not "
                              "(tanh or augmentation make pixels nonlinear)")
+        state = checkpoint.load() if checkpoint is not None and resume else None
+        if state is not None:
+            rep.load_state_dict({k[4:]: v for k, v in state[1].items() if k.startswith("rep.")})
+            g.set_state(state[1]["rng"])
+        total = len(timesteps(len(p.alphas_cumprod), steps)) if method == "ddrep" else method_opts[1].iters
+        progress = _progress(callback, total)
+
+        def step_done(d: dict[str, Any], tensors: dict[str, Tensor], meta: dict[str, Any] | None = None) -> None:
+            if checkpoint is not None and checkpoint.due(d["i"] + 1, total):
+                rep_state = {f"rep.{k}": v for k, v in rep.state_dict().items()}
+                checkpoint.save(d["i"] + 1, rep_state | tensors | {"rng": g.get_state()}, meta)
+            if progress is not None:
+                progress(d)
+
         if method == "ddrep":
-            ts = timesteps(len(p.alphas_cumprod), steps)
             o = method_opts[0]
-            ddrep_sample(p, rep, ts, cond, guidance_scale=guidance_scale, eta=eta, rounds=o.rounds,
-                         pull=o.pullback(), views_per_step=o.views_per_step, generator=g,
-                         callback=_progress(callback, len(ts)))
+            ddrep_sample(p, rep, timesteps(len(p.alphas_cumprod), steps), cond, guidance_scale=guidance_scale, eta=eta,
+                         rounds=o.rounds, pull=o.pullback(), views_per_step=o.views_per_step, generator=g,
+                         noise=None if state is None else state[1]["noise"], start=0 if state is None else state[0],
+                         callback=lambda d: step_done(d, {"noise": d["noise"]}))
         else:
-            optim = method_opts[1]
-            step_cb = None if callback is None else (lambda d: callback(d | {"step": d["i"] + 1, "steps": optim.iters}))
+            from diffrep.checkpoint import optimizer_state, optimizer_tensors
+
+            def distill_done(d: dict[str, Any]) -> None:
+                tensors, groups = optimizer_tensors(d["optimizer"])
+                step_done(d, tensors, {"param_groups": groups, "scheduler": d["scheduler"].state_dict()})
+
+            resumed = None if state is None else {
+                "start": state[0], "optimizer": optimizer_state(state[1], state[2]["param_groups"]),
+                "scheduler": state[2]["scheduler"]}
             fn = run_sds if method == "sds" else run_sjc
-            fn(p, rep, cond, guidance_scale=guidance_scale, options=method_opts[0], optim=optim, generator=g,
-               callback=step_cb)
+            fn(p, rep, cond, guidance_scale=guidance_scale, options=method_opts[0], optim=method_opts[1], generator=g,
+               callback=distill_done, resume=resumed)
+        if checkpoint is not None:
+            checkpoint.remove()
         return render_result(rep)
 
     return run, method_opts
@@ -186,8 +213,13 @@ def render_result(rep) -> Result:
 
 def sample(prior: Prior | str = "toyworld", *, rep: str = "pixels", method: str = "ddim", prompt: str | None = None,
            cond: Any = None, n: int = 1, seed: int = 0, steps: int = 50, guidance_scale: float = 3.0,
-           eta: float = 0.0, callback=None, **options: Any) -> Result:
+           eta: float = 0.0, callback=None, checkpoint: str | Path | None = None, checkpoint_every: int = 0,
+           resume: bool = False, **options: Any) -> Result:
     """Sample ``n`` diffreps of a prompt from a prior and render them.
+
+    Diffrep methods checkpoint into the folder ``checkpoint`` every ``checkpoint_every`` steps
+    (DDRep) or iterations (SDS, SJC); ``resume=True`` continues from its last checkpoint (same
+    options and seed), bit for bit on the CPU. The folder is removed when the run completes.
 
     >>> result = diffrep.sample("gmm", prompt="red", n=4, steps=20)
     >>> result.images.shape
@@ -200,10 +232,17 @@ def sample(prior: Prior | str = "toyworld", *, rep: str = "pixels", method: str 
     c = _condition(prior, prompt, cond)
     config = {"rep": rep, "method": method, "prompt": prompt, "n": n, "steps": steps,
               "guidance_scale": guidance_scale, "eta": eta if method in ("ddim", "ddrep") else 1.0}
+    if method in IMAGE_METHODS and (checkpoint_every or resume):
+        raise InputError(f"checkpoints are written by the diffrep methods (ddrep, sds, sjc), not {method!r}, "
+                         "which runs in seconds")
+    if checkpoint_every < 0:
+        raise InputError(f"checkpoint_every={checkpoint_every} is not allowed; it must be >= 0 (0: no checkpoints)")
     if method not in IMAGE_METHODS:
-        run, method_opts = _diffrep_run(method, rep, n, steps, c, guidance_scale, eta, options, callback)
         from dataclasses import asdict
 
+        ckpt = None if checkpoint is None else RunCheckpoint(Path(checkpoint), checkpoint_every,
+                                                             config | {"seed": seed, "options": options})
+        run, method_opts = _diffrep_run(method, rep, n, steps, c, guidance_scale, eta, options, callback, ckpt, resume)
         return _run(prior, run, config | {"options": options} | {type(o).__name__: asdict(o) for o in method_opts}, seed)
     ts = timesteps(len(prior.alphas_cumprod), steps)
 

@@ -53,6 +53,11 @@ class SampleArgs:
     """DDIM stochasticity (ddim, ddrep): 0 = deterministic (PF-ODE), 1 = DDPM-like."""
     overwrite: bool = False
     """Replace the contents of a non-empty output folder."""
+    checkpoint_every: int | None = None
+    """ddrep, sds, sjc: steps (iterations) between checkpoints in OUT.checkpoint/; default: a tenth
+    of the run; 0: none. The folder is removed when the run completes."""
+    resume: bool = False
+    """ddrep, sds, sjc: continue from OUT.checkpoint/ (same options and seed)."""
     ddrep: DDRepOptions = DDRepOptions()
     sds: SDSOptions = SDSOptions()
     sjc: SJCOptions = SJCOptions()
@@ -73,6 +78,19 @@ def method_options(a: SampleArgs) -> dict:
     for o in opts:
         out |= asdict(o)
     return out
+
+
+def checkpoint_options(a: SampleArgs) -> dict:
+    """Where and how often a diffrep run checkpoints (image methods: never)."""
+    if a.method in ("ddim", "ddpm"):
+        if a.resume or a.checkpoint_every:
+            raise InputError(f"--resume/--checkpoint-every are for the diffrep methods (ddrep, sds, sjc), not {a.method!r}")
+        return {}
+    total = a.steps if a.method == "ddrep" else a.optim.iters
+    every = max(1, total // 10) if a.checkpoint_every is None else a.checkpoint_every
+    if every < 0:
+        raise InputError(f"checkpoint_every={every} is not allowed; it must be >= 0 (0: no checkpoints)")
+    return {"checkpoint": a.out.with_name(a.out.name + ".checkpoint"), "checkpoint_every": every, "resume": a.resume}
 
 
 @dataclass(frozen=True)
@@ -247,6 +265,7 @@ def run_sample(a: SampleArgs) -> int:
 
     check_output_dir(a.out, a.overwrite)
     check_sample_options(a.rep, a.method, a.n, a.steps, a.guidance_scale, a.eta)
+    checkpointing = checkpoint_options(a)
     if a.method not in ("ddim", "ddpm"):
         api_method_options(a.method, a.rep, method_options(a))  # validate before loading the prior
     prior = load_prior(a)
@@ -254,7 +273,7 @@ def run_sample(a: SampleArgs) -> int:
     try:
         result = diffrep.sample(prior, rep=a.rep, method=a.method, prompt=a.prompt, n=a.n, seed=a.seed,
                                 steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta, callback=bar,
-                                **method_options(a))
+                                **checkpointing, **method_options(a))
     finally:
         bar.close()
     result.info["config"] |= {"prior": a.prior}

@@ -72,16 +72,18 @@ def ddrep_step(prior: Prior, rep, noise: Tensor, t: int, s: int, cond: Any, *, g
 
 def ddrep_sample(prior: Prior, rep, ts: list[int], cond: Any = None, *, guidance_scale: float = 1.0, eta: float = 0.0,
                  rounds: int = 1, pull: PullbackConfig = PullbackConfig(), views_per_step: int = 1,
-                 noise: Tensor | None = None, generator: torch.Generator | None = None, callback=None) -> Tensor:
+                 noise: Tensor | None = None, generator: torch.Generator | None = None, callback=None,
+                 start: int = 0) -> Tensor:
     """Sample ``rep`` (in place) with DDRep; ``rounds = r`` RePaint harmonisation rounds per step.
 
     ``noise`` is the initial noise state (default: drawn from ``generator``); returns the final
     noise state. Views: reps with ``random_views`` are evaluated on ``views_per_step`` random
-    views per step; others on their canonical view."""
+    views per step; others on their canonical view. ``start`` skips the first steps (resuming from
+    a checkpoint taken after them: ``rep``, ``noise`` and ``generator`` as they were then)."""
     if noise is None:
         noise = torch.randn(noise_shape(rep), generator=generator)
     ab = prior.alphas_cumprod
-    for i, t in enumerate(ts):
+    for i, t in enumerate(ts[start:], start):
         s = ts[i + 1] if i + 1 < len(ts) else -1
         for u in range(rounds):
             views = rep.random_views(views_per_step, generator) if views_per_step > 0 else None

@@ -98,11 +98,19 @@ GradFn = Callable[[Tensor, int, torch.Generator], Tensor]
 
 
 def distill(rep, grad_fn: GradFn, config: OptimConfig, *, generator: torch.Generator | None = None,
-            callback=None) -> None:
+            callback=None, resume: dict[str, Any] | None = None) -> None:
     """Optimise ``rep`` in place: render views, ask ``grad_fn(x, k, generator)`` for ``g``,
-    step on the surrogate loss. ``x: [n·V, C, H, W]``; ``k`` is the iteration."""
+    step on the surrogate loss. ``x: [n·V, C, H, W]``; ``k`` is the iteration.
+
+    The callback also receives the ``optimizer`` and ``scheduler``; ``resume`` (``start``,
+    ``optimizer`` and ``scheduler`` state dicts) continues a run checkpointed after ``start`` iterations."""
     opt, sched = make_optimizer(rep.parameters(), config)
-    for k in range(config.iters):
+    start = 0
+    if resume is not None:
+        opt.load_state_dict(resume["optimizer"])
+        sched.load_state_dict(resume["scheduler"])
+        start = resume["start"]
+    for k in range(start, config.iters):
         views = rep.random_views(config.views_per_step, generator)
         x = rep(views).flatten(0, 1)
         with torch.no_grad():
@@ -112,7 +120,8 @@ def distill(rep, grad_fn: GradFn, config: OptimConfig, *, generator: torch.Gener
         opt.step()
         sched.step()
         if callback is not None:
-            callback({"i": k, "rep": rep, "grad_norm": g.flatten(1).norm(dim=1).mean().item()})
+            callback({"i": k, "rep": rep, "grad_norm": g.flatten(1).norm(dim=1).mean().item(), "optimizer": opt,
+                      "scheduler": sched})
 
 
 def random_t(n: int, t_min: int, t_max: int, generator: torch.Generator | None) -> Tensor:
@@ -151,7 +160,7 @@ class SJCOptions:
 
 
 def run_sds(prior: Prior, rep, cond: Any, *, guidance_scale: float, options: SDSOptions, optim: OptimConfig,
-            generator: torch.Generator | None = None, callback=None) -> None:
+            generator: torch.Generator | None = None, callback=None, resume: dict[str, Any] | None = None) -> None:
     """SDS on any diffrep: ``t ~ U[t_min, t_max(k)]``, fresh ``ε`` every iteration."""
     draw_t = t_sampler(len(prior.alphas_cumprod), options.t_range, options.annealing, optim.iters)
 
@@ -160,11 +169,11 @@ def run_sds(prior: Prior, rep, cond: Any, *, guidance_scale: float, options: SDS
         eps = torch.randn(x.shape, generator=g, dtype=x.dtype)
         return sds_grad(prior, x, cond, t=t, eps=eps, guidance_scale=guidance_scale, weighting=options.weighting)
 
-    distill(rep, grad_fn, optim, generator=generator, callback=callback)
+    distill(rep, grad_fn, optim, generator=generator, callback=callback, resume=resume)
 
 
 def run_sjc(prior: Prior, rep, cond: Any, *, guidance_scale: float, options: SJCOptions, optim: OptimConfig,
-            generator: torch.Generator | None = None, callback=None) -> None:
+            generator: torch.Generator | None = None, callback=None, resume: dict[str, Any] | None = None) -> None:
     """SJC on any diffrep: ``σ`` from the schedule's VE range, fresh ``n`` every iteration."""
     draw_t = t_sampler(len(prior.alphas_cumprod), options.t_range, options.annealing, optim.iters)
 
@@ -174,4 +183,4 @@ def run_sjc(prior: Prior, rep, cond: Any, *, guidance_scale: float, options: SJC
         return sjc_grad(prior, x, cond, t=t, noise=noise, guidance_scale=guidance_scale,
                         variance_reduced=options.variance_reduced)
 
-    distill(rep, grad_fn, optim, generator=generator, callback=callback)
+    distill(rep, grad_fn, optim, generator=generator, callback=callback, resume=resume)

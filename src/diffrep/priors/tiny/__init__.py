@@ -83,7 +83,7 @@ def save_tiny(model: TinyUNet, path: str | Path, state: dict[str, Tensor] | None
               extra: dict[str, Any] | None = None) -> Path:
     """Write ``state`` (default: the model's weights) as safetensors plus the JSON config beside it
     (``extra``: provenance such as the training config and step)."""
-    from diffrep.priors.tiny.train import atomic_save
+    from diffrep.checkpoint import atomic_save
 
     path = Path(path)
     meta = {"unet": model.config.to_dict(), "schedule": "linear", "encoder": "all-MiniLM-L6-v2", "format": 1}

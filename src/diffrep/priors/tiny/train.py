@@ -10,7 +10,6 @@ import copy
 import json
 import os
 import random
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -20,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from diffrep.checkpoint import atomic_save, load_optimizer, optimizer_tensors
 from diffrep.errors import InputError
 from diffrep.priors.tiny.captions import HELD_OUT_COMBOS, random_captions
 from diffrep.priors.tiny.text import TextEncoder
@@ -156,31 +156,17 @@ def sample_grid(ema: TinyUNet, encoder: TextEncoder, path: Path, steps: int) -> 
     return path
 
 
-def atomic_save(tensors: dict[str, Tensor], path: Path, meta: dict[str, Any]) -> None:
-    """``path`` (safetensors) then ``path.with_suffix('.json')``, each via a temporary file and ``os.replace``."""
-    from safetensors.torch import save_file
-
-    from diffrep.export import atomic_write_text
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp)
-    os.replace(tmp, path)
-    atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=1))
-
-
 def save_checkpoint(config: TrainConfig, model: TinyUNet, ema: TinyUNet, opt: torch.optim.Optimizer,
                     g: torch.Generator, rng: random.Random, step: int) -> Path:
     """Model, EMA, AdamW moments, step and RNG states as ``checkpoint.safetensors`` + ``checkpoint.json``."""
-    opt_state = opt.state_dict()
+    opt_tensors, param_groups = optimizer_tensors(opt)
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors |= {f"ema.{k}": v for k, v in ema.state_dict().items()}
-    tensors |= {f"opt.{i}.{k}": v for i, s in opt_state["state"].items() for k, v in s.items()}
+    tensors |= opt_tensors
     tensors["rng.torch"] = g.get_state()
     version, state, gauss = rng.getstate()
     meta = {"step": step, "config": {k: str(v) for k, v in asdict(config).items()}, "unet": model.config.to_dict(),
-            "param_groups": opt_state["param_groups"], "rng.python": [version, list(state), gauss]}
+            "param_groups": param_groups, "rng.python": [version, list(state), gauss]}
     path = config.out / "checkpoint.safetensors"
     atomic_save(tensors, path, meta)
     return path
@@ -198,12 +184,7 @@ def load_checkpoint(out: Path, model: TinyUNet, ema: TinyUNet, opt: torch.optim.
         ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
     except Exception as e:
         raise InputError(f"checkpoint in {str(out)!r} cannot be resumed: {e}") from None
-    state: dict[int, dict[str, Tensor]] = {}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, i, name = k.split(".", 2)
-            state.setdefault(int(i), {})[name] = v
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    load_optimizer(opt, tensors, meta["param_groups"])
     g.set_state(tensors["rng.torch"])
     version, s, gauss = meta["rng.python"]
     rng.setstate((version, tuple(s), gauss))

@@ -1,0 +1,105 @@
+"""Checkpoints of long runs (training the tiny prior, sampling diffreps): tensors in safetensors,
+everything else in JSON beside them, each file written atomically (temporary file + ``os.replace``).
+
+>>> ckpt = RunCheckpoint(Path("out.checkpoint"), every=10, config={"steps": 50})
+>>> state = ckpt.load()            # None, or (step, tensors, meta) of a run with the same config
+>>> ckpt.save(10, {"noise": noise}, {"note": "anything JSON"})
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from diffrep.errors import InputError
+
+
+def atomic_save(tensors: dict[str, Tensor], path: Path, meta: dict[str, Any]) -> None:
+    """``path`` (safetensors) then ``path.with_suffix('.json')``, each via a temporary file and ``os.replace``."""
+    from safetensors.torch import save_file
+
+    from diffrep.export import atomic_write_text
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp)
+    os.replace(tmp, path)
+    atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=1))
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer, prefix: str = "opt") -> tuple[dict[str, Tensor], list[dict]]:
+    """An optimiser's state as flat tensors ``{prefix}.{param}.{name}`` and its JSON-able param groups."""
+    sd = opt.state_dict()
+    return {f"{prefix}.{i}.{k}": v for i, s in sd["state"].items() for k, v in s.items()}, sd["param_groups"]
+
+
+def optimizer_state(tensors: dict[str, Tensor], param_groups: list[dict], prefix: str = "opt") -> dict[str, Any]:
+    """Inverse of ``optimizer_tensors``: an optimiser ``state_dict``."""
+    state: dict[int, dict[str, Tensor]] = {}
+    for k, v in tensors.items():
+        if k.startswith(prefix + "."):
+            _, i, name = k.split(".", 2)
+            state.setdefault(int(i), {})[name] = v
+    return {"state": state, "param_groups": param_groups}
+
+
+def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, Tensor], param_groups: list[dict],
+                   prefix: str = "opt") -> None:
+    opt.load_state_dict(optimizer_state(tensors, param_groups, prefix))
+
+
+@dataclass(frozen=True)
+class RunCheckpoint:
+    """Periodic checkpoints of a sampling run in ``folder`` (``state.safetensors`` + ``state.json``).
+
+    ``config`` describes the run (JSON-able); ``load`` refuses a checkpoint written by another config."""
+
+    folder: Path
+    every: int
+    config: dict[str, Any]
+
+    @property
+    def path(self) -> Path:
+        return Path(self.folder) / "state.safetensors"
+
+    def due(self, step: int, total: int) -> bool:
+        """Save after ``step`` of ``total`` steps? (Never after the last one: the result is written then.)"""
+        return self.every > 0 and step % self.every == 0 and step < total
+
+    def save(self, step: int, tensors: dict[str, Tensor], meta: dict[str, Any] | None = None) -> None:
+        atomic_save(tensors, self.path, {"step": step, "config": _jsonable(self.config), **(meta or {})})
+
+    def load(self) -> tuple[int, dict[str, Tensor], dict[str, Any]] | None:
+        """``(step, tensors, meta)`` of the last checkpoint, or ``None`` if there is none."""
+        from safetensors.torch import load_file
+
+        meta_path = self.path.with_suffix(".json")
+        if not meta_path.is_file():
+            return None
+        try:
+            meta = json.loads(meta_path.read_text())
+            tensors = load_file(self.path)
+        except Exception as e:
+            raise InputError(f"checkpoint in {str(self.folder)!r} cannot be resumed: {e}") from None
+        if meta.get("config") != _jsonable(self.config):
+            diff = sorted(k for k in set(meta.get("config", {})) | set(_jsonable(self.config))
+                          if meta.get("config", {}).get(k) != _jsonable(self.config).get(k))
+            raise InputError(f"checkpoint in {str(self.folder)!r} belongs to another run (differs in "
+                             f"{', '.join(diff)}); rerun with the same options or without --resume")
+        return int(meta["step"]), tensors, meta
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _jsonable(d: Any) -> Any:
+    return json.loads(json.dumps(d, default=str))
