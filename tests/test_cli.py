@@ -189,10 +189,17 @@ def test_interrupted_sample_resumes_from_out_checkpoint(tmp_path, capsys, monkey
     assert not (tmp_path / "r.checkpoint").exists()
 
 
-def test_tyro_type_errors_exit_2(capsys):
-    with pytest.raises(SystemExit) as e:
-        main(["sample", "--steps", "many", "--out", "x"])
-    assert e.value.code == 2
+def test_parse_errors_are_one_line_exit_2(capsys):
+    """tyro's own parse errors (wrong types, unknown or missing options) are folded into one line."""
+    for argv, message in ((["sample", "--steps", "many", "--out", "x"], "Error parsing --steps: invalid literal"),
+                          (["sample", "--nosuch", "3", "--out", "x"], "Unrecognized options: --nosuch"),
+                          (["sample"], "Missing from diffrep sample: --out PATH"),
+                          (["nosuch"], "Unrecognized options: nosuch (see diffrep --help)")):
+        code, stdout, stderr = run(argv, capsys)
+        lines = stderr.strip().splitlines()
+        assert code == 2 and stdout == "" and len(lines) == 1, (argv, stderr)
+        assert lines[0].startswith("diffrep: error: ") and message in lines[0], lines[0]
+        assert "╭" not in stderr and "Traceback" not in stderr
 
 
 def test_help_is_complete(capsys):

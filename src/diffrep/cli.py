@@ -208,11 +208,50 @@ COMMANDS = {"sample": SampleArgs, "sdedit": SdeditArgs, "inpaint": InpaintArgs, 
             "train-prior": TrainPriorArgs}
 
 
+def parse(argv: list[str] | None) -> object:
+    """tyro's parse; its parse errors (a boxed panel on stderr) become one ``InputError`` line."""
+    import contextlib
+    import io
+
+    panel = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(panel):
+            return tyro.extras.subcommand_cli_from_dict(
+                COMMANDS, args=argv, prog="diffrep",
+                description="diffrep: sample differentiable representations with a diffusion prior.")
+    except SystemExit as e:
+        if e.code in (0, None):
+            sys.stderr.write(panel.getvalue())
+            raise
+        command = next((a for a in (argv if argv is not None else sys.argv[1:]) if a in COMMANDS), None)
+        help_cmd = f"diffrep {command} --help" if command else "diffrep --help"
+        raise InputError(f"{panel_message(panel.getvalue())} (see {help_cmd})") from None
+
+
+def panel_message(text: str) -> str:
+    """The first block of a tyro error panel (below its title, up to the next rule) as one line.
+
+    tyro draws a box with the title in its top edge (``╭─ title ─╮``, ``│`` sides, ``─`` rules)
+    or, on a plain console, the title as the first block, then ``-`` rules between blocks."""
+    boxed = "╭" in text
+    blocks: list[list[str]] = [[]]
+    for line in text.splitlines():
+        if "╭" in line:
+            continue
+        content = line.strip().strip("│|╰╯").strip()
+        if not content or set(content) <= set("─-━="):
+            if blocks[-1]:
+                blocks.append([])
+            continue
+        blocks[-1].append(content)
+    blocks = [b for b in blocks if b]
+    block = blocks[0 if boxed or len(blocks) < 2 else 1] if blocks else []
+    return " ".join(" ".join(block).split()) or "could not parse the arguments"
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = tyro.extras.subcommand_cli_from_dict(
-            COMMANDS, args=argv, prog="diffrep",
-            description="diffrep: sample differentiable representations with a diffusion prior.")
+        args = parse(argv)
         return RUNNERS[type(args)](args)
     except InputError as e:
         print(f"diffrep: error: {e}", file=sys.stderr)
