@@ -52,6 +52,16 @@ class Stop(Exception):
     pass
 
 
+def interrupted(ckpt, at_step: int, **kw) -> None:
+    """Run ``diffrep.sample`` with checkpoints until the callback of step ``at_step`` stops it."""
+    def stop(d):
+        if d["step"] == at_step:
+            raise Stop
+
+    with pytest.raises(Stop):
+        diffrep.sample("gmm", checkpoint=ckpt, callback=stop, **kw)
+
+
 @pytest.mark.parametrize("method,options", [
     ("ddrep", {"rounds": 2, "width": 32, "depth": 2}),  # eta > 0: RePaint draws from the generator
     ("sds", {"iters": 6, "lr": 1e-2, "width": 32, "depth": 2}),
@@ -61,13 +71,7 @@ def test_interrupted_run_resumes_bit_for_bit(tmp_path, method, options):
     kw = dict(rep="siren", method=method, prompt="red", n=2, steps=6, eta=0.5, seed=3, **options)
     full = diffrep.sample("gmm", **kw)
     ckpt = tmp_path / "run.checkpoint"
-
-    def stop_at_4(d):
-        if d["step"] == 4:
-            raise Stop
-
-    with pytest.raises(Stop):
-        diffrep.sample("gmm", checkpoint=ckpt, checkpoint_every=2, callback=stop_at_4, **kw)
+    interrupted(ckpt, 4, checkpoint_every=2, **kw)
     assert (ckpt / "state.safetensors").is_file()
     steps = []
     resumed = diffrep.sample("gmm", checkpoint=ckpt, checkpoint_every=2, resume=True,
@@ -80,13 +84,7 @@ def test_interrupted_run_resumes_bit_for_bit(tmp_path, method, options):
 def test_resume_refuses_another_runs_checkpoint(tmp_path):
     kw = dict(rep="siren", method="ddrep", prompt="red", n=1, steps=4, width=32, depth=2)
     ckpt = tmp_path / "c"
-
-    def stop(d):
-        if d["step"] == 3:
-            raise Stop
-
-    with pytest.raises(Stop):
-        diffrep.sample("gmm", checkpoint=ckpt, checkpoint_every=1, callback=stop, **kw)
+    interrupted(ckpt, 3, checkpoint_every=1, **kw)
     with pytest.raises(InputError, match=r"belongs to another run \(differs in seed\)"):
         diffrep.sample("gmm", checkpoint=ckpt, checkpoint_every=1, resume=True, seed=9, **kw)
     with pytest.raises(InputError, match="checkpoints are written by the diffrep methods"):
