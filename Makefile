@@ -26,10 +26,11 @@ test: install
 test-slow: install
 	$(PY) -m pytest -q -m slow
 
-SUITES := toyworld prior table1 diversity speed panorama
+SUITES := toyworld prior table1 diversity speed panorama prior-quality
 
-bench: install  # all suites, about 35 minutes on the 2-core machine
+bench: install  # all suites, and table1/diversity on the tiny prior: about 80 minutes on the 2-core machine
 	for s in $(SUITES); do $(VENV)/bin/diffrep bench $$s || exit 1; done
+	for s in table1 diversity; do $(VENV)/bin/diffrep bench $$s --prior tiny || exit 1; done
 
 bench-quick: install  # every suite in its short form, about 2 minutes
 	for s in $(SUITES); do $(VENV)/bin/diffrep bench $$s --quick || exit 1; done
