@@ -109,7 +109,7 @@ def bad_cases(tmp_path):
         (["toyworld", "--res", "48", "--out", out], "res=48 is not allowed"),
         (["toyworld", "--n", "0", "--out", out], "n=0 is not allowed"),
         (["bench", "nosuch"], "unknown benchmark suite 'nosuch'"),
-        (["sample", "--method", "ddim", "--resume", "--out", out, *SMALL], "are for the diffrep methods"),
+        (["sample", "--method", "ddim", "--resume", "--out", out, *SMALL], "checkpoints are written by the diffrep methods"),
         (["sample", "--rep", "siren", "--method", "ddrep", "--checkpoint-every", "-1", "--prompt", "red", "--out", out,
           *SMALL], "checkpoint_every=-1 is not allowed"),
         (["bench", "toyworld", "--prior", "tiny"], "suite 'toyworld' does not take --prior"),

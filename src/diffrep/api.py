@@ -91,6 +91,15 @@ def check_sample_options(rep: str, method: str, n: int, steps: int, guidance_sca
                          f"for rep {rep!r} use one of: ddrep, sds, sjc")
 
 
+def check_checkpointing(method: str, checkpoint_every: int, resume: bool) -> None:
+    """Checkpoints are for the diffrep methods; ``checkpoint_every`` is a count (0: none)."""
+    if method in IMAGE_METHODS and (checkpoint_every or resume):
+        raise InputError(f"checkpoints are written by the diffrep methods (ddrep, sds, sjc), not {method!r}, "
+                         "which runs in seconds")
+    if checkpoint_every < 0:
+        raise InputError(f"checkpoint_every={checkpoint_every} is not allowed; it must be >= 0 (0: no checkpoints)")
+
+
 def check_strength(strength: float) -> float:
     if not (isinstance(strength, (int, float)) and math.isfinite(strength) and 0 <= strength <= 1):
         raise InputError(f"strength={strength!r} is not allowed; it must be in [0, 1]")
@@ -165,7 +174,8 @@ def _diffrep_run(method: str, rep_name: str, n: int, steps: int, cond: Any, guid
         if state is not None:
             rep.load_state_dict({k[4:]: v for k, v in state[1].items() if k.startswith("rep.")})
             g.set_state(state[1]["rng"])
-        total = len(timesteps(len(p.alphas_cumprod), steps)) if method == "ddrep" else method_opts[1].iters
+        ts = timesteps(len(p.alphas_cumprod), steps)
+        total = len(ts) if method == "ddrep" else method_opts[1].iters
         progress = _progress(callback, total)
 
         def step_done(d: dict[str, Any], tensors: dict[str, Tensor], meta: dict[str, Any] | None = None) -> None:
@@ -177,7 +187,7 @@ def _diffrep_run(method: str, rep_name: str, n: int, steps: int, cond: Any, guid
 
         if method == "ddrep":
             o = method_opts[0]
-            ddrep_sample(p, rep, timesteps(len(p.alphas_cumprod), steps), cond, guidance_scale=guidance_scale, eta=eta,
+            ddrep_sample(p, rep, ts, cond, guidance_scale=guidance_scale, eta=eta,
                          rounds=o.rounds, pull=o.pullback(), views_per_step=o.views_per_step, generator=g,
                          noise=None if state is None else state[1]["noise"], start=0 if state is None else state[0],
                          callback=lambda d: step_done(d, {"noise": d["noise"]}))
@@ -232,11 +242,7 @@ def sample(prior: Prior | str = "toyworld", *, rep: str = "pixels", method: str 
     c = _condition(prior, prompt, cond)
     config = {"rep": rep, "method": method, "prompt": prompt, "n": n, "steps": steps,
               "guidance_scale": guidance_scale, "eta": eta if method in ("ddim", "ddrep") else 1.0}
-    if method in IMAGE_METHODS and (checkpoint_every or resume):
-        raise InputError(f"checkpoints are written by the diffrep methods (ddrep, sds, sjc), not {method!r}, "
-                         "which runs in seconds")
-    if checkpoint_every < 0:
-        raise InputError(f"checkpoint_every={checkpoint_every} is not allowed; it must be >= 0 (0: no checkpoints)")
+    check_checkpointing(method, checkpoint_every, resume)
     if method not in IMAGE_METHODS:
         from dataclasses import asdict
 

@@ -82,14 +82,13 @@ def method_options(a: SampleArgs) -> dict:
 
 def checkpoint_options(a: SampleArgs) -> dict:
     """Where and how often a diffrep run checkpoints (image methods: never)."""
+    from diffrep.api import check_checkpointing
+
+    check_checkpointing(a.method, a.checkpoint_every or 0, a.resume)
     if a.method in ("ddim", "ddpm"):
-        if a.resume or a.checkpoint_every:
-            raise InputError(f"--resume/--checkpoint-every are for the diffrep methods (ddrep, sds, sjc), not {a.method!r}")
         return {}
     total = a.steps if a.method == "ddrep" else a.optim.iters
     every = max(1, total // 10) if a.checkpoint_every is None else a.checkpoint_every
-    if every < 0:
-        raise InputError(f"checkpoint_every={every} is not allowed; it must be >= 0 (0: no checkpoints)")
     return {"checkpoint": a.out.with_name(a.out.name + ".checkpoint"), "checkpoint_every": every, "resume": a.resume}
 
 

@@ -126,7 +126,8 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
     log(f"labeller on fresh data: {labeller}")
     ts = timesteps(len(prior.alphas_cumprod), steps)
     rows, shown = [], {}
-    for name, (texts, asked) in prompt_sets(n, seed=0).items():
+    sets = prompt_sets(n, seed=0)
+    for name, (texts, asked) in sets.items():
         conds = [prior.encode_prompt(t) for t in texts]
         for w in scales:
             g = torch.Generator().manual_seed(int(10 * w))
@@ -147,7 +148,7 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
     cols = 16
     grid = torch.cat([x[:cols] for x in shown.values()])
     return {"prior": prior_name, "samples_per_set": n, "steps": steps, "guidance_scales": list(scales),
-            "prompts": {name: texts[:8] for name, (texts, _) in prompt_sets(n, seed=0).items()},
+            "prompts": {name: texts[:8] for name, (texts, _) in sets.items()},
             "labeller_on_fresh_data": labeller, "rows": rows, "copy_check": copies,
             "evals_per_s_batch16": throughput, "targets": TARGETS,
             "_images": {"samples": (grid, cols)}, "image_rows": list(shown)}
