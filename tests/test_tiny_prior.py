@@ -56,9 +56,100 @@ def test_encoder_paraphrases_closer(encoder):
     assert synonym @ a > synonym @ all_different  # a synonym paraphrase beats a caption of other labels
 
 
+def test_encode_tokens_pooled_row_then_token_states(encoder):
+    from diffrep.priors.tiny.text import MAX_TOKENS, token_mask
+
+    texts = ["a red ball, back view", ""]
+    e = encoder.encode_tokens(texts)
+    assert e.shape == (2, 1 + MAX_TOKENS, 384)
+    assert torch.equal(e[:, 0], encoder.encode(texts))  # row 0: the pooled embedding
+    n = 8  # [CLS] a red ball , back view [SEP]
+    assert token_mask(e)[0].tolist() == [True] * (1 + n) + [False] * (MAX_TOKENS - n)
+    assert token_mask(e)[1].tolist() == [True] + [False] * MAX_TOKENS  # empty: only the zero "null" key
+    assert torch.allclose(e[0, 1:1 + n].mean(0) / e[0, 1:1 + n].mean(0).norm(), e[0, 0], atol=1e-3)  # float16 states
+
+
+def test_cross_attention_starts_as_the_loaded_model_and_ignores_padding(tmp_path, encoder):
+    from diffrep.priors.tiny.train import init_from
+    from diffrep.priors.tiny.unet import CrossAttention
+
+    torch.manual_seed(0)
+    base = tiny.TinyUNet(tiny.UNetConfig(channels=16)).eval()
+    torch.nn.init.normal_(base.head[-1].weight, std=0.02)
+    tiny.save_tiny(base, tmp_path / "tiny.safetensors")
+    cross = tiny.TinyUNet(tiny.UNetConfig(channels=16, cross_attention=True)).eval()
+    init_from(cross, tmp_path / "tiny.safetensors")
+    x, t = torch.randn(2, 3, 32, 32), torch.tensor([50, 700])
+    text = encoder.encode_tokens(["a red ball, back view", "a blue cube"])
+    with torch.no_grad():
+        assert torch.equal(cross(x, t, text), base(x, t, text[:, 0]))  # zero output projections: same function
+        for m in cross.modules():
+            if isinstance(m, CrossAttention):
+                torch.nn.init.normal_(m.out.weight, std=0.1)
+        y = cross(x, t, text)
+        assert not torch.allclose(y, base(x, t, text[:, 0]), atol=1e-4)  # now the tokens matter
+        unpadded = [cross(x[i:i + 1], t[i:i + 1], text[i:i + 1, :1 + n]) for i, n in enumerate((8, 5))]
+    assert torch.allclose(y, torch.cat(unpadded), atol=1e-5)  # the zero padding rows are masked out
+    with pytest.raises(InputError, match="does not match"):
+        init_from(tiny.TinyUNet(tiny.UNetConfig(channels=8, cross_attention=True)), tmp_path / "tiny.safetensors")
+
+
+def test_fine_tuning_from_weights_with_the_label_loss_resumes_and_records_them(tmp_path, encoder):
+    import json
+
+    tiny.save_tiny(tiny.TinyUNet(tiny.UNetConfig(channels=16, cross_attention=False)), tmp_path / "base.safetensors")
+    config = TrainConfig(out=tmp_path / "run", steps=3, batch=2, data_n=16, channels=16, sample_every=0,
+                         init=tmp_path / "base.safetensors", half=True, label_loss=0.1, checkpoint_every=2,
+                         cross_attention=True)
+    from safetensors.torch import load_file
+
+    events = []
+    out = train(config, callback=events.append)
+    assert all(e["label_loss"] > 0 for e in events)
+    train(dataclasses.replace(config, out=tmp_path / "two", steps=2))
+    resumed = train(dataclasses.replace(config, out=tmp_path / "two"), resume=True)  # label head and its moments resume
+    straight, again = load_file(out), load_file(resumed)
+    assert all(torch.equal(v, again[k]) for k, v in straight.items())
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["unet"]["cross_attention"] and len(meta["training"]["init_sha256"]) == 64
+    assert all(v.dtype == torch.float16 for v in load_file(out).values())  # --half: half the bytes
+    assert tiny.load_tiny(out).eps(torch.zeros(1, 3, 32, 32), torch.tensor([3])).dtype == torch.float32
+    with pytest.raises(InputError, match="does not exist"):
+        train(TrainConfig(out=tmp_path / "bad", init=tmp_path / "nothing.safetensors"))
+
+
+@pytest.mark.parametrize("gamma", [0.0, 1.0, 0.5])
+def test_p2_weighting_of_the_eps_loss(encoder, gamma):
+    """With a model that predicts zero the loss is the weighted mean of |eps|^2, so replaying the
+    step's random draws gives its exact value: w(t) = 1 / (1 + SNR(t))^gamma."""
+    from diffrep.priors.tiny.train import train_step
+    from diffrep.schedule import linear_schedule
+
+    class Zero(torch.nn.Module):
+        config = tiny.UNetConfig()
+
+        def __init__(self):
+            super().__init__()
+            self.p = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x, t, text):
+            return self.p * x
+
+    model, ab = Zero(), linear_schedule()
+    images, labels = torch.zeros(5, 3, 32, 32), {"kind": [0] * 5, "colour": [1] * 5, "view": [2] * 5}
+    loss, _ = train_step(model, torch.optim.SGD(model.parameters(), lr=0.0), images, labels, encoder, ab,
+                         torch.Generator().manual_seed(3), random.Random(0), 8, "cpu", gamma)
+    g = torch.Generator().manual_seed(3)
+    torch.randint(5, (8,), generator=g)
+    t, eps = torch.randint(1000, (8,), generator=g), torch.randn(8, 3, 32, 32, generator=g)
+    snr = ab[t] / (1 - ab[t])
+    assert loss == pytest.approx(((1 + snr) ** -gamma * eps.pow(2).mean((1, 2, 3))).mean().item(), rel=1e-5)
+
+
 def test_unet_shape_determinism_and_size():
     model = tiny.TinyUNet().eval()
     assert 1_000_000 <= tiny.param_count(model) <= 5_000_000
+    assert 1_000_000 <= tiny.param_count(tiny.TinyUNet(tiny.UNetConfig(cross_attention=True))) <= 5_000_000
     x, t, e = torch.randn(2, 3, 32, 32), torch.tensor([0, 999]), torch.randn(2, 384)
     with torch.no_grad():
         torch.nn.init.normal_(model.head[-1].weight, std=0.02)  # the zero-initialised head would hide everything

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from diffrep.errors import InputError
 from diffrep.priors.tiny.captions import HELD_OUT_COMBOS, HELD_OUT_TEMPLATES, random_caption
-from diffrep.priors.tiny.text import EMBED_DIM, TextEncoder
+from diffrep.priors.tiny.text import EMBED_DIM, MAX_TOKENS, TextEncoder
 from diffrep.priors.tiny.unet import TinyUNet, UNetConfig, param_count
 from diffrep.schedule import linear_schedule
 
@@ -30,8 +30,9 @@ DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "tiny.safetensors"
 class TinyPrior:
     """``diffrep.Prior`` over a ``TinyUNet`` and a ``TextEncoder``.
 
-    ``cond`` is ``None`` (unconditional), one embedding ``[384]`` from ``encode_prompt``, or a
-    list of per-element embeddings (``None`` entries are unconditional).
+    ``cond`` is ``None`` (unconditional), one embedding from ``encode_prompt`` (``[384]``, or
+    ``[1 + MAX_TOKENS, 384]`` with the token states for a cross-attention model), or a list of
+    per-element embeddings (``None`` entries are unconditional).
 
     ``clip_x0`` (default on) clips the implied prediction ``x̂0 = (x_t - s_t ε̂) / a_t`` to the data
     range [-1, 1] and returns the ε consistent with it, as DDPM's ``clip_denoised`` and diffusers'
@@ -45,6 +46,7 @@ class TinyPrior:
         self.encoder = encoder
         self.alphas_cumprod = linear_schedule() if alphas_cumprod is None else alphas_cumprod
         self.image_shape = (3, model.config.res, model.config.res)
+        self.cond_shape = (1 + MAX_TOKENS, EMBED_DIM) if model.config.cross_attention else (EMBED_DIM,)
 
     def encode_prompt(self, text: str | None) -> Tensor | None:
         """The text embedding ``[384]``; ``None`` or ``""`` is unconditional (``None``: the model
@@ -53,12 +55,12 @@ class TinyPrior:
             return None
         if self.encoder is None:
             self.encoder = TextEncoder()
-        return self.encoder.encode([text])[0]
+        return (self.encoder.encode_tokens if self.model.config.cross_attention else self.encoder.encode)([text])[0]
 
     @torch.no_grad()
     def eps(self, x_t: Tensor, t: Tensor, cond: Any = None) -> Tensor:
         p = next(self.model.parameters())
-        text = embeddings(cond, x_t.shape[0]).to(p.device, p.dtype)
+        text = embeddings(cond, x_t.shape[0], self.cond_shape).to(p.device, p.dtype)
         eps = self.model(x_t.to(p.device, p.dtype), t.to(p.device), text).to(x_t.device, x_t.dtype)
         return clip_eps(x_t, t, eps, self.alphas_cumprod) if self.clip_x0 else eps
 
@@ -70,13 +72,13 @@ def clip_eps(x_t: Tensor, t: Tensor, eps: Tensor, alphas_cumprod: Tensor) -> Ten
     return (x_t - ab.sqrt() * x0) / (1 - ab).sqrt()
 
 
-def embeddings(cond: Any, batch: int) -> Tensor:
-    """Condition -> text embeddings ``[batch, 384]``."""
+def embeddings(cond: Any, batch: int, shape: tuple[int, ...] = (EMBED_DIM,)) -> Tensor:
+    """Condition -> text embeddings ``[batch, *shape]`` (``shape``: that of one ``encode_prompt``)."""
     if cond is None:
-        return torch.zeros(batch, EMBED_DIM)
+        return torch.zeros(batch, *shape)
     if isinstance(cond, (list, tuple)):
-        return torch.stack([torch.zeros(EMBED_DIM) if c is None else c.cpu() for c in cond])
-    return cond.expand(batch, -1) if cond.ndim == 1 else cond
+        return torch.stack([torch.zeros(shape) if c is None else c.cpu() for c in cond])
+    return cond.expand(batch, *shape) if cond.shape == shape else cond
 
 
 def save_tiny(model: TinyUNet, path: str | Path, state: dict[str, Tensor] | None = None,

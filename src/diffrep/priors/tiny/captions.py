@@ -76,15 +76,21 @@ def random_caption(kind: int, colour: int, view: int, rng: random.Random, *, hel
     """One random caption of an image labelled ``(kind, colour, view)``; ``""`` is dropout.
 
     ``held_out=True`` draws full captions from the held-out templates only (for evaluation)."""
+    return named_caption(kind, colour, view, rng, held_out=held_out)[0]
+
+
+def named_caption(kind: int, colour: int, view: int, rng: random.Random, *,
+                  held_out: bool = False) -> tuple[str, tuple[str, ...]]:
+    """``random_caption`` and the labels it names, e.g. ``("a crimson mug", ("kind", "colour"))``."""
     if held_out:
         pool = [t for t in TEMPLATES[("kind", "colour", "view")] if t in HELD_OUT_TEMPLATES]
-        return fill(rng.choice(pool), kind, colour, view, rng)
+        return fill(rng.choice(pool), kind, colour, view, rng), ("kind", "colour", "view")
     if rng.random() < P_EMPTY:
-        return ""
+        return "", ()
     labels = rng.choices([s for s, _ in SUBSETS], weights=[p for _, p in SUBSETS])[0]
     if len(labels) == 3 and rng.random() < P_CANONICAL:
-        return caption(kind, colour, view)
-    return fill(rng.choice(training_templates(labels)), kind, colour, view, rng)
+        return caption(kind, colour, view), labels
+    return fill(rng.choice(training_templates(labels)), kind, colour, view, rng), labels
 
 
 def random_captions(kind: list[int], colour: list[int], view: list[int], rng: random.Random) -> list[str]:

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from diffrep.checkpoint import atomic_save, load_optimizer, optimizer_tensors
 from diffrep.errors import InputError
-from diffrep.priors.tiny.captions import HELD_OUT_COMBOS, random_captions
+from diffrep.priors.tiny.captions import HELD_OUT_COMBOS, named_caption
 from diffrep.priors.tiny.text import TextEncoder
 from diffrep.priors.tiny.unet import TinyUNet, UNetConfig
 from diffrep.schedule import linear_schedule
@@ -48,7 +48,12 @@ class TrainConfig:
     seed: int = 0  # seed of the data set, the captions, timesteps, noise and initial weights
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
     channels: int = 32  # U-Net width at full resolution (32: 1.53 M parameters)
+    cross_attention: bool = False  # attend to the prompt's token states at 16² and 8² (UNetConfig; experimental)
+    label_loss: float = 0.0  # weight of the auxiliary loss: the text features name the caption's labels (see docs)
+    p2_gamma: float = 0.0  # P2 weighting of the ε-loss, 1 / (1 + SNR(t))^gamma (Choi et al. 2022); 0: plain
+    init: Path | None = None  # start from these tiny.safetensors weights (fine-tuning); new layers keep their init
     sample_steps: int = 50  # DDIM steps of the sample grids
+    half: bool = False  # export the EMA weights in float16 (half the file; loaded back as float32)
 
 
 def train(config: TrainConfig, *, resume: bool = False, callback: Callable[[dict[str, Any]], None] | None = None) -> Path:
@@ -60,24 +65,31 @@ def train(config: TrainConfig, *, resume: bool = False, callback: Callable[[dict
     g = torch.Generator().manual_seed(config.seed)
     with torch.random.fork_rng(devices=[]):  # seeded initial weights; the caller's global RNG is left untouched
         torch.manual_seed(config.seed)
-        model = TinyUNet(UNetConfig(res=config.res, channels=config.channels))
+        model = TinyUNet(UNetConfig(res=config.res, channels=config.channels, cross_attention=config.cross_attention))
+        head = LabelHead(4 * config.channels) if config.label_loss else None
+    init_sha256 = init_from(model, config.init) if config.init is not None else None
     ema = copy.deepcopy(model).requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    opt = torch.optim.AdamW([*model.parameters(), *(head.parameters() if head else ())], lr=config.lr)
     rng, step = random.Random(config.seed), 0
     if resume and (config.out / "checkpoint.json").is_file():
-        step = load_checkpoint(config.out, model, ema, opt, g, rng)
+        step = load_checkpoint(config.out, model, ema, opt, g, rng, head)
     model.to(device), ema.to(device)
+    if head is not None:
+        head.to(device)
     _move_optimizer(opt, device)
     encoder, ab = TextEncoder(), linear_schedule().to(device, torch.float32)
     t0 = time.perf_counter()
     while step < config.steps:
-        loss = train_step(model, opt, images, labels, encoder, ab, g, rng, config.batch, device)
+        loss, label_loss = train_step(model, opt, images, labels, encoder, ab, g, rng, config.batch, device,
+                                      config.p2_gamma, head, config.label_loss)
         # EMA warm-up: early on the average would otherwise sit mostly on the random initial weights.
         ema_update(ema, model, min(config.ema_decay, (1 + step) / (10 + step)))
         step += 1
         info: dict[str, Any] = {"step": step, "steps": config.steps, "loss": loss, "seconds": time.perf_counter() - t0}
+        if head is not None:
+            info["label_loss"] = label_loss
         if config.checkpoint_every and step % config.checkpoint_every == 0 or step == config.steps:
-            info["checkpoint"] = save_checkpoint(config, model, ema, opt, g, rng, step)
+            info["checkpoint"] = save_checkpoint(config, model, ema, opt, g, rng, step, head)
         if config.sample_every and step % config.sample_every == 0:
             info["samples"] = sample_grid(ema, encoder, config.out / f"samples-{step:07d}.png", config.sample_steps)
         if callback is not None:
@@ -85,8 +97,28 @@ def train(config: TrainConfig, *, resume: bool = False, callback: Callable[[dict
     from diffrep.priors.tiny import save_tiny
 
     training = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
-    return save_tiny(ema, config.out / "tiny.safetensors", _cpu(ema.state_dict()),
-                     {"training": training | {"step": step, "ema": True}})
+    state = {k: v.half() if config.half and v.is_floating_point() else v for k, v in _cpu(ema.state_dict()).items()}
+    return save_tiny(ema, config.out / "tiny.safetensors", state,
+                     {"training": training | {"step": step, "ema": True, "init_sha256": init_sha256}})
+
+
+def init_from(model: TinyUNet, path: Path) -> str:
+    """Load ``tiny.safetensors`` weights into ``model`` for fine-tuning; layers the file lacks (the
+    cross-attention of a model trained without it) keep their initialisation, whose zero output
+    projections leave the loaded model's function unchanged. Returns the file's SHA-256."""
+    import hashlib
+
+    from diffrep.priors.tiny import load_tiny
+
+    loaded = load_tiny(path).model  # the same checks and one-line errors as --prior-path
+    mine, theirs = model.config.to_dict(), loaded.config.to_dict()
+    if {k: v for k, v in mine.items() if k != "cross_attention"} != {k: v for k, v in theirs.items() if k != "cross_attention"}:
+        raise InputError(f"init={str(path)!r} has architecture {theirs}, which does not match this run's {mine}")
+    missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
+    if unexpected or any(".cross." not in k for k in missing):
+        raise InputError(f"init={str(path)!r} does not fit this run: missing {missing}, unexpected {unexpected}")
+    path = Path(path)
+    return hashlib.sha256((path / "tiny.safetensors" if path.is_dir() else path).read_bytes()).hexdigest()
 
 
 def check_config(config: TrainConfig) -> None:
@@ -98,6 +130,12 @@ def check_config(config: TrainConfig) -> None:
             raise InputError(f"{name}={getattr(config, name)} must be a positive integer")
     if config.channels % 8:
         raise InputError(f"channels={config.channels} must be a multiple of 8 (GroupNorm groups)")
+    if config.label_loss < 0:
+        raise InputError(f"label_loss={config.label_loss} must be >= 0 (0: no auxiliary loss)")
+    if config.p2_gamma < 0:
+        raise InputError(f"p2_gamma={config.p2_gamma} must be >= 0 (0: the plain ε-loss)")
+    if config.init is not None and not Path(config.init).exists():
+        raise InputError(f"init={str(config.init)!r} does not exist; give a tiny.safetensors file or the folder holding it")
     if config.device not in ("auto", "cpu", "cuda"):
         raise InputError(f"device={config.device!r} is not allowed; allowed: auto, cpu, cuda")
 
@@ -114,20 +152,66 @@ def training_set(config: TrainConfig) -> tuple[Tensor, dict[str, list[int]]]:
 
 
 def train_step(model: TinyUNet, opt: torch.optim.Optimizer, images: Tensor, labels: dict[str, list[int]],
-               encoder: TextEncoder, ab: Tensor, g: torch.Generator, rng: random.Random, batch: int, device) -> float:
-    """One DDPM step: ``|eps - eps_theta(sqrt(ab_t) x0 + sqrt(1 - ab_t) eps, t, c)|^2`` with uniform ``t``."""
+               encoder: TextEncoder, ab: Tensor, g: torch.Generator, rng: random.Random, batch: int, device,
+               p2_gamma: float = 0.0, head: LabelHead | None = None, label_weight: float = 0.0) -> tuple[float, float | None]:
+    """One DDPM step: ``w(t) |eps - eps_theta(sqrt(ab_t) x0 + sqrt(1 - ab_t) eps, t, c)|^2`` with uniform ``t``
+    and ``w(t) = 1 / (1 + SNR(t))^p2_gamma`` (1 for the plain loss of DDPM eq. 14), plus
+    ``label_weight`` times ``head``'s label loss on the text features. Returns both losses.
+
+    P2 weighting moves the loss from the low-noise steps, where the model only sharpens details,
+    to the high-noise steps where the global layout (which way an object faces) is decided."""
     idx = torch.randint(len(images), (batch,), generator=g)
     t = torch.randint(len(ab), (batch,), generator=g)
     eps = torch.randn(batch, *images.shape[1:], generator=g)  # drawn on the CPU: same stream on any device
-    captions = random_captions(*([labels[n][i] for i in idx.tolist()] for n in ("kind", "colour", "view")), rng=rng)
+    asked = [[labels[n][i] for i in idx.tolist()] for n in LABELS]
+    captions, named = zip(*(named_caption(k, c, v, rng) for k, c, v in zip(*asked)))
     x0, t, eps = images[idx].to(device), t.to(device), eps.to(device)
     a = ab[t].sqrt().view(-1, 1, 1, 1)
     x_t = a * x0 + (1 - a**2).sqrt() * eps  # forward process (DDPM eq. 4)
-    loss = (model(x_t, t, encoder.encode(captions).to(device)) - eps).pow(2).mean()
+    text = (encoder.encode_tokens if model.config.cross_attention else encoder.encode)(list(captions)).to(device)
+    err = (model(x_t, t, text) - eps).pow(2)
+    loss = (err.mean((1, 2, 3)) * (1 - a.flatten()**2).pow(p2_gamma)).mean() if p2_gamma else err.mean()  # 1/(1+SNR) = 1-ab
+    aux = head.loss(model.text_mlp(text[:, 0] if text.ndim == 3 else text), asked, named) if head is not None else None
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    (loss + label_weight * aux if aux is not None else loss).backward()
     opt.step()
-    return loss.item()
+    return loss.item(), None if aux is None else aux.item()
+
+
+LABELS: tuple[str, ...] = ("kind", "colour", "view")
+
+
+class LabelHead(torch.nn.Module):
+    """Linear read-out of the labels a caption names from the U-Net's text features (training only).
+
+    A prompt reaches the U-Net as one pooled sentence embedding in which the view word moves the
+    vector little (cosine 0.966 front vs back, 0.849 for a colour change), and plain training left
+    the view out of the text features: ``text_mlp`` scaled view differences by ~0.5 and colour
+    differences by ~3 (docs/tiny_prior.md). Asking the features to name every label the caption
+    names (cross-entropy, captions that do not name a label are left out for it) keeps the view
+    in them, invariant to the phrasing; the head is not part of the shipped prior. Its rows are
+    unit vectors (a cosine classifier at scale 1, no bias): it cannot lower the loss by growing its
+    own weights, only the features can, by moving apart for captions that name different labels."""
+
+    def __init__(self, emb_dim: int):
+        super().__init__()
+        from diffrep.toyworld import COLOURS, KINDS, VIEWS
+
+        self.sizes = {"kind": len(KINDS), "colour": len(COLOURS), "view": len(VIEWS)}
+        self.weight = torch.nn.Parameter(torch.randn(sum(self.sizes.values()), emb_dim))
+
+    def loss(self, features: Tensor, asked: list[list[int]], named: tuple[tuple[str, ...], ...]) -> Tensor:
+        """Sum over kind, colour and view of the mean cross-entropy on the captions naming it."""
+        logits = features @ torch.nn.functional.normalize(self.weight, dim=1).T
+        total, start = features.new_zeros(()), 0
+        for name, target in zip(LABELS, asked):
+            size = self.sizes[name]
+            rows = [i for i, n in enumerate(named) if name in n]
+            if rows:
+                total = total + torch.nn.functional.cross_entropy(
+                    logits[rows, start:start + size], torch.tensor(target, device=features.device)[rows])
+            start += size
+        return total
 
 
 @torch.no_grad()
@@ -157,11 +241,13 @@ def sample_grid(ema: TinyUNet, encoder: TextEncoder, path: Path, steps: int) -> 
 
 
 def save_checkpoint(config: TrainConfig, model: TinyUNet, ema: TinyUNet, opt: torch.optim.Optimizer,
-                    g: torch.Generator, rng: random.Random, step: int) -> Path:
-    """Model, EMA, AdamW moments, step and RNG states as ``checkpoint.safetensors`` + ``checkpoint.json``."""
+                    g: torch.Generator, rng: random.Random, step: int, head: LabelHead | None = None) -> Path:
+    """Model, EMA, label head, AdamW moments, step and RNG states as ``checkpoint.safetensors`` +
+    ``checkpoint.json``."""
     opt_tensors, param_groups = optimizer_tensors(opt)
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors |= {f"ema.{k}": v for k, v in ema.state_dict().items()}
+    tensors |= {f"head.{k}": v for k, v in (head.state_dict() if head is not None else {}).items()}
     tensors |= opt_tensors
     tensors["rng.torch"] = g.get_state()
     version, state, gauss = rng.getstate()
@@ -173,7 +259,7 @@ def save_checkpoint(config: TrainConfig, model: TinyUNet, ema: TinyUNet, opt: to
 
 
 def load_checkpoint(out: Path, model: TinyUNet, ema: TinyUNet, opt: torch.optim.Optimizer,
-                    g: torch.Generator, rng: random.Random) -> int:
+                    g: torch.Generator, rng: random.Random, head: LabelHead | None = None) -> int:
     """Restore what ``save_checkpoint`` wrote; returns the step to continue from."""
     from safetensors.torch import load_file
 
@@ -182,6 +268,8 @@ def load_checkpoint(out: Path, model: TinyUNet, ema: TinyUNet, opt: torch.optim.
         tensors = load_file(out / "checkpoint.safetensors")
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+        if head is not None:
+            head.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("head.")})
     except Exception as e:
         raise InputError(f"checkpoint in {str(out)!r} cannot be resumed: {e}") from None
     load_optimizer(opt, tensors, meta["param_groups"])
