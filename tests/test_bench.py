@@ -72,3 +72,27 @@ def test_colour_labeller_reads_colour_not_shape():
     labels = {"kind": torch.tensor([0, 1]), "colour": torch.tensor([0, 5]), "view": torch.tensor([0, 0])}
     got, _ = pq.nearest_labels(image(slice(2, 6), slice(2, 6), red), data, labels)
     assert got["kind"].item() == 1 and got["colour_pixel_nn"].item() == 5 and got["colour"].item() == 0
+
+
+def test_conditioning_gaps_see_the_labels_a_prior_uses_and_none_it_ignores():
+    """The exact empirical prior uses view and colour (positive gaps; dropping the prompt can even
+    help it on fresh images, which it has never seen); the same prior with its prompts dropped
+    uses nothing (gaps exactly 0)."""
+    from diffrep.priors import load
+
+    class Unconditional:
+        def __init__(self, prior):
+            self.prior, self.alphas_cumprod, self.image_shape = prior, prior.alphas_cumprod, prior.image_shape
+
+        def encode_prompt(self, text):
+            return None
+
+        def eps(self, x_t, t, cond=None):
+            return self.prior.eps(x_t, t, None)
+
+    exact = load("toyworld", n=2000)
+    rows = pq.conditioning_gaps(exact, n=16, ts=(400,))
+    assert rows[0]["gap_wrong_view"] > 0 and rows[0]["gap_wrong_colour"] > 0
+    ignored = pq.conditioning_gaps(Unconditional(exact), n=16, ts=(400,))
+    assert all(ignored[0][f"gap_{k}"] == 0 for k in ("wrong_view", "wrong_colour", "none"))
+    assert pq.text_feature_separation(exact) is None  # no text features to measure

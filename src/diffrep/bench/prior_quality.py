@@ -109,6 +109,54 @@ def copy_check(samples: Tensor, fresh: Tensor, train: Tensor) -> dict[str, float
             "fraction_of_samples_nearer_than_fresh_p1": round((d_sample < f[0]).float().mean().item(), 3)}
 
 
+def conditioning_gaps(prior, n: int = 96, ts: tuple[int, ...] = (200, 400, 600)) -> list[dict]:
+    """How much the prior uses each label: the rise of the ε-loss ``|ε̂(x_t, c) - ε|²`` on ``n`` fresh
+    images of kinds with a front when the canonical caption names the wrong view (front <-> back,
+    side <-> overhead) or the wrong colour instead of the right one, and when it is dropped. A
+    label the model ignores has a gap of 0."""
+    d = toyworld_data(2000, prior.image_shape[-1], 1)
+    idx = torch.tensor([KINDS[k] in FRONTED for k in d["kind"].tolist()]).nonzero()[:n, 0]
+    x0 = d["images"][idx].float() / 127.5 - 1
+    k, c, v = (d[name][idx].tolist() for name in ("kind", "colour", "view"))
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+    captions = {"right": [caption(*z) for z in zip(k, c, v)],
+                "wrong_view": [caption(ki, ci, (vi + 2) % len(VIEWS)) for ki, ci, vi in zip(k, c, v)],
+                "wrong_colour": [caption(ki, (ci + 3) % len(COLOURS), vi) for ki, ci, vi in zip(k, c, v)],
+                "none": [None] * len(k)}
+    conds = {name: [prior.encode_prompt(t) for t in texts] for name, texts in captions.items()}
+    rows = []
+    for t in ts:
+        a = prior.alphas_cumprod[t].sqrt()
+        x_t, tt = a * x0 + (1 - a**2).sqrt() * eps, torch.full((len(x0),), t)
+        loss = {name: (prior.eps(x_t, tt, cond) - eps).pow(2).mean().item() for name, cond in conds.items()}
+        rows.append({"t": t, "loss": round(loss["right"], 6),
+                     **{f"gap_{name}": round(loss[name] - loss["right"], 6) for name in ("wrong_view", "wrong_colour", "none")}})
+    return rows
+
+
+def text_feature_separation(prior) -> dict[str, float] | None:
+    """For a tiny prior: mean distance of its text features (``text_mlp`` output) between canonical
+    captions that differ in the view (front/back, front/overhead) or in the colour, over the kinds
+    with a front; and between a caption and a held-out-template paraphrase of it."""
+    mlp = getattr(getattr(prior, "model", None), "text_mlp", None)
+    if mlp is None:
+        return None
+    from diffrep.priors.tiny.captions import fill
+
+    f = lambda text: mlp(prior.encode_prompt(text))  # noqa: E731
+    pairs: dict[str, list[float]] = {"front_back": [], "front_overhead": [], "colour": [], "paraphrase": [], "norm": []}
+    with torch.no_grad():
+        for kind in (KINDS.index(name) for name in FRONTED):
+            front, back = f(caption(kind, 0, 0)), f(caption(kind, 0, 2))
+            pairs["front_back"].append((front - back).norm().item())
+            pairs["front_overhead"].append((front - f(caption(kind, 0, 3))).norm().item())
+            pairs["colour"].append((front - f(caption(kind, 2, 0))).norm().item())
+            para = f(fill("a picture of a {c} {k} from the {v}", kind, 0, 2, random.Random(0)))
+            pairs["paraphrase"].append((back - para).norm().item())
+            pairs["norm"].append(front.norm().item())
+    return {name: round(sum(v) / len(v), 3) for name, v in pairs.items()}
+
+
 def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "tiny") -> dict:
     from diffrep.priors.tiny import load_tiny
     from diffrep.priors.tiny.captions import HELD_OUT_COMBOS
@@ -142,13 +190,34 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
                 shown[name] = x
     copies = copy_check(shown["training_captions"], fresh, reference[keep])
     log(f"copy check: {copies}")
+    gaps = conditioning_gaps(prior, 16 if quick else 96)
+    log(f"conditioning gaps: {gaps}")
+    features = text_feature_separation(prior)
+    log(f"text feature separation: {features}")
     throughput = {"tiny": round(evals_per_second(prior, 16, 5 if quick else 20), 1),
                   "toyworld_empirical_n10000": round(evals_per_second(toyworld_prior(), 16, 5 if quick else 20), 1)}
     log(f"evaluations per second (batch 16): {throughput}")
+    views = view_grid(prior, ts, seeds=4 if quick else 8)
     cols = 16
     grid = torch.cat([x[:cols] for x in shown.values()])
     return {"prior": prior_name, "samples_per_set": n, "steps": steps, "guidance_scales": list(scales),
             "prompts": {name: texts[:8] for name, (texts, _) in sets.items()},
             "labeller_on_fresh_data": labeller, "rows": rows, "copy_check": copies,
+            "conditioning_gaps": gaps, "text_feature_separation": features,
             "evals_per_s_batch16": throughput, "targets": TARGETS,
-            "_images": {"samples": (grid, cols)}, "image_rows": list(shown)}
+            "_images": {"samples": (grid, cols), "views": views}, "image_rows": list(shown),
+            "view_rows": [VIEW_PROMPT.format(k=k, v=v) for k in VIEW_KINDS for v in VIEWS]}
+
+
+VIEW_PROMPT, VIEW_KINDS = "a red {k}, {v} view", ("car", "mug")
+
+
+def view_grid(prior, ts: Tensor, seeds: int) -> tuple[Tensor, int]:
+    """Same-seed samples (guidance 3) of "a red car / mug, {front, side, back, overhead} view": a row
+    per prompt, a column per seed; a prior that ignores the view repeats each column."""
+    x = torch.randn(seeds, *prior.image_shape, generator=torch.Generator().manual_seed(0))
+    prompts = [VIEW_PROMPT.format(k=k, v=v) for k in VIEW_KINDS for v in VIEWS]
+    conds = [prior.encode_prompt(p) for p in prompts for _ in range(seeds)]
+    out = sample_ddim(prior, x.repeat(len(prompts), 1, 1, 1), ts, conds, guidance_scale=3.0,
+                      generator=torch.Generator().manual_seed(1))
+    return out.clamp(-1, 1), seeds
