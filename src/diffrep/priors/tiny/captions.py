@@ -93,10 +93,5 @@ def named_caption(kind: int, colour: int, view: int, rng: random.Random, *,
     return fill(rng.choice(training_templates(labels)), kind, colour, view, rng), labels
 
 
-def random_captions(kind: list[int], colour: list[int], view: list[int], rng: random.Random) -> list[str]:
-    """Training captions of a batch of labelled images (one per image)."""
-    return [random_caption(k, c, v, rng) for k, c, v in zip(kind, colour, view)]
-
-
 def is_held_out_combo(kind: int, colour: int) -> bool:
     return (kind, colour) in HELD_OUT_COMBOS
