@@ -55,7 +55,7 @@ class TinyPrior:
             return None
         if self.encoder is None:
             self.encoder = TextEncoder()
-        return (self.encoder.encode_tokens if self.model.config.cross_attention else self.encoder.encode)([text])[0]
+        return self.encoder.condition([text], self.model.config.cross_attention)[0]
 
     @torch.no_grad()
     def eps(self, x_t: Tensor, t: Tensor, cond: Any = None) -> Tensor:

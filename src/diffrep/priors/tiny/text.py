@@ -89,6 +89,11 @@ class TextEncoder:
             out[i, 1:1 + len(self._tokens[t])] = self._tokens[t]
         return out
 
+    def condition(self, texts: list[str], tokens: bool) -> Tensor:
+        """What a U-Net takes as ``text``: ``encode_tokens`` for one with cross-attention
+        (``tokens=True``), else ``encode``."""
+        return self.encode_tokens(texts) if tokens else self.encode(texts)
+
     def _fill(self, texts: list[str]) -> None:
         for text in sorted({t for t in texts if t not in self._cache}):
             # one at a time: no padding, so a text's embedding never depends on its batch

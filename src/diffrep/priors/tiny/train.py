@@ -26,6 +26,7 @@ from diffrep.priors.tiny.text import TextEncoder
 from diffrep.priors.tiny.unet import TinyUNet, UNetConfig
 from diffrep.schedule import linear_schedule
 
+LABELS: tuple[str, ...] = ("kind", "colour", "view")  # the labels of a toy-world image a caption can name
 SAMPLE_PROMPTS: tuple[str, ...] = (
     "a red ball, front view", "a blue cube, side view", "a yellow duck, back view", "a green car, overhead view",
     "a crimson mug seen from the side", "something purple", "a teapot", "",
@@ -148,7 +149,7 @@ def training_set(config: TrainConfig) -> tuple[Tensor, dict[str, list[int]]]:
     held = torch.tensor([k * 1000 + c for k, c in sorted(HELD_OUT_COMBOS)])
     keep = ~torch.isin(d["kind"].long() * 1000 + d["colour"].long(), held)
     images = d["images"][keep].float() / 127.5 - 1
-    return images, {name: d[name][keep].tolist() for name in ("kind", "colour", "view")}
+    return images, {name: d[name][keep].tolist() for name in LABELS}
 
 
 def train_step(model: TinyUNet, opt: torch.optim.Optimizer, images: Tensor, labels: dict[str, list[int]],
@@ -168,7 +169,7 @@ def train_step(model: TinyUNet, opt: torch.optim.Optimizer, images: Tensor, labe
     x0, t, eps = images[idx].to(device), t.to(device), eps.to(device)
     a = ab[t].sqrt().view(-1, 1, 1, 1)
     x_t = a * x0 + (1 - a**2).sqrt() * eps  # forward process (DDPM eq. 4)
-    text = (encoder.encode_tokens if model.config.cross_attention else encoder.encode)(list(captions)).to(device)
+    text = encoder.condition(list(captions), model.config.cross_attention).to(device)
     err = (model(x_t, t, text) - eps).pow(2)
     loss = (err.mean((1, 2, 3)) * (1 - a.flatten()**2).pow(p2_gamma)).mean() if p2_gamma else err.mean()  # 1/(1+SNR) = 1-ab
     aux = head.loss(model.text_mlp(text[:, 0] if text.ndim == 3 else text), asked, named) if head is not None else None
@@ -176,9 +177,6 @@ def train_step(model: TinyUNet, opt: torch.optim.Optimizer, images: Tensor, labe
     (loss + label_weight * aux if aux is not None else loss).backward()
     opt.step()
     return loss.item(), None if aux is None else aux.item()
-
-
-LABELS: tuple[str, ...] = ("kind", "colour", "view")
 
 
 class LabelHead(torch.nn.Module):

@@ -142,7 +142,7 @@ class TinyUNet(nn.Module):
 
     def forward(self, x: Tensor, t: Tensor, text: Tensor) -> Tensor:
         tokens = text if text.ndim == 3 else text[:, None]  # a pooled-only [B, D] is one token
-        mask = token_mask(tokens)
+        mask = token_mask(tokens) if self.config.cross_attention else None
         emb = self.time_mlp(timestep_embedding(t, self.config.channels)) + self.text_mlp(tokens[:, 0])
         h = self.stem(x)
         hs = [h]
