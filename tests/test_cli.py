@@ -127,6 +127,8 @@ def bad_cases(tmp_path):
          "lr=0.0 is not allowed"),
         (["sample", "--rep", "siren", "--method", "sds", "--optim.optimizer", "lion", "--prompt", "red",
           "--out", out, *SMALL], "unknown optimizer 'lion'"),
+        (["train-prior", "--out", out, "--focus-p", "1.5"], "focus_p=1.5 must be in [0, 1]"),
+        (["train-prior", "--out", out, "--focus-p", "0.5", "--focus-t", "800", "300"], "focus_t=(800, 300) must be lo < hi"),
     ]
 
 

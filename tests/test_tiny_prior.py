@@ -94,13 +94,41 @@ def test_cross_attention_starts_as_the_loaded_model_and_ignores_padding(tmp_path
         init_from(tiny.TinyUNet(tiny.UNetConfig(channels=8, cross_attention=True)), tmp_path / "tiny.safetensors")
 
 
+def test_scale_shift_starts_as_the_loaded_model_and_is_adagn(tmp_path, encoder):
+    """``scale_shift`` adds ADM's adaptive group norm at zero: the same function as the weights it
+    is loaded from; once trained, each ResBlock computes ``conv2(SiLU(norm2(h) (1 + s) + b))``."""
+    from torch.nn import functional as F
+
+    from diffrep.priors.tiny.train import init_from
+    from diffrep.priors.tiny.unet import ResBlock
+
+    torch.manual_seed(0)
+    base = tiny.TinyUNet(tiny.UNetConfig(channels=16)).eval()
+    torch.nn.init.normal_(base.head[-1].weight, std=0.02)
+    tiny.save_tiny(base, tmp_path / "tiny.safetensors")
+    film = tiny.TinyUNet(tiny.UNetConfig(channels=16, scale_shift=True)).eval()
+    init_from(film, tmp_path / "tiny.safetensors")
+    x, t, text = torch.randn(2, 3, 32, 32), torch.tensor([50, 700]), encoder.encode(["a red ball", "a blue cube"])
+    with torch.no_grad():
+        assert torch.equal(film(x, t, text), base(x, t, text))
+        block = ResBlock(8, 16, 12, 4, scale_shift=True)
+        for p in block.parameters():
+            torch.nn.init.normal_(p, std=0.3)
+        h, emb = torch.randn(2, 8, 6, 6), torch.randn(2, 12)
+        sb = F.silu(emb) @ block.film.weight.T + block.film.bias
+        s, b = sb[:, :16, None, None], sb[:, 16:, None, None]
+        inner = block.norm2(block.conv1(F.silu(block.norm1(h))) + block.emb(emb)[:, :, None, None])
+        expected = block.skip(h) + block.conv2(F.silu(inner * (1 + s) + b))
+        assert torch.allclose(block(h, emb), expected, atol=1e-5)
+
+
 def test_fine_tuning_from_weights_with_the_label_loss_resumes_and_records_them(tmp_path, encoder):
     import json
 
     tiny.save_tiny(tiny.TinyUNet(tiny.UNetConfig(channels=16, cross_attention=False)), tmp_path / "base.safetensors")
     config = TrainConfig(out=tmp_path / "run", steps=3, batch=2, data_n=16, channels=16, sample_every=0,
                          init=tmp_path / "base.safetensors", half=True, label_loss=0.1, checkpoint_every=2,
-                         cross_attention=True)
+                         cross_attention=True, scale_shift=True, exact_target=True, focus_p=0.5)
     from safetensors.torch import load_file
 
     events = []
@@ -111,7 +139,7 @@ def test_fine_tuning_from_weights_with_the_label_loss_resumes_and_records_them(t
     straight, again = load_file(out), load_file(resumed)
     assert all(torch.equal(v, again[k]) for k, v in straight.items())
     meta = json.loads(out.with_suffix(".json").read_text())
-    assert meta["unet"]["cross_attention"] and len(meta["training"]["init_sha256"]) == 64
+    assert meta["unet"]["cross_attention"] and meta["unet"]["scale_shift"] and len(meta["training"]["init_sha256"]) == 64
     assert all(v.dtype == torch.float16 for v in load_file(out).values())  # --half: half the bytes
     assert tiny.load_tiny(out).eps(torch.zeros(1, 3, 32, 32), torch.tensor([3])).dtype == torch.float32
     with pytest.raises(InputError, match="does not exist"):
@@ -146,10 +174,53 @@ def test_p2_weighting_of_the_eps_loss(encoder, gamma):
     assert loss == pytest.approx(((1 + snr) ** -gamma * eps.pow(2).mean((1, 2, 3))).mean().item(), rel=1e-5)
 
 
+def test_exact_target_is_the_posterior_mean_eps_over_the_matching_images(encoder):
+    """``exact_target``: with a model that predicts zero the loss is the mean of |eps*|^2, where eps*
+    is the training set's posterior mean of eps given x_t and the labels the caption names, written
+    out here by brute force; ``focus_t`` puts the batch's timesteps in [lo, hi)."""
+    from diffrep.priors.tiny.captions import named_caption
+    from diffrep.priors.tiny.train import ideal_denoiser, train_step
+    from diffrep.schedule import linear_schedule
+
+    class Zero(torch.nn.Module):
+        config = tiny.UNetConfig()
+
+        def __init__(self):
+            super().__init__()
+            self.p = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x, t, text):
+            return self.p * x
+
+    ab, model = linear_schedule().float(), Zero()
+    # 2×2 images, two per label triple: the posteriors stay mixed, so eps* is far from the drawn eps
+    images = torch.rand(12, 3, 2, 2, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    labels = {"kind": [0, 0, 1, 1, 2, 2] * 2, "colour": [0, 1, 0, 1, 0, 1] * 2, "view": [0, 1, 2, 3, 0, 1] * 2}
+    loss, _ = train_step(model, torch.optim.SGD(model.parameters(), lr=0.0), images, labels, encoder, ab,
+                         torch.Generator().manual_seed(3), random.Random(0), 8, "cpu",
+                         ideal=ideal_denoiser(images, labels), focus_t=(300, 600), focus_p=1.0)
+    g, rng = torch.Generator().manual_seed(3), random.Random(0)
+    idx, t = torch.randint(12, (8,), generator=g), torch.randint(1000, (8,), generator=g)
+    eps, t = torch.randn(8, 3, 2, 2, generator=g), 300 + t * 300 // 1000
+    targets = []
+    for i, j, ti, e in zip(range(8), idx.tolist(), t.tolist(), eps):
+        _, named = named_caption(*(labels[n][j] for n in ("kind", "colour", "view")), rng)
+        match = [m for m in range(12) if all(labels[n][m] == labels[n][j] for n in named)]
+        a, s = ab[ti].sqrt(), (1 - ab[ti]).sqrt()
+        x_t = a * images[j] + s * e
+        w = torch.softmax(torch.stack([-(x_t - a * images[m]).pow(2).sum() / (2 * s**2) for m in match]), 0)
+        x0 = sum(wm * images[m] for wm, m in zip(w, match))
+        targets.append((x_t - a * x0) / s)
+    expected = torch.stack(targets).pow(2).mean().item()
+    assert loss == pytest.approx(expected, rel=1e-5)
+    assert abs(expected / eps.pow(2).mean().item() - 1) > 0.01  # the drawn eps gives a loss 3 % off
+
+
 def test_unet_shape_determinism_and_size():
     model = tiny.TinyUNet().eval()
     assert 1_000_000 <= tiny.param_count(model) <= 5_000_000
     assert 1_000_000 <= tiny.param_count(tiny.TinyUNet(tiny.UNetConfig(cross_attention=True))) <= 5_000_000
+    assert 1_000_000 <= tiny.param_count(tiny.TinyUNet(tiny.UNetConfig(scale_shift=True))) <= 5_000_000
     x, t, e = torch.randn(2, 3, 32, 32), torch.tensor([0, 999]), torch.randn(2, 384)
     with torch.no_grad():
         torch.nn.init.normal_(model.head[-1].weight, std=0.02)  # the zero-initialised head would hide everything

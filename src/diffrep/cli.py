@@ -389,9 +389,10 @@ def run_bench(a: BenchArgs) -> int:
 
 
 def run_train_prior(a: TrainPriorArgs) -> int:
-    from diffrep.priors.tiny.train import train
+    from diffrep.priors.tiny.train import check_config, train
 
-    fields = {k: v for k, v in asdict(a).items() if k != "resume"}
+    config = TrainConfig(**{k: v for k, v in asdict(a).items() if k != "resume"})
+    check_config(config)  # before the run folder exists: bad input leaves nothing behind
     bar = Progress("training the tiny prior")
     a.out.mkdir(parents=True, exist_ok=True)
     log = (a.out / "train_log.jsonl").open("a")  # the run's log: one JSON line every 50 steps
@@ -404,7 +405,7 @@ def run_train_prior(a: TrainPriorArgs) -> int:
             log.flush()
 
     try:
-        weights = train(TrainConfig(**fields), resume=a.resume, callback=report)
+        weights = train(config, resume=a.resume, callback=report)
     finally:
         bar.close()
         log.close()

@@ -21,6 +21,8 @@ from torch import Tensor
 
 from diffrep.checkpoint import atomic_save, load_optimizer, optimizer_tensors
 from diffrep.errors import InputError
+from diffrep.priors.empirical import EmpiricalPrior
+from diffrep.priors.prompts import LabelQuery
 from diffrep.priors.tiny.captions import HELD_OUT_COMBOS, named_caption
 from diffrep.priors.tiny.text import TextEncoder
 from diffrep.priors.tiny.unet import TinyUNet, UNetConfig
@@ -50,8 +52,12 @@ class TrainConfig:
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
     channels: int = 32  # U-Net width at full resolution (32: 1.53 M parameters)
     cross_attention: bool = False  # attend to the prompt's token states at 16² and 8² (UNetConfig; experimental)
+    scale_shift: bool = False  # the embedding also scales and shifts normalised features (UNetConfig, ADM's AdaGN)
     label_loss: float = 0.0  # weight of the auxiliary loss: the text features name the caption's labels (see docs)
     p2_gamma: float = 0.0  # P2 weighting of the ε-loss, 1 / (1 + SNR(t))^gamma (Choi et al. 2022); 0: plain
+    exact_target: bool = False  # regress on the training set's exact posterior-mean ε instead of the drawn ε (see train_step)
+    focus_t: tuple[int, int] = (300, 800)  # noise steps [lo, hi) where the layout (the view) is decided ...
+    focus_p: float = 0.0  # ... and the fraction of each batch whose t is drawn there instead of from all steps
     init: Path | None = None  # start from these tiny.safetensors weights (fine-tuning); new layers keep their init
     sample_steps: int = 50  # DDIM steps of the sample grids
     half: bool = False  # export the EMA weights in float16 (half the file; loaded back as float32)
@@ -66,7 +72,8 @@ def train(config: TrainConfig, *, resume: bool = False, callback: Callable[[dict
     g = torch.Generator().manual_seed(config.seed)
     with torch.random.fork_rng(devices=[]):  # seeded initial weights; the caller's global RNG is left untouched
         torch.manual_seed(config.seed)
-        model = TinyUNet(UNetConfig(res=config.res, channels=config.channels, cross_attention=config.cross_attention))
+        model = TinyUNet(UNetConfig(res=config.res, channels=config.channels, cross_attention=config.cross_attention,
+                                    scale_shift=config.scale_shift))
         head = LabelHead(4 * config.channels) if config.label_loss else None
     init_sha256 = init_from(model, config.init) if config.init is not None else None
     ema = copy.deepcopy(model).requires_grad_(False)
@@ -79,10 +86,12 @@ def train(config: TrainConfig, *, resume: bool = False, callback: Callable[[dict
         head.to(device)
     _move_optimizer(opt, device)
     encoder, ab = TextEncoder(), linear_schedule().to(device, torch.float32)
+    ideal = ideal_denoiser(images, labels) if config.exact_target else None
     t0 = time.perf_counter()
     while step < config.steps:
         loss, label_loss = train_step(model, opt, images, labels, encoder, ab, g, rng, config.batch, device,
-                                      config.p2_gamma, head, config.label_loss)
+                                      config.p2_gamma, head, config.label_loss, ideal,
+                                      config.focus_t if config.focus_p else None, config.focus_p)
         # EMA warm-up: early on the average would otherwise sit mostly on the random initial weights.
         ema_update(ema, model, min(config.ema_decay, (1 + step) / (10 + step)))
         step += 1
@@ -103,20 +112,25 @@ def train(config: TrainConfig, *, resume: bool = False, callback: Callable[[dict
                      {"training": training | {"step": step, "ema": True, "init_sha256": init_sha256}})
 
 
+# Options that add layers whose output starts at zero, by config key and parameter-name part:
+# a model with them loaded from weights trained without them computes the same function.
+ADDED_AT_ZERO: dict[str, str] = {"cross_attention": ".cross.", "scale_shift": ".film."}
+
+
 def init_from(model: TinyUNet, path: Path) -> str:
-    """Load ``tiny.safetensors`` weights into ``model`` for fine-tuning; layers the file lacks (the
-    cross-attention of a model trained without it) keep their initialisation, whose zero output
-    projections leave the loaded model's function unchanged. Returns the file's SHA-256."""
+    """Load ``tiny.safetensors`` weights into ``model`` for fine-tuning; layers the file lacks
+    (``ADDED_AT_ZERO``: cross-attention, scale-shift of a model trained without them) keep their
+    initialisation, which leaves the loaded model's function unchanged. Returns the file's SHA-256."""
     import hashlib
 
     from diffrep.priors.tiny import load_tiny
 
     loaded = load_tiny(path).model  # the same checks and one-line errors as --prior-path
     mine, theirs = model.config.to_dict(), loaded.config.to_dict()
-    if {k: v for k, v in mine.items() if k != "cross_attention"} != {k: v for k, v in theirs.items() if k != "cross_attention"}:
+    if any(mine[k] != theirs[k] for k in mine if k not in ADDED_AT_ZERO):
         raise InputError(f"init={str(path)!r} has architecture {theirs}, which does not match this run's {mine}")
     missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
-    if unexpected or any(".cross." not in k for k in missing):
+    if unexpected or any(not any(part in k for part in ADDED_AT_ZERO.values()) for k in missing):
         raise InputError(f"init={str(path)!r} does not fit this run: missing {missing}, unexpected {unexpected}")
     path = Path(path)
     return hashlib.sha256((path / "tiny.safetensors" if path.is_dir() else path).read_bytes()).hexdigest()
@@ -133,6 +147,10 @@ def check_config(config: TrainConfig) -> None:
         raise InputError(f"channels={config.channels} must be a multiple of 8 (GroupNorm groups)")
     if config.label_loss < 0:
         raise InputError(f"label_loss={config.label_loss} must be >= 0 (0: no auxiliary loss)")
+    if not 0 <= config.focus_p <= 1:
+        raise InputError(f"focus_p={config.focus_p} must be in [0, 1] (0: t uniform over all steps)")
+    if not 0 <= config.focus_t[0] < config.focus_t[1] <= 1000:
+        raise InputError(f"focus_t={config.focus_t} must be lo < hi within [0, 1000] (the noise steps)")
     if config.p2_gamma < 0:
         raise InputError(f"p2_gamma={config.p2_gamma} must be >= 0 (0: the plain ε-loss)")
     if config.init is not None and not Path(config.init).exists():
@@ -154,15 +172,30 @@ def training_set(config: TrainConfig) -> tuple[Tensor, dict[str, list[int]]]:
 
 def train_step(model: TinyUNet, opt: torch.optim.Optimizer, images: Tensor, labels: dict[str, list[int]],
                encoder: TextEncoder, ab: Tensor, g: torch.Generator, rng: random.Random, batch: int, device,
-               p2_gamma: float = 0.0, head: LabelHead | None = None, label_weight: float = 0.0) -> tuple[float, float | None]:
+               p2_gamma: float = 0.0, head: LabelHead | None = None, label_weight: float = 0.0,
+               ideal: EmpiricalPrior | None = None, focus_t: tuple[int, int] | None = None,
+               focus_p: float = 0.0) -> tuple[float, float | None]:
     """One DDPM step: ``w(t) |eps - eps_theta(sqrt(ab_t) x0 + sqrt(1 - ab_t) eps, t, c)|^2`` with uniform ``t``
     and ``w(t) = 1 / (1 + SNR(t))^p2_gamma`` (1 for the plain loss of DDPM eq. 14), plus
     ``label_weight`` times ``head``'s label loss on the text features. Returns both losses.
 
     P2 weighting moves the loss from the low-noise steps, where the model only sharpens details,
-    to the high-noise steps where the global layout (which way an object faces) is decided."""
+    to the high-noise steps where the global layout (which way an object faces) is decided.
+
+    With ``ideal`` (``ideal_denoiser`` of the training set) the target is not the drawn ``eps`` but
+    its posterior mean ``E[eps | x_t, labels the caption names]`` over the training set: the exact
+    minimiser of the same loss (design §2), so the optimum is unchanged, while the target's
+    variance at high noise, where a single image's ``eps`` says little about the layout, drops to
+    nothing (a stable target field, Xu et al. 2023, with the whole set as reference batch).
+
+    With ``focus_t = (lo, hi)`` the first ``round(focus_p * batch)`` timesteps are drawn from
+    ``[lo, hi)`` instead: more of each step goes to the noise levels where the layout is decided
+    and the view word matters (``E[eps | x_t, c]`` at each t, the optimum, is unchanged)."""
     idx = torch.randint(len(images), (batch,), generator=g)
     t = torch.randint(len(ab), (batch,), generator=g)
+    if focus_t is not None:
+        n = round(focus_p * batch)
+        t[:n] = focus_t[0] + t[:n] * (focus_t[1] - focus_t[0]) // len(ab)  # the same draws, squeezed into [lo, hi)
     eps = torch.randn(batch, *images.shape[1:], generator=g)  # drawn on the CPU: same stream on any device
     asked = [[labels[n][i] for i in idx.tolist()] for n in LABELS]
     captions, named = zip(*(named_caption(k, c, v, rng) for k, c, v in zip(*asked)))
@@ -170,6 +203,10 @@ def train_step(model: TinyUNet, opt: torch.optim.Optimizer, images: Tensor, labe
     a = ab[t].sqrt().view(-1, 1, 1, 1)
     x_t = a * x0 + (1 - a**2).sqrt() * eps  # forward process (DDPM eq. 4)
     text = encoder.condition(list(captions), model.config.cross_attention).to(device)
+    if ideal is not None:
+        queries = [LabelQuery(**{n: a[i] for n, a in zip(LABELS, asked) if n in names}) if names else None
+                   for i, names in enumerate(named)]
+        eps = ideal.eps(x_t.cpu(), t.cpu(), queries).to(device)
     err = (model(x_t, t, text) - eps).pow(2)
     loss = (err.mean((1, 2, 3)) * (1 - a.flatten()**2).pow(p2_gamma)).mean() if p2_gamma else err.mean()  # 1/(1+SNR) = 1-ab
     aux = head.loss(model.text_mlp(text[:, 0] if text.ndim == 3 else text), asked, named) if head is not None else None
@@ -177,6 +214,11 @@ def train_step(model: TinyUNet, opt: torch.optim.Optimizer, images: Tensor, labe
     (loss + label_weight * aux if aux is not None else loss).backward()
     opt.step()
     return loss.item(), None if aux is None else aux.item()
+
+
+def ideal_denoiser(images: Tensor, labels: dict[str, list[int]]) -> EmpiricalPrior:
+    """The training set's exact denoiser given any subset of its labels (``--exact-target``)."""
+    return EmpiricalPrior(images, {n: torch.tensor(labels[n]) for n in LABELS}, alphas_cumprod=linear_schedule())
 
 
 class LabelHead(torch.nn.Module):

@@ -24,13 +24,14 @@ class UNetConfig:
     text_dim: int = 384  # size of the text embedding
     groups: int = 8  # GroupNorm groups
     cross_attention: bool = False  # cross-attention to the prompt's token states after each ResBlock at <= 16²
+    scale_shift: bool = False  # the embedding also scales and shifts the normalised features (ADM's AdaGN)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> UNetConfig:
-        return cls(**{**d, "mults": tuple(d["mults"])})  # configs written before cross_attention: False
+        return cls(**{**d, "mults": tuple(d["mults"])})  # keys written later default to False when absent
 
 
 def timestep_embedding(t: Tensor, dim: int) -> Tensor:
@@ -42,10 +43,14 @@ def timestep_embedding(t: Tensor, dim: int) -> Tensor:
 
 
 class ResBlock(nn.Module):
-    """GroupNorm-SiLU-conv twice, with the embedding added in between (DDPM); optionally followed
-    by cross-attention to the text tokens (Stable Diffusion's transformer block, reduced to it)."""
+    """GroupNorm-SiLU-conv twice, with the embedding added in between (DDPM); optionally the
+    embedding also scales and shifts the second GroupNorm's output, ``norm(h) (1 + s) + b`` with
+    ``(s, b) = film(SiLU(emb))`` (ADM's adaptive group norm, Dhariwal & Nichol 2021), and the block
+    is followed by cross-attention to the text tokens (Stable Diffusion's transformer block,
+    reduced to it). ``film`` starts at zero, so adding it to a trained U-Net changes nothing."""
 
-    def __init__(self, c_in: int, c_out: int, emb_dim: int, groups: int, text_dim: int | None = None):
+    def __init__(self, c_in: int, c_out: int, emb_dim: int, groups: int, text_dim: int | None = None,
+                 scale_shift: bool = False):
         super().__init__()
         self.norm1, self.conv1 = nn.GroupNorm(groups, c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
         self.emb = nn.Linear(emb_dim, c_out)
@@ -53,13 +58,20 @@ class ResBlock(nn.Module):
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
         nn.init.zeros_(self.conv2.weight)
         nn.init.zeros_(self.conv2.bias)
+        if scale_shift:
+            self.film = nn.Linear(emb_dim, 2 * c_out)
+            nn.init.zeros_(self.film.weight)
+            nn.init.zeros_(self.film.bias)
         if text_dim is not None:
             self.cross = CrossAttention(c_out, text_dim, groups)
 
     def forward(self, x: Tensor, emb: Tensor, tokens: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.emb(emb)[:, :, None, None]
-        h = self.skip(x) + self.conv2(F.silu(self.norm2(h)))
+        h = self.norm2(h + self.emb(emb)[:, :, None, None])
+        if hasattr(self, "film"):
+            scale, shift = self.film(F.silu(emb))[:, :, None, None].chunk(2, dim=1)
+            h = h * (1 + scale) + shift
+        h = self.skip(x) + self.conv2(F.silu(h))
         return self.cross(h, tokens, mask) if hasattr(self, "cross") else h
 
 
@@ -121,18 +133,19 @@ class TinyUNet(nn.Module):
         self.down, skips, cur = nn.ModuleList(), [c], c
         for i, w in enumerate(widths):
             for _ in range(cfg.blocks):
-                self.down.append(ResBlock(cur, w, emb_dim, g, text_at[i]))
+                self.down.append(ResBlock(cur, w, emb_dim, g, text_at[i], cfg.scale_shift))
                 cur = w
                 skips.append(cur)
             if i < len(widths) - 1:
                 self.down.append(nn.Conv2d(cur, cur, 3, stride=2, padding=1))
                 skips.append(cur)
-        self.mid1, self.mid2 = ResBlock(cur, cur, emb_dim, g, text_at[-1]), ResBlock(cur, cur, emb_dim, g)
+        self.mid1 = ResBlock(cur, cur, emb_dim, g, text_at[-1], cfg.scale_shift)
+        self.mid2 = ResBlock(cur, cur, emb_dim, g, scale_shift=cfg.scale_shift)
         self.attn = SelfAttention(cur, g) if cfg.attention else nn.Identity()
         self.up = nn.ModuleList()
         for i, w in reversed(list(enumerate(widths))):
             for _ in range(cfg.blocks + 1):
-                self.up.append(ResBlock(cur + skips.pop(), w, emb_dim, g, text_at[i]))
+                self.up.append(ResBlock(cur + skips.pop(), w, emb_dim, g, text_at[i], cfg.scale_shift))
                 cur = w
             if i > 0:
                 self.up.append(nn.Upsample(scale_factor=2, mode="nearest"))
