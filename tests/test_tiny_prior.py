@@ -146,6 +146,19 @@ def test_fine_tuning_from_weights_with_the_label_loss_resumes_and_records_them(t
         train(TrainConfig(out=tmp_path / "bad", init=tmp_path / "nothing.safetensors"))
 
 
+class ZeroModel(torch.nn.Module):
+    """Predicts ε̂ = 0 (through one parameter, so an optimiser can step): the loss is |target|²."""
+
+    config = tiny.UNetConfig()
+
+    def __init__(self):
+        super().__init__()
+        self.p = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, t, text):
+        return self.p * x
+
+
 @pytest.mark.parametrize("gamma", [0.0, 1.0, 0.5])
 def test_p2_weighting_of_the_eps_loss(encoder, gamma):
     """With a model that predicts zero the loss is the weighted mean of |eps|^2, so replaying the
@@ -153,17 +166,7 @@ def test_p2_weighting_of_the_eps_loss(encoder, gamma):
     from diffrep.priors.tiny.train import train_step
     from diffrep.schedule import linear_schedule
 
-    class Zero(torch.nn.Module):
-        config = tiny.UNetConfig()
-
-        def __init__(self):
-            super().__init__()
-            self.p = torch.nn.Parameter(torch.zeros(()))
-
-        def forward(self, x, t, text):
-            return self.p * x
-
-    model, ab = Zero(), linear_schedule()
+    model, ab = ZeroModel(), linear_schedule()
     images, labels = torch.zeros(5, 3, 32, 32), {"kind": [0] * 5, "colour": [1] * 5, "view": [2] * 5}
     loss, _ = train_step(model, torch.optim.SGD(model.parameters(), lr=0.0), images, labels, encoder, ab,
                          torch.Generator().manual_seed(3), random.Random(0), 8, "cpu", gamma)
@@ -182,17 +185,7 @@ def test_exact_target_is_the_posterior_mean_eps_over_the_matching_images(encoder
     from diffrep.priors.tiny.train import ideal_denoiser, train_step
     from diffrep.schedule import linear_schedule
 
-    class Zero(torch.nn.Module):
-        config = tiny.UNetConfig()
-
-        def __init__(self):
-            super().__init__()
-            self.p = torch.nn.Parameter(torch.zeros(()))
-
-        def forward(self, x, t, text):
-            return self.p * x
-
-    ab, model = linear_schedule().float(), Zero()
+    ab, model = linear_schedule().float(), ZeroModel()
     # 2×2 images, two per label triple: the posteriors stay mixed, so eps* is far from the drawn eps
     images = torch.rand(12, 3, 2, 2, generator=torch.Generator().manual_seed(1)) * 2 - 1
     labels = {"kind": [0, 0, 1, 1, 2, 2] * 2, "colour": [0, 1, 0, 1, 0, 1] * 2, "view": [0, 1, 2, 3, 0, 1] * 2}
