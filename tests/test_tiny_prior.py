@@ -69,16 +69,24 @@ def test_encode_tokens_pooled_row_then_token_states(encoder):
     assert torch.allclose(e[0, 1:1 + n].mean(0) / e[0, 1:1 + n].mean(0).norm(), e[0, 0], atol=1e-3)  # float16 states
 
 
+def base_and_extended(tmp_path, **options):
+    """A small U-Net saved as tiny.safetensors, and one with ``options`` (layers added at zero) initialised from it."""
+    from diffrep.priors.tiny.train import init_from
+
+    torch.manual_seed(0)
+    base = tiny.TinyUNet(tiny.UNetConfig(channels=16)).eval()
+    torch.nn.init.normal_(base.head[-1].weight, std=0.02)  # the zero-initialised head would hide everything
+    tiny.save_tiny(base, tmp_path / "tiny.safetensors")
+    extended = tiny.TinyUNet(tiny.UNetConfig(channels=16, **options)).eval()
+    init_from(extended, tmp_path / "tiny.safetensors")
+    return base, extended
+
+
 def test_cross_attention_starts_as_the_loaded_model_and_ignores_padding(tmp_path, encoder):
     from diffrep.priors.tiny.train import init_from
     from diffrep.priors.tiny.unet import CrossAttention
 
-    torch.manual_seed(0)
-    base = tiny.TinyUNet(tiny.UNetConfig(channels=16)).eval()
-    torch.nn.init.normal_(base.head[-1].weight, std=0.02)
-    tiny.save_tiny(base, tmp_path / "tiny.safetensors")
-    cross = tiny.TinyUNet(tiny.UNetConfig(channels=16, cross_attention=True)).eval()
-    init_from(cross, tmp_path / "tiny.safetensors")
+    base, cross = base_and_extended(tmp_path, cross_attention=True)
     x, t = torch.randn(2, 3, 32, 32), torch.tensor([50, 700])
     text = encoder.encode_tokens(["a red ball, back view", "a blue cube"])
     with torch.no_grad():
@@ -99,15 +107,9 @@ def test_scale_shift_starts_as_the_loaded_model_and_is_adagn(tmp_path, encoder):
     is loaded from; once trained, each ResBlock computes ``conv2(SiLU(norm2(h) (1 + s) + b))``."""
     from torch.nn import functional as F
 
-    from diffrep.priors.tiny.train import init_from
     from diffrep.priors.tiny.unet import ResBlock
 
-    torch.manual_seed(0)
-    base = tiny.TinyUNet(tiny.UNetConfig(channels=16)).eval()
-    torch.nn.init.normal_(base.head[-1].weight, std=0.02)
-    tiny.save_tiny(base, tmp_path / "tiny.safetensors")
-    film = tiny.TinyUNet(tiny.UNetConfig(channels=16, scale_shift=True)).eval()
-    init_from(film, tmp_path / "tiny.safetensors")
+    base, film = base_and_extended(tmp_path, scale_shift=True)
     x, t, text = torch.randn(2, 3, 32, 32), torch.tensor([50, 700]), encoder.encode(["a red ball", "a blue cube"])
     with torch.no_grad():
         assert torch.equal(film(x, t, text), base(x, t, text))
