@@ -90,8 +90,7 @@ def train(config: TrainConfig, *, resume: bool = False, callback: Callable[[dict
     t0 = time.perf_counter()
     while step < config.steps:
         loss, label_loss = train_step(model, opt, images, labels, encoder, ab, g, rng, config.batch, device,
-                                      config.p2_gamma, head, config.label_loss, ideal,
-                                      config.focus_t if config.focus_p else None, config.focus_p)
+                                      config.p2_gamma, head, config.label_loss, ideal, config.focus_t, config.focus_p)
         # EMA warm-up: early on the average would otherwise sit mostly on the random initial weights.
         ema_update(ema, model, min(config.ema_decay, (1 + step) / (10 + step)))
         step += 1
@@ -173,7 +172,7 @@ def training_set(config: TrainConfig) -> tuple[Tensor, dict[str, list[int]]]:
 def train_step(model: TinyUNet, opt: torch.optim.Optimizer, images: Tensor, labels: dict[str, list[int]],
                encoder: TextEncoder, ab: Tensor, g: torch.Generator, rng: random.Random, batch: int, device,
                p2_gamma: float = 0.0, head: LabelHead | None = None, label_weight: float = 0.0,
-               ideal: EmpiricalPrior | None = None, focus_t: tuple[int, int] | None = None,
+               ideal: EmpiricalPrior | None = None, focus_t: tuple[int, int] = (0, 1000),
                focus_p: float = 0.0) -> tuple[float, float | None]:
     """One DDPM step: ``w(t) |eps - eps_theta(sqrt(ab_t) x0 + sqrt(1 - ab_t) eps, t, c)|^2`` with uniform ``t``
     and ``w(t) = 1 / (1 + SNR(t))^p2_gamma`` (1 for the plain loss of DDPM eq. 14), plus
@@ -193,7 +192,7 @@ def train_step(model: TinyUNet, opt: torch.optim.Optimizer, images: Tensor, labe
     and the view word matters (``E[eps | x_t, c]`` at each t, the optimum, is unchanged)."""
     idx = torch.randint(len(images), (batch,), generator=g)
     t = torch.randint(len(ab), (batch,), generator=g)
-    if focus_t is not None:
+    if focus_p:
         n = round(focus_p * batch)
         t[:n] = focus_t[0] + t[:n] * (focus_t[1] - focus_t[0]) // len(ab)  # the same draws, squeezed into [lo, hi)
     eps = torch.randn(batch, *images.shape[1:], generator=g)  # drawn on the CPU: same stream on any device
