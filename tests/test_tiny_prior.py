@@ -293,6 +293,8 @@ def test_train_checkpoint_resume_bitwise(tmp_path, encoder):
     full = train(TrainConfig(out=tmp_path / "a", steps=4, checkpoint_every=2, sample_every=4, **small), callback=events.append)
     assert [e["step"] for e in events] == [1, 2, 3, 4] and "samples" in events[-1]
     assert (tmp_path / "a" / "checkpoint.safetensors").is_file() and events[-1]["samples"].is_file()
+    assert all((tmp_path / "a" / name).stat().st_mode & 0o777 == 0o644  # ordinary files, not mkstemp's 0600
+               for name in ("checkpoint.safetensors", "checkpoint.json", "tiny.safetensors", "tiny.json"))
     half = TrainConfig(out=tmp_path / "b", steps=2, checkpoint_every=2, sample_every=0, **small)
     train(half)
     resumed = []

@@ -31,8 +31,8 @@ def atomic_save(tensors: dict[str, Tensor], path: Path, meta: dict[str, Any]) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; weights and checkpoints are ordinary files
     save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp)
+    os.chmod(tmp, 0o644)  # mkstemp and save_file both leave 0600; weights and checkpoints are ordinary files
     os.replace(tmp, path)
     atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=1))
 
