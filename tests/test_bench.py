@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from diffrep import bench
 from diffrep.bench import prior_quality as pq
 from diffrep.bench import run_suite
 from diffrep.errors import InputError
@@ -96,3 +97,33 @@ def test_conditioning_gaps_see_the_labels_a_prior_uses_and_none_it_ignores():
     ignored = pq.conditioning_gaps(Unconditional(exact), n=16, ts=(400,))
     assert all(ignored[0][f"gap_{k}"] == 0 for k in ("wrong_view", "wrong_colour", "none"))
     assert pq.text_feature_separation(exact) is None  # no text features to measure
+
+
+def test_results_name_the_tiny_weights_they_ran_on(tmp_path, monkeypatch):
+    """A suite on the tiny prior records the weights file and its SHA-256; on another prior, nothing."""
+    import hashlib
+    import json
+    import sys
+    import types
+
+    from diffrep.priors.tiny import DEFAULT_WEIGHTS
+
+    suite = types.ModuleType("fake_suite")
+    suite.run = lambda quick, log, prior=None, prior_name="toyworld": {"prior": prior_name}
+    monkeypatch.setitem(sys.modules, "fake_suite", suite)
+    monkeypatch.setitem(bench.SUITES, "fake", "fake_suite")
+    record = json.loads(run_suite("fake", quick=True, results=tmp_path, prior="tiny").read_text())
+    assert record["prior_weights"] == {"file": "diffrep/priors/tiny/weights/tiny.safetensors (shipped)",
+                                       "sha256": hashlib.sha256(DEFAULT_WEIGHTS.read_bytes()).hexdigest()}
+    assert "prior_weights" not in json.loads(run_suite("fake", quick=True, results=tmp_path).read_text())
+    suite.DEFAULT_PRIOR = "tiny"  # a suite whose own prior is the tiny one (prior-quality)
+    assert json.loads(run_suite("fake", quick=True, results=tmp_path).read_text())["prior_weights"]["sha256"] == \
+        hashlib.sha256(DEFAULT_WEIGHTS.read_bytes()).hexdigest()
+
+
+def test_tiny_weights_record_of_a_run_folder(tmp_path):
+    import hashlib
+
+    (tmp_path / "tiny.safetensors").write_bytes(b"not really weights")
+    record = bench.tiny_weights_record(str(tmp_path))
+    assert record == {"file": str(tmp_path / "tiny.safetensors"), "sha256": hashlib.sha256(b"not really weights").hexdigest()}

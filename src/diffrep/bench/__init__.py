@@ -66,6 +66,8 @@ def run_suite(name: str, *, quick: bool, results: Path, log: Callable[[str], Non
     record = {"suite": name, "quick": quick, "command": command + (" --quick" if quick else ""),
               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "wall_s": round(time.perf_counter() - start, 2),
               "machine": machine_info(), "figures": figures}
+    if (prior or getattr(suite, "DEFAULT_PRIOR", None)) == "tiny":
+        record["prior_weights"] = tiny_weights_record(prior_path)
     from diffrep.export import atomic_write_text
 
     path = Path(results) / f"{stem}{'-quick' if quick else ''}.json"
@@ -73,6 +75,17 @@ def run_suite(name: str, *, quick: bool, results: Path, log: Callable[[str], Non
                                    f"{stem}{'-quick' if quick else ''}")
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     return path
+
+
+def tiny_weights_record(prior_path: str | None) -> dict[str, str]:
+    """Which learned weights a suite ran on: their file and SHA-256 (the shipped file changes between releases)."""
+    import hashlib
+
+    from diffrep.priors.tiny import DEFAULT_WEIGHTS, weights_file
+
+    path = weights_file(prior_path)
+    shown = f"diffrep/{path.relative_to(DEFAULT_WEIGHTS.parents[3]).as_posix()} (shipped)" if path == DEFAULT_WEIGHTS else str(path)
+    return {"file": shown, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
 def save_images(images: dict, folder: Path, prefix: str) -> list[str]:

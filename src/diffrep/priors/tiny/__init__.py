@@ -93,13 +93,18 @@ def save_tiny(model: TinyUNet, path: str | Path, state: dict[str, Tensor] | None
     return path
 
 
+def weights_file(path: str | Path | None = None) -> Path:
+    """The ``tiny.safetensors`` that ``load_tiny(path)`` reads: ``path``, the one inside a run
+    directory ``path``, or the shipped weights for ``None``."""
+    path = Path(path) if path is not None else DEFAULT_WEIGHTS
+    return path / "tiny.safetensors" if path.is_dir() else path
+
+
 def load_tiny(path: str | Path | None = None, device: str | torch.device = "cpu") -> TinyPrior:
     """The tiny prior from ``tiny.safetensors`` (or a directory holding it) and its ``tiny.json``.
 
     Weights are read only through safetensors; a missing or corrupt file is an ``InputError``."""
-    path = Path(path) if path is not None else DEFAULT_WEIGHTS
-    if path.is_dir():
-        path = path / "tiny.safetensors"
+    path = weights_file(path)
     meta = path.with_suffix(".json")
     for p in (path, meta):
         if not p.is_file():
