@@ -32,7 +32,7 @@ bench: install  # all suites, and table1/diversity on the tiny prior: about 80 m
 	for s in $(SUITES); do $(VENV)/bin/diffrep bench $$s || exit 1; done
 	for s in table1 diversity; do $(VENV)/bin/diffrep bench $$s --prior tiny || exit 1; done
 
-bench-quick: install  # every suite in its short form, about 2 minutes
+bench-quick: install  # every suite in its short form, about 5 minutes on the 2-core machine
 	for s in $(SUITES); do $(VENV)/bin/diffrep bench $$s --quick || exit 1; done
 
 clean:
