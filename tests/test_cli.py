@@ -129,6 +129,8 @@ def bad_cases(tmp_path):
           "--out", out, *SMALL], "unknown optimizer 'lion'"),
         (["train-prior", "--out", out, "--focus-p", "1.5"], "focus_p=1.5 must be in [0, 1]"),
         (["train-prior", "--out", out, "--focus-p", "0.5", "--focus-t", "800", "300"], "focus_t=(800, 300) must be lo < hi"),
+        (["train-prior", "--out", out, "--scale-shift", "--scale-shift-res", "12"], "scale_shift_res=12 is not allowed"),
+        (["train-prior", "--out", out, "--scale-shift-res", "16"], "scale_shift_res=16 is not allowed; with --scale-shift"),
     ]
 
 

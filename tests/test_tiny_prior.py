@@ -124,6 +124,27 @@ def test_scale_shift_starts_as_the_loaded_model_and_is_adagn(tmp_path, encoder):
         assert torch.allclose(block(h, emb), expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("side", [16, 8])
+def test_scale_shift_res_limits_the_film_to_the_coarse_blocks(tmp_path, encoder, side):
+    """``scale_shift_res`` keeps AdaGN only in the blocks whose feature map is at most that side,
+    and is still added at zero; the film layers are the same as in those blocks of the full option."""
+    from diffrep.priors.tiny.unet import ResBlock
+
+    base, film = base_and_extended(tmp_path, scale_shift=True, scale_shift_res=side)
+    x, t, text = torch.randn(2, 3, 32, 32), torch.tensor([50, 700]), encoder.encode(["a red ball", "a blue cube"])
+    sides, blocks = {}, [m for m in film.modules() if isinstance(m, ResBlock)]
+    hooks = [b.register_forward_hook(lambda m, i, o: sides.__setitem__(m, o.shape[-1])) for b in blocks]
+    with torch.no_grad():
+        assert torch.equal(film(x, t, text), base(x, t, text))
+    for h in hooks:
+        h.remove()
+    assert {sides[b] for b in blocks if hasattr(b, "film")} == {s for s in (16, 8) if s <= side}
+    assert all(sides[b] > side for b in blocks if not hasattr(b, "film"))
+    full = tiny.TinyUNet(tiny.UNetConfig(channels=16, scale_shift=True))
+    assert {k: v.shape for k, v in film.state_dict().items() if ".film." in k}.items() <= \
+        {k: v.shape for k, v in full.state_dict().items() if ".film." in k}.items()
+
+
 def test_fine_tuning_from_weights_with_the_label_loss_resumes_and_records_them(tmp_path, encoder):
     import json
 

@@ -53,6 +53,7 @@ class TrainConfig:
     channels: int = 32  # U-Net width at full resolution (32: 1.53 M parameters)
     cross_attention: bool = False  # attend to the prompt's token states at 16² and 8² (UNetConfig; experimental)
     scale_shift: bool = False  # the embedding also scales and shifts normalised features (UNetConfig, ADM's AdaGN)
+    scale_shift_res: int = 0  # ... only in blocks whose feature map is at most this side (16, 8; 0: every block)
     label_loss: float = 0.0  # weight of the auxiliary loss: the text features name the caption's labels (see docs)
     p2_gamma: float = 0.0  # P2 weighting of the ε-loss, 1 / (1 + SNR(t))^gamma (Choi et al. 2022); 0: plain
     exact_target: bool = False  # regress on the training set's exact posterior-mean ε instead of the drawn ε (see train_step)
@@ -73,7 +74,7 @@ def train(config: TrainConfig, *, resume: bool = False, callback: Callable[[dict
     with torch.random.fork_rng(devices=[]):  # seeded initial weights; the caller's global RNG is left untouched
         torch.manual_seed(config.seed)
         model = TinyUNet(UNetConfig(res=config.res, channels=config.channels, cross_attention=config.cross_attention,
-                                    scale_shift=config.scale_shift))
+                                    scale_shift=config.scale_shift, scale_shift_res=config.scale_shift_res))
         head = LabelHead(4 * config.channels) if config.label_loss else None
     init_sha256 = init_from(model, config.init) if config.init is not None else None
     ema = copy.deepcopy(model).requires_grad_(False)
@@ -113,7 +114,7 @@ def train(config: TrainConfig, *, resume: bool = False, callback: Callable[[dict
 
 # Options that add layers whose output starts at zero, by config key and parameter-name part:
 # a model with them loaded from weights trained without them computes the same function.
-ADDED_AT_ZERO: dict[str, str] = {"cross_attention": ".cross.", "scale_shift": ".film."}
+ADDED_AT_ZERO: dict[str, str] = {"cross_attention": ".cross.", "scale_shift": ".film.", "scale_shift_res": ".film."}
 
 
 def init_from(model: TinyUNet, path: Path) -> str:
@@ -122,7 +123,7 @@ def init_from(model: TinyUNet, path: Path) -> str:
     initialisation, which leaves the loaded model's function unchanged. Returns the file's SHA-256."""
     import hashlib
 
-    from diffrep.priors.tiny import load_tiny
+    from diffrep.priors.tiny import load_tiny, weights_file
 
     loaded = load_tiny(path).model  # the same checks and one-line errors as --prior-path
     mine, theirs = model.config.to_dict(), loaded.config.to_dict()
@@ -131,8 +132,7 @@ def init_from(model: TinyUNet, path: Path) -> str:
     missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
     if unexpected or any(not any(part in k for part in ADDED_AT_ZERO.values()) for k in missing):
         raise InputError(f"init={str(path)!r} does not fit this run: missing {missing}, unexpected {unexpected}")
-    path = Path(path)
-    return hashlib.sha256((path / "tiny.safetensors" if path.is_dir() else path).read_bytes()).hexdigest()
+    return hashlib.sha256(weights_file(path).read_bytes()).hexdigest()
 
 
 def check_config(config: TrainConfig) -> None:
@@ -150,6 +150,10 @@ def check_config(config: TrainConfig) -> None:
         raise InputError(f"focus_p={config.focus_p} must be in [0, 1] (0: t uniform over all steps)")
     if not 0 <= config.focus_t[0] < config.focus_t[1] <= 1000:
         raise InputError(f"focus_t={config.focus_t} must be lo < hi within [0, 1000] (the noise steps)")
+    sides = [config.res >> i for i in range(3)]
+    if config.scale_shift_res and (not config.scale_shift or config.scale_shift_res not in sides):
+        raise InputError(f"scale_shift_res={config.scale_shift_res} is not allowed; with --scale-shift: 0 (every block) "
+                         f"or a feature-map side, {', '.join(map(str, sides))}")
     if config.p2_gamma < 0:
         raise InputError(f"p2_gamma={config.p2_gamma} must be >= 0 (0: the plain ε-loss)")
     if config.init is not None and not Path(config.init).exists():

@@ -25,6 +25,7 @@ class UNetConfig:
     groups: int = 8  # GroupNorm groups
     cross_attention: bool = False  # cross-attention to the prompt's token states after each ResBlock at <= 16²
     scale_shift: bool = False  # the embedding also scales and shifts the normalised features (ADM's AdaGN)
+    scale_shift_res: int = 0  # ... only in blocks whose feature map is at most this side (0: every block)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -130,22 +131,24 @@ class TinyUNet(nn.Module):
         self.stem = nn.Conv2d(3, c, 3, padding=1)
         widths = [c * m for m in cfg.mults]
         text_at = [cfg.text_dim if cfg.cross_attention and cfg.res >> i <= 16 else None for i in range(len(widths))]
+        film_at = [cfg.scale_shift and (cfg.scale_shift_res == 0 or cfg.res >> i <= cfg.scale_shift_res)
+                   for i in range(len(widths))]
         self.down, skips, cur = nn.ModuleList(), [c], c
         for i, w in enumerate(widths):
             for _ in range(cfg.blocks):
-                self.down.append(ResBlock(cur, w, emb_dim, g, text_at[i], cfg.scale_shift))
+                self.down.append(ResBlock(cur, w, emb_dim, g, text_at[i], film_at[i]))
                 cur = w
                 skips.append(cur)
             if i < len(widths) - 1:
                 self.down.append(nn.Conv2d(cur, cur, 3, stride=2, padding=1))
                 skips.append(cur)
-        self.mid1 = ResBlock(cur, cur, emb_dim, g, text_at[-1], cfg.scale_shift)
-        self.mid2 = ResBlock(cur, cur, emb_dim, g, scale_shift=cfg.scale_shift)
+        self.mid1 = ResBlock(cur, cur, emb_dim, g, text_at[-1], film_at[-1])
+        self.mid2 = ResBlock(cur, cur, emb_dim, g, scale_shift=film_at[-1])
         self.attn = SelfAttention(cur, g) if cfg.attention else nn.Identity()
         self.up = nn.ModuleList()
         for i, w in reversed(list(enumerate(widths))):
             for _ in range(cfg.blocks + 1):
-                self.up.append(ResBlock(cur + skips.pop(), w, emb_dim, g, text_at[i], cfg.scale_shift))
+                self.up.append(ResBlock(cur + skips.pop(), w, emb_dim, g, text_at[i], film_at[i]))
                 cur = w
             if i > 0:
                 self.up.append(nn.Upsample(scale_factor=2, mode="nearest"))
