@@ -59,14 +59,15 @@ def run_suite(name: str, *, quick: bool, results: Path, log: Callable[[str], Non
         command += f" --prior {prior}" + (f" --prior-path {prior_path}" if prior_path else "")
     elif prior_path is not None:
         raise InputError("--prior-path needs --prior tiny")
-    stem = name + (f"-{prior}" if prior is not None and prior != getattr(suite, "DEFAULT_PRIOR", "toyworld") else "")
+    default_prior = getattr(suite, "DEFAULT_PRIOR", "toyworld")
+    stem = name + (f"-{prior}" if prior is not None and prior != default_prior else "")
     start = time.perf_counter()
     figures = suite.run(quick=quick, log=log, **kwargs)
     images = figures.pop("_images", {})
     record = {"suite": name, "quick": quick, "command": command + (" --quick" if quick else ""),
               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "wall_s": round(time.perf_counter() - start, 2),
               "machine": machine_info(), "figures": figures}
-    if (prior or getattr(suite, "DEFAULT_PRIOR", None)) == "tiny":
+    if (prior or default_prior) == "tiny":
         record["prior_weights"] = tiny_weights_record(prior_path)
     from diffrep.export import atomic_write_text
 
@@ -79,13 +80,11 @@ def run_suite(name: str, *, quick: bool, results: Path, log: Callable[[str], Non
 
 def tiny_weights_record(prior_path: str | None) -> dict[str, str]:
     """Which learned weights a suite ran on: their file and SHA-256 (the shipped file changes between releases)."""
-    import hashlib
-
-    from diffrep.priors.tiny import DEFAULT_WEIGHTS, weights_file
+    from diffrep.priors.tiny import DEFAULT_WEIGHTS, weights_file, weights_sha256
 
     path = weights_file(prior_path)
-    shown = f"diffrep/{path.relative_to(DEFAULT_WEIGHTS.parents[3]).as_posix()} (shipped)" if path == DEFAULT_WEIGHTS else str(path)
-    return {"file": shown, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    shown = "diffrep/priors/tiny/weights/tiny.safetensors (shipped)" if path == DEFAULT_WEIGHTS else str(path)
+    return {"file": shown, "sha256": weights_sha256(path)}
 
 
 def save_images(images: dict, folder: Path, prefix: str) -> list[str]:

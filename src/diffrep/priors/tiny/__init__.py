@@ -100,6 +100,13 @@ def weights_file(path: str | Path | None = None) -> Path:
     return path / "tiny.safetensors" if path.is_dir() else path
 
 
+def weights_sha256(path: str | Path | None = None) -> str:
+    """SHA-256 of the weights ``load_tiny(path)`` reads (provenance of fine-tuning runs and benchmarks)."""
+    import hashlib
+
+    return hashlib.sha256(weights_file(path).read_bytes()).hexdigest()
+
+
 def load_tiny(path: str | Path | None = None, device: str | torch.device = "cpu") -> TinyPrior:
     """The tiny prior from ``tiny.safetensors`` (or a directory holding it) and its ``tiny.json``.
 

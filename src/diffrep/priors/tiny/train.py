@@ -121,9 +121,7 @@ def init_from(model: TinyUNet, path: Path) -> str:
     """Load ``tiny.safetensors`` weights into ``model`` for fine-tuning; layers the file lacks
     (``ADDED_AT_ZERO``: cross-attention, scale-shift of a model trained without them) keep their
     initialisation, which leaves the loaded model's function unchanged. Returns the file's SHA-256."""
-    import hashlib
-
-    from diffrep.priors.tiny import load_tiny, weights_file
+    from diffrep.priors.tiny import load_tiny, weights_sha256
 
     loaded = load_tiny(path).model  # the same checks and one-line errors as --prior-path
     mine, theirs = model.config.to_dict(), loaded.config.to_dict()
@@ -132,7 +130,7 @@ def init_from(model: TinyUNet, path: Path) -> str:
     missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
     if unexpected or any(not any(part in k for part in ADDED_AT_ZERO.values()) for k in missing):
         raise InputError(f"init={str(path)!r} does not fit this run: missing {missing}, unexpected {unexpected}")
-    return hashlib.sha256(weights_file(path).read_bytes()).hexdigest()
+    return weights_sha256(path)
 
 
 def check_config(config: TrainConfig) -> None:
@@ -150,7 +148,7 @@ def check_config(config: TrainConfig) -> None:
         raise InputError(f"focus_p={config.focus_p} must be in [0, 1] (0: t uniform over all steps)")
     if not 0 <= config.focus_t[0] < config.focus_t[1] <= 1000:
         raise InputError(f"focus_t={config.focus_t} must be lo < hi within [0, 1000] (the noise steps)")
-    sides = [config.res >> i for i in range(3)]
+    sides = [config.res >> i for i in range(len(UNetConfig().mults))]
     if config.scale_shift_res and (not config.scale_shift or config.scale_shift_res not in sides):
         raise InputError(f"scale_shift_res={config.scale_shift_res} is not allowed; with --scale-shift: 0 (every block) "
                          f"or a feature-map side, {', '.join(map(str, sides))}")
