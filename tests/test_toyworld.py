@@ -12,6 +12,7 @@ import torch
 
 from diffrep import toyworld
 from diffrep.toyworld import cameras, objects
+from diffrep.errors import InputError
 from diffrep.toyworld.dataset import ToyWorldConfig, generate, read_dataset, sample_scenes, write_dataset
 
 
@@ -236,7 +237,7 @@ def test_write_dataset_round_trips(tmp_path):
     assert (back.images - ds.images).abs().max() <= 1.0 / 127.5 + 1e-6
     # No stray temporary folders, and no silent overwrite.
     assert [p.name for p in tmp_path.iterdir()] == ["toy"]
-    with pytest.raises(FileExistsError):
+    with pytest.raises(InputError, match="not empty"):
         write_dataset(ds, out)
     write_dataset(generate(ToyWorldConfig(n=2, seed=1)), out, overwrite=True)
     assert len(read_dataset(out)) == 2 and [p.name for p in tmp_path.iterdir()] == ["toy"]

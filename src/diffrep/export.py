@@ -60,13 +60,57 @@ def load_mask(path: str | Path, size: tuple[int, int]) -> Tensor:
     return (load_image(path, size).mean(1, keepdim=True) > 0).float()
 
 
+MARKERS: tuple[str, ...] = ("run.json", "metadata.json")
+"""The record diffrep writes into every output folder: ``run.json`` (results) or ``metadata.json``
+(toy-world data sets). It lists the folder's other files."""
+
+
+def diffrep_files(folder: Path) -> set[str] | None:
+    """The names a folder written by diffrep holds (its record and the files it lists), or ``None``
+    if ``folder`` holds no readable diffrep record."""
+    for marker in MARKERS:
+        try:
+            record = json.loads((folder / marker).read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(record, dict):
+            continue
+        if isinstance(record.get("outputs"), list):  # run.json
+            return {marker, *map(str, record["outputs"])}
+        if isinstance(record.get("images"), list):  # a toy-world data set
+            return {marker, *(f"{i:05d}.png" for i in range(len(record["images"])))}
+    return None
+
+
+def check_replaceable(out: Path) -> None:
+    """``--overwrite`` only ever replaces a folder that diffrep wrote: never the working folder or one
+    of its parents, never a folder holding anything diffrep did not write."""
+    here, target = Path.cwd().resolve(), out.resolve()
+    if target == here or target in here.parents or target == Path(target.anchor) or target == Path.home().resolve():
+        raise InputError(f"output folder {str(out)!r} is the working folder, one of its parents or the home "
+                         "folder; --overwrite never replaces those: choose a new folder")
+    owned = diffrep_files(out)
+    names = {p.name for p in out.iterdir()}
+    if owned is None:
+        raise InputError(f"output folder {str(out)!r} is not empty and was not written by diffrep (no run.json); "
+                         "--overwrite only replaces diffrep's own output folders: choose a new or empty folder")
+    if foreign := sorted(names - owned):
+        raise InputError(f"output folder {str(out)!r} holds {foreign[0]!r}, which diffrep did not write; "
+                         "--overwrite only replaces a folder holding nothing but diffrep's outputs")
+
+
 def check_output_dir(out: str | Path, overwrite: bool) -> Path:
-    """Fail early, before any work, if ``out`` cannot take a new result."""
+    """Fail early, before any work, if ``out`` cannot take a new result.
+
+    A non-empty folder is refused unless ``overwrite``, and even then unless diffrep wrote it
+    (``check_replaceable``): a user's files are never deleted."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"output {str(out)!r} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise InputError(f"output folder {str(out)!r} is not empty; pass --overwrite or choose another folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise InputError(f"output folder {str(out)!r} is not empty; pass --overwrite or choose another folder")
+        check_replaceable(out)
     parent = out.resolve().parent
     while not parent.exists():
         parent = parent.parent
@@ -79,20 +123,40 @@ def check_output_dir(out: str | Path, overwrite: bool) -> Path:
 
 def write_folder(out: str | Path, files: dict[str, Any], overwrite: bool) -> Path:
     """Write ``files`` (name -> bytes, PIL image, tensor dict or JSON-able dict) into ``out``
-    atomically: everything goes to a temporary sibling folder that replaces ``out`` at the end."""
+    atomically: everything goes to a temporary sibling folder that replaces ``out`` at the end.
+
+    The folder is checked again just before it is replaced (``check_output_dir``), so a folder
+    that gained a user's file during the run is never deleted."""
     out = check_output_dir(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; an output folder is an ordinary folder
         for name, value in files.items():
             _write_one(tmp / name, value)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        check_output_dir(out, overwrite)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Rename ``src`` to ``dst``; an existing ``dst`` is moved aside first and deleted only afterwards."""
+    if not dst.exists():
+        os.replace(src, dst)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old.", dir=dst.parent))
+    os.replace(dst, old / dst.name)
+    os.replace(src, dst)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _write_one(path: Path, value: Any) -> None:
@@ -104,6 +168,7 @@ def _write_one(path: Path, value: Any) -> None:
         value.save(path)
     elif path.suffix == ".safetensors":
         save_file({k: v.detach().contiguous().cpu() for k, v in value.items()}, path)
+        os.chmod(path, 0o666 & ~_umask())  # save_file leaves 0600
     else:
         path.write_text(json.dumps(value, indent=2, default=str) + "\n")
 

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -136,41 +133,23 @@ def write_dataset(ds: ToyDataset, out_dir: Path | str, *, overwrite: bool = Fals
     metadata.json holds the config, the vocabularies, the camera model and one dict per
     image (see ``ToyDataset.metadata``). The files are written into a temporary folder
     beside ``out_dir`` that is then renamed, so ``out_dir`` is either complete or absent.
-    An existing non-empty ``out_dir`` is an error unless ``overwrite``.
+    An existing non-empty ``out_dir`` is an ``InputError`` unless ``overwrite``, and even then
+    unless it is a folder diffrep wrote (``diffrep.export.check_output_dir``).
     """
     from PIL import Image
 
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out_dir} exists and is not empty; pass overwrite=True to replace it")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        for i, pixels in enumerate(_to_uint8(ds.images).numpy()):
-            Image.fromarray(pixels).save(tmp / f"{i:05d}.png")
-        meta = {
-            "config": None if ds.config is None else asdict(ds.config),
-            "vocabularies": {"kinds": list(KINDS), "colours": list(COLOURS), "views": list(VIEWS)},
-            "camera_model": {"fov_deg": FOV_DEG, "distance": DISTANCE, "up": "z", "front": "+x"},
-            "background": BACKGROUND,
-            "images": ds.metadata(),
-        }
-        (tmp / "metadata.json").write_text(json.dumps(meta, indent=1))
-        _replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    from diffrep.export import write_folder
 
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Rename ``src`` to ``dst``, replacing ``dst`` (moved aside first, then deleted) if it exists."""
-    if not dst.exists():
-        os.replace(src, dst)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old.", dir=dst.parent))
-    os.replace(dst, old / dst.name)
-    os.replace(src, dst)
-    shutil.rmtree(old, ignore_errors=True)
+    files: dict[str, object] = {f"{i:05d}.png": Image.fromarray(pixels)
+                                for i, pixels in enumerate(_to_uint8(ds.images).numpy())}
+    files["metadata.json"] = {
+        "config": None if ds.config is None else asdict(ds.config),
+        "vocabularies": {"kinds": list(KINDS), "colours": list(COLOURS), "views": list(VIEWS)},
+        "camera_model": {"fov_deg": FOV_DEG, "distance": DISTANCE, "up": "z", "front": "+x"},
+        "background": BACKGROUND,
+        "images": ds.metadata(),
+    }
+    write_folder(out_dir, files, overwrite)
 
 
 def read_dataset(out_dir: Path | str) -> ToyDataset:
