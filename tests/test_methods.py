@@ -211,11 +211,11 @@ def test_ddrep_siren_samples_mixture_weights_where_sds_does_not():
     counts = torch.bincount(nearest_component(prior, rep(None)[:, 0].detach()), minlength=4).float()
     assert chi_square_p(counts, probs) > 0.01, counts
 
-    from diffrep.methods import OptimConfig, SDSOptions, run_sds
+    from diffrep.methods import OptimConfig, Sampling, SDSOptions, run_sds
 
     rep = make_rep("siren", prior.image_shape, n, generator=torch.Generator().manual_seed(0),
                    embed_dim=16, width=32, depth=2)
-    run_sds(prior, rep, None, guidance_scale=1.0, options=SDSOptions(), optim=OptimConfig(iters=300, lr=1e-2),
+    run_sds(prior, rep, None, SDSOptions(optim=OptimConfig(iters=300, lr=1e-2)), sampling=Sampling(guidance_scale=1.0),
             generator=gen)
     counts_sds = torch.bincount(nearest_component(prior, rep(None)[:, 0].detach()), minlength=4).float()
     assert chi_square_p(counts_sds, probs) < 1e-4, counts_sds

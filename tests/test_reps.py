@@ -92,7 +92,7 @@ def test_shapes_views_and_determinism(name):
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: make_rep("nerf", (3, 8, 8), 1, generator=gen()), r"unknown rep 'nerf'; allowed: pixels, siren, panorama"),
+    (lambda: make_rep("nerf", (3, 8, 8), 1, generator=gen()), r"rep 'nerf' is not available yet; available now: pixels, siren, panorama"),
     (lambda: make_rep("siren", (3, 8, 8), 1, generator=gen(), widht=8), r"unknown option 'widht' for rep 'siren'"),
     (lambda: make_rep("siren", (3, 8, 8), 1, generator=gen(), width=0), r"width=0 .* positive integer"),
     (lambda: make_rep("siren", (3, 8, 8), 1, generator=gen(), width=8.5), r"width=8.5 .* integer"),
@@ -232,8 +232,8 @@ def test_panorama_crop_of_the_canvas_is_the_view_render():
     assert torch.equal(rep(), crop(canvas, torch.zeros(2, 1, dtype=torch.long), 8))
     noise = torch.randn(rep.noise_shape, generator=gen(2))  # DDRep's noise state lives on the canvas
     assert rep.noise_shape == (2, 3, 8, 48)
-    assert torch.equal(rep.crop_noise(noise, views), crop(noise, views, 8))
-    assert torch.equal(rep.crop_noise(noise, None), noise[:, None, ..., :8])
+    assert torch.equal(rep.view_noise(noise, views), crop(noise, views, 8))
+    assert torch.equal(rep.view_noise(noise, None), noise[:, None, ..., :8])
     # Slow twin: roll the canvas so the view starts at column 0, then slice.
     for i in range(2):
         for v, j in enumerate(views[i].tolist()):

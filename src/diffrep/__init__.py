@@ -11,8 +11,7 @@ from diffrep import priors, samplers, schedule
 from diffrep.api import Result, inpaint, sample, sdedit
 from diffrep.errors import InputError
 from diffrep.priors import Prior, cfg_eps
-
-__version__ = "0.1.0"
+from diffrep.version import __version__
 
 __all__ = [
     "__version__", "Prior", "Result", "InputError", "cfg_eps", "inpaint", "priors", "sample", "samplers",

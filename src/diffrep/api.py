@@ -1,8 +1,12 @@
-"""The top-level API: ``diffrep.sample`` (and its image-space siblings ``sdedit``, ``inpaint``)."""
+"""The top-level API: ``diffrep.sample`` (and its image-space siblings ``sdedit``, ``inpaint``).
+
+``sample`` reads its rep and method from the tables ``diffrep.reps.REPS`` and
+``diffrep.methods.METHODS``: no method or rep is named here.
+"""
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import platform
 import time
 from dataclasses import dataclass, field
@@ -13,17 +17,13 @@ import torch
 from torch import Tensor
 
 from diffrep.checkpoint import RunCheckpoint
+from diffrep.checks import check_choice, check_count, check_finite, check_positive_int
 from diffrep.errors import InputError
+from diffrep.methods import METHODS, PLANNED_METHODS, MethodEntry, Sampling
 from diffrep.priors import CountingPrior, Prior, load
-from diffrep.priors.base import check_finite_scale
-from diffrep.samplers import sample_ddim, sample_ddpm, sample_repaint, sample_sdedit
+from diffrep.reps import PLANNED_REPS, REPS, make_rep, rep_name
+from diffrep.samplers import sample_repaint, sample_sdedit
 from diffrep.schedule import timesteps
-
-REPS: tuple[str, ...] = ("pixels", "siren", "panorama")
-IMAGE_METHODS: tuple[str, ...] = ("ddim", "ddpm")
-METHODS: tuple[str, ...] = ("ddim", "ddpm", "ddrep", "sds", "sjc")
-PLANNED_REPS: tuple[str, ...] = ("nerf",)
-PLANNED_METHODS: tuple[str, ...] = ("lmc", "nfsd", "dds", "multistep_sds", "vsd")
 
 
 @dataclass
@@ -56,7 +56,7 @@ class Result:
 
 
 def versions() -> dict[str, str]:
-    from diffrep import __version__
+    from diffrep.version import __version__
 
     return {"diffrep": __version__, "torch": torch.__version__, "python": platform.python_version(),
             "machine": platform.machine()}
@@ -66,43 +66,88 @@ def resolve_prior(prior: Prior | str) -> Prior:
     return load(prior) if isinstance(prior, str) else prior
 
 
-def check_choice(name: str, value: str, allowed: tuple[str, ...], planned: tuple[str, ...] = ()) -> str:
-    if value in planned:
-        raise InputError(f"{name} {value!r} is not available yet; available now: {', '.join(allowed)}")
-    if value not in allowed:
-        raise InputError(f"unknown {name} {value!r}; allowed: {', '.join(allowed)}")
-    return value
+@dataclass(frozen=True)
+class RunSpec:
+    """What ``sample`` runs: a rep and a method, each by name with its validated options."""
+
+    rep: str
+    rep_options: Any
+    method: str
+    options: Any
+    sampling: Sampling
+
+    @property
+    def entry(self) -> MethodEntry:
+        return METHODS[self.method]
+
+    def record(self) -> dict[str, Any]:
+        """The run's configuration for run.json: names, the options of this rep and method only."""
+        used = {k: getattr(self.sampling, k) for k in self.entry.uses}
+        return {"rep": self.rep, "method": self.method, **used, "rep_options": dataclasses.asdict(self.rep_options),
+                "method_options": dataclasses.asdict(self.options)}
 
 
-def check_positive_int(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InputError(f"{name}={value!r} is not allowed; it must be a positive integer")
-    return value
+def build_config(cls: type, options: dict[str, Any]) -> Any:
+    """``cls`` from the entries of ``options`` named by its fields (nested config fields from the same
+    flat names, e.g. ``iters`` for ``SDSOptions.optim``); the entries used are removed from ``options``."""
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(f.default) and f.name not in options:
+            nested = build_config(type(f.default), options)
+            if nested != f.default:
+                kwargs[f.name] = nested
+        elif f.name in options:
+            kwargs[f.name] = options.pop(f.name)
+    return cls(**kwargs)
 
 
-def check_sample_options(rep: str, method: str, n: int, steps: int, guidance_scale: float, eta: float) -> None:
-    """Validate the options every sampler shares (the CLI calls this before loading a prior)."""
-    check_choice("rep", rep, REPS, PLANNED_REPS)
-    check_choice("method", method, METHODS, PLANNED_METHODS)
-    check_positive_int("n", n), check_positive_int("steps", steps)
-    check_finite_scale("guidance_scale", guidance_scale), check_finite_scale("eta", eta)
-    if method in IMAGE_METHODS and rep != "pixels":
-        raise InputError(f"method {method!r} samples images directly and needs rep 'pixels'; "
-                         f"for rep {rep!r} use one of: ddrep, sds, sjc")
+def _method(method: str | Any) -> tuple[str, Any | None]:
+    if isinstance(method, str):
+        return check_choice("method", method, METHODS, PLANNED_METHODS), None
+    for name, entry in METHODS.items():
+        if type(method) is entry.config:
+            return name, method
+    raise InputError(f"{type(method).__name__} is not the options of a registered method; "
+                     f"registered: {', '.join(METHODS)}")
 
 
-def check_checkpointing(method: str, checkpoint_every: int, resume: bool) -> None:
-    """Checkpoints are for the diffrep methods; ``checkpoint_every`` is a count (0: none)."""
-    if method in IMAGE_METHODS and (checkpoint_every or resume):
-        raise InputError(f"checkpoints are written by the diffrep methods (ddrep, sds, sjc), not {method!r}, "
+def run_spec(rep: str | Any = "pixels", method: str | Any = "ddim", sampling: Sampling = Sampling(),
+             **options: Any) -> RunSpec:
+    """Validate a rep and a method (names with flat ``options``, or config objects) and their pairing,
+    before any prior is loaded or any step is run."""
+    method, method_options = _method(method)
+    entry = METHODS[method]
+    rep, rep_options = (check_choice("rep", rep, REPS, PLANNED_REPS), None) if isinstance(rep, str) else (rep_name(rep), rep)
+    if entry.reps is not None and rep not in entry.reps:
+        others = [m for m, e in METHODS.items() if e.reps is None or rep in e.reps]
+        raise InputError(f"method {method!r} samples images directly and needs rep {' or '.join(map(repr, entry.reps))}; "
+                         f"for rep {rep!r} use one of: {', '.join(others)}")
+    rest = dict(options)
+    method_options = method_options or build_config(entry.config, rest)
+    if not entry.image:
+        rep_options = rep_options or build_config(REPS[rep].config, rest)
+    elif rep_options is not None and rep_options != REPS[rep].config():
+        raise InputError(f"method {method!r} samples images directly; it takes no options of rep {rep!r}")
+    if rest:
+        raise InputError(f"unknown option {next(iter(rest))!r} for method {method!r} on rep {rep!r}")
+    rep_options = rep_options or REPS[rep].config()
+    if (reason := entry.needs_linear(method_options)) and not REPS[rep].linear(rep_options):
+        raise InputError(f"{reason} needs a diffrep linear in its parameters; rep {rep!r} with these options is not "
+                         "(tanh or augment make pixels nonlinear)")
+    return RunSpec(rep, rep_options, method, method_options, sampling)
+
+
+def check_checkpointing(entry: MethodEntry, checkpoint_every: int, resume: bool) -> None:
+    """Checkpoints are for methods with a state; ``checkpoint_every`` is a count (0: none)."""
+    if entry.state is None and (checkpoint_every or resume):
+        with_state = ", ".join(m for m, e in METHODS.items() if e.state is not None)
+        raise InputError(f"checkpoints are written by the diffrep methods ({with_state}), not by this one, "
                          "which runs in seconds")
-    if checkpoint_every < 0:
-        raise InputError(f"checkpoint_every={checkpoint_every} is not allowed; it must be >= 0 (0: no checkpoints)")
+    check_count("checkpoint_every", checkpoint_every)
 
 
 def check_strength(strength: float) -> float:
-    if not (isinstance(strength, (int, float)) and math.isfinite(strength) and 0 <= strength <= 1):
-        raise InputError(f"strength={strength!r} is not allowed; it must be in [0, 1]")
+    check_finite("strength", strength, at_most=1.0)
     return float(strength)
 
 
@@ -120,6 +165,7 @@ def _progress(callback, steps: int):
 
 def _run(prior: Prior, fn, config: dict[str, Any], seed: int) -> Result:
     """Time ``fn(counting_prior, generator)``, count prior evaluations, assemble the result."""
+    check_seed(seed)
     counted = CountingPrior(prior)
     generator = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
@@ -132,133 +178,98 @@ def _run(prior: Prior, fn, config: dict[str, Any], seed: int) -> Result:
     return result
 
 
-def split_options(options: dict[str, Any], *configs: type) -> tuple[list[Any], dict[str, Any]]:
-    """Build each config dataclass from the options named by its fields; return the rest."""
-    from dataclasses import fields
-
-    rest, built = dict(options), []
-    for cls in configs:
-        names = {f.name for f in fields(cls)}
-        built.append(cls(**{k: rest.pop(k) for k in list(rest) if k in names}))
-    return built, rest
+def save_state(checkpoint: RunCheckpoint, rep, state, generator: torch.Generator) -> None:
+    """Checkpoint ``rep`` + the method's ``state`` + the generator, whatever the method."""
+    tensors, meta = state.checkpoint()
+    rep_state = {f"rep.{k}": v for k, v in rep.state_dict().items()}
+    checkpoint.save(state.step, rep_state | {f"state.{k}": v for k, v in tensors.items()} | {"rng": generator.get_state()},
+                    {"state": meta})
 
 
-def method_options(method: str, rep: str, options: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
-    """Split flat options into the method's validated dataclasses and the rep's options."""
-    from diffrep.methods import DDRepOptions, OptimConfig, SDSOptions, SJCOptions
-    from diffrep.methods.validate import check_method_options
+def load_state(checkpoint: RunCheckpoint, entry: MethodEntry, rep, generator: torch.Generator):
+    """Restore ``rep`` and the generator from the last checkpoint; the method's state, or ``None``."""
+    saved = checkpoint.load()
+    if saved is None:
+        return None
+    step, tensors, meta = saved
+    rep.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("rep.")})
+    generator.set_state(tensors["rng"])
+    return entry.state.restore(step, {k[6:]: v for k, v in tensors.items() if k.startswith("state.")}, meta["state"])
 
-    method_cls = {"ddrep": (DDRepOptions,), "sds": (SDSOptions, OptimConfig), "sjc": (SJCOptions, OptimConfig)}[method]
-    method_opts, rep_opts = split_options(options, *method_cls)
-    check_method_options(method, method_opts, rep)
-    return method_opts, rep_opts
 
-
-def _diffrep_run(method: str, rep_name: str, n: int, steps: int, cond: Any, guidance_scale: float, eta: float,
-                 options: dict[str, Any], callback, checkpoint: RunCheckpoint | None = None, resume: bool = False):
-    """The closure that samples a diffrep with ``method``; validates every option before running.
-
-    With ``checkpoint``, the rep, the noise state or optimiser, and the generator are saved every
-    ``checkpoint.every`` steps (iterations for SDS/SJC); ``resume`` continues from the last one."""
-    from diffrep.methods import ddrep_sample, run_sds, run_sjc
-    from diffrep.reps import make_rep
-
-    method_opts, rep_opts = method_options(method, rep_name, options)
+def _method_run(spec: RunSpec, n: int, cond: Any, callback, checkpoint: RunCheckpoint | None, resume: bool):
+    """The closure that runs ``spec`` on a prior: build the rep, restore, run with checkpoints, render."""
+    entry = spec.entry
 
     def run(p: Prior, g: torch.Generator) -> Result:
-        rep = make_rep(rep_name, p.image_shape, n, generator=g, **rep_opts)
-        if method == "ddrep" and method_opts[0].solver == "closed" and not rep.linear:
-            raise InputError(f"solver 'closed' needs a diffrep linear in its parameters; this {rep_name} is not "
-                             "(tanh or augmentation make pixels nonlinear)")
-        state = checkpoint.load() if checkpoint is not None and resume else None
-        if state is not None:
-            rep.load_state_dict({k[4:]: v for k, v in state[1].items() if k.startswith("rep.")})
-            g.set_state(state[1]["rng"])
-        ts = timesteps(len(p.alphas_cumprod), steps)
-        total = len(ts) if method == "ddrep" else method_opts[1].iters
-        progress = _progress(callback, total)
+        rep = make_rep(spec.rep_options, p.image_shape, n, generator=g)
+        state = load_state(checkpoint, entry, rep, g) if checkpoint is not None and resume else None
 
-        def step_done(d: dict[str, Any], tensors: dict[str, Tensor], meta: dict[str, Any] | None = None) -> None:
-            if checkpoint is not None and checkpoint.due(d["i"] + 1, total):
-                rep_state = {f"rep.{k}": v for k, v in rep.state_dict().items()}
-                checkpoint.save(d["i"] + 1, rep_state | tensors | {"rng": g.get_state()}, meta)
-            if progress is not None:
-                progress(d)
+        def step_done(d: dict[str, Any]) -> None:
+            if checkpoint is not None and checkpoint.due(d["i"] + 1, d["steps"]):
+                save_state(checkpoint, rep, d["state"], g)
+            if callback is not None:
+                callback(d | {"step": d["i"] + 1})
 
-        if method == "ddrep":
-            o = method_opts[0]
-            ddrep_sample(p, rep, ts, cond, guidance_scale=guidance_scale, eta=eta,
-                         rounds=o.rounds, pull=o.pullback(), views_per_step=o.views_per_step, generator=g,
-                         noise=None if state is None else state[1]["noise"], start=0 if state is None else state[0],
-                         callback=lambda d: step_done(d, {"noise": d["noise"]}))
-        else:
-            from diffrep.checkpoint import optimizer_state, optimizer_tensors
-
-            def distill_done(d: dict[str, Any]) -> None:
-                tensors, groups = optimizer_tensors(d["optimizer"])
-                step_done(d, tensors, {"param_groups": groups, "scheduler": d["scheduler"].state_dict()})
-
-            resumed = None if state is None else {
-                "start": state[0], "optimizer": optimizer_state(state[1], state[2]["param_groups"]),
-                "scheduler": state[2]["scheduler"]}
-            fn = run_sds if method == "sds" else run_sjc
-            fn(p, rep, cond, guidance_scale=guidance_scale, options=method_opts[0], optim=method_opts[1], generator=g,
-               callback=distill_done, resume=resumed)
+        entry.run(p, rep, cond, spec.options, sampling=spec.sampling, generator=g, state=state, callback=step_done)
         if checkpoint is not None:
             checkpoint.remove()
-        return render_result(rep)
+        images, views = rep.preview()
+        return Result(images, rep=None if entry.image else rep, views=views)
 
-    return run, method_opts
-
-
-@torch.no_grad()
-def render_result(rep) -> Result:
-    """Canonical renders (panoramas: the full canvas plus a strip of 6 evenly spaced views)."""
-    if hasattr(rep, "canvas"):
-        W = rep.canvas_shape[-1]
-        views = torch.arange(6).mul(W // 6).expand(rep.n, 6)
-        return Result(rep.canvas(), rep=rep, views=rep(views).clamp(-1, 1))
-    return Result(rep(None)[:, 0], rep=rep)
+    return run
 
 
-def sample(prior: Prior | str = "toyworld", *, rep: str = "pixels", method: str = "ddim", prompt: str | None = None,
-           cond: Any = None, n: int = 1, seed: int = 0, steps: int = 50, guidance_scale: float = 3.0,
-           eta: float = 0.0, callback=None, checkpoint: str | Path | None = None, checkpoint_every: int = 0,
-           resume: bool = False, **options: Any) -> Result:
+def prepare(rep: str | Any = "pixels", method: str | Any = "ddim", *, sampling: Sampling = Sampling(), n: int = 1,
+            seed: int = 0, prompt: str | None = None, checkpoint: str | Path | None = None,
+            checkpoint_every: int | None = 0, resume: bool = False,
+            **options: Any) -> tuple[RunSpec, RunCheckpoint | None]:
+    """Everything ``sample`` checks before a prior is loaded (the CLI calls it first too): the rep,
+    the method, their options and pairing, ``n``, the seed, the prompt's type and the checkpoint."""
+    spec = run_spec(rep, method, sampling, **options)
+    check_positive_int("n", n), check_seed(seed)
+    if prompt is not None and not isinstance(prompt, str):
+        raise InputError(f"prompt={prompt!r} is not allowed; it must be a string")
+    check_checkpointing(spec.entry, checkpoint_every or 0, resume)
+    if checkpoint is None:
+        return spec, None
+    ckpt = RunCheckpoint(Path(checkpoint), checkpoint_every, spec.record() | {"n": n, "seed": seed, "prompt": prompt})
+    if resume and not ckpt.exists():
+        raise InputError(f"nothing to resume: {str(checkpoint)!r} holds no checkpoint; run without resume")
+    return spec, ckpt
+
+
+def sample(prior: Prior | str = "toyworld", *, rep: str | Any = "pixels", method: str | Any = "ddim",
+           prompt: str | None = None, cond: Any = None, n: int = 1, seed: int = 0, steps: int = 50,
+           guidance_scale: float = 3.0, eta: float = 0.0, callback=None, checkpoint: str | Path | None = None,
+           checkpoint_every: int | None = 0, resume: bool = False, **options: Any) -> Result:
     """Sample ``n`` diffreps of a prompt from a prior and render them.
 
-    Diffrep methods checkpoint into the folder ``checkpoint`` every ``checkpoint_every`` steps
-    (DDRep) or iterations (SDS, SJC); ``resume=True`` continues from its last checkpoint (same
-    options and seed), bit for bit on the CPU. The folder is removed when the run completes.
+    ``rep`` and ``method`` are names from ``diffrep.reps.REPS`` and ``diffrep.methods.METHODS`` with
+    their options as keywords (``width=128``, ``iters=400``), or config objects
+    (``rep=SirenConfig(width=128), method=SDSOptions(optim=OptimConfig(iters=400))``).
+
+    Methods with a state checkpoint into the folder ``checkpoint`` every ``checkpoint_every`` steps
+    (DDRep) or iterations (SDS, SJC; ``None``: a tenth of the run); ``resume=True`` continues from
+    its last checkpoint (same options and seed), bit for bit on the CPU. The folder is removed
+    when the run completes.
 
     >>> result = diffrep.sample("gmm", prompt="red", n=4, steps=20)
     >>> result.images.shape
     torch.Size([4, 3, 16, 16])
     """
-    check_sample_options(rep, method, n, steps, guidance_scale, eta)
-    if method in IMAGE_METHODS and options:
-        raise InputError(f"unknown option {next(iter(options))!r} for method {method!r} on rep {rep!r}")
+    spec, ckpt = prepare(rep, method, sampling=Sampling(steps, guidance_scale, eta), n=n, seed=seed, prompt=prompt,
+                         checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, **options)
     prior = resolve_prior(prior)
     c = _condition(prior, prompt, cond)
-    config = {"rep": rep, "method": method, "prompt": prompt, "n": n, "steps": steps,
-              "guidance_scale": guidance_scale, "eta": eta if method in ("ddim", "ddrep") else 1.0}
-    check_checkpointing(method, checkpoint_every, resume)
-    if method not in IMAGE_METHODS:
-        from dataclasses import asdict
+    run = _method_run(spec, n, c, callback, ckpt, resume)
+    return _run(prior, run, {"prompt": prompt, "n": n} | spec.record(), seed)
 
-        ckpt = None if checkpoint is None else RunCheckpoint(Path(checkpoint), checkpoint_every,
-                                                             config | {"seed": seed, "options": options})
-        run, method_opts = _diffrep_run(method, rep, n, steps, c, guidance_scale, eta, options, callback, ckpt, resume)
-        return _run(prior, run, config | {"options": options} | {type(o).__name__: asdict(o) for o in method_opts}, seed)
-    ts = timesteps(len(prior.alphas_cumprod), steps)
 
-    def run(p: Prior, g: torch.Generator) -> Tensor:
-        x = torch.randn(n, *p.image_shape, generator=g)
-        if method == "ddpm":
-            return sample_ddpm(p, x, ts, c, guidance_scale=guidance_scale, generator=g, callback=_progress(callback, len(ts)))
-        return sample_ddim(p, x, ts, c, guidance_scale=guidance_scale, eta=eta, generator=g, callback=_progress(callback, len(ts)))
-
-    return _run(prior, run, config, seed)
+def check_seed(seed: Any) -> int:
+    if not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**63):
+        raise InputError(f"seed={seed!r} is not allowed; it must be an integer in [0, 2**63)")
+    return seed
 
 
 def _check_images(prior: Prior, image: Tensor, name: str) -> Tensor:
@@ -275,9 +286,7 @@ def sdedit(prior: Prior | str, image: Tensor, *, prompt: str | None = None, cond
            n: int = 1, seed: int = 0, steps: int = 50, guidance_scale: float = 3.0, eta: float = 0.0,
            callback=None) -> Result:
     """SDEdit an image ``[C, H, W]`` or ``[1, C, H, W]`` in [-1, 1] towards a prompt; ``strength`` in [0, 1]."""
-    check_strength(strength)
-    check_positive_int("n", n), check_positive_int("steps", steps)
-    check_finite_scale("guidance_scale", guidance_scale), check_finite_scale("eta", eta)
+    check_strength(strength), check_positive_int("n", n), Sampling(steps, guidance_scale, eta)
     prior = resolve_prior(prior)
     x0 = _check_images(prior, image, "image").expand(n, -1, -1, -1)
     c = _condition(prior, prompt, cond)
@@ -295,8 +304,7 @@ def inpaint(prior: Prior | str, image: Tensor, mask: Tensor, *, prompt: str | No
             rounds: int = 5, n: int = 1, seed: int = 0, steps: int = 50, guidance_scale: float = 3.0,
             eta: float = 1.0, callback=None) -> Result:
     """RePaint inpainting: keep ``image`` where ``mask`` is 1 (``[H, W]`` or broadcastable), fill the rest."""
-    check_positive_int("n", n), check_positive_int("steps", steps), check_positive_int("rounds", rounds)
-    check_finite_scale("guidance_scale", guidance_scale), check_finite_scale("eta", eta)
+    check_positive_int("n", n), check_positive_int("rounds", rounds), Sampling(steps, guidance_scale, eta)
     prior = resolve_prior(prior)
     known = _check_images(prior, image, "image").expand(n, -1, -1, -1)
     c = _condition(prior, prompt, cond)

@@ -39,7 +39,11 @@ def atomic_save(tensors: dict[str, Tensor], path: Path, meta: dict[str, Any]) ->
 
 def optimizer_tensors(opt: torch.optim.Optimizer, prefix: str = "opt") -> tuple[dict[str, Tensor], list[dict]]:
     """An optimiser's state as flat tensors ``{prefix}.{param}.{name}`` and its JSON-able param groups."""
-    sd = opt.state_dict()
+    return state_dict_tensors(opt.state_dict(), prefix)
+
+
+def state_dict_tensors(sd: dict[str, Any], prefix: str = "opt") -> tuple[dict[str, Tensor], list[dict]]:
+    """``optimizer_tensors`` of an optimiser's ``state_dict``."""
     return {f"{prefix}.{i}.{k}": v for i, s in sd["state"].items() for k, v in s.items()}, sd["param_groups"]
 
 
@@ -65,7 +69,8 @@ class RunCheckpoint:
     ``config`` describes the run (JSON-able); ``load`` refuses a checkpoint written by another config."""
 
     folder: Path
-    every: int
+    every: int | None
+    """Steps between checkpoints; 0: none; ``None``: a tenth of the run."""
     config: dict[str, Any]
 
     @property
@@ -74,10 +79,14 @@ class RunCheckpoint:
 
     def due(self, step: int, total: int) -> bool:
         """Save after ``step`` of ``total`` steps? (Never after the last one: the result is written then.)"""
-        return self.every > 0 and step % self.every == 0 and step < total
+        every = max(1, total // 10) if self.every is None else self.every
+        return every > 0 and step % every == 0 and step < total
 
     def save(self, step: int, tensors: dict[str, Tensor], meta: dict[str, Any] | None = None) -> None:
         atomic_save(tensors, self.path, {"step": step, "config": _jsonable(self.config), **(meta or {})})
+
+    def exists(self) -> bool:
+        return self.path.with_suffix(".json").is_file()
 
     def load(self) -> tuple[int, dict[str, Tensor], dict[str, Any]] | None:
         """``(step, tensors, meta)`` of the last checkpoint, or ``None`` if there is none."""

@@ -7,40 +7,50 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, make_dataclass
 from pathlib import Path
 from typing import Annotated
 
 import tyro
 
 from diffrep.errors import InputError
-from diffrep.methods import DDRepOptions, OptimConfig, SDSOptions, SJCOptions
 from diffrep.priors.tiny.train import TrainConfig
-from diffrep.reps.panorama import PanoramaConfig
-from diffrep.reps.pixels import PixelsConfig
-from diffrep.reps.siren import SirenConfig
+
+
+@dataclass(frozen=True)
+class PriorArgs:
+    """The prior, shared by every command that takes one; an option of another prior is refused."""
+
+    prior: str = "toyworld"
+    """Prior: toyworld (embedded empirical prior, default), gaussian, gmm, tiny (learned; shipped weights unless --prior-path)."""
+    prior_path: str | None = None
+    """tiny prior only: your own trained weights (a run folder or its tiny.safetensors); default: the shipped ones."""
+    toyworld_n: int | None = None
+    """toyworld prior only: number of data images (generated on first use, then cached; default 10000)."""
+    res: int | None = None
+    """toyworld prior only: resolution, 32 or 64 (default 32)."""
+
+
+PRIOR_FIELDS = {"prior_path": "path", "toyworld_n": "n", "res": "res"}
+"""Command-line option of ``PriorArgs`` -> the field of a prior's config it sets."""
+
+Prior = Annotated[PriorArgs, tyro.conf.OmitArgPrefixes]
 
 
 @dataclass(frozen=True)
 class SampleArgs:
-    """Sample diffreps for a prompt; writes OUT/samples.png (grid), samples.safetensors, run.json."""
+    """Sample diffreps for a prompt; writes OUT/samples.png (grid), samples.safetensors, run.json.
+    The options of the chosen --rep and --method follow as --REP.* and --METHOD.* groups."""
 
     out: Path
     """Output folder (must be empty or new, unless --overwrite)."""
     prompt: str = "a red mug, front view"
     """Text prompt; toy-world words: kinds, colours, views and their synonyms. Empty = unconditional."""
-    prior: str = "toyworld"
-    """Prior: toyworld (embedded empirical prior, default), gaussian, gmm, tiny (learned; shipped weights unless --prior-path)."""
-    prior_path: str | None = None
-    """tiny prior only: your own trained weights (a run folder or its tiny.safetensors); default: the shipped ones."""
-    toyworld_n: int = 10_000
-    """toyworld prior only: number of data images (generated on first use, then cached)."""
-    res: int = 32
-    """toyworld prior only: resolution, 32 or 64."""
+    prior: Prior = PriorArgs()
     rep: str = "pixels"
-    """Differentiable representation: pixels, siren, panorama (360°, writes the canvas and a strip of views)."""
+    """Differentiable representation (see REPS): pixels, siren, panorama."""
     method: str = "ddim"
-    """Method: ddim, ddpm (image space, rep pixels); ddrep (true sampling of any rep); sds, sjc (mode seeking)."""
+    """Method (see METHODS): ddim, ddpm (image space, rep pixels); ddrep (true sampling of any rep); sds, sjc (mode seeking)."""
     n: int = 8
     """Number of samples."""
     seed: int = 0
@@ -50,46 +60,67 @@ class SampleArgs:
     guidance_scale: float = 3.0
     """Classifier-free guidance scale w (1 = plain conditional, 0 = unconditional)."""
     eta: float = 0.0
-    """DDIM stochasticity (ddim, ddrep): 0 = deterministic (PF-ODE), 1 = DDPM-like."""
+    """DDIM stochasticity in [0, 1] (ddim, ddrep): 0 = deterministic (PF-ODE), 1 = DDPM-like."""
     overwrite: bool = False
-    """Replace the contents of a non-empty output folder."""
+    """Replace an output folder that diffrep wrote before (never a folder holding anything else)."""
     checkpoint_every: int | None = None
     """ddrep, sds, sjc: steps (iterations) between checkpoints in OUT.checkpoint/; default: a tenth
     of the run; 0: none. The folder is removed when the run completes."""
     resume: bool = False
     """ddrep, sds, sjc: continue from OUT.checkpoint/ (same options and seed)."""
-    ddrep: DDRepOptions = DDRepOptions()
-    sds: SDSOptions = SDSOptions()
-    sjc: SJCOptions = SJCOptions()
-    optim: OptimConfig = OptimConfig()
-    """Optimisation loop of sds and sjc."""
-    pixels: PixelsConfig = PixelsConfig()
-    siren: SirenConfig = SirenConfig()
-    panorama: PanoramaConfig = PanoramaConfig()
 
 
-def method_options(a: SampleArgs) -> dict:
-    """The flat options ``diffrep.sample`` takes for the chosen method and rep."""
-    if a.method in ("ddim", "ddpm"):
-        return {}
-    opts = {"ddrep": [a.ddrep], "sds": [a.sds, a.optim], "sjc": [a.sjc, a.optim]}.get(a.method, [])
-    opts += [{"pixels": a.pixels, "siren": a.siren, "panorama": a.panorama}[a.rep]] if a.rep in ("pixels", "siren", "panorama") else []
-    out: dict = {}
-    for o in opts:
-        out |= asdict(o)
-    return out
+def option_groups(name: str, config: type) -> list[str]:
+    """The ``--GROUP.`` prefixes a method's or rep's options take: its name and its nested configs."""
+    return [name] + [f.name for f in fields(config) if is_dataclass(f.default)]
 
 
-def checkpoint_options(a: SampleArgs) -> dict:
-    """Where and how often a diffrep run checkpoints (image methods: never)."""
-    from diffrep.api import check_checkpointing
+def sample_args_class(rep: str, method: str) -> type:
+    """``SampleArgs`` with the option groups of this rep and method only (``--help`` shows just those)."""
+    from diffrep.methods import METHODS
+    from diffrep.reps import REPS
 
-    check_checkpointing(a.method, a.checkpoint_every or 0, a.resume)
-    if a.method in ("ddim", "ddpm"):
-        return {}
-    total = a.steps if a.method == "ddrep" else a.optim.iters
-    every = max(1, total // 10) if a.checkpoint_every is None else a.checkpoint_every
-    return {"checkpoint": a.out.with_name(a.out.name + ".checkpoint"), "checkpoint_every": every, "resume": a.resume}
+    entry = METHODS[method]
+    groups = [(method, entry.config, entry.summary)]
+    if not entry.image:
+        groups.append((rep, REPS[rep].config, REPS[rep].summary))
+    extra = [(name, Annotated[cls, tyro.conf.arg(help=f"{name}: {summary}")], field(default=cls()))
+             for name, cls, summary in groups]
+    return make_dataclass("SampleArgs", extra, bases=(SampleArgs,), frozen=True)
+
+
+def chosen(argv: list[str], option: str, default: str) -> str:
+    """The value of ``--option X`` or ``--option=X`` in ``argv`` (the last one), else ``default``."""
+    value = default
+    for i, arg in enumerate(argv):
+        if arg == option and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith(option + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def sample_class(argv: list[str]) -> type:
+    """Read --rep and --method first, refuse another method's or rep's options, build the parser class."""
+    from diffrep.checks import check_choice
+    from diffrep.methods import METHODS, PLANNED_METHODS
+    from diffrep.reps import PLANNED_REPS, REPS
+
+    rep = check_choice("rep", chosen(argv, "--rep", "pixels"), REPS, PLANNED_REPS)
+    method = check_choice("method", chosen(argv, "--method", "ddim"), METHODS, PLANNED_METHODS)
+    owners: dict[str, tuple[str, list[str]]] = {r: ("rep", [r]) for r in REPS}
+    for m, e in METHODS.items():
+        for g in option_groups(m, e.config):
+            owners.setdefault(g, ("method", []))[1].append(m)
+    mine = set(option_groups(method, METHODS[method].config)) | (set() if METHODS[method].image else {rep})
+    for arg in argv:
+        group = arg[2:].split(".", 1)[0] if arg.startswith("--") and "." in arg.split("=", 1)[0] else None
+        if group in owners and group not in mine:
+            kind, names = owners[group]
+            why = (f"method {method!r} samples images directly and takes no rep options" if kind == "rep"
+                   and METHODS[method].image else f"this run uses {kind} {method if kind == 'method' else rep!r}")
+            raise InputError(f"option {arg.split('=', 1)[0]} belongs to {kind} {' or '.join(map(repr, names))}; {why}")
+    return sample_args_class(rep, method)
 
 
 @dataclass(frozen=True)
@@ -104,14 +135,7 @@ class SdeditArgs:
     """Target prompt (empty = unconditional)."""
     strength: float = 0.5
     """How far to noise the input, in [0, 1] (1 = sample from scratch)."""
-    prior: str = "toyworld"
-    """Prior: toyworld, gaussian, gmm, tiny (learned; shipped weights unless --prior-path)."""
-    prior_path: str | None = None
-    """tiny prior only: your own trained weights (a run folder or its tiny.safetensors); default: the shipped ones."""
-    toyworld_n: int = 10_000
-    """toyworld prior only: number of data images (generated on first use, then cached)."""
-    res: int = 32
-    """toyworld prior only: resolution, 32 or 64."""
+    prior: Prior = PriorArgs()
     n: int = 4
     """Number of edits."""
     seed: int = 0
@@ -121,9 +145,9 @@ class SdeditArgs:
     guidance_scale: float = 3.0
     """Classifier-free guidance scale."""
     eta: float = 0.0
-    """DDIM stochasticity."""
+    """DDIM stochasticity in [0, 1]."""
     overwrite: bool = False
-    """Replace the contents of a non-empty output folder."""
+    """Replace an output folder that diffrep wrote before (never a folder holding anything else)."""
 
 
 @dataclass(frozen=True)
@@ -138,14 +162,7 @@ class InpaintArgs:
     """Output folder (must be empty or new, unless --overwrite)."""
     prompt: str = ""
     """Prompt for the filled region (empty = unconditional)."""
-    prior: str = "toyworld"
-    """Prior: toyworld, gaussian, gmm, tiny (learned; shipped weights unless --prior-path)."""
-    prior_path: str | None = None
-    """tiny prior only: your own trained weights (a run folder or its tiny.safetensors); default: the shipped ones."""
-    toyworld_n: int = 10_000
-    """toyworld prior only: number of data images (generated on first use, then cached)."""
-    res: int = 32
-    """toyworld prior only: resolution, 32 or 64."""
+    prior: Prior = PriorArgs()
     rounds: int = 5
     """RePaint resampling rounds r per step (1 = no resampling)."""
     n: int = 4
@@ -157,9 +174,9 @@ class InpaintArgs:
     guidance_scale: float = 3.0
     """Classifier-free guidance scale."""
     eta: float = 1.0
-    """DDIM stochasticity of each reverse step (RePaint needs eta > 0 to mix)."""
+    """DDIM stochasticity of each reverse step in [0, 1] (RePaint needs eta > 0 to mix)."""
     overwrite: bool = False
-    """Replace the contents of a non-empty output folder."""
+    """Replace an output folder that diffrep wrote before (never a folder holding anything else)."""
 
 
 @dataclass(frozen=True)
@@ -208,21 +225,27 @@ COMMANDS = {"sample": SampleArgs, "sdedit": SdeditArgs, "inpaint": InpaintArgs, 
 
 
 def parse(argv: list[str] | None) -> object:
-    """tyro's parse; its parse errors (a boxed panel on stderr) become one ``InputError`` line."""
+    """tyro's parse; its parse errors (a boxed panel on stderr) become one ``InputError`` line.
+
+    ``sample`` is parsed with a class built for the chosen rep and method (``sample_class``)."""
     import contextlib
     import io
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv and argv[0] in COMMANDS else None
     panel = io.StringIO()
     try:
         with contextlib.redirect_stderr(panel):
-            return tyro.extras.subcommand_cli_from_dict(
-                COMMANDS, args=argv, prog="diffrep",
-                description="diffrep: sample differentiable representations with a diffusion prior.")
+            if command is None:
+                return tyro.extras.subcommand_cli_from_dict(
+                    COMMANDS, args=argv, prog="diffrep",
+                    description="diffrep: sample differentiable representations with a diffusion prior.")
+            cls = sample_class(argv[1:]) if command == "sample" else COMMANDS[command]
+            return tyro.cli(cls, args=argv[1:], prog=f"diffrep {command}")
     except SystemExit as e:
         if e.code in (0, None):
             sys.stderr.write(panel.getvalue())
             raise
-        command = next((a for a in (argv if argv is not None else sys.argv[1:]) if a in COMMANDS), None)
         help_cmd = f"diffrep {command} --help" if command else "diffrep --help"
         raise InputError(f"{panel_message(panel.getvalue())} (see {help_cmd})") from None
 
@@ -251,7 +274,8 @@ def panel_message(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parse(argv)
-        return RUNNERS[type(args)](args)
+        runner = next(run for cls, run in RUNNERS.items() if isinstance(args, cls))
+        return runner(args)
     except InputError as e:
         print(f"diffrep: error: {e}", file=sys.stderr)
         return 2
@@ -280,53 +304,80 @@ class Progress:
         self.bar.close()
 
 
-def load_prior(a: SampleArgs | SdeditArgs | InpaintArgs):
-    """Load the prior an argument set names, with a progress bar while toy-world data is generated."""
+def prior_options(a: PriorArgs) -> dict:
+    """The load options ``a`` gives its prior; an option the prior does not take is an ``InputError``."""
+    from diffrep.checks import check_choice
+    from diffrep.priors import PRIORS, prior_fields
+
+    check_choice("prior", a.prior, PRIORS)
+    given = {flag: getattr(a, flag) for flag in PRIOR_FIELDS if getattr(a, flag) is not None}
+    takes = prior_fields(a.prior)
+    for flag in given:
+        if PRIOR_FIELDS[flag] not in takes:
+            users = [p for p in PRIORS if PRIOR_FIELDS[flag] in prior_fields(p)]
+            raise InputError(f"option --{flag.replace('_', '-')} is for the {' or '.join(users)} prior; "
+                             f"this run uses prior {a.prior!r}")
+    return {PRIOR_FIELDS[flag]: value for flag, value in given.items()}
+
+
+def check_prior(a: PriorArgs) -> dict:
+    """Validate the prior's options before anything is loaded; returns them."""
+    from diffrep.priors import prior_config
+
+    options = prior_options(a)
+    prior_config(a.prior, **options)
+    return options
+
+
+def load_prior(a: PriorArgs):
+    """Load the prior an argument group names, with a progress bar while toy-world data is generated."""
     from diffrep import priors
 
-    if a.prior == "tiny":
-        return priors.load("tiny", path=a.prior_path)
-    if a.prior != "toyworld":
-        return priors.load(a.prior)
-    bar = Progress("toy-world data set (first use, then cached)")
+    bar = Progress(f"{a.prior} prior (first use of a data set generates it, then it is cached)")
     try:
-        return priors.load("toyworld", n=a.toyworld_n, res=a.res, progress=bar.count)
+        return priors.load(a.prior, progress=bar.count, **prior_options(a))
     finally:
         bar.close()
 
 
 def run_sample(a: SampleArgs) -> int:
     import diffrep
-    from diffrep.api import check_sample_options
-    from diffrep.api import method_options as api_method_options
+    from diffrep.api import prepare
     from diffrep.export import check_output_dir
+    from diffrep.methods import METHODS, Sampling
 
     check_output_dir(a.out, a.overwrite)
-    check_sample_options(a.rep, a.method, a.n, a.steps, a.guidance_scale, a.eta)
-    checkpointing = checkpoint_options(a)
-    if a.method not in ("ddim", "ddpm"):
-        api_method_options(a.method, a.rep, method_options(a))  # validate before loading the prior
-    prior = load_prior(a)
+    check_prior(a.prior)
+    image = METHODS[a.method].image
+    run = dict(rep=a.rep if image else getattr(a, a.rep), method=getattr(a, a.method), n=a.n, seed=a.seed,
+               prompt=a.prompt)
+    if not image:
+        run |= {"checkpoint": a.out.with_name(a.out.name + ".checkpoint"), "checkpoint_every": a.checkpoint_every,
+                "resume": a.resume}
+    elif a.resume or a.checkpoint_every:
+        run |= {"checkpoint_every": a.checkpoint_every or 0, "resume": a.resume}
+    sampling = dict(steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta)
+    prepare(sampling=Sampling(**sampling), **run)  # everything checked before the prior is loaded
+    prior = load_prior(a.prior)
     bar = Progress(f"{a.method} {a.rep}")
     try:
-        result = diffrep.sample(prior, rep=a.rep, method=a.method, prompt=a.prompt, n=a.n, seed=a.seed,
-                                steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta, callback=bar,
-                                **checkpointing, **method_options(a))
+        result = diffrep.sample(prior, callback=bar, **sampling, **run)
     finally:
         bar.close()
-    result.info["config"] |= {"prior": a.prior}
+    result.info["config"] |= {"prior": a.prior.prior}
     return _report(result.save(a.out, a.overwrite), result.info)
 
 
 def run_sdedit(a: SdeditArgs) -> int:
     import diffrep
-    from diffrep.api import check_sample_options, check_strength
+    from diffrep.api import check_strength
     from diffrep.export import check_output_dir, load_image
+    from diffrep.methods import Sampling
 
     check_output_dir(a.out, a.overwrite)
-    check_sample_options("pixels", "ddim", a.n, a.steps, a.guidance_scale, a.eta), check_strength(a.strength)
+    check_prior(a.prior), Sampling(a.steps, a.guidance_scale, a.eta), check_strength(a.strength)
     load_image(a.image)  # fail on a bad file before loading the prior
-    prior = load_prior(a)
+    prior = load_prior(a.prior)
     image = load_image(a.image, prior.image_shape[1:])
     bar = Progress("sdedit")
     try:
@@ -334,20 +385,20 @@ def run_sdedit(a: SdeditArgs) -> int:
                                 steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta, callback=bar)
     finally:
         bar.close()
-    result.info["config"] |= {"prior": a.prior, "image": str(a.image)}
+    result.info["config"] |= {"prior": a.prior.prior, "image": str(a.image)}
     return _report(result.save(a.out, a.overwrite), result.info)
 
 
 def run_inpaint(a: InpaintArgs) -> int:
     import diffrep
-    from diffrep.api import check_positive_int, check_sample_options
+    from diffrep.checks import check_positive_int
     from diffrep.export import check_output_dir, load_image, load_mask
+    from diffrep.methods import Sampling
 
     check_output_dir(a.out, a.overwrite)
-    check_sample_options("pixels", "ddim", a.n, a.steps, a.guidance_scale, a.eta)
-    check_positive_int("rounds", a.rounds)
+    check_prior(a.prior), Sampling(a.steps, a.guidance_scale, a.eta), check_positive_int("rounds", a.rounds)
     load_image(a.image), load_image(a.mask)  # fail on a bad file before loading the prior
-    prior = load_prior(a)
+    prior = load_prior(a.prior)
     image = load_image(a.image, prior.image_shape[1:])
     mask = load_mask(a.mask, prior.image_shape[1:])
     bar = Progress("repaint")
@@ -356,13 +407,13 @@ def run_inpaint(a: InpaintArgs) -> int:
                                  steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta, callback=bar)
     finally:
         bar.close()
-    result.info["config"] |= {"prior": a.prior, "image": str(a.image), "mask": str(a.mask)}
+    result.info["config"] |= {"prior": a.prior.prior, "image": str(a.image), "mask": str(a.mask)}
     return _report(result.save(a.out, a.overwrite), result.info)
 
 
 def run_toyworld(a: ToyworldArgs) -> int:
     from diffrep import toyworld as tw
-    from diffrep.api import check_positive_int
+    from diffrep.checks import check_positive_int
     from diffrep.export import check_output_dir
 
     check_output_dir(a.out, a.overwrite)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import torch
 
 from diffrep.bench.common import ddrep_with_reference, labelled_reference, prompts
-from diffrep.methods import OptimConfig, PullbackConfig, SDSOptions, SJCOptions, run_sds, run_sjc
+from diffrep.methods import METHODS, OptimConfig, PullbackConfig, Sampling
 from diffrep.metrics import diversity, label_accuracy, nearest_data
 from diffrep.priors import CountingPrior, toyworld_prior
 from diffrep.reps import make_rep
@@ -22,10 +22,8 @@ def distill_images(method: str, prior, conds, n: int, guidance_scale: float, rep
     rep = make_rep("siren", prior.image_shape, n, generator=g, **rep_options)
     counted = CountingPrior(prior)
     start = time.perf_counter()
-    if method == "sds":
-        run_sds(counted, rep, conds, guidance_scale=guidance_scale, options=SDSOptions(), optim=optim, generator=g)
-    else:
-        run_sjc(counted, rep, conds, guidance_scale=guidance_scale, options=SJCOptions(), optim=optim, generator=g)
+    entry = METHODS[method]
+    entry.run(counted, rep, conds, entry.config(optim=optim), sampling=Sampling(guidance_scale=guidance_scale), generator=g)
     with torch.no_grad():
         return rep(None)[:, 0], time.perf_counter() - start, counted.evaluations
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 
 from diffrep.bench.common import ddrep_with_reference, labelled_reference, prompts
-from diffrep.methods import OptimConfig, PullbackConfig, SJCOptions, run_sjc
+from diffrep.methods import OptimConfig, PullbackConfig, Sampling, SJCOptions, run_sjc
 from diffrep.metrics import nearest_data, psnr
 from diffrep.priors import CountingPrior, toyworld_prior
 from diffrep.reps import make_rep
@@ -23,8 +23,8 @@ def sjc_time_to_quality(prior, data, conds, n: int, w: float, rep_options: dict,
     counted, seconds, iters, rms = CountingPrior(prior), 0.0, 0, float("inf")
     while iters < max_iters and rms > target_rms:
         start = time.perf_counter()
-        run_sjc(counted, rep, conds, guidance_scale=w, options=SJCOptions(),
-                optim=OptimConfig(iters=check_every, lr=3e-3), generator=g)
+        run_sjc(counted, rep, conds, SJCOptions(optim=OptimConfig(iters=check_every, lr=3e-3)),
+                sampling=Sampling(guidance_scale=w), generator=g)
         seconds += time.perf_counter() - start
         iters += check_every
         with torch.no_grad():

@@ -12,21 +12,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from diffrep.checks import check_positive_int
+from diffrep.methods.base import Sampling, steps_callback, view_conditions
 from diffrep.methods.solvers import PullbackConfig, pullback
 from diffrep.priors.base import Prior, as_timesteps, cfg_eps
-from diffrep.schedule import StepCoefficients, ddim_coefficients
-
-
-def noise_shape(rep) -> tuple[int, ...]:
-    """Shape of the noise state: the rep's canvas if it has one, else one view per instance."""
-    return tuple(getattr(rep, "noise_shape", (rep.n, *rep.image_shape)))
-
-
-def crop_noise(rep, noise: Tensor, views) -> Tensor:
-    """The noise of each view, ``[n, V, C, H, W]`` (a crop of the canvas for panoramas)."""
-    if hasattr(rep, "crop_noise"):
-        return rep.crop_noise(noise, views)
-    return noise[:, None]
+from diffrep.schedule import StepCoefficients, ddim_coefficients, timesteps
 
 
 def clean_target(x_hat: Tensor, D: Tensor, k: StepCoefficients) -> Tensor:
@@ -48,12 +38,12 @@ def forward_noise_kernel(noise: Tensor, k: StepCoefficients, generator: torch.Ge
     return reverse_noise(noise, k, generator)
 
 
-def denoise_views(prior: Prior, x_hat: Tensor, eps_views: Tensor, t: int, k: StepCoefficients, cond: Any,
+def denoise_views(prior: Prior, x_hat: Tensor, eps_views: Tensor, t: int, k: StepCoefficients, conds: Any,
                   guidance_scale: float) -> Tensor:
-    """Steps 1–2: ``x_t = a_t x̂ + s_t ε_π``, then Tweedie's ``D = (x_t - s_t ε̂) / a_t`` per view."""
+    """Steps 1–2: ``x_t = a_t x̂ + s_t ε_π``, then Tweedie's ``D = (x_t - s_t ε̂) / a_t`` per view
+    (``conds``: the condition of each view, ``view_conditions``)."""
     n, V = x_hat.shape[:2]
     x_t = (k.a_t * x_hat + k.s_t * eps_views).flatten(0, 1)
-    conds = [c for c in cond for _ in range(V)] if isinstance(cond, list) else cond
     eps_hat = cfg_eps(prior, x_t, as_timesteps(t, n * V), conds, guidance_scale)
     return ((x_t - k.s_t * eps_hat) / k.a_t).view_as(x_hat)
 
@@ -64,7 +54,8 @@ def ddrep_step(prior: Prior, rep, noise: Tensor, t: int, s: int, cond: Any, *, g
     k = ddim_coefficients(prior.alphas_cumprod, t, s, eta)
     with torch.no_grad():
         x_hat = rep(views)
-        D = denoise_views(prior, x_hat, crop_noise(rep, noise, views), t, k, cond, guidance_scale)
+        D = denoise_views(prior, x_hat, rep.view_noise(noise, views), t, k, view_conditions(cond, rep, views),
+                          guidance_scale)
         target = clean_target(x_hat, D, k) if s >= 0 else D
     pullback(rep, views, target, pull)  # Step 4: θ_s = argmin Σ_π ‖f_θ'(π) - x̂_s(π)‖²
     return reverse_noise(noise, k, generator)  # Step 5: ε ← ε_s
@@ -81,7 +72,7 @@ def ddrep_sample(prior: Prior, rep, ts: list[int], cond: Any = None, *, guidance
     views per step; others on their canonical view. ``start`` skips the first steps (resuming from
     a checkpoint taken after them: ``rep``, ``noise`` and ``generator`` as they were then)."""
     if noise is None:
-        noise = torch.randn(noise_shape(rep), generator=generator)
+        noise = torch.randn(rep.noise_shape, generator=generator)
     ab = prior.alphas_cumprod
     for i, t in enumerate(ts[start:], start):
         s = ts[i + 1] if i + 1 < len(ts) else -1
@@ -105,5 +96,36 @@ class DDRepOptions(PullbackConfig):
     views_per_step: int = 6
     """Views evaluated by the prior per step, for reps with several views (panorama: 6 views of 60° cover 360°)."""
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive_int("rounds", self.rounds), check_positive_int("views_per_step", self.views_per_step)
+
     def pullback(self) -> PullbackConfig:
         return PullbackConfig(**{f.name: getattr(self, f.name) for f in fields(PullbackConfig)})
+
+
+@dataclass
+class DDRepState:
+    """DDRep between steps: the noise state ``ε`` after ``step`` reverse steps (design §5)."""
+
+    step: int
+    noise: Tensor
+
+    def checkpoint(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        return {"noise": self.noise}, {}
+
+    @classmethod
+    def restore(cls, step: int, tensors: dict[str, Tensor], meta: dict[str, Any]) -> DDRepState:
+        return cls(step, tensors["noise"])
+
+
+def run_ddrep(prior: Prior, rep, cond: Any, options: DDRepOptions, *, sampling: Sampling,
+              generator: torch.Generator, state: DDRepState | None = None, callback=None) -> DDRepState:
+    """DDRep on any diffrep (``METHODS["ddrep"]``): ``sampling.steps`` reverse steps, continuing ``state``."""
+    ts = timesteps(len(prior.alphas_cumprod), sampling.steps)
+    noise = ddrep_sample(prior, rep, ts, cond, guidance_scale=sampling.guidance_scale, eta=sampling.eta,
+                         rounds=options.rounds, pull=options.pullback(), views_per_step=options.views_per_step,
+                         generator=generator, noise=None if state is None else state.noise,
+                         start=0 if state is None else state.step,
+                         callback=steps_callback(callback, len(ts), lambda d: DDRepState(d["i"] + 1, d["noise"])))
+    return DDRepState(len(ts), noise)

@@ -10,11 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+import tyro
 from torch import Tensor
 
+from diffrep.checks import check_choice, check_finite, check_fraction_range, check_positive_int
+from diffrep.methods.base import Sampling, view_conditions
 from diffrep.priors.base import Prior, cfg_eps, noise_levels
 
 WEIGHTINGS: tuple[str, ...] = ("s2", "one", "snr_inverse")
@@ -80,9 +83,16 @@ class OptimConfig:
     views_per_step: int = 1
     """Random views rendered per iteration (reps with several views)."""
 
+    def __post_init__(self) -> None:
+        check_choice("optimizer", self.optimizer, OPTIMIZERS), check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        check_positive_int("iters", self.iters), check_positive_int("views_per_step", self.views_per_step)
+        check_finite("lr", self.lr, positive=True)
+
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamax", "sgd")
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "linear")
+# The loop's options are one group, --optim.*, shared by every mode-seeking method.
+Optim = Annotated[OptimConfig, tyro.conf.arg(name="optim", prefix_name=False)]
 
 
 def make_optimizer(params, config: OptimConfig) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
@@ -94,34 +104,54 @@ def make_optimizer(params, config: OptimConfig) -> tuple[torch.optim.Optimizer, 
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
-GradFn = Callable[[Tensor, int, torch.Generator], Tensor]
+GradFn = Callable[[Tensor, Any, int, torch.Generator], Tensor]
+
+
+@dataclass
+class DistillState:
+    """A mode-seeking run after ``step`` iterations: the optimiser's and the schedule's state dicts."""
+
+    step: int
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]
+
+    def checkpoint(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        from diffrep.checkpoint import state_dict_tensors
+
+        tensors, groups = state_dict_tensors(self.optimizer)
+        return tensors, {"param_groups": groups, "scheduler": self.scheduler}
+
+    @classmethod
+    def restore(cls, step: int, tensors: dict[str, Tensor], meta: dict[str, Any]) -> DistillState:
+        from diffrep.checkpoint import optimizer_state
+
+        return cls(step, optimizer_state(tensors, meta["param_groups"]), meta["scheduler"])
 
 
 def distill(rep, grad_fn: GradFn, config: OptimConfig, *, generator: torch.Generator | None = None,
-            callback=None, resume: dict[str, Any] | None = None) -> None:
-    """Optimise ``rep`` in place: render views, ask ``grad_fn(x, k, generator)`` for ``g``,
+            callback=None, state: DistillState | None = None) -> DistillState:
+    """Optimise ``rep`` in place: render views, ask ``grad_fn(x, views, k, generator)`` for ``g``,
     step on the surrogate loss. ``x: [n·V, C, H, W]``; ``k`` is the iteration.
 
-    The callback also receives the ``optimizer`` and ``scheduler``; ``resume`` (``start``,
-    ``optimizer`` and ``scheduler`` state dicts) continues a run checkpointed after ``start`` iterations."""
+    ``state`` continues a run after ``state.step`` iterations; the callback receives the state
+    after each iteration (``{"i", "steps", "state", "grad_norm"}``)."""
     opt, sched = make_optimizer(rep.parameters(), config)
-    start = 0
-    if resume is not None:
-        opt.load_state_dict(resume["optimizer"])
-        sched.load_state_dict(resume["scheduler"])
-        start = resume["start"]
-    for k in range(start, config.iters):
+    if state is not None:
+        opt.load_state_dict(state.optimizer)
+        sched.load_state_dict(state.scheduler)
+    for k in range(0 if state is None else state.step, config.iters):
         views = rep.random_views(config.views_per_step, generator)
         x = rep(views).flatten(0, 1)
         with torch.no_grad():
-            g = grad_fn(x.detach(), k, generator)
+            g = grad_fn(x.detach(), views, k, generator)
         opt.zero_grad(set_to_none=True)
         surrogate_loss(x, g).backward()
         opt.step()
         sched.step()
         if callback is not None:
-            callback({"i": k, "rep": rep, "grad_norm": g.flatten(1).norm(dim=1).mean().item(), "optimizer": opt,
-                      "scheduler": sched})
+            callback({"i": k, "steps": config.iters, "grad_norm": g.flatten(1).norm(dim=1).mean().item(),
+                      "state": DistillState(k + 1, opt.state_dict(), sched.state_dict())})
+    return DistillState(config.iters, opt.state_dict(), sched.state_dict())
 
 
 def random_t(n: int, t_min: int, t_max: int, generator: torch.Generator | None) -> Tensor:
@@ -145,6 +175,12 @@ class SDSOptions:
     """w(t): s2 = 1 - ᾱ_t (DreamFusion), one, snr_inverse = (1-ᾱ_t)/ᾱ_t."""
     annealing: str = "none"
     """Anneal t_max towards t_min over the run: none, linear, sqrt."""
+    optim: Optim = OptimConfig()
+    """The optimisation loop."""
+
+    def __post_init__(self) -> None:
+        check_fraction_range("t_range", self.t_range), check_choice("annealing", self.annealing, ANNEALING)
+        check_choice("weighting", self.weighting, WEIGHTINGS)
 
 
 @dataclass(frozen=True)
@@ -157,30 +193,38 @@ class SJCOptions:
     """Variance-reduced form g = -(D(x+σn) - x)/σ; off: the plain form with y = x + σn for x."""
     annealing: str = "none"
     """Anneal the largest t towards the smallest over the run: none, linear, sqrt."""
+    optim: Optim = OptimConfig()
+    """The optimisation loop."""
+
+    def __post_init__(self) -> None:
+        check_fraction_range("t_range", self.t_range), check_choice("annealing", self.annealing, ANNEALING)
 
 
-def run_sds(prior: Prior, rep, cond: Any, *, guidance_scale: float, options: SDSOptions, optim: OptimConfig,
-            generator: torch.Generator | None = None, callback=None, resume: dict[str, Any] | None = None) -> None:
-    """SDS on any diffrep: ``t ~ U[t_min, t_max(k)]``, fresh ``ε`` every iteration."""
-    draw_t = t_sampler(len(prior.alphas_cumprod), options.t_range, options.annealing, optim.iters)
+def run_sds(prior: Prior, rep, cond: Any, options: SDSOptions, *, sampling: Sampling,
+            generator: torch.Generator | None = None, state: DistillState | None = None,
+            callback=None) -> DistillState:
+    """SDS on any diffrep (``METHODS["sds"]``): ``t ~ U[t_min, t_max(k)]``, fresh ``ε`` every iteration."""
+    draw_t = t_sampler(len(prior.alphas_cumprod), options.t_range, options.annealing, options.optim.iters)
 
-    def grad_fn(x: Tensor, k: int, g: torch.Generator | None) -> Tensor:
+    def grad_fn(x: Tensor, views: Any, k: int, g: torch.Generator | None) -> Tensor:
         t = draw_t(x.shape[0], k, g)
         eps = torch.randn(x.shape, generator=g, dtype=x.dtype)
-        return sds_grad(prior, x, cond, t=t, eps=eps, guidance_scale=guidance_scale, weighting=options.weighting)
+        return sds_grad(prior, x, view_conditions(cond, rep, views), t=t, eps=eps,
+                        guidance_scale=sampling.guidance_scale, weighting=options.weighting)
 
-    distill(rep, grad_fn, optim, generator=generator, callback=callback, resume=resume)
+    return distill(rep, grad_fn, options.optim, generator=generator, callback=callback, state=state)
 
 
-def run_sjc(prior: Prior, rep, cond: Any, *, guidance_scale: float, options: SJCOptions, optim: OptimConfig,
-            generator: torch.Generator | None = None, callback=None, resume: dict[str, Any] | None = None) -> None:
-    """SJC on any diffrep: ``σ`` from the schedule's VE range, fresh ``n`` every iteration."""
-    draw_t = t_sampler(len(prior.alphas_cumprod), options.t_range, options.annealing, optim.iters)
+def run_sjc(prior: Prior, rep, cond: Any, options: SJCOptions, *, sampling: Sampling,
+            generator: torch.Generator | None = None, state: DistillState | None = None,
+            callback=None) -> DistillState:
+    """SJC on any diffrep (``METHODS["sjc"]``): ``σ`` from the schedule's VE range, fresh ``n`` every iteration."""
+    draw_t = t_sampler(len(prior.alphas_cumprod), options.t_range, options.annealing, options.optim.iters)
 
-    def grad_fn(x: Tensor, k: int, g: torch.Generator | None) -> Tensor:
+    def grad_fn(x: Tensor, views: Any, k: int, g: torch.Generator | None) -> Tensor:
         t = draw_t(x.shape[0], k, g)
         noise = torch.randn(x.shape, generator=g, dtype=x.dtype)
-        return sjc_grad(prior, x, cond, t=t, noise=noise, guidance_scale=guidance_scale,
-                        variance_reduced=options.variance_reduced)
+        return sjc_grad(prior, x, view_conditions(cond, rep, views), t=t, noise=noise,
+                        guidance_scale=sampling.guidance_scale, variance_reduced=options.variance_reduced)
 
-    distill(rep, grad_fn, optim, generator=generator, callback=callback, resume=resume)
+    return distill(rep, grad_fn, options.optim, generator=generator, callback=callback, state=state)

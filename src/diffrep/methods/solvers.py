@@ -18,6 +18,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, jvp, vjp
 
+from diffrep.checks import check_choice, check_count, check_finite, check_positive_int
+
 SOLVERS: tuple[str, ...] = ("gn", "adam", "closed")
 
 
@@ -39,6 +41,13 @@ class PullbackConfig:
     """gn: Levenberg–Marquardt damping λ (0 = pure Gauss–Newton; CG from zero gives the min-norm step)."""
     probes: int = 4
     """gn: Rademacher probes estimating diag(JᵀJ) for the Jacobi preconditioner (0 = plain CG)."""
+
+    def __post_init__(self) -> None:
+        check_choice("solver", self.solver, SOLVERS)
+        for name in ("adam_iters", "gn_iters", "cg_iters"):
+            check_positive_int(name, getattr(self, name))
+        check_finite("adam_lr", self.adam_lr, positive=True), check_finite("damping", self.damping)
+        check_count("probes", self.probes)
 
 
 def squared_error(rep: nn.Module, views, target: Tensor) -> Tensor:

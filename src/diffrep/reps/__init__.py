@@ -9,39 +9,77 @@ torch.Size([4, 1, 3, 32, 32])
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from diffrep.checks import check_choice
 from diffrep.errors import InputError
 from diffrep.reps.base import Diffrep, check_image_shape, check_positive, config_from_options
 from diffrep.reps.panorama import PanoramaConfig, PanoramaRep, azimuth_phase, canvas_width, crop, panorama_embedding
 from diffrep.reps.pixels import PixelRep, PixelsConfig, rotate_scale
 from diffrep.reps.siren import SirenConfig, SirenRep
 
-REPS: tuple[str, ...] = ("pixels", "siren", "panorama")
+
+
+@dataclass(frozen=True)
+class RepEntry:
+    """One row of ``REPS``: a rep's options dataclass, its constructor and whether it is linear."""
+
+    config: type
+    """The options dataclass (validates itself; its fields become ``--NAME.*`` on the command line)."""
+    make: Callable[..., Diffrep]
+    """``make(image_shape, n, config, *, generator) -> Diffrep``."""
+    summary: str
+    """One line for ``--help`` and error messages."""
+    linear: Callable[[Any], bool] = lambda config: False
+    """Whether a rep built with ``config`` is linear in its parameters (known before it is built)."""
+
+
+REPS: dict[str, RepEntry] = {
+    "pixels": RepEntry(PixelsConfig, PixelRep, "a free grid per instance (tanh, rotation/scale views optional)",
+                       linear=lambda c: c.linear),
+    "siren": RepEntry(SirenConfig, SirenRep, "SIREN image: a sine MLP over a Fourier embedding of the pixel"),
+    "panorama": RepEntry(PanoramaConfig, PanoramaRep, "360° SIREN panorama; writes the canvas and a strip of views"),
+}
+"""Every diffrep by name; the API, the CLI, run.json and error messages derive their lists from it."""
+
+PLANNED_REPS: tuple[str, ...] = ("nerf",)
 
 __all__ = [
-    "REPS", "Diffrep", "make_rep", "PixelRep", "PixelsConfig", "SirenRep", "SirenConfig",
-    "PanoramaRep", "PanoramaConfig", "crop", "canvas_width", "azimuth_phase", "panorama_embedding", "rotate_scale",
+    "REPS", "PLANNED_REPS", "RepEntry", "Diffrep", "make_rep", "rep_name", "PixelRep", "PixelsConfig", "SirenRep",
+    "SirenConfig", "PanoramaRep", "PanoramaConfig", "crop", "canvas_width", "azimuth_phase", "panorama_embedding",
+    "rotate_scale",
 ]
 
 
-def make_rep(name: str, image_shape: tuple[int, int, int], n: int, *, generator: torch.Generator,
+def make_rep(name: str | Any, image_shape: tuple[int, int, int], n: int, *, generator: torch.Generator,
              **options: Any) -> Diffrep:
-    """A diffrep by name: ``n`` instances rendering ``image_shape = (C, H, W)`` views; ``options`` are
-    the fields of its config (``PixelsConfig``, ``SirenConfig``, ``PanoramaConfig``).
+    """A diffrep by name (``options``: the fields of its config) or from its config object:
+    ``n`` instances rendering ``image_shape = (C, H, W)`` views.
 
     >>> rep = make_rep("panorama", (3, 16, 16), n=2, generator=torch.Generator().manual_seed(0), fov=90.0)
     >>> rep.canvas_shape
     (3, 16, 64)
     """
-    kinds = {"pixels": (PixelRep, PixelsConfig), "siren": (SirenRep, SirenConfig),
-             "panorama": (PanoramaRep, PanoramaConfig)}
-    if name not in kinds:
-        raise InputError(f"unknown rep {name!r}; allowed: {', '.join(REPS)}")
+    if isinstance(name, str):
+        check_choice("rep", name, REPS, PLANNED_REPS)
+        config = config_from_options(REPS[name].config, name, options)
+    else:
+        config, name = name, rep_name(name)
+        if options:
+            raise InputError(f"give the options of rep {name!r} in its config object, not as {sorted(options)}")
     if not isinstance(generator, torch.Generator):
         raise InputError(f"generator must be a torch.Generator; got {type(generator).__name__}")
     shape, n = check_image_shape(image_shape), check_positive("n", n)
-    rep_cls, config_cls = kinds[name]
-    return rep_cls(shape, n, config_from_options(config_cls, name, options), generator=generator)
+    return REPS[name].make(shape, n, config, generator=generator)
+
+
+def rep_name(config: Any) -> str:
+    """The name under which ``config``'s type is registered in ``REPS``."""
+    for name, entry in REPS.items():
+        if type(config) is entry.config:
+            return name
+    raise InputError(f"{type(config).__name__} is not the config of a registered rep; registered: {', '.join(REPS)}")

@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeVar
 import torch
 from torch import Tensor, nn
 
+from diffrep.checks import check_positive_int, is_int, is_number
 from diffrep.errors import InputError
 
 ConfigT = TypeVar("ConfigT")
@@ -24,8 +25,19 @@ ConfigT = TypeVar("ConfigT")
 class Diffrep(nn.Module):
     """Base class: ``n`` independent instances rendering views of shape ``image_shape = (C, H, W)``.
 
-    ``linear`` is True iff the render is linear in the parameters, so ``solve_linear`` can set
-    them to the exact least-squares fit of a set of targets."""
+    The view/noise contract every method relies on (and nothing else):
+
+    * ``forward(views) -> [n, V, C, H, W]``; ``views=None`` is the canonical view (V = 1);
+    * ``random_views(k, generator)``: ``k`` views per instance, stratified where the rep has a
+      view space to cover (so ``k`` views spread over it every time); ``None`` for one-view reps;
+    * ``noise_shape`` and ``view_noise(noise, views)``: DDRep's separated noise state and the noise
+      of each rendered view (a canvas crop for panoramas, so crops of one canvas agree);
+    * ``view_labels(views)``: a label per view ("front", "back", ...) for view-dependent prompts,
+      or ``None`` when views have none;
+    * ``preview()``: what a result saves, ``(images [n, C, H', W'], strip of views or None)``;
+    * ``linear`` and ``solve_linear``: True iff the render is linear in the parameters, so the
+      least-squares fit of a set of targets is exact.
+    """
 
     n: int
     image_shape: tuple[int, int, int]
@@ -44,6 +56,24 @@ class Diffrep(nn.Module):
         """``k`` random views per instance, ``[n, k, ...]``; ``None`` for reps with only the canonical view."""
         return None
 
+    @property
+    def noise_shape(self) -> tuple[int, ...]:
+        """Shape of DDRep's noise state: one canonical image per instance unless the rep says otherwise."""
+        return (self.n, *self.image_shape)
+
+    def view_noise(self, noise: Tensor, views: Tensor | None) -> Tensor:
+        """The noise of each view, ``[n, V, C, H, W]`` (here: the instance's noise, broadcast over its views)."""
+        return noise[:, None]
+
+    def view_labels(self, views: Tensor | None) -> list[list[str]] | None:
+        """A label per view (``[n][V]``, e.g. "front"), for view-dependent prompts; ``None``: no labels."""
+        return None
+
+    @torch.no_grad()
+    def preview(self) -> tuple[Tensor, Tensor | None]:
+        """What a result shows: the canonical renders ``[n, C, H, W]`` and no strip of views."""
+        return self(None)[:, 0], None
+
     def solve_linear(self, views: Tensor | None, targets: Tensor) -> None:
         """Linear reps only: set the parameters to the least-squares fit of ``targets [n, V, C, H, W]``."""
         raise NotImplementedError(f"{type(self).__name__} is not linear in its parameters; use an iterative solver")
@@ -55,15 +85,12 @@ class Diffrep(nn.Module):
 def check_image_shape(image_shape: Any) -> tuple[int, int, int]:
     """``(C, H, W)`` of positive integers, or an ``InputError`` naming the value."""
     shape = tuple(image_shape) if isinstance(image_shape, (tuple, list, torch.Size)) else None
-    if shape is None or len(shape) != 3 or not all(_is_int(s) and s > 0 for s in shape):
+    if shape is None or len(shape) != 3 or not all(is_int(s) and s > 0 for s in shape):
         raise InputError(f"image_shape={image_shape!r} is not allowed; it must be (C, H, W) of positive integers")
     return typing.cast(tuple[int, int, int], tuple(int(s) for s in shape))
 
 
-def check_positive(name: str, value: Any) -> int:
-    if not (_is_int(value) and value > 0):
-        raise InputError(f"{name}={value!r} is not allowed; it must be a positive integer")
-    return int(value)
+check_positive = check_positive_int
 
 
 def config_from_options(cls: type[ConfigT], rep: str, options: dict[str, Any]) -> ConfigT:
@@ -84,9 +111,9 @@ def check_config_types(config: Any, rep: str) -> None:
         elif hint is bool:
             ok, allowed = isinstance(value, bool), "True or False"
         elif hint is int:
-            ok, allowed = _is_int(value), "an integer"
+            ok, allowed = is_int(value), "an integer"
         else:  # float
-            ok = _is_number(value) and math.isfinite(value)
+            ok = is_number(value) and math.isfinite(value)
             allowed = "a finite number"
         if not ok:
             raise InputError(f"rep {rep!r}: option {f.name}={value!r} is not allowed; it must be {allowed}")
@@ -96,11 +123,3 @@ def check_range(rep: str, name: str, value: float, ok: bool, allowed: str) -> No
     """Raise ``InputError`` naming the option and the allowed range unless ``ok``."""
     if not ok:
         raise InputError(f"rep {rep!r}: option {name}={value!r} is not allowed; it must be {allowed}")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

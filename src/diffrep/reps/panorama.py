@@ -112,9 +112,16 @@ class PanoramaRep(SirenMLP):
         """Shape of a noise state that lives on the canvas (DDRep, design §5): ``(n, C, H, Wc)``."""
         return (self.n, *self.canvas_shape)
 
-    def crop_noise(self, noise: Tensor, views: Tensor | None) -> Tensor:
+    def view_noise(self, noise: Tensor, views: Tensor | None) -> Tensor:
         """The noise of each view, ``[n, k, C, H, W]``: exactly the crop that ``forward`` renders."""
         return self.crop(noise, views)
+
+    @torch.no_grad()
+    def preview(self) -> tuple[Tensor, Tensor]:
+        """The full canvas ``[n, C, H, Wc]`` and a strip of 6 evenly spaced views ``[n, 6, C, H, W]``."""
+        Wc = self.canvas_shape[-1]
+        views = torch.arange(6).mul(Wc // 6).expand(self.n, 6)
+        return self.canvas(), self(views).clamp(-1, 1)
 
     def forward(self, views: Tensor | None = None) -> Tensor:
         """Render views (column offsets ``[n, k]``) -> ``[n, k, C, H, W]``; ``None``: column 0, k = 1.

@@ -34,6 +34,11 @@ class PixelsConfig:
     padding: Literal["reflection", "border", "zeros"] = "reflection"
     """augment only: what a rotated or shrunk view shows outside the grid (zeros = mid-grey)."""
 
+    @property
+    def linear(self) -> bool:
+        """The render is linear in the grid: no tanh, no resampled views."""
+        return not self.tanh and not self.augment
+
     def __post_init__(self) -> None:
         check_config_types(self, "pixels")
         check_range("pixels", "init_std", self.init_std, self.init_std >= 0, ">= 0")
@@ -59,7 +64,7 @@ class PixelRep(Diffrep):
         super().__init__(image_shape, n)
         config = PixelsConfig() if config is None else config
         self.config = config
-        self.linear = not config.tanh and not config.augment
+        self.linear = config.linear
         noise = torch.randn(n, *self.image_shape, generator=generator) if config.init_std > 0 else None
         theta = torch.zeros(n, *self.image_shape) if noise is None else config.init_std * noise
         self.theta = nn.Parameter(theta)
