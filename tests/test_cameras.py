@@ -9,6 +9,7 @@ import torch
 
 from diffrep import cameras as C
 from diffrep import toyworld
+from diffrep.toyworld import cameras as toy_cameras
 
 
 def _cameras(n: int = 64, seed: int = 0) -> torch.Tensor:
@@ -18,6 +19,17 @@ def _cameras(n: int = 64, seed: int = 0) -> torch.Tensor:
     cams[:, 2] = 0.5 + 3.0 * torch.rand(n, generator=g)
     cams[:2, 1] = torch.tensor([90.0, -90.0])
     return cams
+
+
+def test_public_names_and_toyworld_reexports():
+    for name in C.__all__:
+        assert getattr(C, name) is not None, name
+    for name in toy_cameras.__all__:
+        assert getattr(toy_cameras, name) is not None, name
+    for name in ("VIEWS", "OVERHEAD_DEG", "camera_frames", "pixel_offsets", "rays_from_frames", "relative_azimuth",
+                 "sample_cameras", "view_label"):
+        assert getattr(toy_cameras, name) is getattr(C, name), name
+    assert toyworld.VIEWS is C.VIEWS and toyworld.view_label is C.view_label
 
 
 def test_generic_module_does_not_import_the_toy_world():

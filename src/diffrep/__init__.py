@@ -7,7 +7,7 @@
 torch.Size([4, 3, 32, 32])
 """
 
-from diffrep import priors, samplers, schedule
+from diffrep import cameras, priors, samplers, schedule
 from diffrep.api import Result, inpaint, sample, sdedit
 from diffrep.errors import InputError
 from diffrep.priors import Prior, cfg_eps
@@ -15,7 +15,7 @@ from diffrep.priors import Prior, cfg_eps
 __version__ = "0.1.0"
 
 __all__ = [
-    "__version__", "Prior", "Result", "InputError", "cfg_eps", "inpaint", "priors", "sample", "samplers",
+    "__version__", "Prior", "Result", "InputError", "cameras", "cfg_eps", "inpaint", "priors", "sample", "samplers",
     "schedule", "sdedit", "toyworld",
 ]
 
