@@ -5,7 +5,7 @@ import torch
 
 from diffrep.priors import EmpiricalPrior, GaussianPrior, default_gaussian
 from diffrep.samplers import sample_ddim, sample_ddpm, sample_repaint, sample_sdedit
-from diffrep.schedule import timesteps
+from diffrep.schedule import predict_x0, timesteps
 
 N = 4000
 
@@ -107,3 +107,51 @@ def test_repaint_resampling_matches_gaussian_conditional():
             assert x[..., 1].std().item() == pytest.approx((0.3 * (1 - 0.95**2)) ** 0.5, rel=0.25)
     assert errors[10] < 0.05, errors
     assert errors[10] < errors[1], errors
+
+
+class RecordingPrior:
+    """Wraps a prior and keeps every ``(x_t, t, eps_hat)`` it was asked about."""
+
+    def __init__(self, prior):
+        self.prior, self.alphas_cumprod, self.calls = prior, prior.alphas_cumprod, []
+
+    def encode_prompt(self, text):
+        return self.prior.encode_prompt(text)
+
+    def eps(self, x_t, t, cond):
+        eps_hat = self.prior.eps(x_t, t, cond)
+        self.calls.append((x_t.clone(), int(t[0]), eps_hat))
+        return eps_hat
+
+
+@pytest.mark.parametrize("rounds", [1, 3])
+def test_repaint_callback_reports_tweedie_estimate_at_t(gaussian, rounds):
+    """The callback's x0_hat is Tweedie's estimate from the x_t of the step's last eps evaluation."""
+    prior = RecordingPrior(gaussian)
+    g = torch.Generator().manual_seed(7)
+    x_T = torch.randn(3, *gaussian.image_shape, generator=g, dtype=torch.float64)
+    known = gaussian.sample_x0(3, generator=g)
+    mask = torch.zeros(1, 1, 4, 4, dtype=torch.float64)
+    mask[..., :2] = 1
+    ts, reports = timesteps(1000, 6), []
+    sample_repaint(prior, x_T, ts, known, mask, rounds=rounds, generator=g, callback=reports.append)
+    assert len(prior.calls) == rounds * len(ts)
+    ab = gaussian.alphas_cumprod
+    for r in reports:
+        x_t, t, eps_hat = prior.calls[r["i"] * rounds + rounds - 1]
+        assert t == r["t"]
+        expected = predict_x0(x_t, gaussian.eps(x_t, torch.tensor([t] * 3), None), ab[t].item() ** 0.5, (1 - ab[t].item()) ** 0.5)
+        torch.testing.assert_close(r["x0_hat"], expected)
+
+
+def test_repaint_callback_matches_ddim_with_nothing_known(gaussian):
+    """With nothing known, one round and eta = 0 RePaint is DDIM: same states, same x0_hat reports."""
+    x_T = torch.randn(3, *gaussian.image_shape, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    ts, ddim, repaint = timesteps(1000, 6), [], []
+    sample_ddim(gaussian, x_T, ts, callback=ddim.append)
+    mask = torch.zeros(1, 1, 4, 4, dtype=torch.float64)
+    sample_repaint(gaussian, x_T, ts, torch.zeros_like(x_T), mask, eta=0.0, generator=torch.Generator(), callback=repaint.append)
+    for a, b in zip(ddim, repaint, strict=True):
+        assert (a["i"], a["t"]) == (b["i"], b["t"])
+        torch.testing.assert_close(a["x"], b["x"])
+        torch.testing.assert_close(a["x0_hat"], b["x0_hat"])

@@ -93,14 +93,16 @@ def sample_repaint(prior: Prior, x: Tensor, ts: list[int], known: Tensor, mask: 
         s = _next(ts, i)
         k = ddim_coefficients(ab, t, s, eta)
         for u in range(rounds):
-            eps_hat = cfg_eps(prior, x, as_timesteps(t, x.shape[0]), cond, guidance_scale)
+            x_t = x
+            eps_hat = cfg_eps(prior, x_t, as_timesteps(t, x_t.shape[0]), cond, guidance_scale)
             # Reverse step for the unknown region.
-            x_unknown = ddim_step(x, eps_hat, k, _randn(x, generator) if k.c > 0 else None)
+            x_unknown = ddim_step(x_t, eps_hat, k, _randn(x_t, generator) if k.c > 0 else None)
             # Known region sampled from q(x_s | x_0 = observation).
-            x_known = known if s < 0 else forward_noise(known, ab, s, _randn(x, generator))
+            x_known = known if s < 0 else forward_noise(known, ab, s, _randn(x_t, generator))
             x_s = mask * x_known + (1 - mask) * x_unknown
             # Jump back s -> t and resample, except after the last round.
-            x = forward_step(x_s, ab, s, t, _randn(x, generator)) if u < rounds - 1 else x_s
+            x = forward_step(x_s, ab, s, t, _randn(x_t, generator)) if u < rounds - 1 else x_s
         if callback is not None:
-            callback({"i": i, "t": t, "x": x, "x0_hat": predict_x0(x, eps_hat, k.a_t, k.s_t)})
+            # Tweedie's estimate at t, from the last round's x_t (the one eps_hat saw), as sample_ddim.
+            callback({"i": i, "t": t, "x": x, "x0_hat": predict_x0(x_t, eps_hat, k.a_t, k.s_t)})
     return x

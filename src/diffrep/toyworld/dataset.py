@@ -11,7 +11,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .cameras import DISTANCE, FOV_DEG, VIEWS, sample_cameras, sample_light, view_label
+from diffrep.cameras import VIEWS, sample_cameras, view_label, view_prompt
+
+from .cameras import DISTANCE, FOV_DEG, sample_light
 from .objects import COLOURS, KIND_SPECS, KINDS, N_PARAMS, occupancy, sample_instance
 from .render import BACKGROUND, render
 
@@ -73,10 +75,12 @@ def image_metadata(ds: ToyDataset, i: int) -> dict:
 
 
 def caption(kind: int, colour: int, view: int) -> str:
-    """Caption of a labelled image, e.g. ``caption(1, 5, 0) == "an orange duck, front view"``."""
+    """Caption of a labelled image, e.g. ``caption(1, 5, 0) == "an orange duck, front view"``.
+
+    The view part is DreamFusion's view-dependent suffix (``diffrep.cameras.view_prompt``)."""
     words = f"{COLOURS[colour]} {KINDS[kind]}"
     article = "an" if words[0] in "aeiou" else "a"
-    return f"{article} {words}, {VIEWS[view]} view"
+    return view_prompt(f"{article} {words}", view)
 
 
 def parse_caption(text: str) -> tuple[int, int, int]:
@@ -97,7 +101,7 @@ def sample_scenes(config: ToyWorldConfig) -> dict[str, Tensor]:
     u = torch.rand(config.n, 6 + N_PARAMS, generator=g, dtype=torch.float64)
     kind = (u[:, 0] * len(KINDS)).long().clamp_max(len(KINDS) - 1)
     colour = (u[:, 1] * len(COLOURS)).long().clamp_max(len(COLOURS) - 1)
-    cameras = sample_cameras(u[:, 2:4], config.elevation_range)
+    cameras = sample_cameras(u[:, 2:4], config.elevation_range, DISTANCE)
     light = sample_light(cameras, u[:, 4:6])
     instance = sample_instance(kind, u[:, 6:])
     view = view_label(cameras[:, 0], cameras[:, 1])

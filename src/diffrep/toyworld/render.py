@@ -18,7 +18,9 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor
 
-from .cameras import DISTANCE, FOV_DEG, camera_frames, pixel_offsets, rays_from_frames
+from diffrep.cameras import camera_frames, pixel_offsets, rays_from_frames
+
+from .cameras import DISTANCE, FOV_DEG
 from .objects import BODY, COLOUR_RGB, COLOURS, KIND_SPECS, KINDS, MATERIAL_RGB, N_PARAMS, SHADE, SHADE_FACTOR, parts, sdf
 
 BACKGROUND: float = 0.6  # background value of every channel, in image space [-1, 1]
@@ -164,12 +166,12 @@ def render_chunk(kind: int, attributes: Tensor, res: int, antialias: bool) -> tu
     eps = HIT_EPS * 2.0 * math.tan(math.radians(FOV_DEG) / 2.0) * DISTANCE / res
     # One ray through the centre of every pixel.
     img = torch.arange(B).repeat_interleave(R)
-    s, t = (v.repeat(B) for v in pixel_offsets(res))
+    s, t = (v.repeat(B) for v in pixel_offsets(res, FOV_DEG))
     out, part, depth = _trace_pixels(kind, attributes, img, s, t, eps)
     if antialias:
         # Replace the colour of outline pixels by the mean of 2x2 rays inside them.
         img, pix = _edges(part.view(B, res, res), depth.view(B, res, res)).view(B, R).nonzero().T
-        offsets = [pixel_offsets(res, sub) for sub in SUBPIXELS]
+        offsets = [pixel_offsets(res, FOV_DEG, sub) for sub in SUBPIXELS]
         s = torch.cat([s_sub.index_select(0, pix) for s_sub, _ in offsets])
         t = torch.cat([t_sub.index_select(0, pix) for _, t_sub in offsets])
         sub = _trace_pixels(kind, attributes, img.repeat(len(SUBPIXELS)), s, t, eps)[0].view(3, len(SUBPIXELS), -1)
