@@ -8,7 +8,7 @@ mode-seeking family (SDS, SJC) distils into it. Adding a method is one module an
 from diffrep.methods.base import MethodEntry, MethodState, Sampling, ViewPrompt, view_conditions
 from diffrep.methods.ddrep import DDRepOptions, DDRepState, ddrep_sample, ddrep_step, run_ddrep
 from diffrep.methods.distill import (
-    DistillState, OptimConfig, SDSOptions, SJCOptions, distill, run_sds, run_sjc, sds_grad, sjc_grad, surrogate_loss,
+    DistillState, Optim, OptimConfig, SDSOptions, SJCOptions, distill, run_sds, run_sjc, sds_grad, sjc_grad, surrogate_loss,
 )
 from diffrep.methods.image import DDIMOptions, DDPMOptions, run_ddim, run_ddpm
 from diffrep.methods.solvers import PullbackConfig, gauss_newton_step, pullback
@@ -32,7 +32,7 @@ PLANNED_METHODS: tuple[str, ...] = ("lmc", "nfsd", "dds", "multistep_sds", "vsd"
 
 __all__ = [
     "METHODS", "PLANNED_METHODS", "MethodEntry", "MethodState", "Sampling", "ViewPrompt", "view_conditions",
-    "DDIMOptions", "DDPMOptions", "DDRepOptions", "DDRepState", "DistillState", "OptimConfig", "PullbackConfig",
+    "DDIMOptions", "DDPMOptions", "DDRepOptions", "DDRepState", "DistillState", "Optim", "OptimConfig", "PullbackConfig",
     "SDSOptions", "SJCOptions", "ddrep_sample", "ddrep_step", "distill", "gauss_newton_step", "pullback",
     "run_ddim", "run_ddpm", "run_ddrep", "run_sds", "run_sjc", "sds_grad", "sjc_grad", "surrogate_loss",
 ]

@@ -84,16 +84,19 @@ def steps_callback(callback: Callable[[dict], None] | None, total: int, state: C
 @dataclass(frozen=True)
 class ViewPrompt:
     """DreamFusion's view-dependent prompt: a view labelled ``L`` by its rep (``Diffrep.view_labels``)
-    is conditioned on ``"{prompt}, {L} view"``, the toy world's caption form; unlabelled views on
-    ``prompt``. ``encode`` is the prior's ``encode_prompt``; encodings are cached."""
+    is conditioned on ``cameras.view_prompt(prompt, L)`` (``"{prompt}, {L} view"``, the toy world's
+    caption form); unlabelled views on ``prompt``. ``encode`` is the prior's ``encode_prompt``;
+    encodings are cached."""
 
     prompt: str
     encode: Callable[[str], Any]
     cache: dict[str | None, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __call__(self, label: str | None) -> Any:
+        from diffrep.cameras import view_prompt
+
         if label not in self.cache:
-            self.cache[label] = self.encode(self.prompt if label is None else f"{self.prompt}, {label} view")
+            self.cache[label] = self.encode(self.prompt if label is None else view_prompt(self.prompt, label))
         return self.cache[label]
 
 

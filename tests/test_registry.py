@@ -1,0 +1,211 @@
+"""The tables: every allowed method x rep pair runs, every disallowed one and every option of another
+group is refused in one line, and a method and a rep registered here work everywhere."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields, is_dataclass
+
+import pytest
+import torch
+from torch import nn
+
+import diffrep
+from diffrep.cli import main, option_groups
+from diffrep.errors import InputError
+from diffrep.methods import METHODS, DistillState, MethodEntry, Optim, OptimConfig, Sampling, SDSOptions, ViewPrompt, distill
+from diffrep.methods import view_conditions
+from diffrep.reps import REPS, Diffrep, RepEntry, SirenConfig
+
+TINY = {"pixels": {"init_std": 0.1}, "siren": {"width": 16, "depth": 1, "embed_dim": 8},
+        "panorama": {"width": 16, "depth": 1, "embed_dim": 8}}
+SHORT = {"iters": 1}  # mode-seeking loops
+
+
+def allowed(method: str, rep: str) -> bool:
+    entry = METHODS[method]
+    return entry.reps is None or rep in entry.reps
+
+
+PAIRS = [(m, r) for m in METHODS for r in REPS]
+
+
+@pytest.mark.parametrize("method,rep", [p for p in PAIRS if allowed(*p)])
+def test_every_allowed_pair_runs_one_step(method, rep):
+    entry = METHODS[method]
+    options = {} if entry.image else TINY[rep] | {k: v for k, v in SHORT.items()
+                                                  if any(k in {g.name for g in fields(f.default)}
+                                                         for f in fields(entry.config) if is_dataclass(f.default))}
+    steps = []
+    result = diffrep.sample("gmm", rep=rep, method=method, prompt="red", n=2, steps=1,
+                            callback=lambda d: steps.append(d["step"]), **options)
+    assert steps == [1] and torch.isfinite(result.images).all()
+    assert result.info["config"]["method"] == method and result.info["config"]["rep"] == rep
+
+
+@pytest.mark.parametrize("method,rep", [p for p in PAIRS if not allowed(*p)])
+def test_every_disallowed_pair_is_one_line_exit_2(tmp_path, capsys, method, rep):
+    out = tmp_path / "o"
+    assert main(["sample", "--method", method, "--rep", rep, "--prior", "gmm", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"method {method!r} samples images directly and needs rep 'pixels'" in err[0]
+    assert not out.exists()
+    with pytest.raises(InputError, match="needs rep 'pixels'"):
+        diffrep.sample("gmm", method=method, rep=rep)
+
+
+def one_option(config: type) -> tuple[str, str]:
+    """A valid ``--field value`` of a config (its default, written as the CLI reads it)."""
+    f = next(f for f in fields(config) if not is_dataclass(f.default))
+    value = f.default
+    text = " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+    return f.name.replace("_", "-"), text
+
+
+def foreign_groups(method: str, rep: str):
+    """Every option group of another method or rep than the ones chosen."""
+    entry = METHODS[method]
+    mine = set(option_groups(method, entry.config)) | (set() if entry.image else {rep})
+    groups = {g: f.default.__class__ for m, e in METHODS.items() for f in fields(e.config) if is_dataclass(f.default)
+              for g in [f.name]}
+    groups |= {m: e.config for m, e in METHODS.items()} | {r: e.config for r, e in REPS.items()}
+    return [(g, cls) for g, cls in groups.items() if g not in mine and fields(cls)]
+
+
+@pytest.mark.parametrize("method,rep", [p for p in PAIRS if allowed(*p)])
+def test_every_option_of_another_group_is_refused(tmp_path, capsys, method, rep):
+    for group, cls in foreign_groups(method, rep):
+        name, value = one_option(cls)
+        out = tmp_path / "o"
+        argv = ["sample", "--method", method, "--rep", rep, "--prior", "gmm", "--out", str(out),
+                f"--{group}.{name}", *value.split()]
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"option --{group}.{name} belongs to" in err[0], (argv, err)
+        assert not out.exists()
+
+
+def test_help_shows_only_the_chosen_groups(capsys):
+    with pytest.raises(SystemExit):
+        main(["sample", "--rep", "siren", "--method", "sds", "--help"])
+    text = capsys.readouterr().out
+    assert "--sds.weighting" in text and "--optim.iters" in text and "--siren.width" in text
+    assert "--ddrep." not in text and "--sjc." not in text and "--pixels." not in text and "--panorama." not in text
+    with pytest.raises(SystemExit):
+        main(["sample", "--method", "ddim", "--help"])
+    text = capsys.readouterr().out
+    assert "--pixels." not in text and "--optim.iters INT" not in text and "--prior-path" in text
+
+
+def test_config_objects_equal_names_with_keywords():
+    by_name = diffrep.sample("gmm", rep="siren", method="sds", prompt="red", n=2, width=16, depth=1, iters=3, seed=4)
+    by_config = diffrep.sample("gmm", rep=SirenConfig(width=16, depth=1), method=SDSOptions(optim=OptimConfig(iters=3)),
+                               prompt="red", n=2, seed=4)
+    assert torch.equal(by_name.images, by_config.images)
+    assert by_name.info["config"] == by_config.info["config"]
+    with pytest.raises(InputError, match="unknown option 'iters' for method 'ddrep'"):
+        diffrep.sample("gmm", rep="siren", method="ddrep", iters=3)
+
+
+# A method and a rep defined here, registered by one table entry each, touching no other module.
+
+@dataclass(frozen=True)
+class PullOptions:
+    """A toy gradient: pull every render towards a grey level."""
+
+    level: float = 0.5
+    """The grey level in [-1, 1]."""
+    optim: Optim = OptimConfig(iters=40, lr=0.1)
+
+
+def run_pull(prior, rep, cond, options: PullOptions, *, sampling: Sampling, generator, state=None, callback=None):
+    return distill(rep, lambda x, views, k, g: x - options.level, options.optim, generator=generator,
+                   callback=callback, state=state)
+
+
+class ColourRep(Diffrep):
+    """One flat colour per instance: linear in its parameters."""
+
+    linear = True
+
+    def __init__(self, image_shape, n, config, *, generator):
+        super().__init__(image_shape, n)
+        self.colour = nn.Parameter(torch.zeros(n, image_shape[0], 1, 1))
+
+    def forward(self, views=None):
+        return self.colour.expand(-1, *self.image_shape)[:, None]
+
+    def solve_linear(self, views, targets):
+        self.colour.copy_(targets.mean((1, 3, 4), keepdim=True)[:, 0])
+
+
+@dataclass(frozen=True)
+class ColourConfig:
+    """A flat colour (no options)."""
+
+
+@pytest.fixture
+def registered(monkeypatch):
+    monkeypatch.setitem(METHODS, "pull", MethodEntry(PullOptions, run_pull, "toy: pull renders to a grey level",
+                                                     state=DistillState, uses=("guidance_scale",)))
+    monkeypatch.setitem(REPS, "colour", RepEntry(ColourConfig, ColourRep, "toy: one flat colour", linear=lambda c: True))
+
+
+def test_a_registered_method_and_rep_work_from_python(registered, tmp_path):
+    result = diffrep.sample("gmm", rep="siren", method="pull", level=0.25, width=16, n=2)
+    assert (result.images - 0.25).abs().max() < 0.05
+    result = diffrep.sample("gmm", rep="colour", method="ddrep", solver="closed", prompt="blue", n=3, steps=20)
+    assert result.images[:, 2].mean() > 0.5 and result.images[:, 0].mean() < -0.5  # the gmm's flat blue
+    ckpt = tmp_path / "c"
+    full = diffrep.sample("gmm", rep="colour", method="pull", n=2, seed=1)
+
+    def stop(d):
+        if d["step"] == 20:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        diffrep.sample("gmm", rep="colour", method="pull", n=2, seed=1, checkpoint=ckpt, checkpoint_every=10,
+                       callback=stop)
+    resumed = diffrep.sample("gmm", rep="colour", method="pull", n=2, seed=1, checkpoint=ckpt, checkpoint_every=10,
+                             resume=True)
+    assert torch.equal(full.images, resumed.images)
+
+
+def test_a_registered_method_and_rep_work_from_the_cli(registered, tmp_path, capsys):
+    out = tmp_path / "r"
+    argv = ["sample", "--prior", "gmm", "--prompt", "", "--rep", "colour", "--method", "pull", "--pull.level", "-0.5",
+            "--optim.iters", "60", "--n", "2", "--out", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    record = json.loads((out / "run.json").read_text())
+    assert record["config"]["method"] == "pull" and record["config"]["method_options"]["level"] == -0.5
+    assert record["config"]["method_options"]["optim"]["iters"] == 60
+    with pytest.raises(SystemExit):
+        main(["sample", "--method", "pull", "--help"])
+    assert "--pull.level" in capsys.readouterr().out
+    assert main(["sample", "--method", "magic", "--out", str(tmp_path / "x")]) == 2
+    assert "allowed: ddim, ddpm, ddrep, sds, sjc, pull" in capsys.readouterr().err
+
+
+class LabelledRep(ColourRep):
+    """Views are azimuths; each is labelled front or back."""
+
+    def random_views(self, k, generator):
+        return torch.tensor([[0.0, 180.0][: k]] * self.n)
+
+    def forward(self, views=None):
+        V = 1 if views is None else views.shape[1]
+        return super().forward().expand(-1, V, -1, -1, -1)
+
+    def view_labels(self, views):
+        return [["front" if a < 90 else "back" for a in row.tolist()] for row in views]
+
+
+def test_view_prompts_condition_each_view_on_its_label():
+    rep = LabelledRep((3, 4, 4), 2, None, generator=torch.Generator())
+    encoded = []
+    prompt = ViewPrompt("a red mug", lambda text: encoded.append(text) or text)
+    views = rep.random_views(2, torch.Generator())
+    assert view_conditions(prompt, rep, views) == ["a red mug, front view", "a red mug, back view"] * 2
+    assert encoded == ["a red mug, front view", "a red mug, back view"]  # each encoded once
+    assert view_conditions(["c0", "c1"], rep, views) == ["c0", "c0", "c1", "c1"]
+    assert view_conditions("c", rep, views) == "c"
