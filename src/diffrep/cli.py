@@ -124,8 +124,8 @@ def sample_class(argv: list[str]) -> type:
 
 
 @dataclass(frozen=True)
-class SdeditArgs:
-    """SDEdit an input image towards a prompt: noise it to strength*T, then denoise with DDIM."""
+class ImageArgs:
+    """The options of the commands that start from an input image (sdedit, inpaint)."""
 
     image: Path
     """Input image (PNG/JPEG), resized to the prior's resolution."""
@@ -133,50 +133,39 @@ class SdeditArgs:
     """Output folder (must be empty or new, unless --overwrite)."""
     prompt: str = ""
     """Target prompt (empty = unconditional)."""
-    strength: float = 0.5
-    """How far to noise the input, in [0, 1] (1 = sample from scratch)."""
     prior: Prior = PriorArgs()
-    n: int = 4
-    """Number of edits."""
-    seed: int = 0
-    """Random seed."""
-    steps: int = 50
-    """Denoising steps over the full schedule (fewer are run for strength < 1)."""
-    guidance_scale: float = 3.0
-    """Classifier-free guidance scale."""
-    eta: float = 0.0
-    """DDIM stochasticity in [0, 1]."""
-    overwrite: bool = False
-    """Replace an output folder that diffrep wrote before (never a folder holding anything else)."""
-
-
-@dataclass(frozen=True)
-class InpaintArgs:
-    """RePaint inpainting: keep the input where the mask is white, fill the rest from the prior."""
-
-    image: Path
-    """Input image (PNG/JPEG), resized to the prior's resolution."""
-    mask: Path
-    """Mask image: white = keep (known), black = fill."""
-    out: Path
-    """Output folder (must be empty or new, unless --overwrite)."""
-    prompt: str = ""
-    """Prompt for the filled region (empty = unconditional)."""
-    prior: Prior = PriorArgs()
-    rounds: int = 5
-    """RePaint resampling rounds r per step (1 = no resampling)."""
     n: int = 4
     """Number of samples."""
     seed: int = 0
     """Random seed."""
     steps: int = 50
-    """Denoising steps."""
+    """Denoising steps over the full schedule (SDEdit runs fewer for strength < 1)."""
     guidance_scale: float = 3.0
     """Classifier-free guidance scale."""
-    eta: float = 1.0
-    """DDIM stochasticity of each reverse step in [0, 1] (RePaint needs eta > 0 to mix)."""
+    eta: float = 0.0
+    """DDIM stochasticity of each reverse step in [0, 1]."""
     overwrite: bool = False
     """Replace an output folder that diffrep wrote before (never a folder holding anything else)."""
+
+
+@dataclass(frozen=True)
+class SdeditArgs(ImageArgs):
+    """SDEdit an input image towards a prompt: noise it to strength*T, then denoise with DDIM."""
+
+    strength: float = 0.5
+    """How far to noise the input, in [0, 1] (1 = sample from scratch)."""
+
+
+@dataclass(frozen=True)
+class InpaintArgs(ImageArgs):
+    """RePaint inpainting: keep the input where the mask is white, fill the rest from the prior."""
+
+    mask: Path = field(kw_only=True)
+    """Mask image: white = keep (known), black = fill."""
+    eta: float = 1.0
+    """DDIM stochasticity of each reverse step in [0, 1] (RePaint needs eta > 0 to mix)."""
+    rounds: int = 5
+    """RePaint resampling rounds r per step (1 = no resampling)."""
 
 
 @dataclass(frozen=True)
@@ -274,8 +263,7 @@ def panel_message(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parse(argv)
-        runner = next(run for cls, run in RUNNERS.items() if isinstance(args, cls))
-        return runner(args)
+        return next(RUNNERS[c] for c in type(args).__mro__ if c in RUNNERS)(args)
     except InputError as e:
         print(f"diffrep: error: {e}", file=sys.stderr)
         return 2

@@ -200,31 +200,38 @@ class SJCOptions:
         check_fraction_range("t_range", self.t_range), check_choice("annealing", self.annealing, ANNEALING)
 
 
-def run_sds(prior: Prior, rep, cond: Any, options: SDSOptions, *, sampling: Sampling,
-            generator: torch.Generator | None = None, state: DistillState | None = None,
-            callback=None) -> DistillState:
-    """SDS on any diffrep (``METHODS["sds"]``): ``t ~ U[t_min, t_max(k)]``, fresh ``ε`` every iteration."""
+def noised_distill(prior: Prior, rep, cond: Any, options: Any, grad: Callable[..., Tensor], *,
+                   generator: torch.Generator | None, state: DistillState | None, callback) -> DistillState:
+    """The loop SDS, SJC and their kin share: each iteration draws ``t ~ U[t_min, t_max(k)]`` (from
+    ``options.t_range``, ``options.annealing``) and fresh ``N(0, I)`` noise, and pushes
+    ``grad(x, conds, t, noise)`` through the renderer (``conds``: the condition of each view)."""
     draw_t = t_sampler(len(prior.alphas_cumprod), options.t_range, options.annealing, options.optim.iters)
 
     def grad_fn(x: Tensor, views: Any, k: int, g: torch.Generator | None) -> Tensor:
         t = draw_t(x.shape[0], k, g)
-        eps = torch.randn(x.shape, generator=g, dtype=x.dtype)
-        return sds_grad(prior, x, view_conditions(cond, rep, views), t=t, eps=eps,
-                        guidance_scale=sampling.guidance_scale, weighting=options.weighting)
+        noise = torch.randn(x.shape, generator=g, dtype=x.dtype)
+        return grad(x, view_conditions(cond, rep, views), t, noise)
 
     return distill(rep, grad_fn, options.optim, generator=generator, callback=callback, state=state)
+
+
+def run_sds(prior: Prior, rep, cond: Any, options: SDSOptions, *, sampling: Sampling,
+            generator: torch.Generator | None = None, state: DistillState | None = None,
+            callback=None) -> DistillState:
+    """SDS on any diffrep (``METHODS["sds"]``): ``t ~ U[t_min, t_max(k)]``, fresh ``ε`` every iteration."""
+    def grad(x: Tensor, conds: Any, t: Tensor, eps: Tensor) -> Tensor:
+        return sds_grad(prior, x, conds, t=t, eps=eps, guidance_scale=sampling.guidance_scale,
+                        weighting=options.weighting)
+
+    return noised_distill(prior, rep, cond, options, grad, generator=generator, state=state, callback=callback)
 
 
 def run_sjc(prior: Prior, rep, cond: Any, options: SJCOptions, *, sampling: Sampling,
             generator: torch.Generator | None = None, state: DistillState | None = None,
             callback=None) -> DistillState:
     """SJC on any diffrep (``METHODS["sjc"]``): ``σ`` from the schedule's VE range, fresh ``n`` every iteration."""
-    draw_t = t_sampler(len(prior.alphas_cumprod), options.t_range, options.annealing, options.optim.iters)
+    def grad(x: Tensor, conds: Any, t: Tensor, noise: Tensor) -> Tensor:
+        return sjc_grad(prior, x, conds, t=t, noise=noise, guidance_scale=sampling.guidance_scale,
+                        variance_reduced=options.variance_reduced)
 
-    def grad_fn(x: Tensor, views: Any, k: int, g: torch.Generator | None) -> Tensor:
-        t = draw_t(x.shape[0], k, g)
-        noise = torch.randn(x.shape, generator=g, dtype=x.dtype)
-        return sjc_grad(prior, x, view_conditions(cond, rep, views), t=t, noise=noise,
-                        guidance_scale=sampling.guidance_scale, variance_reduced=options.variance_reduced)
-
-    return distill(rep, grad_fn, options.optim, generator=generator, callback=callback, state=state)
+    return noised_distill(prior, rep, cond, options, grad, generator=generator, state=state, callback=callback)
