@@ -3,6 +3,7 @@ interruption, averages the weights by its EMA formula; and nothing under ``prior
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from diffrep import training
 from diffrep.errors import InputError
 from diffrep.training import LoopConfig, Task, fit, seeded
 
+SRC = Path(__file__).resolve().parent.parent / "src" / "diffrep"
 A = torch.tensor([[1.0, -2.0, 0.5], [0.0, 3.0, -1.0]])  # the map the toy task fits
 B = torch.tensor([0.5, -1.0])  # ... and its offset
 
@@ -107,3 +109,42 @@ def test_loop_config_is_checked_and_devices_resolve():
     with pytest.raises(ValueError, match="may not be named"):
         Task(torch.nn.Linear(1, 1), toy_task().loss, toy_task().batches, extra={"ema": torch.nn.Linear(1, 1)})
 
+
+# Modules that sit above the priors. The one allowed use is the re-export that cli.py still imports;
+# delete it (and this entry) once cli.py imports from diffrep.training.tiny.
+UPWARD = ("diffrep.samplers", "diffrep.training", "diffrep.api", "diffrep.cli")
+ALLOWED = {("priors/tiny/train.py", "diffrep.training.tiny")}
+
+
+def upward_imports(source: str, package: str) -> set[str]:
+    """The modules of ``UPWARD`` (or below them) that ``source``, a module of ``package``, imports."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            parts = package.split(".")
+            base = ".".join(parts[:len(parts) - node.level + 1]) if node.level else ""
+            module = ".".join(p for p in (base, node.module) if p)
+            names = [module] + [f"{module}.{a.name}" for a in node.names]  # `from diffrep import samplers`
+        else:
+            continue
+        found |= {next(n for n in names if n.startswith(u + ".") or n == u) for u in UPWARD
+                  if any(n.startswith(u + ".") or n == u for n in names)}
+    return found
+
+
+def test_the_import_scan_sees_every_form():
+    source = "import diffrep.cli\nfrom diffrep import samplers, schedule\nfrom ...training import fit\nimport torch\n" \
+             "def f():\n    from diffrep.api import sample\n"
+    assert upward_imports(source, "diffrep.priors.tiny") == {"diffrep.cli", "diffrep.samplers", "diffrep.training",
+                                                             "diffrep.api"}
+
+
+def test_nothing_under_priors_imports_upward():
+    found = set()
+    for path in sorted((SRC / "priors").rglob("*.py")):
+        package = ".".join(path.relative_to(SRC.parent).with_suffix("").parts[:-1])
+        found |= {(path.relative_to(SRC).as_posix(), m) for m in upward_imports(path.read_text(), package)}
+    assert found - ALLOWED == set(), "priors must not import samplers, training, api or cli"
+    assert found == ALLOWED, "the cli.py re-export is gone: remove it from ALLOWED"
