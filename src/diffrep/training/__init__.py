@@ -9,11 +9,12 @@ under ``priors`` imports it. How to add a trainer: docs/training.md.
 
 from diffrep.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from diffrep.training.loop import (
-    Fitted, LoopConfig, Task, check_loop_config, ema_decay_at, ema_update, fit, resolve_device, seeded, train_step,
+    Fitted, LoopConfig, Task, check_loop_config, ema_decay_at, ema_update, fit, resolve_device, seeded, subconfig,
+    train_step,
 )
 from diffrep.training.preview import sample_grid
 
 __all__ = [
-    "LoopConfig", "Task", "Fitted", "fit", "train_step", "check_loop_config", "resolve_device", "seeded",
+    "LoopConfig", "Task", "Fitted", "fit", "train_step", "check_loop_config", "resolve_device", "seeded", "subconfig",
     "ema_update", "ema_decay_at", "TrainState", "save_checkpoint", "load_checkpoint", "sample_grid",
 ]

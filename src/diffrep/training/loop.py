@@ -14,7 +14,7 @@ import copy
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +25,7 @@ from diffrep.errors import InputError
 from diffrep.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
 
 T = TypeVar("T")
+C = TypeVar("C")
 Loss = Callable[[torch.nn.Module, Any, torch.Generator], tuple[Tensor, dict[str, float]]]
 Batches = Callable[[torch.Generator, random.Random], Any]
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
@@ -78,6 +79,11 @@ def check_loop_config(config: LoopConfig) -> None:
             raise InputError(f"{name}={getattr(config, name)} must be >= 0 (0: {zero})")
     if config.device not in DEVICES:
         raise InputError(f"device={config.device!r} is not allowed; allowed: {', '.join(DEVICES)}")
+
+
+def subconfig(cls: type[C], config: Any) -> C:
+    """The fields of ``cls`` (``LoopConfig``, a loss's config) taken by name from a trainer's ``config``."""
+    return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})
 
 
 def resolve_device(name: str) -> torch.device:

@@ -8,10 +8,10 @@ augmented captions, minimised by the shared loop (``diffrep.training.fit``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 
@@ -19,10 +19,11 @@ from diffrep.errors import InputError
 from diffrep.priors.tiny import TextEncoder, TinyPrior, TinyUNet, UNetConfig, load_tiny, save_tiny, weights_sha256
 from diffrep.priors.tiny.loss import LabelHead, LossConfig, draw_batch, eps_loss, ideal_denoiser, training_set
 from diffrep.schedule import linear_schedule
-from diffrep.training.loop import Fitted, LoopConfig, Task, check_loop_config, fit, resolve_device, seeded
+from diffrep.training.loop import (
+    Fitted, LoopConfig, Task, check_loop_config, fit, resolve_device, seeded, subconfig,
+)
 from diffrep.training.preview import sample_grid
 
-C = TypeVar("C")
 SAMPLE_PROMPTS: tuple[str, ...] = (
     "a red ball, front view", "a blue cube, side view", "a yellow duck, back view", "a green car, overhead view",
     "a crimson mug seen from the side", "something purple", "a teapot", "",
@@ -68,9 +69,8 @@ def train(config: TrainConfig, *, resume: bool = False, callback: Callable[[dict
     encoder = TextEncoder()
     loss = partial(eps_loss, ab=linear_schedule().to(device, torch.float32), config=subconfig(LossConfig, config),
                    head=head, ideal=ideal_denoiser(*data) if config.exact_target else None)
-    task = Task(model, loss, partial(draw_batch, data, config.batch, encoder=encoder, tokens=config.cross_attention,
-                                     device=device),
-                extra={"head": head} if head is not None else {},
+    batches = partial(draw_batch, data, config.batch, encoder=encoder, tokens=config.cross_attention, device=device)
+    task = Task(model, loss, batches, extra={"head": head} if head is not None else {},
                 preview=partial(preview, encoder=encoder, steps=config.sample_steps),
                 meta={"config": {k: str(v) for k, v in asdict(config).items()}, "unet": model.config.to_dict()})
     return export(fit(task, subconfig(LoopConfig, config), resume=resume, callback=callback), config, init_sha256)
@@ -81,11 +81,6 @@ def build(config: TrainConfig) -> tuple[TinyUNet, LabelHead | None]:
     model = TinyUNet(UNetConfig(res=config.res, channels=config.channels, cross_attention=config.cross_attention,
                                 scale_shift=config.scale_shift, scale_shift_res=config.scale_shift_res))
     return model, LabelHead(4 * config.channels) if config.label_loss else None
-
-
-def subconfig(cls: type[C], config: TrainConfig) -> C:
-    """The fields of ``cls`` (``LoopConfig``, ``LossConfig``) taken from ``config`` by name."""
-    return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})
 
 
 def preview(ema: TinyUNet, path: Path, *, encoder: TextEncoder, steps: int) -> Path:

@@ -17,14 +17,11 @@ import torch
 from torch import Tensor
 
 from diffrep.priors.empirical import EmpiricalPrior
-from diffrep.priors.prompts import LabelQuery
+from diffrep.priors.prompts import LABELS, LabelQuery
 from diffrep.priors.tiny.captions import HELD_OUT_COMBOS, named_caption
 from diffrep.priors.tiny.text import TextEncoder
 from diffrep.priors.tiny.unet import TinyUNet
 from diffrep.schedule import linear_schedule
-
-LABELS: tuple[str, ...] = ("kind", "colour", "view")  # the labels of a toy-world image a caption can name
-
 
 @dataclass(frozen=True)
 class LossConfig:
