@@ -41,11 +41,16 @@ class GaussianPrior:
             raise InputError(f"the gaussian prior is unconditional; got prompt {text!r}")
         return None
 
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
     def eps(self, x_t: Tensor, t: Tensor, cond: object = None) -> Tensor:
-        a, s = noise_levels(self.alphas_cumprod, t, torch.float64)
-        r = (x_t.to(torch.float64) - a * self.mean).flatten(1) @ self._U  # [B, D] in the eigenbasis
+        """``cond`` is ignored (the prior is unconditional): ``None`` or a list of ``None``."""
+        a, s = noise_levels(self.alphas_cumprod, t.to(self.device), torch.float64)
+        r = (x_t.to(self.device, torch.float64) - a * self.mean).flatten(1) @ self._U  # [B, D] in the eigenbasis
         r = r * s.view(-1, 1) / (a.view(-1, 1) ** 2 * self._lam + s.view(-1, 1) ** 2)
-        return (r @ self._U.T).view_as(x_t).to(x_t.dtype)
+        return (r @ self._U.T).view_as(x_t).to(x_t.device, x_t.dtype)
 
     def sample_x0(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Exact samples ``[n, C, H, W]`` (float64)."""
@@ -59,7 +64,8 @@ class GMMPrior:
 
     ``weights [K]``, ``means [K, C, H, W]``, ``stds [K]`` (isotropic) or ``[K, C, H, W]``.
     ``encode_prompt(text)`` selects the components whose label equals ``text``; the result is a
-    boolean component mask, so conditional and unconditional models are exact and CFG is too.
+    boolean component mask, so conditional and unconditional models are exact and CFG is too;
+    ``cond`` is ``None``, one mask, or a list with one of those per batch element.
     """
 
     def __init__(self, weights: Tensor, means: Tensor, stds: Tensor, labels: Sequence[str] | None = None,
@@ -81,25 +87,32 @@ class GMMPrior:
             raise InputError(f"unknown prompt {text!r} for the gmm prior; allowed: {', '.join(sorted(set(self.labels)))}")
         return mask
 
-    def _log_weights(self, cond: Tensor | None) -> Tensor:
-        logw = self.weights.log()
-        return logw if cond is None else logw.masked_fill(~cond, -math.inf)
+    @property
+    def device(self) -> torch.device:
+        return self.means.device
 
-    def responsibilities(self, x_t: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
+    def _log_weights(self, cond: Tensor | list | None) -> Tensor:
+        """Log prior weights ``[K]`` of a condition, or ``[B, K]`` of a per-element list."""
+        if isinstance(cond, list):
+            return torch.stack([self._log_weights(c) for c in cond])
+        logw = self.weights.log()
+        return logw if cond is None else logw.masked_fill(~cond.to(self.device), -math.inf)
+
+    def responsibilities(self, x_t: Tensor, t: Tensor, cond: Tensor | list | None = None) -> Tensor:
         """Posterior component probabilities ``p(k | x_t)`` ``[B, K]``."""
-        a, s = noise_levels(self.alphas_cumprod, t, torch.float64)
+        a, s = noise_levels(self.alphas_cumprod, t.to(self.device), torch.float64)
         var = a[:, None] ** 2 * self.vars + s[:, None] ** 2  # [B, K, C, H, W]
-        diff = x_t.to(torch.float64)[:, None] - a[:, None] * self.means
+        diff = x_t.to(self.device, torch.float64)[:, None] - a[:, None] * self.means
         log_n = -0.5 * (diff**2 / var + var.log() + math.log(2 * math.pi)).flatten(2).sum(-1)
         return torch.softmax(log_n + self._log_weights(cond), dim=1)
 
-    def eps(self, x_t: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
-        a, s = noise_levels(self.alphas_cumprod, t, torch.float64)
+    def eps(self, x_t: Tensor, t: Tensor, cond: Tensor | list | None = None) -> Tensor:
+        a, s = noise_levels(self.alphas_cumprod, t.to(self.device), torch.float64)
         var = a[:, None] ** 2 * self.vars + s[:, None] ** 2
-        diff = x_t.to(torch.float64)[:, None] - a[:, None] * self.means
+        diff = x_t.to(self.device, torch.float64)[:, None] - a[:, None] * self.means
         gamma = self.responsibilities(x_t, t, cond)
         eps = s * (gamma[..., None, None, None] * diff / var).sum(1)
-        return eps.to(x_t.dtype)
+        return eps.to(x_t.device, x_t.dtype)
 
     def sample_x0(self, n: int, cond: Tensor | None = None, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Exact samples ``[n, C, H, W]`` and their component indices ``[n]``."""

@@ -43,6 +43,10 @@ class EmpiricalPrior:
     def __len__(self) -> int:
         return self.data.shape[0]
 
+    @property
+    def device(self) -> torch.device:
+        return self.data.device
+
     def encode_prompt(self, text: str | None) -> LabelQuery | None:
         if not text:
             return None
@@ -76,7 +80,7 @@ class EmpiricalPrior:
         conds = cond if isinstance(cond, list) else [cond] * x_t.shape[0]
         x0 = torch.empty_like(x_t, dtype=torch.float32)
         for q in set(conds):
-            rows = torch.tensor([i for i, c in enumerate(conds) if c == q])
+            rows = torch.tensor([i for i, c in enumerate(conds) if c == q], device=x_t.device)
             w, idx = self.posterior(x_t[rows], t[rows], q)
             x0[rows] = (w @ self._rows(q, idx)[0]).view(-1, *self.image_shape) + self._mean
         return x0.to(x_t.dtype)
@@ -90,8 +94,9 @@ class EmpiricalPrior:
         return self._gathered[cond]
 
     def eps(self, x_t: Tensor, t: Tensor, cond: Any = None) -> Tensor:
-        a, s = noise_levels(self.alphas_cumprod, t, x_t.dtype)
-        return (x_t - a * self.denoise(x_t, t, cond)) / s
+        x, t = x_t.to(self.device), t.to(self.device)
+        a, s = noise_levels(self.alphas_cumprod, t, x.dtype)
+        return ((x - a * self.denoise(x, t, cond)) / s).to(x_t.device)
 
 
 def describe(cond: LabelQuery | None, vocab: dict[str, tuple[str, ...]]) -> str:

@@ -37,7 +37,9 @@ class TinyPrior:
     ``clip_x0`` (default on) clips the implied prediction ``x̂0 = (x_t - s_t ε̂) / a_t`` to the data
     range [-1, 1] and returns the ε consistent with it, as DDPM's ``clip_denoised`` and diffusers'
     ``clip_sample`` do: a small model's x̂0 overshoots at high noise, and without the clip its
-    samples come out saturated and noisy."""
+    samples come out saturated and noisy.
+
+    It computes on its model's device (``device``); ``eps`` takes ``x_t`` on any device and answers on it."""
 
     def __init__(self, model: TinyUNet, encoder: TextEncoder | None = None, alphas_cumprod: Tensor | None = None,
                  clip_x0: bool = True):
@@ -47,6 +49,10 @@ class TinyPrior:
         self.alphas_cumprod = linear_schedule() if alphas_cumprod is None else alphas_cumprod
         self.image_shape = (3, model.config.res, model.config.res)
         self.cond_shape = (1 + MAX_TOKENS, EMBED_DIM) if model.config.cross_attention else (EMBED_DIM,)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
 
     def encode_prompt(self, text: str | None) -> Tensor | None:
         """The text embedding ``[384]``; ``None`` or ``""`` is unconditional (``None``: the model
