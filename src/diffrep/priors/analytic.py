@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from diffrep.errors import InputError
-from diffrep.priors.base import noise_levels
+from diffrep.priors.base import check_int, check_positive, noise_levels
 from diffrep.schedule import linear_schedule
 
 
@@ -141,3 +142,41 @@ def default_gmm(size: int = 16, std: float = 0.1) -> GMMPrior:
     means = torch.tensor(list(colours.values()), dtype=torch.float64).mul(0.8)[:, :, None, None].expand(4, 3, size, size)
     weights = torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=torch.float64)
     return GMMPrior(weights, means.clone(), torch.full((4,), std, dtype=torch.float64), labels=list(colours))
+
+
+@dataclass(frozen=True)
+class GaussianPriorConfig:
+    """Options of the ``gaussian`` prior (``default_gaussian``)."""
+
+    size: int = 8
+    """Image side: the prior is over 3 x size x size images (at least 2)."""
+    length_scale: float = 2.0
+    """Correlation length of the RBF covariance, in pixels."""
+
+    def __post_init__(self):
+        check_int("size", self.size, minimum=2)
+        check_positive("length_scale", self.length_scale)
+
+
+def gaussian_from_config(config: GaussianPriorConfig, *, progress=None) -> GaussianPrior:
+    """The ``gaussian`` prior of a config (``progress`` unused: nothing to generate)."""
+    return default_gaussian(config.size, config.length_scale)
+
+
+@dataclass(frozen=True)
+class GMMPriorConfig:
+    """Options of the ``gmm`` prior (``default_gmm``)."""
+
+    size: int = 16
+    """Image side: the prior is over 3 x size x size images."""
+    std: float = 0.1
+    """Per-pixel standard deviation of each flat-colour component."""
+
+    def __post_init__(self):
+        check_int("size", self.size)
+        check_positive("std", self.std)
+
+
+def gmm_from_config(config: GMMPriorConfig, *, progress=None) -> GMMPrior:
+    """The ``gmm`` prior of a config (``progress`` unused: nothing to generate)."""
+    return default_gmm(config.size, config.std)
