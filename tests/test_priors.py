@@ -1,4 +1,6 @@
+import dataclasses
 import math
+import re
 
 import pytest
 import torch
@@ -6,9 +8,11 @@ import torch
 from conftest import brute_force_posterior_mean
 from diffrep.errors import InputError
 from diffrep.priors import (
-    CountingPrior, EmpiricalPrior, GaussianPrior, GMMPrior, LabelQuery, Prior, cfg_eps, default_gaussian, default_gmm,
-    load, parse_prompt,
+    PRIORS, Conditioning, CountingPrior, EmpiricalPrior, GaussianPrior, GMMPrior, GMMPriorConfig, LabelQuery, Prior,
+    cfg_eps, default_gaussian, default_gmm, encode_prompts, eps_cond_uncond, latent, load, load_config, parse_prompt,
+    per_element, prior_config, prior_device, prior_name, to_rgb,
 )
+from diffrep.priors.base import check_device, draw_noise, noise_levels
 
 KINDS, COLOURS, VIEWS = ("mug", "ball", "duck"), ("red", "blue"), ("front", "side", "back", "overhead")
 
@@ -145,3 +149,217 @@ def test_load_and_protocol():
         default_gmm().encode_prompt("purple")
     with pytest.raises(InputError, match="unconditional"):
         GaussianPrior(torch.zeros(1, 2, 2), torch.ones(1, 2, 2)).encode_prompt("a cat")
+
+
+# The table: every prior loads, every config validates itself, lists come from PRIORS.
+
+SMALL = {"toyworld": {"n": 64}}  # the default 10,000 images take half a minute; the code path is the same
+BAD = {  # per prior: option -> values its config must reject
+    "toyworld": {"n": [0, -3, 2.5, True], "res": [48], "seed": [-1], "schedule": ["cosinus"], "device": ["tpu", "cuda:99"]},
+    "gaussian": {"size": [1, "8"], "length_scale": [0.0, float("inf")]},
+    "gmm": {"size": [0], "std": [-0.1, float("nan")]},
+    "tiny": {"path": ["/nonexistent/tiny.safetensors"], "device": ["cuda:99"]},
+}
+
+
+@pytest.mark.parametrize("name", list(PRIORS))
+def test_every_prior_loads_with_its_default_config(name):
+    config = dataclasses.replace(PRIORS[name].config(), **SMALL.get(name, {}))
+    prior = load_config(config)
+    assert isinstance(prior, Prior) and prior_name(config) == name
+    eps = prior.eps(torch.zeros(2, *prior.image_shape), torch.tensor([0, 999]), None)
+    assert eps.shape == (2, *prior.image_shape) and torch.isfinite(eps).all()
+
+
+def test_every_prior_has_bad_values_in_this_test():
+    assert set(BAD) == set(PRIORS)
+
+
+@pytest.mark.parametrize("name,option,value", [(n, o, v) for n, opts in BAD.items() for o, vs in opts.items() for v in vs])
+def test_every_config_rejects_a_bad_value_naming_it(name, option, value):
+    with pytest.raises(InputError, match=re.escape(repr(value))):
+        prior_config(name, **{option: value})
+
+
+@pytest.mark.parametrize("name", list(PRIORS))
+def test_unknown_options_list_the_allowed_ones_and_fields_have_help(name, monkeypatch, capsys):
+    allowed = [f.name for f in dataclasses.fields(PRIORS[name].config)]
+    with pytest.raises(InputError, match=f"unknown option 'colr' for prior '{name}'; allowed: {', '.join(allowed)}$"):
+        prior_config(name, colr=1)
+    tyro = pytest.importorskip("tyro")
+    monkeypatch.setenv("COLUMNS", "300")
+    with pytest.raises(SystemExit):
+        tyro.cli(PRIORS[name].config, args=["--help"])
+    lines = capsys.readouterr().out.splitlines()
+    for option in allowed:  # each field's docstring is its CLI help
+        line = next(line for line in lines if f"--{option.replace('_', '-')} " in line)
+        assert not re.search(r"--\S+ \S+\s+\((default|required)", line), line
+
+
+def test_unknown_prior_lists_the_table():
+    with pytest.raises(InputError, match=f"unknown prior 'sd9'; allowed: {', '.join(PRIORS)}$"):
+        prior_config("sd9")
+    with pytest.raises(InputError, match="is not the config of a prior; allowed: ToyworldPriorConfig"):
+        load_config(dataclasses.make_dataclass("NotAPrior", [])())
+
+
+def test_load_keeps_its_options_and_progress():
+    calls = []
+    prior = load("toyworld", n=40, res=32, seed=3, schedule="cosine", device="cpu", progress=lambda d, n: calls.append(n))
+    assert len(prior) == 40 and calls and calls[-1] == 40
+    assert load("gaussian", size=3, length_scale=1.0).image_shape == (3, 3, 3)
+    assert load("gmm", size=4, std=0.2).image_shape == (3, 4, 4)
+    assert prior_config("gmm", std=0.2) == GMMPriorConfig(std=0.2)
+
+
+def test_tiny_config_names_the_missing_file(tmp_path):
+    from diffrep.priors import tiny
+
+    weights = tiny.save_tiny(tiny.TinyUNet(tiny.UNetConfig(channels=16)), tmp_path / "mine.safetensors")
+    assert prior_config("tiny", path=str(weights)).path == str(weights)
+    weights.with_suffix(".json").unlink()
+    with pytest.raises(InputError, match=r"tiny prior config '.*mine\.json' does not exist: the weights mine\.safetensors"):
+        prior_config("tiny", path=str(weights))
+    with pytest.raises(InputError, match=r"tiny prior file '.*other\.safetensors' does not exist"):
+        prior_config("tiny", path=str(tmp_path / "other.safetensors"))
+
+
+# The widened interface: the conditional/unconditional pair, prompts, latents, devices.
+
+class PointMassPrior:
+    """A prior written as a user would, with only the four protocol members: a point mass on one of
+    two images chosen by the prompt, the unconditional model a point mass on their mean."""
+
+    def __init__(self):
+        self.alphas_cumprod = torch.linspace(0.999, 0.01, 100)
+        self.image_shape = (3, 4, 4)
+        ramp = torch.linspace(-1, 1, 4).expand(3, 4, 4)
+        self.images = {"left": ramp, "right": ramp.flip(-1), None: torch.zeros(3, 4, 4)}
+        self.calls = 0
+
+    def encode_prompt(self, text):
+        return text or None
+
+    def eps(self, x_t, t, cond):
+        self.calls += 1
+        ab = self.alphas_cumprod[t].view(-1, 1, 1, 1)
+        x_star = torch.stack([self.images[c] for c in per_element(cond, x_t.shape[0])])
+        return (x_t - ab.sqrt() * x_star) / (1 - ab).sqrt()
+
+
+def pair_case(name, gen):
+    """(prior, cond, uncond) for each kind of prior: analytic, empirical, learned, user-written."""
+    if name == "gaussian":
+        return default_gaussian(size=3), None, None
+    if name == "gmm":
+        prior = default_gmm(size=4)
+        return prior, prior.encode_prompt("red"), None
+    if name == "empirical":
+        prior = random_empirical(gen)
+        return prior, [LabelQuery(kind=0), LabelQuery(colour=1), None], LabelQuery(view=1)
+    if name == "tiny":  # the shipped weights, a random unit embedding as the prompt (no text encoder needed)
+        return load("tiny"), torch.nn.functional.normalize(torch.randn(384, generator=gen), dim=0), None
+    return PointMassPrior(), "right", None
+
+
+PAIR_PRIORS = ["gaussian", "gmm", "empirical", "tiny", "user"]
+
+
+def timesteps(prior):
+    """Three timesteps at 5 %, 40 % and 90 % of the prior's schedule."""
+    return torch.tensor([5, 40, 90]) * len(prior.alphas_cumprod) // 100
+
+
+@pytest.mark.parametrize("name", PAIR_PRIORS)
+def test_pair_from_one_batched_call_equals_two_calls(name, gen):
+    prior, cond, uncond = pair_case(name, gen)
+    x_t = torch.randn(3, *prior.image_shape, generator=gen, dtype=torch.float64 if name == "gaussian" else torch.float32)
+    t = timesteps(prior)
+    eps_c, eps_u = eps_cond_uncond(prior, x_t, t, cond, uncond)
+    torch.testing.assert_close(eps_c, prior.eps(x_t, t, cond), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(eps_u, prior.eps(x_t, t, uncond), atol=1e-5, rtol=1e-5)
+    if name in ("gmm", "empirical", "tiny", "user"):
+        assert not torch.allclose(eps_c, eps_u, atol=1e-3)  # the condition matters
+    counted = CountingPrior(prior)
+    eps_cond_uncond(counted, x_t, t, cond, uncond)
+    assert counted.evaluations == 6
+
+
+def old_cfg_eps(prior, x_t, t, cond, w):
+    """cfg_eps as it was before the batched pair: two separate evaluations."""
+    if cond is None or w == 1.0:
+        return prior.eps(x_t, t, cond)
+    eps_u = prior.eps(x_t, t, None)
+    return eps_u if w == 0.0 else eps_u + w * (prior.eps(x_t, t, cond) - eps_u)
+
+
+@pytest.mark.parametrize("name", PAIR_PRIORS)
+@pytest.mark.parametrize("w", [0.0, 1.0, 3.5])
+def test_cfg_eps_on_the_pair_equals_two_calls(name, w, gen):
+    prior, cond, _ = pair_case(name, gen)
+    x_t, t = torch.randn(3, *prior.image_shape, generator=gen), timesteps(prior)
+    torch.testing.assert_close(cfg_eps(prior, x_t, t, cond, w), old_cfg_eps(prior, x_t, t, cond, w), atol=1e-4, rtol=1e-5)
+
+
+def test_user_prior_with_four_members_gets_one_batched_call(gen):
+    prior = PointMassPrior()
+    assert isinstance(prior, Prior) and not latent(prior) and prior_device(prior) == torch.device("cpu")
+    x_t, t = torch.randn(2, 3, 4, 4, generator=gen), torch.tensor([10, 60])
+    cfg_eps(prior, x_t, t, "left", 4.0)
+    assert prior.calls == 1
+    cfg_eps(prior, x_t, t, None, 4.0)  # nothing to guide: one evaluation of B
+    cfg_eps(prior, x_t, t, "left", 1.0)
+    assert prior.calls == 3
+
+
+def test_negative_prompt_replaces_the_unconditional(gen):
+    prior = default_gmm(size=4)
+    c = encode_prompts(prior, "red", negative="blue")
+    assert isinstance(c, Conditioning) and encode_prompts(prior, "red").uncond is None
+    x_t, t, w = torch.randn(3, 3, 4, 4, generator=gen), torch.tensor([100, 400, 800]), 3.0
+    e_c, e_neg = prior.eps(x_t, t, c.cond), prior.eps(x_t, t, c.uncond)
+    torch.testing.assert_close(cfg_eps(prior, x_t, t, c.cond, w, c.uncond), e_neg + w * (e_c - e_neg))
+    assert not torch.allclose(cfg_eps(prior, x_t, t, c.cond, w, c.uncond), cfg_eps(prior, x_t, t, c.cond, w), atol=1e-3)
+    torch.testing.assert_close(cfg_eps(prior, x_t, t, c.cond, 0.0, c.uncond), e_neg)
+    per_view = encode_prompts(prior, ["red", "green", "red"])  # one prompt per element (views)
+    torch.testing.assert_close(prior.eps(x_t, t, per_view.cond)[1], prior.eps(x_t[1:2], t[1:2], prior.encode_prompt("green"))[0])
+
+
+def test_per_element_checks_the_batch():
+    assert per_element("a", 3) == ["a", "a", "a"] and per_element(None, 2) == [None, None]
+    with pytest.raises(InputError, match="2 conditions for a batch of 3"):
+        per_element(["a", "b"], 3)
+
+
+class FakeLatentPrior(PointMassPrior):
+    """A latent prior: 3 x 4 x 4 latents decode to 3 x 8 x 8 images."""
+
+    def decode(self, latents):
+        self.decoded = latents
+        return torch.nn.functional.interpolate(latents, scale_factor=2)
+
+
+def test_to_rgb_decodes_latents_and_leaves_pixels(gen):
+    x = torch.randn(2, 3, 4, 4, generator=gen)
+    for prior in (default_gmm(size=4), PointMassPrior(), CountingPrior(default_gmm(size=4))):
+        assert not latent(prior) and to_rgb(prior, x) is x
+    fake = FakeLatentPrior()
+    for prior in (fake, CountingPrior(fake)):
+        assert latent(prior) and to_rgb(prior, x).shape == (2, 3, 8, 8) and fake.decoded is x
+
+
+def test_device_rule_on_the_cpu(gen):
+    assert prior_device(default_gmm()) == prior_device(PointMassPrior()) == torch.device("cpu")
+    prior = random_empirical(gen)
+    counted = CountingPrior(prior)
+    assert prior_device(counted) == prior.device == torch.device("cpu")
+    # Noise comes from the caller's generator on its own device, bit for bit torch.randn's.
+    z = draw_noise((2, 3, 4, 4), torch.Generator().manual_seed(7), device=prior_device(prior))
+    assert torch.equal(z, torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(7)))
+    t = torch.tensor([0, 500, 999])
+    a, s = noise_levels(prior.alphas_cumprod, t, torch.float32)
+    ab = prior.alphas_cumprod.to(torch.float64)[t]
+    assert torch.equal(a.flatten(), ab.sqrt().float()) and torch.equal(s.flatten(), (1 - ab).sqrt().float())
+    assert check_device("cpu") == "cpu"
+    with pytest.raises(InputError, match="device='tpu' is not allowed here; allowed: cpu"):
+        check_device("tpu")

@@ -14,7 +14,7 @@ from typing import Annotated
 import tyro
 
 from diffrep.errors import InputError
-from diffrep.priors.tiny.train import TrainConfig
+from diffrep.training.tiny import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -295,7 +295,10 @@ class Progress:
 def prior_options(a: PriorArgs) -> dict:
     """The load options ``a`` gives its prior; an option the prior does not take is an ``InputError``."""
     from diffrep.checks import check_choice
-    from diffrep.priors import PRIORS, prior_fields
+    from diffrep.priors import PRIORS
+
+    def prior_fields(name: str) -> set[str]:
+        return {f.name for f in fields(PRIORS[name].config)}
 
     check_choice("prior", a.prior, PRIORS)
     given = {flag: getattr(a, flag) for flag in PRIOR_FIELDS if getattr(a, flag) is not None}
@@ -308,22 +311,20 @@ def prior_options(a: PriorArgs) -> dict:
     return {PRIOR_FIELDS[flag]: value for flag, value in given.items()}
 
 
-def check_prior(a: PriorArgs) -> dict:
-    """Validate the prior's options before anything is loaded; returns them."""
+def check_prior(a: PriorArgs):
+    """The prior's validated config, before anything is loaded."""
     from diffrep.priors import prior_config
 
-    options = prior_options(a)
-    prior_config(a.prior, **options)
-    return options
+    return prior_config(a.prior, **prior_options(a))
 
 
 def load_prior(a: PriorArgs):
     """Load the prior an argument group names, with a progress bar while toy-world data is generated."""
-    from diffrep import priors
+    from diffrep.priors import load_config
 
     bar = Progress(f"{a.prior} prior (first use of a data set generates it, then it is cached)")
     try:
-        return priors.load(a.prior, progress=bar.count, **prior_options(a))
+        return load_config(check_prior(a), progress=bar.count)
     finally:
         bar.close()
 
@@ -428,7 +429,7 @@ def run_bench(a: BenchArgs) -> int:
 
 
 def run_train_prior(a: TrainPriorArgs) -> int:
-    from diffrep.priors.tiny.train import check_config, train
+    from diffrep.training.tiny import check_config, train
 
     config = TrainConfig(**{k: v for k, v in asdict(a).items() if k != "resume"})
     check_config(config)  # before the run folder exists: bad input leaves nothing behind

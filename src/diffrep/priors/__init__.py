@@ -1,64 +1,101 @@
-"""Priors: the protocol, the embedded toy-world empirical prior, analytic priors, guidance."""
+"""Priors: the protocol and its helpers, the table of built-in priors, and the priors themselves.
+
+``PRIORS`` is the one list of priors: name -> (config dataclass, loader, summary). The API, the
+CLI, ``run.json`` and error messages take their names, options and help from it. Adding a prior is
+one module (the prior, its config, ``<name>_from_config``) plus one entry here.
+"""
 
 from __future__ import annotations
 
-import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Any
 
 from diffrep.errors import InputError
-from diffrep.priors.analytic import GaussianPrior, GMMPrior, default_gaussian, default_gmm
-from diffrep.priors.base import CountingPrior, Prior, cfg_eps
-from diffrep.priors.empirical import EmpiricalPrior, toyworld_prior
+from diffrep.priors.analytic import (
+    GaussianPrior, GaussianPriorConfig, GMMPrior, GMMPriorConfig, default_gaussian, default_gmm, gaussian_from_config,
+    gmm_from_config,
+)
+from diffrep.priors.base import (
+    Conditioning, CountingPrior, Prior, cfg_eps, draw_noise, encode_prompts, eps_cond_uncond, latent, per_element,
+    prior_device, to_rgb,
+)
+from diffrep.priors.empirical import EmpiricalPrior, ToyworldPriorConfig, toyworld_from_config, toyworld_prior
 from diffrep.priors.prompts import LabelQuery, parse_prompt
-
-PRIORS: tuple[str, ...] = ("toyworld", "gaussian", "gmm", "tiny")
+from diffrep.priors.tiny import TinyPriorConfig, tiny_from_config
 
 __all__ = [
-    "PRIORS", "Prior", "CountingPrior", "cfg_eps", "load",
+    "PRIORS", "PriorEntry", "Prior", "load", "load_config", "prior_config", "prior_name",
+    "ToyworldPriorConfig", "GaussianPriorConfig", "GMMPriorConfig", "TinyPriorConfig",
+    "CountingPrior", "Conditioning", "cfg_eps", "eps_cond_uncond", "encode_prompts", "per_element",
+    "latent", "to_rgb", "prior_device", "draw_noise",
     "EmpiricalPrior", "GaussianPrior", "GMMPrior", "LabelQuery", "parse_prompt",
     "toyworld_prior", "default_gaussian", "default_gmm",
 ]
 
 
-_MAKERS = {"toyworld": toyworld_prior, "gaussian": default_gaussian, "gmm": default_gmm}
+@dataclass(frozen=True)
+class PriorEntry:
+    """One row of ``PRIORS``."""
+
+    config: type
+    """Frozen dataclass of the prior's options; it validates itself in ``__post_init__``."""
+    load: Callable[..., Prior]
+    """``load(config, *, progress=None) -> Prior``; ``progress(done, total)`` while data is generated."""
+    summary: str
+    """One line for ``--help`` and error messages."""
 
 
-def _maker(name: str):
+PRIORS: dict[str, PriorEntry] = {
+    "toyworld": PriorEntry(ToyworldPriorConfig, toyworld_from_config,
+                           "the embedded default: exact empirical prior over toy-world images, prompts by label"),
+    "gaussian": PriorEntry(GaussianPriorConfig, gaussian_from_config,
+                           "analytic correlated Gaussian over small images, unconditional"),
+    "gmm": PriorEntry(GMMPriorConfig, gmm_from_config,
+                      "analytic mixture of four flat colours, prompts red/green/blue/yellow"),
+    "tiny": PriorEntry(TinyPriorConfig, tiny_from_config,
+                       "learned text-conditioned U-Net on the toy world (prompts need diffrep[tiny])"),
+}
+
+
+def prior_config(name: str, **options: Any) -> Any:
+    """The validated config of prior ``name`` with ``options`` (the rest at their defaults).
+
+    >>> prior_config("gmm", std=0.2)
+    GMMPriorConfig(size=16, std=0.2)
+    """
     if name not in PRIORS:
         raise InputError(f"unknown prior {name!r}; allowed: {', '.join(PRIORS)}")
-    return _MAKERS.get(name, _load_tiny)
+    allowed = [f.name for f in fields(PRIORS[name].config)]
+    if bad := sorted(set(options) - set(allowed)):
+        raise InputError(f"unknown option {bad[0]!r} for prior {name!r}; allowed: {', '.join(allowed)}")
+    return PRIORS[name].config(**options)
 
 
-def prior_fields(name: str) -> set[str]:
-    """The options prior ``name`` takes."""
-    return set(inspect.signature(_maker(name)).parameters) - {"progress"}
+def prior_name(config: Any) -> str:
+    """The name in ``PRIORS`` of a config instance (for ``run.json``)."""
+    for name, entry in PRIORS.items():
+        if type(config) is entry.config:
+            return name
+    raise InputError(f"{type(config).__name__} is not the config of a prior; allowed: "
+                     + ", ".join(entry.config.__name__ for entry in PRIORS.values()))
 
 
-def prior_config(name: str, **options: Any) -> dict[str, Any]:
-    """Validate ``name`` and its option names (TEMPORARY: becomes the prior's config dataclass)."""
-    allowed = prior_fields(name)
-    if bad := sorted(set(options) - allowed):
-        raise InputError(f"unknown option {bad[0]!r} for prior {name!r}; allowed: {', '.join(sorted(allowed))}")
-    return options
+def load_config(config: Any, *, progress: Callable[[int, int], None] | None = None) -> Prior:
+    """Load the prior a config instance (or a prior name, with default options) describes."""
+    if isinstance(config, str):
+        config = prior_config(config)
+    return PRIORS[prior_name(config)].load(config, progress=progress)
 
 
-def load(name: str = "toyworld", *, progress=None, **options: Any) -> Prior:
-    """A ready prior by name: ``toyworld`` (default; options ``n``, ``res``, ``seed``,
-    ``schedule``), ``gaussian`` (``size``, ``length_scale``), ``gmm`` (``size``, ``std``),
-    ``tiny`` (the learned prior; ``path`` to trained weights, ``device``; needs ``diffrep[tiny]``).
+def load(name: str = "toyworld", *, progress: Callable[[int, int], None] | None = None, **options: Any) -> Prior:
+    """A ready prior by name and options (``prior_config``'s): ``toyworld`` (default; ``n``, ``res``,
+    ``seed``, ``schedule``, ``device``), ``gaussian`` (``size``, ``length_scale``), ``gmm`` (``size``,
+    ``std``), ``tiny`` (``path`` to trained weights, ``device``). ``progress(done, total)`` is called
+    while toy-world data is generated.
 
     >>> prior = load("gmm")
     >>> prior.image_shape
     (3, 16, 16)
     """
-    maker = _maker(name)
-    prior_config(name, **options)
-    if progress is not None and "progress" in inspect.signature(maker).parameters:
-        options["progress"] = progress
-    return maker(**options)
-
-
-def _load_tiny(path: str | None = None, device: str = "cpu") -> Prior:
-    from diffrep.priors.tiny import load_tiny
-
-    return load_tiny(path, device)
+    return load_config(prior_config(name, **options), progress=progress)

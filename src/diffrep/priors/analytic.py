@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from diffrep.errors import InputError
-from diffrep.priors.base import noise_levels
+from diffrep.priors.base import check_int, check_positive, noise_levels
 from diffrep.schedule import linear_schedule
 
 
@@ -41,11 +42,16 @@ class GaussianPrior:
             raise InputError(f"the gaussian prior is unconditional; got prompt {text!r}")
         return None
 
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
     def eps(self, x_t: Tensor, t: Tensor, cond: object = None) -> Tensor:
-        a, s = noise_levels(self.alphas_cumprod, t, torch.float64)
-        r = (x_t.to(torch.float64) - a * self.mean).flatten(1) @ self._U  # [B, D] in the eigenbasis
+        """``cond`` is ignored (the prior is unconditional): ``None`` or a list of ``None``."""
+        a, s = noise_levels(self.alphas_cumprod, t.to(self.device), torch.float64)
+        r = (x_t.to(self.device, torch.float64) - a * self.mean).flatten(1) @ self._U  # [B, D] in the eigenbasis
         r = r * s.view(-1, 1) / (a.view(-1, 1) ** 2 * self._lam + s.view(-1, 1) ** 2)
-        return (r @ self._U.T).view_as(x_t).to(x_t.dtype)
+        return (r @ self._U.T).view_as(x_t).to(x_t.device, x_t.dtype)
 
     def sample_x0(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Exact samples ``[n, C, H, W]`` (float64)."""
@@ -59,7 +65,8 @@ class GMMPrior:
 
     ``weights [K]``, ``means [K, C, H, W]``, ``stds [K]`` (isotropic) or ``[K, C, H, W]``.
     ``encode_prompt(text)`` selects the components whose label equals ``text``; the result is a
-    boolean component mask, so conditional and unconditional models are exact and CFG is too.
+    boolean component mask, so conditional and unconditional models are exact and CFG is too;
+    ``cond`` is ``None``, one mask, or a list with one of those per batch element.
     """
 
     def __init__(self, weights: Tensor, means: Tensor, stds: Tensor, labels: Sequence[str] | None = None,
@@ -81,25 +88,32 @@ class GMMPrior:
             raise InputError(f"unknown prompt {text!r} for the gmm prior; allowed: {', '.join(sorted(set(self.labels)))}")
         return mask
 
-    def _log_weights(self, cond: Tensor | None) -> Tensor:
-        logw = self.weights.log()
-        return logw if cond is None else logw.masked_fill(~cond, -math.inf)
+    @property
+    def device(self) -> torch.device:
+        return self.means.device
 
-    def responsibilities(self, x_t: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
+    def _log_weights(self, cond: Tensor | list | None) -> Tensor:
+        """Log prior weights ``[K]`` of a condition, or ``[B, K]`` of a per-element list."""
+        if isinstance(cond, list):
+            return torch.stack([self._log_weights(c) for c in cond])
+        logw = self.weights.log()
+        return logw if cond is None else logw.masked_fill(~cond.to(self.device), -math.inf)
+
+    def responsibilities(self, x_t: Tensor, t: Tensor, cond: Tensor | list | None = None) -> Tensor:
         """Posterior component probabilities ``p(k | x_t)`` ``[B, K]``."""
-        a, s = noise_levels(self.alphas_cumprod, t, torch.float64)
+        a, s = noise_levels(self.alphas_cumprod, t.to(self.device), torch.float64)
         var = a[:, None] ** 2 * self.vars + s[:, None] ** 2  # [B, K, C, H, W]
-        diff = x_t.to(torch.float64)[:, None] - a[:, None] * self.means
+        diff = x_t.to(self.device, torch.float64)[:, None] - a[:, None] * self.means
         log_n = -0.5 * (diff**2 / var + var.log() + math.log(2 * math.pi)).flatten(2).sum(-1)
         return torch.softmax(log_n + self._log_weights(cond), dim=1)
 
-    def eps(self, x_t: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
-        a, s = noise_levels(self.alphas_cumprod, t, torch.float64)
+    def eps(self, x_t: Tensor, t: Tensor, cond: Tensor | list | None = None) -> Tensor:
+        a, s = noise_levels(self.alphas_cumprod, t.to(self.device), torch.float64)
         var = a[:, None] ** 2 * self.vars + s[:, None] ** 2
-        diff = x_t.to(torch.float64)[:, None] - a[:, None] * self.means
+        diff = x_t.to(self.device, torch.float64)[:, None] - a[:, None] * self.means
         gamma = self.responsibilities(x_t, t, cond)
         eps = s * (gamma[..., None, None, None] * diff / var).sum(1)
-        return eps.to(x_t.dtype)
+        return eps.to(x_t.device, x_t.dtype)
 
     def sample_x0(self, n: int, cond: Tensor | None = None, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Exact samples ``[n, C, H, W]`` and their component indices ``[n]``."""
@@ -128,3 +142,41 @@ def default_gmm(size: int = 16, std: float = 0.1) -> GMMPrior:
     means = torch.tensor(list(colours.values()), dtype=torch.float64).mul(0.8)[:, :, None, None].expand(4, 3, size, size)
     weights = torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=torch.float64)
     return GMMPrior(weights, means.clone(), torch.full((4,), std, dtype=torch.float64), labels=list(colours))
+
+
+@dataclass(frozen=True)
+class GaussianPriorConfig:
+    """Options of the ``gaussian`` prior (``default_gaussian``)."""
+
+    size: int = 8
+    """Image side: the prior is over 3 x size x size images (at least 2)."""
+    length_scale: float = 2.0
+    """Correlation length of the RBF covariance, in pixels."""
+
+    def __post_init__(self):
+        check_int("size", self.size, minimum=2)
+        check_positive("length_scale", self.length_scale)
+
+
+def gaussian_from_config(config: GaussianPriorConfig, *, progress=None) -> GaussianPrior:
+    """The ``gaussian`` prior of a config (``progress`` unused: nothing to generate)."""
+    return default_gaussian(config.size, config.length_scale)
+
+
+@dataclass(frozen=True)
+class GMMPriorConfig:
+    """Options of the ``gmm`` prior (``default_gmm``)."""
+
+    size: int = 16
+    """Image side: the prior is over 3 x size x size images."""
+    std: float = 0.1
+    """Per-pixel standard deviation of each flat-colour component."""
+
+    def __post_init__(self):
+        check_int("size", self.size)
+        check_positive("std", self.std)
+
+
+def gmm_from_config(config: GMMPriorConfig, *, progress=None) -> GMMPrior:
+    """The ``gmm`` prior of a config (``progress`` unused: nothing to generate)."""
+    return default_gmm(config.size, config.std)

@@ -1,12 +1,26 @@
-"""The prior protocol every method talks to, classifier-free guidance, and evaluation counting."""
+"""The prior protocol every method talks to, the helpers every method builds on (guidance, prompts,
+decoding, devices), and evaluation counting.
+
+A prior implements the four members of ``Prior``; everything else here works on any prior and uses
+an optional member (``eps_cond_uncond``, ``decode``, ``device``) where a prior has one.
+
+Device rule: random draws use the caller's ``torch.Generator`` on its own device (CPU by default, so
+a seed gives the same numbers with or without an accelerator) and are then moved to
+``prior_device(prior)`` (``draw_noise``); a prior accepts ``x_t`` on any device, computes on its own
+and returns ε on the device of ``x_t``.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
+
+from diffrep.errors import InputError
 
 
 @runtime_checkable
@@ -16,7 +30,11 @@ class Prior(Protocol):
     ``alphas_cumprod``: 1-D tensor of length ``T``; ``image_shape``: ``(C, H, W)`` of what the
     prior denoises, values in [-1, 1]; ``encode_prompt(text)`` returns any condition object
     (``None`` is unconditional); ``eps(x_t, t, cond)`` predicts the noise of a batch
-    ``x_t: [B, C, H, W]`` at integer timesteps ``t: [B]``.
+    ``x_t: [B, C, H, W]`` at integer timesteps ``t: [B]``, where ``cond`` is one condition for the
+    whole batch or a ``list`` of ``B``, one per element (``per_element`` turns either into the list).
+
+    Optional members the helpers use: ``device`` (where it computes, default CPU), ``decode`` (a
+    latent prior: latents -> RGB), ``eps_cond_uncond`` (a faster conditional/unconditional pair).
     """
 
     alphas_cumprod: Tensor
@@ -27,35 +45,138 @@ class Prior(Protocol):
     def eps(self, x_t: Tensor, t: Tensor, cond: Any) -> Tensor: ...
 
 
-def as_timesteps(t: Tensor | int, batch: int) -> Tensor:
-    """Broadcast an integer timestep (or a [B] tensor) to a long tensor ``[B]``."""
+def as_timesteps(t: Tensor | int, batch: int, device: torch.device | str | None = None) -> Tensor:
+    """Broadcast an integer timestep (or a [B] tensor) to a long tensor ``[B]`` (on ``device`` if given)."""
     if isinstance(t, int):
-        return torch.full((batch,), t, dtype=torch.long)
-    t = torch.as_tensor(t, dtype=torch.long)
+        return torch.full((batch,), t, dtype=torch.long, device=device)
+    t = torch.as_tensor(t, dtype=torch.long, device=device)
     return t.expand(batch) if t.ndim == 0 else t
 
 
 def noise_levels(alphas_cumprod: Tensor, t: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-    """``a_t = sqrt(alpha_bar_t)`` and ``s_t = sqrt(1 - alpha_bar_t)`` as ``[B, 1, 1, 1]`` tensors."""
-    ab = alphas_cumprod.to(torch.float64)[t.cpu()]
+    """``a_t = sqrt(alpha_bar_t)`` and ``s_t = sqrt(1 - alpha_bar_t)`` as ``[B, 1, 1, 1]`` tensors on
+    the device of ``t``."""
+    ab = alphas_cumprod.to(t.device, torch.float64)[t]
     shape = (-1, 1, 1, 1)
     return ab.sqrt().to(dtype).view(shape), (1 - ab).sqrt().to(dtype).view(shape)
+
+
+# Devices.
+
+def prior_device(prior: Prior) -> torch.device:
+    """Where ``prior`` computes: its ``device`` attribute, or the CPU for a prior without one."""
+    return torch.device(getattr(prior, "device", None) or "cpu")
+
+
+def draw_noise(shape: Sequence[int], generator: torch.Generator | None = None, *,
+               device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
+    """``N(0, I)`` of ``shape``, drawn on the generator's device (CPU by default), moved to ``device``.
+
+    >>> draw_noise((2, 3), torch.Generator().manual_seed(0), device="cpu").shape
+    torch.Size([2, 3])
+    """
+    z = torch.randn(shape, generator=generator, dtype=dtype, device=generator.device if generator is not None else "cpu")
+    return z if device is None else z.to(device)
+
+
+def available_devices() -> list[str]:
+    """The devices this machine can compute on: ``cpu``, ``cuda:N`` for each GPU, ``mps``."""
+    cuda = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    return ["cpu", *cuda, *(["mps"] if torch.backends.mps.is_available() else [])]
+
+
+def check_device(device: str) -> str:
+    """Validate a device name against ``available_devices()`` (``cuda`` means ``cuda:0``)."""
+    allowed = available_devices()
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError):
+        d = None
+    name = None if d is None else d.type if d.type in ("cpu", "mps") else f"{d.type}:{d.index or 0}"
+    if name not in allowed:
+        raise InputError(f"device={device!r} is not allowed here; allowed: {', '.join(allowed)}")
+    return device
+
+
+# Conditions.
+
+def per_element(cond: Any, batch: int) -> list:
+    """``cond`` as a list of ``batch`` conditions: a list is checked and kept, anything else repeated."""
+    if not isinstance(cond, list):
+        return [cond] * batch
+    if len(cond) != batch:
+        raise InputError(f"{len(cond)} conditions for a batch of {batch}; give one per element")
+    return cond
+
+
+@dataclass(frozen=True, eq=False)
+class Conditioning:
+    """A prompt's encoding and its negative prompt's, as guidance takes them:
+    ``cfg_eps(prior, x_t, t, c.cond, w, c.uncond)``. DDS encodes its source prompt as a second one."""
+
+    cond: Any
+    """``prior.encode_prompt(prompt)``; ``None`` is unconditional; a list holds one per batch element."""
+    uncond: Any = None
+    """The negative prompt's encoding; ``None`` is the empty prompt (plain classifier-free guidance)."""
+
+
+def encode_prompts(prior: Prior, prompt: str | list[str] | None, negative: str | None = None) -> Conditioning:
+    """Encode a prompt (or a list of per-element prompts) and an optional negative prompt, once each.
+
+    >>> from diffrep.priors import load
+    >>> c = encode_prompts(load("gmm"), "red", negative="blue")
+    >>> c.cond.tolist(), c.uncond.tolist()
+    ([True, False, False, False], [False, False, True, False])
+    """
+    cond = [prior.encode_prompt(p) for p in prompt] if isinstance(prompt, list) else prior.encode_prompt(prompt)
+    return Conditioning(cond, prior.encode_prompt(negative) if negative else None)
+
+
+# Guidance.
+
+def eps_cond_uncond(prior: Prior, x_t: Tensor, t: Tensor, cond: Any, uncond: Any = None) -> tuple[Tensor, Tensor]:
+    """``(ε̂(x_t, t, cond), ε̂(x_t, t, uncond))`` from one batched evaluation of ``[x_t; x_t]``.
+
+    ``x_t: [B, C, H, W]``, ``t: [B]``; ``uncond`` ``None`` is the empty prompt. A prior may provide
+    its own ``eps_cond_uncond(x_t, t, cond, uncond)``; otherwise its ``eps`` gets the ``2B`` images
+    with a per-element list of conditions. NFSD, LMC-SDS and DDS need the two terms apart."""
+    if (pair := getattr(prior, "eps_cond_uncond", None)) is not None:
+        return pair(x_t, t, cond, uncond)
+    B = x_t.shape[0]
+    t = as_timesteps(t, B)
+    eps = prior.eps(torch.cat([x_t, x_t]), torch.cat([t, t]), per_element(cond, B) + per_element(uncond, B))
+    return eps[:B], eps[B:]
 
 
 def cfg_eps(prior: Prior, x_t: Tensor, t: Tensor, cond: Any, guidance_scale: float, uncond: Any = None) -> Tensor:
     """Classifier-free guidance: ``eps_w = eps(uncond) + w (eps(cond) - eps(uncond))`` (design §1).
 
-    ``w = 1`` (or no condition) costs one evaluation, ``w = 0`` is the unconditional model."""
-    if cond is None or guidance_scale == 1.0:
+    ``uncond`` is a negative prompt's encoding (``None``: the empty prompt). ``w = 1`` (or ``cond``
+    the same object as ``uncond``, e.g. both ``None``) costs one evaluation, ``w = 0`` is
+    ``eps(uncond)``; otherwise the pair comes from one batched call (``eps_cond_uncond``)."""
+    if guidance_scale == 1.0 or cond is uncond:
         return prior.eps(x_t, t, cond)
-    eps_u = prior.eps(x_t, t, uncond)
     if guidance_scale == 0.0:
-        return eps_u
-    return eps_u + guidance_scale * (prior.eps(x_t, t, cond) - eps_u)
+        return prior.eps(x_t, t, uncond)
+    eps_c, eps_u = eps_cond_uncond(prior, x_t, t, cond, uncond)
+    return eps_u + guidance_scale * (eps_c - eps_u)
+
+
+# Latent priors.
+
+def latent(prior: Prior) -> bool:
+    """Whether ``prior`` denoises latents: it has ``decode(latents) -> rgb`` (design §2)."""
+    return callable(getattr(prior, "decode", None))
+
+
+def to_rgb(prior: Prior, x: Tensor) -> Tensor:
+    """Images in [-1, 1] from what ``prior`` denoises: ``prior.decode(x)`` for a latent prior, else ``x``."""
+    return prior.decode(x) if latent(prior) else x
 
 
 class CountingPrior:
-    """Wraps a prior and counts prior evaluations (one per image of each ``eps`` batch)."""
+    """Wraps a prior and counts prior evaluations (one per image of each ``eps`` batch, two per
+    image of an ``eps_cond_uncond`` pair); other members (``device``, ``decode``...) are the prior's."""
 
     def __init__(self, prior: Prior):
         self.prior = prior
@@ -70,14 +191,40 @@ class CountingPrior:
         self.evaluations += x_t.shape[0]
         return self.prior.eps(x_t, t, cond)
 
-    def __getattr__(self, name: str) -> Any:  # decode/encode of latent priors, labels, ...
+    def eps_cond_uncond(self, x_t: Tensor, t: Tensor, cond: Any, uncond: Any = None) -> tuple[Tensor, Tensor]:
+        self.evaluations += 2 * x_t.shape[0]
+        return eps_cond_uncond(self.prior, x_t, t, cond, uncond)
+
+    def __getattr__(self, name: str) -> Any:  # device, decode/encode of latent priors, labels, ...
         return getattr(self.prior, name)
 
 
+# Validation of options (configs call these in ``__post_init__``).
+
 def check_finite_scale(name: str, value: float) -> float:
     """Validate a non-negative finite scale (guidance, eta, strength...)."""
-    from diffrep.errors import InputError
-
     if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise InputError(f"{name}={value!r} is not allowed; it must be a finite number >= 0")
     return float(value)
+
+
+def check_int(name: str, value: int, minimum: int = 1) -> int:
+    """Validate an integer ``>= minimum`` (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        allowed = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise InputError(f"{name}={value!r} is not allowed; it must be {allowed}")
+    return value
+
+
+def check_positive(name: str, value: float) -> float:
+    """Validate a positive finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise InputError(f"{name}={value!r} is not allowed; it must be a finite number > 0")
+    return float(value)
+
+
+def check_choice(name: str, value: Any, allowed: Sequence[Any]) -> Any:
+    """Validate that ``value`` is one of ``allowed``."""
+    if value not in allowed:
+        raise InputError(f"{name}={value!r} is not allowed; allowed: {', '.join(map(str, allowed))}")
+    return value

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +17,17 @@ import torch
 from torch import Tensor
 
 from diffrep.errors import InputError
-from diffrep.priors.base import noise_levels
+from diffrep.priors.base import check_choice, check_device, check_int, noise_levels
 from diffrep.priors.prompts import LabelQuery, parse_prompt
-from diffrep.schedule import linear_schedule
+from diffrep.schedule import SCHEDULES, linear_schedule, make_schedule
 
 
 class EmpiricalPrior:
     """Closed-form denoiser of ``data [N, C, H, W]`` with integer ``labels`` (name -> [N]).
 
     ``vocab`` maps each label name to its value names (for prompts); ``cond`` is ``None``, a
-    ``LabelQuery``, or a list with one of those per batch element."""
+    ``LabelQuery``, or a list with one of those per batch element. It computes on the device of
+    ``data``; ``eps`` takes ``x_t`` on any device and answers on it."""
 
     def __init__(self, data: Tensor, labels: dict[str, Tensor] | None = None,
                  vocab: dict[str, tuple[str, ...]] | None = None, alphas_cumprod: Tensor | None = None):
@@ -42,6 +44,10 @@ class EmpiricalPrior:
 
     def __len__(self) -> int:
         return self.data.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.data.device
 
     def encode_prompt(self, text: str | None) -> LabelQuery | None:
         if not text:
@@ -76,7 +82,7 @@ class EmpiricalPrior:
         conds = cond if isinstance(cond, list) else [cond] * x_t.shape[0]
         x0 = torch.empty_like(x_t, dtype=torch.float32)
         for q in set(conds):
-            rows = torch.tensor([i for i, c in enumerate(conds) if c == q])
+            rows = torch.tensor([i for i, c in enumerate(conds) if c == q], device=x_t.device)
             w, idx = self.posterior(x_t[rows], t[rows], q)
             x0[rows] = (w @ self._rows(q, idx)[0]).view(-1, *self.image_shape) + self._mean
         return x0.to(x_t.dtype)
@@ -90,8 +96,9 @@ class EmpiricalPrior:
         return self._gathered[cond]
 
     def eps(self, x_t: Tensor, t: Tensor, cond: Any = None) -> Tensor:
-        a, s = noise_levels(self.alphas_cumprod, t, x_t.dtype)
-        return (x_t - a * self.denoise(x_t, t, cond)) / s
+        x, t = x_t.to(self.device), t.to(self.device)
+        a, s = noise_levels(self.alphas_cumprod, t, x.dtype)
+        return ((x - a * self.denoise(x, t, cond)) / s).to(x_t.device)
 
 
 def describe(cond: LabelQuery | None, vocab: dict[str, tuple[str, ...]]) -> str:
@@ -140,19 +147,43 @@ def toyworld_data(n: int, res: int, seed: int, progress: Callable[[int, int], No
     return tensors
 
 
-def toyworld_prior(n: int = 10_000, res: int = 32, seed: int = 0, schedule: str = "linear",
-                   progress: Callable[[int, int], None] | None = None) -> EmpiricalPrior:
-    """The embedded default: the empirical prior over ``n`` toy-world images (cached on disk)."""
-    from diffrep import toyworld as tw
-    from diffrep.schedule import make_schedule
+@dataclass(frozen=True)
+class ToyworldPriorConfig:
+    """Options of the ``toyworld`` prior: the empirical prior over a generated toy-world set."""
 
-    if res not in (32, 64):
-        raise InputError(f"res={res} is not allowed; the toy world renders 32 or 64")
-    if n < 1:
-        raise InputError(f"n={n} must be a positive integer")
-    d = toyworld_data(n, res, seed, progress)
+    n: int = 10_000
+    """Number of data images (generated on first use, then cached)."""
+    res: int = 32
+    """Resolution: 32 or 64."""
+    seed: int = 0
+    """Seed of the data set."""
+    schedule: str = "linear"
+    """Noise schedule: linear, scaled_linear or cosine."""
+    device: str = "cpu"
+    """Where the denoiser computes (the data set is moved there): cpu, cuda, cuda:N, mps."""
+
+    def __post_init__(self):
+        check_int("n", self.n)
+        check_choice("res", self.res, (32, 64))
+        check_int("seed", self.seed, minimum=0)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_device(self.device)
+
+
+def toyworld_from_config(config: ToyworldPriorConfig, *,
+                         progress: Callable[[int, int], None] | None = None) -> EmpiricalPrior:
+    """The embedded default: the empirical prior over ``config.n`` toy-world images (cached on disk)."""
+    from diffrep import toyworld as tw
+
+    d = toyworld_data(config.n, config.res, config.seed, progress)
     data = d["images"].float() / 127.5 - 1
     labels = {name: d[name].long() for name in ("kind", "colour", "view")}
     vocab = {"kind": tw.KINDS, "colour": tw.COLOURS, "view": tw.VIEWS}
-    return EmpiricalPrior(data, labels, vocab, make_schedule(schedule))
+    return EmpiricalPrior(data.to(config.device), labels, vocab, make_schedule(config.schedule))
 
+
+def toyworld_prior(n: int = 10_000, res: int = 32, seed: int = 0, schedule: str = "linear",
+                   progress: Callable[[int, int], None] | None = None, device: str = "cpu") -> EmpiricalPrior:
+    """``toyworld_from_config`` with the options as arguments (validated by ``ToyworldPriorConfig``)."""
+    config = ToyworldPriorConfig(n=n, res=res, seed=seed, schedule=schedule, device=device)
+    return toyworld_from_config(config, progress=progress)

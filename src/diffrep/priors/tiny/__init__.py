@@ -7,6 +7,7 @@ embedded by all-MiniLM-L6-v2 (``TextEncoder``), which needs the ``diffrep[tiny]`
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +15,14 @@ import torch
 from torch import Tensor
 
 from diffrep.errors import InputError
+from diffrep.priors.base import check_device
 from diffrep.priors.tiny.captions import HELD_OUT_COMBOS, HELD_OUT_TEMPLATES, random_caption
 from diffrep.priors.tiny.text import EMBED_DIM, MAX_TOKENS, TextEncoder
 from diffrep.priors.tiny.unet import TinyUNet, UNetConfig, param_count
 from diffrep.schedule import linear_schedule
 
 __all__ = [
-    "TinyPrior", "load_tiny", "save_tiny", "TextEncoder", "TinyUNet", "UNetConfig", "param_count",
+    "TinyPrior", "TinyPriorConfig", "load_tiny", "tiny_from_config", "save_tiny", "TextEncoder", "TinyUNet", "UNetConfig", "param_count",
     "random_caption", "HELD_OUT_COMBOS", "HELD_OUT_TEMPLATES", "DEFAULT_WEIGHTS", "clip_eps",
 ]
 
@@ -37,7 +39,9 @@ class TinyPrior:
     ``clip_x0`` (default on) clips the implied prediction ``x̂0 = (x_t - s_t ε̂) / a_t`` to the data
     range [-1, 1] and returns the ε consistent with it, as DDPM's ``clip_denoised`` and diffusers'
     ``clip_sample`` do: a small model's x̂0 overshoots at high noise, and without the clip its
-    samples come out saturated and noisy."""
+    samples come out saturated and noisy.
+
+    It computes on its model's device (``device``); ``eps`` takes ``x_t`` on any device and answers on it."""
 
     def __init__(self, model: TinyUNet, encoder: TextEncoder | None = None, alphas_cumprod: Tensor | None = None,
                  clip_x0: bool = True):
@@ -47,6 +51,10 @@ class TinyPrior:
         self.alphas_cumprod = linear_schedule() if alphas_cumprod is None else alphas_cumprod
         self.image_shape = (3, model.config.res, model.config.res)
         self.cond_shape = (1 + MAX_TOKENS, EMBED_DIM) if model.config.cross_attention else (EMBED_DIM,)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
 
     def encode_prompt(self, text: str | None) -> Tensor | None:
         """The text embedding ``[384]``; ``None`` or ``""`` is unconditional (``None``: the model
@@ -107,16 +115,46 @@ def weights_sha256(path: str | Path | None = None) -> str:
     return hashlib.sha256(weights_file(path).read_bytes()).hexdigest()
 
 
+def check_weights(path: str | Path | None = None) -> Path:
+    """The weights file ``load_tiny(path)`` reads, after checking that it and its JSON config exist."""
+    weights = weights_file(path)
+    meta = weights.with_suffix(".json")
+    if weights == DEFAULT_WEIGHTS and not (weights.is_file() and meta.is_file()):
+        raise InputError(f"the shipped tiny prior weights {str(weights)!r} or {meta.name} are missing: reinstall diffrep")
+    if not weights.is_file():
+        raise InputError(f"tiny prior file {str(weights)!r} does not exist; train one with "
+                         "`diffrep train-prior --out DIR` and pass --prior-path DIR")
+    if not meta.is_file():
+        raise InputError(f"tiny prior config {str(meta)!r} does not exist: the weights {weights.name} need the JSON "
+                         "that `diffrep train-prior` writes beside them (copy it along with the weights)")
+    return weights
+
+
+@dataclass(frozen=True)
+class TinyPriorConfig:
+    """Options of the ``tiny`` prior (the learned U-Net; prompts need the ``diffrep[tiny]`` extra)."""
+
+    path: str | None = None
+    """Trained weights: a run folder or its tiny.safetensors (with tiny.json beside it); default: the shipped ones."""
+    device: str = "cpu"
+    """Where the U-Net computes: cpu, cuda, cuda:N, mps."""
+
+    def __post_init__(self):
+        check_weights(self.path)
+        check_device(self.device)
+
+
+def tiny_from_config(config: TinyPriorConfig, *, progress=None) -> TinyPrior:
+    """The ``tiny`` prior of a config (``progress`` unused: nothing to generate)."""
+    return load_tiny(config.path, config.device)
+
+
 def load_tiny(path: str | Path | None = None, device: str | torch.device = "cpu") -> TinyPrior:
     """The tiny prior from ``tiny.safetensors`` (or a directory holding it) and its ``tiny.json``.
 
     Weights are read only through safetensors; a missing or corrupt file is an ``InputError``."""
-    path = weights_file(path)
+    path = check_weights(path)
     meta = path.with_suffix(".json")
-    for p in (path, meta):
-        if not p.is_file():
-            raise InputError(f"tiny prior file {str(p)!r} does not exist; train one with `diffrep train-prior --out DIR` "
-                             "and pass --prior-path DIR" + (" (the shipped weights are missing: reinstall diffrep)" if path == DEFAULT_WEIGHTS else ""))
     try:
         config = UNetConfig.from_dict(json.loads(meta.read_text())["unet"])
     except (ValueError, KeyError, TypeError) as e:
