@@ -89,3 +89,35 @@ def test_resume_refuses_another_runs_checkpoint(tmp_path):
         diffrep.sample("gmm", checkpoint=ckpt, checkpoint_every=1, resume=True, seed=9, **kw)
     with pytest.raises(InputError, match="checkpoints are written by the diffrep methods"):
         diffrep.sample("gmm", method="ddim", checkpoint=ckpt, resume=True)
+
+
+class LatentGMM:
+    """The gmm prior as if it were a latent prior: ``decode`` upsamples 2x (an RGB 'decoder')."""
+
+    def __init__(self):
+        self.inner = diffrep.priors.load("gmm", size=8)
+        self.alphas_cumprod, self.image_shape = self.inner.alphas_cumprod, self.inner.image_shape
+
+    def encode_prompt(self, text):
+        return self.inner.encode_prompt(text)
+
+    def eps(self, x_t, t, cond):
+        return self.inner.eps(x_t, t, cond)
+
+    def decode(self, latents):
+        return torch.nn.functional.interpolate(latents, scale_factor=2, mode="nearest")
+
+
+@pytest.mark.parametrize("rep,method", [("pixels", "ddim"), ("siren", "ddrep"), ("panorama", "ddrep")])
+def test_latents_are_decoded_before_saving(tmp_path, rep, method):
+    kw = {} if method == "ddim" else {"width": 16, "depth": 1}
+    result = diffrep.sample(LatentGMM(), rep=rep, method=method, prompt="blue", n=2, steps=3, **kw)
+    h = result.images.shape[-2]
+    assert h == 16  # decoded: twice the prior's 8x8 latents
+    if result.rep is not None:  # the rep itself renders latents
+        assert result.rep(None).shape[-2:] == (8, 8)
+    if rep == "panorama":
+        assert result.views.shape[-2:] == (16, 16)
+    result.save(tmp_path / "r")
+    from safetensors.torch import load_file
+    assert load_file(tmp_path / "r" / "samples.safetensors")["images"].shape[-2] == 16

@@ -19,8 +19,8 @@ from torch import Tensor
 from diffrep.checkpoint import RunCheckpoint
 from diffrep.checks import check_choice, check_count, check_finite, check_positive_int
 from diffrep.errors import InputError
-from diffrep.methods import METHODS, PLANNED_METHODS, MethodEntry, Sampling
-from diffrep.priors import CountingPrior, Prior, load
+from diffrep.methods import METHODS, PLANNED_METHODS, MethodEntry, Sampling, ViewPrompt
+from diffrep.priors import CountingPrior, Prior, draw_noise, load, prior_device, to_rgb
 from diffrep.reps import PLANNED_REPS, REPS, make_rep, rep_name
 from diffrep.samplers import sample_repaint, sample_sdedit
 from diffrep.schedule import timesteps
@@ -157,6 +157,16 @@ def _condition(prior: Prior, prompt: str | None, cond: Any) -> Any:
     return prior.encode_prompt(prompt) if prompt is not None else cond
 
 
+def _view_condition(prior: Prior, prompt: str | None, cond: Any) -> Any:
+    """A prompt as a ``ViewPrompt``, so reps with view labels condition each view on its own prompt;
+    the plain prompt is encoded now, so a bad prompt fails before the work."""
+    if prompt is None or cond is not None:
+        return _condition(prior, prompt, cond)
+    view_prompt = ViewPrompt(prompt, prior.encode_prompt)
+    view_prompt(None)
+    return view_prompt
+
+
 def _progress(callback, steps: int):
     if callback is None:
         return None
@@ -172,7 +182,10 @@ def _run(prior: Prior, fn, config: dict[str, Any], seed: int) -> Result:
     out = fn(counted, generator)
     elapsed = time.perf_counter() - start
     result = out if isinstance(out, Result) else Result(out)
-    result.images = result.images.clamp(-1, 1).float()
+    # Latent priors: what is saved and shown is the decoded RGB (the rep keeps the latents).
+    result.images = to_rgb(prior, result.images).clamp(-1, 1).float().cpu()
+    if result.views is not None:
+        result.views = to_rgb(prior, result.views.flatten(0, 1)).unflatten(0, result.views.shape[:2]).clamp(-1, 1).cpu()
     result.info = {"config": config, "seed": seed, "prior_evaluations": counted.evaluations,
                    "timings": {"sampling_s": round(elapsed, 4)}, "versions": versions()}
     return result
@@ -202,7 +215,7 @@ def _method_run(spec: RunSpec, n: int, cond: Any, callback, checkpoint: RunCheck
     entry = spec.entry
 
     def run(p: Prior, g: torch.Generator) -> Result:
-        rep = make_rep(spec.rep_options, p.image_shape, n, generator=g)
+        rep = make_rep(spec.rep_options, p.image_shape, n, generator=g).to(prior_device(p))
         state = load_state(checkpoint, entry, rep, g) if checkpoint is not None and resume else None
 
         def step_done(d: dict[str, Any]) -> None:
@@ -261,7 +274,7 @@ def sample(prior: Prior | str = "toyworld", *, rep: str | Any = "pixels", method
     spec, ckpt = prepare(rep, method, sampling=Sampling(steps, guidance_scale, eta), n=n, seed=seed, prompt=prompt,
                          checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, **options)
     prior = resolve_prior(prior)
-    c = _condition(prior, prompt, cond)
+    c = _view_condition(prior, prompt, cond)
     run = _method_run(spec, n, c, callback, ckpt, resume)
     return _run(prior, run, {"prompt": prompt, "n": n} | spec.record(), seed)
 
@@ -311,7 +324,7 @@ def inpaint(prior: Prior | str, image: Tensor, mask: Tensor, *, prompt: str | No
     ts = timesteps(len(prior.alphas_cumprod), steps)
 
     def run(p: Prior, g: torch.Generator) -> Tensor:
-        x = torch.randn(n, *p.image_shape, generator=g)
+        x = draw_noise((n, *p.image_shape), g, device=prior_device(p))
         return sample_repaint(p, x, ts, known, mask, c, rounds=rounds, guidance_scale=guidance_scale, eta=eta,
                               generator=g, callback=_progress(callback, len(ts)))
 

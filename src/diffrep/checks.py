@@ -31,17 +31,29 @@ def check_choice(name: str, value: Any, allowed: Iterable[str], planned: Iterabl
     return value
 
 
-def check_positive_int(name: str, value: Any) -> int:
-    if not (is_int(value) and value > 0):
-        raise InputError(f"{name}={value!r} is not allowed; it must be a positive integer")
+def check_one_of(name: str, value: Any, allowed: Iterable[Any]) -> Any:
+    """``value`` is one of ``allowed`` (numbers, or names that are not a table's keys)."""
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise InputError(f"{name}={value!r} is not allowed; allowed: {', '.join(map(str, allowed))}")
+    return value
+
+
+def check_int(name: str, value: Any, minimum: int = 1) -> int:
+    """An integer (not a bool) ``>= minimum``."""
+    if not (is_int(value) and value >= minimum):
+        allowed = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise InputError(f"{name}={value!r} is not allowed; it must be {allowed}")
     return int(value)
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    return check_int(name, value, 1)
 
 
 def check_count(name: str, value: Any) -> int:
     """An integer ``>= 0``."""
-    if not (is_int(value) and value >= 0):
-        raise InputError(f"{name}={value!r} is not allowed; it must be an integer >= 0")
-    return int(value)
+    return check_int(name, value, 0)
 
 
 def check_finite(name: str, value: Any, *, positive: bool = False, at_most: float | None = None) -> float:

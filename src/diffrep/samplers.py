@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from diffrep.priors.base import Prior, as_timesteps, cfg_eps
+from diffrep.priors.base import Prior, as_timesteps, cfg_eps, draw_noise
 from diffrep.schedule import (
     ddim_coefficients, ddim_step, ddpm_posterior_step, forward_noise, forward_step, predict_x0, timesteps,
 )
@@ -23,7 +23,7 @@ Callback = Callable[[dict[str, Any]], None] | None
 
 
 def _randn(like: Tensor, generator: torch.Generator | None) -> Tensor:
-    return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
+    return draw_noise(like.shape, generator, device=like.device, dtype=like.dtype)
 
 
 def _next(ts: list[int], i: int) -> int:

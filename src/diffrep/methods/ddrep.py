@@ -15,7 +15,7 @@ from torch import Tensor
 from diffrep.checks import check_positive_int
 from diffrep.methods.base import Sampling, steps_callback, view_conditions
 from diffrep.methods.solvers import PullbackConfig, pullback
-from diffrep.priors.base import Prior, as_timesteps, cfg_eps
+from diffrep.priors.base import Prior, as_timesteps, cfg_eps, draw_noise, prior_device
 from diffrep.schedule import StepCoefficients, ddim_coefficients, timesteps
 
 
@@ -28,7 +28,7 @@ def reverse_noise(noise: Tensor, k: StepCoefficients, generator: torch.Generator
     """Step 3: ``ε_s = (ρ ε + c z) / s_s``; model-free, stays standard normal."""
     if k.s_s == 0:
         return noise
-    z = torch.randn(noise.shape, generator=generator, dtype=noise.dtype) if k.c > 0 else 0.0
+    z = draw_noise(noise.shape, generator, device=noise.device, dtype=noise.dtype) if k.c > 0 else 0.0
     return (k.rho * noise + k.c * z) / k.s_s
 
 
@@ -72,7 +72,7 @@ def ddrep_sample(prior: Prior, rep, ts: list[int], cond: Any = None, *, guidance
     views per step; others on their canonical view. ``start`` skips the first steps (resuming from
     a checkpoint taken after them: ``rep``, ``noise`` and ``generator`` as they were then)."""
     if noise is None:
-        noise = torch.randn(rep.noise_shape, generator=generator)
+        noise = draw_noise(rep.noise_shape, generator, device=prior_device(prior))
     ab = prior.alphas_cumprod
     for i, t in enumerate(ts[start:], start):
         s = ts[i + 1] if i + 1 < len(ts) else -1

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from diffrep.checks import check_choice, check_finite, check_fraction_range, check_positive_int
 from diffrep.methods.base import Sampling, view_conditions
-from diffrep.priors.base import Prior, cfg_eps, noise_levels
+from diffrep.priors.base import Prior, cfg_eps, draw_noise, noise_levels
 
 WEIGHTINGS: tuple[str, ...] = ("s2", "one", "snr_inverse")
 ANNEALING: tuple[str, ...] = ("none", "linear", "sqrt")
@@ -208,8 +208,8 @@ def noised_distill(prior: Prior, rep, cond: Any, options: Any, grad: Callable[..
     draw_t = t_sampler(len(prior.alphas_cumprod), options.t_range, options.annealing, options.optim.iters)
 
     def grad_fn(x: Tensor, views: Any, k: int, g: torch.Generator | None) -> Tensor:
-        t = draw_t(x.shape[0], k, g)
-        noise = torch.randn(x.shape, generator=g, dtype=x.dtype)
+        t = draw_t(x.shape[0], k, g).to(x.device)
+        noise = draw_noise(x.shape, g, device=x.device, dtype=x.dtype)
         return grad(x, view_conditions(cond, rep, views), t, noise)
 
     return distill(rep, grad_fn, options.optim, generator=generator, callback=callback, state=state)

@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from diffrep.methods.base import Sampling
-from diffrep.priors.base import Prior
+from diffrep.methods.base import Sampling, view_conditions
+from diffrep.priors.base import Prior, draw_noise, prior_device
 from diffrep.samplers import sample_ddim, sample_ddpm
 from diffrep.schedule import timesteps
 
@@ -32,8 +32,8 @@ def run_ddim(prior: Prior, rep, cond: Any, options: DDIMOptions, *, sampling: Sa
              generator: torch.Generator, state: None = None, callback=None) -> None:
     """DDIM from ``x_T ~ N(0, I)``; the samples become the (linear) rep's fit."""
     ts = timesteps(len(prior.alphas_cumprod), sampling.steps)
-    x = torch.randn(rep.n, *prior.image_shape, generator=generator)
-    x = sample_ddim(prior, x, ts, cond, guidance_scale=sampling.guidance_scale, eta=sampling.eta,
+    x = draw_noise((rep.n, *prior.image_shape), generator, device=prior_device(prior))
+    x = sample_ddim(prior, x, ts, view_conditions(cond, rep, None), guidance_scale=sampling.guidance_scale, eta=sampling.eta,
                     generator=generator, callback=_progress(callback, len(ts)))
     rep.solve_linear(None, x[:, None])
 
@@ -42,7 +42,7 @@ def run_ddpm(prior: Prior, rep, cond: Any, options: DDPMOptions, *, sampling: Sa
              generator: torch.Generator, state: None = None, callback=None) -> None:
     """DDPM ancestral sampling from ``x_T ~ N(0, I)``; the samples become the (linear) rep's fit."""
     ts = timesteps(len(prior.alphas_cumprod), sampling.steps)
-    x = torch.randn(rep.n, *prior.image_shape, generator=generator)
-    x = sample_ddpm(prior, x, ts, cond, guidance_scale=sampling.guidance_scale, generator=generator,
+    x = draw_noise((rep.n, *prior.image_shape), generator, device=prior_device(prior))
+    x = sample_ddpm(prior, x, ts, view_conditions(cond, rep, None), guidance_scale=sampling.guidance_scale, generator=generator,
                     callback=_progress(callback, len(ts)))
     rep.solve_linear(None, x[:, None])

@@ -88,7 +88,8 @@ def jacobi_preconditioner(vjp_fn, out: Tensor, probes: int, generator: torch.Gen
     1e-3 of its mean so flat directions stay bounded."""
     d = torch.zeros(())
     for _ in range(probes):
-        z = torch.randint(0, 2, out.shape, generator=generator, dtype=out.dtype).mul_(2).sub_(1)
+        z = torch.randint(0, 2, out.shape, generator=generator, dtype=out.dtype, device=generator.device)
+        z = z.to(out.device).mul_(2).sub_(1)
         d = d + vjp_fn(z)[0] ** 2
     d = d / probes
     return 1.0 / (d + 1e-3 * d.mean())

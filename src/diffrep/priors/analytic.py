@@ -15,7 +15,8 @@ import torch
 from torch import Tensor
 
 from diffrep.errors import InputError
-from diffrep.priors.base import check_int, check_positive, noise_levels
+from diffrep.checks import check_finite, check_int
+from diffrep.priors.base import noise_levels
 from diffrep.schedule import linear_schedule
 
 
@@ -155,7 +156,7 @@ class GaussianPriorConfig:
 
     def __post_init__(self):
         check_int("size", self.size, minimum=2)
-        check_positive("length_scale", self.length_scale)
+        check_finite("length_scale", self.length_scale, positive=True)
 
 
 def gaussian_from_config(config: GaussianPriorConfig, *, progress=None) -> GaussianPrior:
@@ -174,7 +175,7 @@ class GMMPriorConfig:
 
     def __post_init__(self):
         check_int("size", self.size)
-        check_positive("std", self.std)
+        check_finite("std", self.std, positive=True)
 
 
 def gmm_from_config(config: GMMPriorConfig, *, progress=None) -> GMMPrior:

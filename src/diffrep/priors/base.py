@@ -12,7 +12,6 @@ and returns ε on the device of ``x_t``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -197,34 +196,3 @@ class CountingPrior:
 
     def __getattr__(self, name: str) -> Any:  # device, decode/encode of latent priors, labels, ...
         return getattr(self.prior, name)
-
-
-# Validation of options (configs call these in ``__post_init__``).
-
-def check_finite_scale(name: str, value: float) -> float:
-    """Validate a non-negative finite scale (guidance, eta, strength...)."""
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise InputError(f"{name}={value!r} is not allowed; it must be a finite number >= 0")
-    return float(value)
-
-
-def check_int(name: str, value: int, minimum: int = 1) -> int:
-    """Validate an integer ``>= minimum`` (not a bool)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        allowed = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise InputError(f"{name}={value!r} is not allowed; it must be {allowed}")
-    return value
-
-
-def check_positive(name: str, value: float) -> float:
-    """Validate a positive finite number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise InputError(f"{name}={value!r} is not allowed; it must be a finite number > 0")
-    return float(value)
-
-
-def check_choice(name: str, value: Any, allowed: Sequence[Any]) -> Any:
-    """Validate that ``value`` is one of ``allowed``."""
-    if value not in allowed:
-        raise InputError(f"{name}={value!r} is not allowed; allowed: {', '.join(map(str, allowed))}")
-    return value

@@ -17,7 +17,8 @@ import torch
 from torch import Tensor
 
 from diffrep.errors import InputError
-from diffrep.priors.base import check_choice, check_device, check_int, noise_levels
+from diffrep.checks import check_int, check_one_of
+from diffrep.priors.base import check_device, noise_levels
 from diffrep.priors.prompts import LabelQuery, parse_prompt
 from diffrep.schedule import SCHEDULES, linear_schedule, make_schedule
 
@@ -164,9 +165,9 @@ class ToyworldPriorConfig:
 
     def __post_init__(self):
         check_int("n", self.n)
-        check_choice("res", self.res, (32, 64))
+        check_one_of("res", self.res, (32, 64))
         check_int("seed", self.seed, minimum=0)
-        check_choice("schedule", self.schedule, SCHEDULES)
+        check_one_of("schedule", self.schedule, SCHEDULES)
         check_device(self.device)
 
 
