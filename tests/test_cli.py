@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -213,3 +214,22 @@ def test_help_is_complete(capsys):
         assert e.value.code == 0
         text = capsys.readouterr().out
         assert "usage: diffrep" in text
+
+
+def test_every_readme_command_line_parses():
+    """The command line stays as users know it: every `diffrep ...` example in the README parses."""
+    import shlex
+
+    from diffrep.cli import parse
+
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    shell = "\n".join(re.findall(r"```sh\n(.*?)```", readme, flags=re.S))
+    lines = [line.split(" #")[0].strip() for line in shell.splitlines() if line.startswith("diffrep ")]
+    assert len(lines) >= 10
+    for line in lines:
+        argv = shlex.split(line)[1:]
+        if "--help" in argv:
+            continue
+        assert parse(argv) is not None, line
