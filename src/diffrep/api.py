@@ -120,7 +120,8 @@ def run_spec(rep: str | Any = "pixels", method: str | Any = "ddim", sampling: Sa
     rep, rep_options = (check_choice("rep", rep, REPS, PLANNED_REPS), None) if isinstance(rep, str) else (rep_name(rep), rep)
     if entry.reps is not None and rep not in entry.reps:
         others = [m for m, e in METHODS.items() if e.reps is None or rep in e.reps]
-        raise InputError(f"method {method!r} samples images directly and needs rep {' or '.join(map(repr, entry.reps))}; "
+        why = "samples images directly and needs" if entry.image else "needs"
+        raise InputError(f"method {method!r} {why} rep {' or '.join(map(repr, entry.reps))}; "
                          f"for rep {rep!r} use one of: {', '.join(others)}")
     rest = dict(options)
     method_options = method_options or build_config(entry.config, rest)
@@ -132,8 +133,7 @@ def run_spec(rep: str | Any = "pixels", method: str | Any = "ddim", sampling: Sa
         raise InputError(f"unknown option {next(iter(rest))!r} for method {method!r} on rep {rep!r}")
     rep_options = rep_options or REPS[rep].config()
     if (reason := entry.needs_linear(method_options)) and not REPS[rep].linear(rep_options):
-        raise InputError(f"{reason} needs a diffrep linear in its parameters; rep {rep!r} with these options is not "
-                         "(tanh or augment make pixels nonlinear)")
+        raise InputError(f"{reason} needs a diffrep linear in its parameters; rep {rep!r} with these options is not")
     return RunSpec(rep, rep_options, method, method_options, sampling)
 
 
@@ -245,6 +245,8 @@ def prepare(rep: str | Any = "pixels", method: str | Any = "ddim", *, sampling: 
         raise InputError(f"prompt={prompt!r} is not allowed; it must be a string")
     check_checkpointing(spec.entry, checkpoint_every or 0, resume)
     if checkpoint is None:
+        if resume:
+            raise InputError("resume=True needs checkpoint=FOLDER, the folder to resume from")
         return spec, None
     ckpt = RunCheckpoint(Path(checkpoint), checkpoint_every, spec.record() | {"n": n, "seed": seed, "prompt": prompt})
     if resume and not ckpt.exists():
