@@ -86,6 +86,8 @@ def test_gt_instances_are_the_data_sets_shapes():
     q = e3.gt_instances(DUCK, m=64, seed=0)
     s = sample_scenes(ToyWorldConfig(n=5000, seed=0))
     assert torch.equal(q, s["instance"][s["kind"] == DUCK][:64])
+    with pytest.raises(InputError, match="kind"):
+        e3.gt_instances(len(toyworld.KINDS))
 
 
 def test_ground_truth_object_is_the_toy_world_renderer_with_a_camera_side_light():
