@@ -107,28 +107,32 @@ def hash_encode(points01: Tensor, tables: Tensor, resolutions: Tensor | Sequence
     """
     n, P, _ = points01.shape
     T, Fe = tables.shape[2:]
-    p = points01.clamp(0.0, 1.0)
-    bits = torch.tensor([0, 1], device=p.device)
+    # Work on [.., n P] tensors with the points innermost (contiguous, vectorised); rows index [F, n T] tables.
+    p = points01.clamp(0.0, 1.0).permute(2, 0, 1).reshape(3, 1, n * P)
+    instance = (torch.arange(n, device=p.device) * T).repeat_interleave(P)  # first row of each instance's table
+    bits = torch.tensor([[0], [1]], device=p.device)
     out = []
-    for level, N in enumerate(int(r) for r in resolutions):
-        # The point's cell and its offset in it.
+    # unbind: the backward stacks the levels' gradients once instead of zero-filling all the tables per level.
+    for level_table, N in zip(tables.unbind(1), (int(r) for r in resolutions)):
+        # The point's cell and its offset in it, [3, 1, n P].
         x = p * N
         cell = x.detach().floor().clamp_max(N - 1)
         frac, cell = x - cell, cell.long()
-        # Per axis, the terms (c_a + b) m_a of the vertices b = 0, 1 ([n, P, 2]); the 8 vertices' rows [n, P, 2, 2, 2].
+        # Per axis, the terms (c_a + b) m_a of the vertices b = 0, 1 ([2, n P]); the 8 rows [2 (z), 2 (y), 2 (x), n P].
         hashed = (N + 1) ** 3 > T
         m = PRIMES if hashed else (1, N + 1, (N + 1) ** 2)
-        tx, ty, tz = ((cell[..., a, None] + bits) * m[a] for a in range(3))
-        if hashed:
-            row = (tz[..., :, None, None] ^ ty[..., None, :, None] ^ tx[..., None, None, :]) & (T - 1)
+        tx, ty, tz = ((cell[a] + bits) * m[a] for a in range(3))
+        if hashed:  # (a ^ b ^ c) mod T = (a mod T) ^ (b mod T) ^ (c mod T) for T a power of two
+            tx, ty, tz = tx & (T - 1), ty & (T - 1), tz & (T - 1)
+            row = tz[:, None, None] ^ ty[None, :, None] ^ (tx + instance)[None, None, :]  # the offset's bits are above T
         else:
-            row = tz[..., :, None, None] + ty[..., None, :, None] + tx[..., None, None, :]
-        feats = torch.gather(tables[:, level], 1, row.reshape(n, 8 * P, 1).expand(-1, -1, Fe)).view(n, P, 8, Fe)
-        # Trilinear weights prod_a (1 - frac_a, frac_a)[b_a], in the same vertex order (z, y, x).
-        wx, wy, wz = (torch.stack([1.0 - frac[..., a], frac[..., a]], -1) for a in range(3))
-        w = (wz[..., :, None, None] * wy[..., None, :, None] * wx[..., None, None, :]).reshape(n, P, 8, 1)
-        out.append((feats * w).sum(-2))
-    return torch.cat(out, -1)
+            row = tz[:, None, None] + ty[None, :, None] + (tx + instance)[None, None, :]
+        feats = level_table.permute(2, 0, 1).reshape(Fe, n * T).index_select(1, row.view(-1)).view(Fe, 8, n * P)
+        # Trilinear weights prod_a (1 - f_a, f_a)[b_a], in the same vertex order.
+        wx, wy, wz = (torch.cat([1.0 - frac[a], frac[a]]) for a in range(3))
+        w = wz[:, None, None] * wy[None, :, None] * wx[None, None, :]
+        out.append((feats * w.view(8, n * P)).sum(1))  # [F, n P]
+    return torch.stack(out).view(-1, n * P).T.reshape(n, P, -1)
 
 
 class HashField(Field):

@@ -83,7 +83,7 @@ def volume_render(sigma: Tensor, rgb: Tensor, t: Tensor, background: Tensor | fl
 
 def render_rays(field, origins: Tensor, dirs: Tensor, *, samples: int, bound: float, background: Tensor | float,
                 generator: torch.Generator | None = None, normals: bool = False, normals_grad: bool = True,
-                normal_eps: float = 1e-2, max_points: int = 1 << 16) -> dict[str, Tensor]:
+                normal_eps: float = 1e-2, max_points: int = 1 << 18) -> dict[str, Tensor]:
     """Volume-render ``field`` along rays ``origins, dirs [n, R, 3]`` of ``n`` instances.
 
     field: ``field(points [n, P, 3]) -> (sigma [n, P], rgb [n, P, 3])`` and, for normals,
