@@ -233,3 +233,14 @@ def test_every_readme_command_line_parses():
         if "--help" in argv:
             continue
         assert parse(argv) is not None, line
+
+
+def test_progress_off_a_terminal_is_plain_lines(tmp_path, capsys):
+    """A run logged to a file or a pipe still says how far it is: a line every 5 % and at the end."""
+    out = tmp_path / "r"
+    code, _, stderr = run(["sample", "--rep", "siren", "--method", "sds", "--optim.iters", "40", "--siren.width", "8",
+                           "--prior", "gmm", "--prompt", "red", "--n", "1", "--out", str(out)], capsys)
+    assert code == 0
+    lines = [line for line in stderr.splitlines() if line.startswith("sds siren: ")]
+    assert 15 <= len(lines) <= 21 and "40/40 (100 %)" in lines[-1] and "ETA 0 s" in lines[-1], lines
+    assert all("elapsed" in line for line in lines)

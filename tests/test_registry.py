@@ -18,7 +18,8 @@ from diffrep.methods import view_conditions
 from diffrep.reps import REPS, Diffrep, RepEntry, SirenConfig
 
 TINY = {"pixels": {"init_std": 0.1}, "siren": {"width": 16, "depth": 1, "embed_dim": 8},
-        "panorama": {"width": 16, "depth": 1, "embed_dim": 8}}
+        "panorama": {"width": 16, "depth": 1, "embed_dim": 8},
+        "nerf": {"resolution": 8, "samples": 8, "bank": 8, "view_prompts": False}}
 SHORT = {"iters": 1}  # mode-seeking loops
 
 

@@ -37,6 +37,8 @@ class Result:
     """The sampled diffrep (an ``nn.Module`` with ``n`` instances), for diffrep methods."""
     views: Tensor | None = None
     """Panoramas: a strip of views ``[N, V, C, H, W]``."""
+    outputs: Any = None
+    """``() -> {name: file}``: the rep's extra files (its table entry's ``outputs``), made when saved."""
 
     def save(self, out: str | Path, overwrite: bool = False) -> Path:
         """Write ``samples.png`` (grid; panoramas one per row), ``samples.safetensors``,
@@ -51,6 +53,8 @@ class Result:
             files["rep.safetensors"] = dict(self.rep.state_dict())
         if self.views is not None:
             files["views.png"] = image_grid(self.views.flatten(0, 1), nrow=self.views.shape[1], scale=scale)
+        if self.outputs is not None:
+            files |= self.outputs()
         files["run.json"] = self.info | {"outputs": sorted(files)}
         return write_folder(out, files, overwrite)
 
@@ -157,13 +161,14 @@ def _condition(prior: Prior, prompt: str | None, cond: Any) -> Any:
     return prior.encode_prompt(prompt) if prompt is not None else cond
 
 
-def _view_condition(prior: Prior, prompt: str | None, cond: Any) -> Any:
+def _view_condition(prior: Prior, prompt: str | None, cond: Any, labels: tuple[str, ...] = ()) -> Any:
     """A prompt as a ``ViewPrompt``, so reps with view labels condition each view on its own prompt;
-    the plain prompt is encoded now, so a bad prompt fails before the work."""
+    the prompt and its view prompts (``labels``) are encoded now, so a bad prompt fails before the work."""
     if prompt is None or cond is not None:
         return _condition(prior, prompt, cond)
     view_prompt = ViewPrompt(prompt, prior.encode_prompt)
-    view_prompt(None)
+    for label in (None, *labels):
+        view_prompt(label)
     return view_prompt
 
 
@@ -228,7 +233,9 @@ def _method_run(spec: RunSpec, n: int, cond: Any, callback, checkpoint: RunCheck
         if checkpoint is not None:
             checkpoint.remove()
         images, views = rep.preview()
-        return Result(images, rep=None if entry.image else rep, views=views)
+        outputs = REPS[spec.rep].outputs
+        return Result(images, rep=None if entry.image else rep, views=views,
+                      outputs=None if outputs is None or entry.image else (lambda: outputs(rep)))
 
     return run
 
@@ -276,15 +283,43 @@ def sample(prior: Prior | str = "toyworld", *, rep: str | Any = "pixels", method
     spec, ckpt = prepare(rep, method, sampling=Sampling(steps, guidance_scale, eta), n=n, seed=seed, prompt=prompt,
                          checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, **options)
     prior = resolve_prior(prior)
-    c = _view_condition(prior, prompt, cond)
+    c = _view_condition(prior, prompt, cond, REPS[spec.rep].labels(spec.rep_options))
     run = _method_run(spec, n, c, callback, ckpt, resume)
-    return _run(prior, run, {"prompt": prompt, "n": n} | spec.record(), seed)
+    return _run(prior, run, {"prompt": prompt, "n": n, "image_shape": list(prior.image_shape)} | spec.record(), seed)
 
 
 def check_seed(seed: Any) -> int:
     if not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**63):
         raise InputError(f"seed={seed!r} is not allowed; it must be an integer in [0, 2**63)")
     return seed
+
+
+def load_run(folder: str | Path, *, rep: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """The diffrep a result folder holds (rebuilt from ``run.json`` and ``rep.safetensors``) and its
+    record; ``rep`` names the rep the caller needs (an ``InputError`` otherwise)."""
+    import json
+
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    try:
+        record = json.loads((folder / "run.json").read_text())
+        config = record["config"]
+        name, options, shape = config["rep"], config["rep_options"], config["image_shape"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{str(folder)!r} is not a diffrep result folder with a readable run.json ({e})") from None
+    if rep is not None and name != rep:
+        raise InputError(f"{str(folder)!r} holds a {name!r} run; this needs a {rep!r} run")
+    if not (folder / "rep.safetensors").is_file():
+        raise InputError(f"{str(folder)!r} has no rep.safetensors (image-space runs keep no diffrep)")
+    check_choice("rep", name, REPS)
+    model = make_rep(REPS[name].config(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}),
+                     tuple(shape), config["n"], generator=torch.Generator().manual_seed(0))
+    try:
+        model.load_state_dict(load_file(folder / "rep.safetensors"))
+    except Exception as e:  # safetensors' own errors for truncated or foreign files
+        raise InputError(f"{str(folder / 'rep.safetensors')!r} is corrupt or does not match run.json: {e}") from None
+    return model, record
 
 
 def _check_images(prior: Prior, image: Tensor, name: str) -> Tensor:

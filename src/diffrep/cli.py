@@ -9,7 +9,7 @@ import json
 import sys
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, make_dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import tyro
 
@@ -185,6 +185,30 @@ class ToyworldArgs:
 
 
 @dataclass(frozen=True)
+class ExportArgs:
+    """Re-export the meshes of a saved NeRF run from its weights: RUN/mesh-i.FORMAT (run.json lists them)."""
+
+    run: Annotated[Path, tyro.conf.Positional]
+    """A result folder of `diffrep sample --rep nerf`."""
+    format: tuple[Literal["glb", "obj", "ply"], ...] = ("glb", "obj", "ply")
+    """Mesh formats."""
+    resolution: int = 128
+    """Marching-cubes grid side over the scene box [-1, 1]^3."""
+
+
+@dataclass(frozen=True)
+class EvaluateArgs:
+    """Evaluate a saved NeRF run against the toy world's ground truth: prints a table, writes RUN/eval.json."""
+
+    run: Annotated[Path, tyro.conf.Positional]
+    """A result folder of `diffrep sample --rep nerf` on a toy-world prompt."""
+    reference_n: int = 10_000
+    """Toy-world images the nearest-image labeller compares renders with (the default prior's data set)."""
+    seed: int = 0
+    """Seed of the held-out cameras and of the ground-truth instances."""
+
+
+@dataclass(frozen=True)
 class BenchArgs:
     """Run a benchmark suite; writes bench/results/SUITE.json (with machine info)."""
 
@@ -209,8 +233,8 @@ class TrainPriorArgs(TrainConfig):
     """Continue from OUT's last checkpoint."""
 
 
-COMMANDS = {"sample": SampleArgs, "sdedit": SdeditArgs, "inpaint": InpaintArgs, "toyworld": ToyworldArgs, "bench": BenchArgs,
-            "train-prior": TrainPriorArgs}
+COMMANDS = {"sample": SampleArgs, "sdedit": SdeditArgs, "inpaint": InpaintArgs, "toyworld": ToyworldArgs,
+            "export": ExportArgs, "evaluate": EvaluateArgs, "bench": BenchArgs, "train-prior": TrainPriorArgs}
 
 
 def parse(argv: list[str] | None) -> object:
@@ -273,20 +297,35 @@ def main(argv: list[str] | None = None) -> int:
 
 
 class Progress:
-    """A tqdm bar on stderr fed by the library's callback dicts."""
+    """Progress on stderr, fed by the library's callback dicts: a tqdm bar on a terminal; anywhere else
+    (a log file, a pipe) a plain line every ``every`` of the run and at its end, with the step, the
+    loss where there is one, the time elapsed and the ETA."""
 
-    def __init__(self, desc: str):
+    def __init__(self, desc: str, every: float = 0.05):
+        import time
+
         from tqdm import tqdm
 
         self.bar = tqdm(desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True, disable=None)
+        self.desc, self.every, self.start, self.next = desc, every, time.perf_counter(), every
+        self.plain = self.bar.disable  # tqdm turns itself off when stderr is not a terminal
 
     def __call__(self, d: dict) -> None:
-        self.bar.total = d["steps"]
-        self.bar.update(d["step"] - self.bar.n)
+        self.count(d["step"], d["steps"], d.get("loss"))
 
-    def count(self, done: int, total: int) -> None:
+    def count(self, done: int, total: int, loss: float | None = None) -> None:
+        import time
+
         self.bar.total = total
         self.bar.update(done - self.bar.n)
+        if not self.plain or not total or (done / total < self.next and done != total):
+            return
+        elapsed = time.perf_counter() - self.start
+        eta = elapsed / max(done, 1) * (total - done)
+        shown = "" if loss is None else f", loss {loss:.4g}"
+        print(f"{self.desc}: {done}/{total} ({100 * done / total:.0f} %){shown}, {elapsed:.0f} s elapsed, "
+              f"ETA {eta:.0f} s", file=sys.stderr, flush=True)
+        self.next = done / total + self.every
 
     def close(self) -> None:
         self.bar.close()
@@ -419,6 +458,45 @@ def run_toyworld(a: ToyworldArgs) -> int:
     return 0
 
 
+def run_export(a: ExportArgs) -> int:
+    from diffrep.api import load_run
+    from diffrep.checks import check_int
+    from diffrep.export import add_to_folder
+    from diffrep.reps.nerf import nerf_outputs
+
+    check_int("resolution", a.resolution, 8)
+    rep, _ = load_run(a.run, rep="nerf")
+    files = nerf_outputs(rep, turntable=False, formats=tuple(dict.fromkeys(a.format)), mesh_resolution=a.resolution)
+    add_to_folder(a.run, files)
+    for name in sorted(files):
+        print(f"mesh: {a.run / name}")
+    return 0
+
+
+def run_evaluate(a: EvaluateArgs) -> int:
+    import json as json_module
+
+    from diffrep.api import load_run
+    from diffrep.checks import check_positive_int
+    from diffrep.evaluate3d import evaluate_instances, format_table, load_reference, prompt_labels
+    from diffrep.export import add_to_folder
+    from diffrep.reps.nerf import nerf_objects
+
+    check_positive_int("reference_n", a.reference_n)
+    rep, record = load_run(a.run, rep="nerf")
+    labels = prompt_labels(record["config"].get("prompt") or "")
+    bar = Progress("toy-world reference images (first use, then cached)")
+    try:
+        reference = load_reference(a.reference_n, rep.image_shape[-1], progress=bar.count)
+    finally:
+        bar.close()
+    results = evaluate_instances(nerf_objects(rep), labels, reference, seed=a.seed)
+    print(format_table(results))
+    add_to_folder(a.run, {"eval.json": json_module.loads(json_module.dumps(results, default=str))})
+    print(f"evaluation: {a.run / 'eval.json'}")
+    return 0
+
+
 def run_bench(a: BenchArgs) -> int:
     from diffrep.bench import run_suite
 
@@ -459,13 +537,16 @@ def _report(out: Path, info: dict) -> int:
     print(f"samples: {out / 'samples.png'}")
     if (out / "views.png").exists():
         print(f"views: {out / 'views.png'}")
+    for kind, pattern in (("turntable", "turntable-*.gif"), ("mesh", "mesh-*.glb")):
+        for path in sorted(out.glob(pattern)):
+            print(f"{kind}: {path}")
     extra = ", rep.safetensors (weights)" if (out / "rep.safetensors").exists() else ""
     print(f"tensors and run record: {out / 'samples.safetensors'}, {out / 'run.json'}{extra}")
     return 0
 
 
 RUNNERS = {SampleArgs: run_sample, SdeditArgs: run_sdedit, InpaintArgs: run_inpaint, ToyworldArgs: run_toyworld,
-           BenchArgs: run_bench, TrainPriorArgs: run_train_prior}
+           ExportArgs: run_export, EvaluateArgs: run_evaluate, BenchArgs: run_bench, TrainPriorArgs: run_train_prior}
 
 
 if __name__ == "__main__":

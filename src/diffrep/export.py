@@ -173,12 +173,35 @@ def _write_one(path: Path, value: Any) -> None:
         path.write_text(json.dumps(value, indent=2, default=str) + "\n")
 
 
+def add_to_folder(folder: str | Path, files: dict[str, Any]) -> Path:
+    """Add (or replace) ``files`` in a result folder diffrep wrote, each atomically, and list them in
+    its ``run.json``, so ``--overwrite`` still knows every file in it (``diffrep export``, ``evaluate``)."""
+    folder = Path(folder)
+    record_path = folder / "run.json"
+    if diffrep_files(folder) is None or not record_path.is_file():
+        raise InputError(f"{str(folder)!r} is not a result folder written by diffrep (no run.json)")
+    record = json.loads(record_path.read_text())
+    for name, value in files.items():
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=f"-{name}", dir=folder)  # keeps the extension
+        os.close(fd)
+        try:
+            _write_one(Path(tmp), value)
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, folder / name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    record["outputs"] = sorted(set(record.get("outputs", [])) | set(files))
+    atomic_write_text(record_path, json.dumps(record, indent=2, default=str) + "\n")
+    return folder
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write a text file via a temporary file and ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.replace(tmp, path)

@@ -18,6 +18,7 @@ import torch
 from diffrep.checks import check_choice
 from diffrep.errors import InputError
 from diffrep.reps.base import Diffrep, check_image_shape, check_positive, config_from_options
+from diffrep.reps.nerf import NerfConfig, NerfRep, bank_labels, nerf_outputs
 from diffrep.reps.panorama import PanoramaConfig, PanoramaRep, azimuth_phase, canvas_width, crop, panorama_embedding
 from diffrep.reps.pixels import PixelRep, PixelsConfig, rotate_scale
 from diffrep.reps.siren import SirenConfig, SirenRep
@@ -36,6 +37,10 @@ class RepEntry:
     """One line for ``--help`` and error messages."""
     linear: Callable[[Any], bool] = lambda config: False
     """Whether a rep built with ``config`` is linear in its parameters (known before it is built)."""
+    labels: Callable[[Any], tuple[str, ...]] = lambda config: ()
+    """The view labels a rep built with ``config`` gives its views (their prompts are encoded before the run)."""
+    outputs: Callable[[Diffrep], dict[str, Any]] | None = None
+    """Extra files a saved result holds (name -> bytes, image or tensors), e.g. a NeRF's turntable and mesh."""
 
 
 REPS: dict[str, RepEntry] = {
@@ -43,13 +48,15 @@ REPS: dict[str, RepEntry] = {
                        linear=lambda c: c.linear),
     "siren": RepEntry(SirenConfig, SirenRep, "SIREN image: a sine MLP over a Fourier embedding of the pixel"),
     "panorama": RepEntry(PanoramaConfig, PanoramaRep, "360° SIREN panorama; writes the canvas and a strip of views"),
+    "nerf": RepEntry(NerfConfig, NerfRep, "NeRF (voxel or hash grid): views from a camera bank, view-dependent prompts; "
+                     "writes turntables and meshes", labels=bank_labels, outputs=nerf_outputs),
 }
 """Every diffrep by name; the API, the CLI, run.json and error messages derive their lists from it."""
 
-PLANNED_REPS: tuple[str, ...] = ("nerf",)
+PLANNED_REPS: tuple[str, ...] = ()
 
 __all__ = [
-    "REPS", "PLANNED_REPS", "RepEntry", "Diffrep", "make_rep", "rep_name", "PixelRep", "PixelsConfig", "SirenRep",
+    "REPS", "PLANNED_REPS", "RepEntry", "Diffrep", "make_rep", "rep_name", "NerfConfig", "NerfRep", "PixelRep", "PixelsConfig", "SirenRep",
     "SirenConfig", "PanoramaRep", "PanoramaConfig", "crop", "canvas_width", "azimuth_phase", "panorama_embedding",
     "rotate_scale",
 ]

@@ -1,0 +1,285 @@
+"""The NeRF diffrep (design §6): ``n`` radiance fields (dense voxel grid or hash grid), volume
+rendered from cameras on a sphere looking at the origin, shaded as the toy world shades.
+
+Views are rows of ``[n, k, 5]``: the index of a camera of the fixed **bank** (DDRep keeps one noise
+state per bank camera, design §5), the light direction, and the shading mode (0 albedo,
+1 Lambertian, 2 textureless; DreamFusion's three). Lambertian shading is the toy world's own,
+``albedo · (AMBIENT + DIFFUSE · max(0, n·l))`` clipped at 1, over its background, with the light
+drawn as the toy world draws it (from the camera's side), so rendered views lie in the prior's
+distribution. Shading is applied to the accumulated albedo and normal of each ray (deferred).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import torch
+from torch import Tensor
+
+from diffrep.cameras import VIEWS, camera_bank, camera_rays, view_label
+from diffrep.checks import check_int
+from diffrep.errors import InputError
+from diffrep.reps.base import Diffrep, check_config_types, check_range
+from diffrep.reps.fields import HashField, VoxelField
+from diffrep.reps.volume import render_rays
+
+SHADINGS: tuple[str, ...] = ("albedo", "lambertian", "textureless")  # codes 0, 1, 2 of a view's last column
+AMBIENT, DIFFUSE = 0.3, 0.75  # the toy world's light (toyworld/render.py)
+BACKGROUND = 0.8  # the toy world's background, 0.6 in [-1, 1], as a colour in [0, 1]
+
+
+@dataclass(frozen=True)
+class NerfConfig:
+    """Options of the ``nerf`` rep."""
+
+    rep_name: ClassVar[str] = "nerf"
+
+    grid: Literal["voxel", "hash"] = "voxel"
+    """Field: voxel (dense density + colour grid, SJC's voxNeRF) or hash (Instant-NGP hash grid + small MLP)."""
+    resolution: int = 32
+    """voxel: grid side; hash: finest level's resolution."""
+    samples: int = 48
+    """Samples per ray (stratified midpoints between the ray's entry into and exit from the scene box)."""
+    bank: int = 32
+    """Cameras in the fixed view bank (DDRep keeps one noise state per bank camera)."""
+    distance: float = 3.2
+    """Camera distance from the origin (the toy world's)."""
+    fov: float = 34.0
+    """Field of view in degrees (the toy world's)."""
+    elevation_min: float = -10.0
+    """Lowest camera elevation of the bank in degrees (the toy world's range is -10..60)."""
+    elevation_max: float = 60.0
+    """Highest camera elevation of the bank in degrees."""
+    shading: Literal["albedo", "lambertian", "textureless", "random"] = "lambertian"
+    """Shading of training views: albedo, lambertian (the toy world's; light from the camera's side),
+    textureless (white, lit), random (DreamFusion: each view one of the three)."""
+    view_prompts: bool = True
+    """Condition each view on "PROMPT, <front|side|back|overhead> view" by its camera (the toy world's labels)."""
+    blob_density: float = 5.0
+    """Density added at the centre at initialisation, falling linearly to 0 at blob_radius (0: none)."""
+    blob_radius: float = 0.5
+    """Radius of the initial density blob."""
+    levels: int = 8
+    """hash: resolution levels."""
+    log2_table: int = 14
+    """hash: log2 of the hash table size per level."""
+    hidden: int = 32
+    """hash: width of the MLP."""
+
+    def __post_init__(self) -> None:
+        check_config_types(self, "nerf")
+        for name in ("resolution", "samples", "bank", "levels", "log2_table", "hidden"):
+            check_int(name, getattr(self, name), 2)
+        check_range("nerf", "distance", self.distance, self.distance > math.sqrt(3), "> sqrt(3) (outside the scene box)")
+        check_range("nerf", "fov", self.fov, 0 < self.fov < 180, "in (0, 180) degrees")
+        check_range("nerf", "elevation_max", self.elevation_max, -90 <= self.elevation_min <= self.elevation_max <= 90,
+                    f">= elevation_min={self.elevation_min}, both in [-90, 90]")
+        check_range("nerf", "blob_density", self.blob_density, self.blob_density >= 0, ">= 0")
+        check_range("nerf", "blob_radius", self.blob_radius, self.blob_radius > 0, "> 0")
+
+
+class NerfRep(Diffrep):
+    """``n`` NeRFs. Views ``[n, k, 5]``: (bank camera index, light direction xyz, shading code).
+
+    >>> rep = NerfRep((3, 16, 16), n=2, generator=torch.Generator().manual_seed(0))
+    >>> rep(rep.random_views(3, torch.Generator().manual_seed(1))).shape
+    torch.Size([2, 3, 3, 16, 16])
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int], n: int, config: NerfConfig | None = None, *,
+                 generator: torch.Generator):
+        super().__init__(image_shape, n)
+        if self.image_shape[1] != self.image_shape[2]:
+            raise InputError(f"image_shape={tuple(image_shape)} is not allowed for rep 'nerf': its cameras render square views")
+        self.config = config = NerfConfig() if config is None else config
+        blob = {"blob_density": config.blob_density, "blob_radius": config.blob_radius, "bound": 1.0}
+        if config.grid == "voxel":
+            self.field = VoxelField(n, config.resolution, generator=generator, **blob)
+        else:
+            self.field = HashField(n, levels=config.levels, features=2, log2_table=config.log2_table, base_res=16 if
+                                   config.resolution > 16 else 4, max_res=config.resolution, hidden=config.hidden,
+                                   generator=generator, **blob)
+        bank = camera_bank(config.bank, (config.elevation_min, config.elevation_max), config.distance)
+        self.register_buffer("bank", bank)  # [V, 3] azimuth, elevation, distance
+
+    # --- the fields ---
+
+    def density(self, points: Tensor) -> Tensor:
+        """Density ``σ >= 0`` at world points ``[n, P, 3]`` -> ``[n, P]``."""
+        return self.field(points)[0]
+
+    def albedo(self, points: Tensor) -> Tensor:
+        """Albedo in [0, 1] at world points ``[n, P, 3]`` -> ``[n, P, 3]``."""
+        return self.field(points)[1]
+
+    # --- rendering ---
+
+    def render_cameras(self, cameras: Tensor, light: Tensor | None = None, shading: Tensor | None = None,
+                       res: int | None = None, outputs: bool = False) -> Tensor | dict[str, Tensor]:
+        """Render ``cameras [n, V, 3]`` (azimuth, elevation, distance) -> ``[n, V, 3, H, W]`` in [-1, 1].
+
+        ``light [n, V, 3]``: directions towards the light (default: the camera's eye direction tilted
+        up, as the toy world's mean light); ``shading [n, V]`` codes (default: Lambertian);
+        ``outputs``: a dict with ``rgb``, ``opacity [n, V, H, W]``, ``depth``, ``albedo``, ``normals``."""
+        n, V = cameras.shape[:2]
+        H = res or self.image_shape[1]
+        o, d = camera_rays(cameras.reshape(n * V, 3).float().cpu(), H, self.config.fov)
+        o, d = o.to(self.bank.device).reshape(n, V * H * H, 3), d.to(self.bank.device).reshape(n, V * H * H, 3)
+        out = render_rays(self.field, o, d, samples=self.config.samples, bound=1.0, background=0.0,
+                          normals=True)
+        light = default_light(cameras) if light is None else light
+        shading = torch.ones(n, V, device=o.device) if shading is None else shading
+        rgb = shade(out["rgb"].view(n, V, H * H, 3), out["normals"].view(n, V, H * H, 3),
+                    out["opacity"].view(n, V, H * H, 1), light.to(o.device), shading.to(o.device))
+        image = (rgb * 2 - 1).view(n, V, H, H, 3).permute(0, 1, 4, 2, 3)
+        if not outputs:
+            return image
+        return {"rgb": image, "opacity": out["opacity"].view(n, V, H, H), "depth": out["depth"].view(n, V, H, H),
+                "albedo": out["rgb"].view(n, V, H, H, 3).permute(0, 1, 4, 2, 3),
+                "normals": out["normals"].view(n, V, H, H, 3).permute(0, 1, 4, 2, 3)}
+
+    def forward(self, views: Tensor | None = None) -> Tensor:
+        """Render views ``[n, k, 5]`` -> ``[n, k, C, H, W]``; ``None``: bank camera 0 (the front), lit as the toy world's mean light."""
+        if views is None:
+            return self.render_cameras(self.bank[:1].expand(self.n, 1, 3))
+        index = views[..., 0].long()
+        return self.render_cameras(self.bank[index], views[..., 1:4], views[..., 4])
+
+    # --- the view/noise contract ---
+
+    def random_views(self, k: int, generator: torch.Generator) -> Tensor:
+        """``k`` bank cameras per instance, stratified (evenly spaced through the bank, which is ordered by
+        azimuth, with a random phase), each with a light drawn as the toy world draws it and a shading."""
+        from diffrep.toyworld.cameras import sample_light
+
+        V = self.config.bank
+        phase = torch.randint(0, V, (self.n, 1), generator=generator, device=generator.device)
+        index = (phase + torch.div(torch.arange(k, device=generator.device) * V, k, rounding_mode="floor")) % V
+        u = torch.rand(self.n * k, 2, generator=generator, device=generator.device, dtype=torch.float64)
+        light = sample_light(self.bank.cpu()[index.flatten().cpu()], u.cpu()).view(self.n, k, 3)
+        if self.config.shading == "random":
+            code = torch.randint(0, 3, (self.n, k), generator=generator, device=generator.device).float()
+        else:
+            code = torch.full((self.n, k), float(SHADINGS.index(self.config.shading)))
+        views = torch.cat([index.float()[..., None].cpu(), light, code.cpu()[..., None]], -1)
+        return views.to(self.bank.device)
+
+    @property
+    def noise_shape(self) -> tuple[int, ...]:
+        """One noise state per bank camera: ``(n, V, C, H, W)``."""
+        return (self.n, self.config.bank, *self.image_shape)
+
+    def view_noise(self, noise: Tensor, views: Tensor | None) -> Tensor:
+        """The noise states of the views' bank cameras, ``[n, k, C, H, W]``."""
+        index = torch.zeros(self.n, 1, dtype=torch.long) if views is None else views[..., 0].long()
+        return noise[torch.arange(noise.shape[0], device=noise.device)[:, None], index.to(noise.device)]
+
+    def view_labels(self, views: Tensor | None) -> list[list[str]] | None:
+        """front / side / back / overhead of each view's camera, with the toy world's thresholds."""
+        if not self.config.view_prompts:
+            return None
+        index = torch.zeros(self.n, 1, dtype=torch.long) if views is None else views[..., 0].long().cpu()
+        cams = self.bank.cpu()[index]
+        labels = view_label(cams[..., 0], cams[..., 1])
+        return [[VIEWS[i] for i in row] for row in labels.tolist()]
+
+    @torch.no_grad()
+    def preview(self) -> tuple[Tensor, Tensor]:
+        """Eight views round the object at elevation 15° (front first): a strip ``[n, C, H, 8W]`` and the views."""
+        from diffrep.export3d import turntable_cameras
+
+        cameras = turntable_cameras(8, 15.0, self.config.distance).to(self.bank.device)
+        views = self.render_cameras(cameras.expand(self.n, 8, 3))
+        return torch.cat(views.unbind(1), -1), views
+
+
+def bank_labels(config: NerfConfig) -> tuple[str, ...]:
+    """The view labels of the bank's cameras (the view prompts a run needs), none without view prompts."""
+    if not config.view_prompts:
+        return ()
+    bank = camera_bank(config.bank, (config.elevation_min, config.elevation_max), config.distance)
+    return tuple(VIEWS[i] for i in sorted(set(view_label(bank[:, 0], bank[:, 1]).tolist())))
+
+
+def default_light(cameras: Tensor) -> Tensor:
+    """The toy world's mean light for each camera ``[..., 3]``: the eye direction tilted up by 0.4, normalised."""
+    a, e = torch.deg2rad(cameras[..., 0]), torch.deg2rad(cameras[..., 1])
+    eye = torch.stack([e.cos() * a.cos(), e.cos() * a.sin(), e.sin() + 0.4], -1)
+    return eye / eye.norm(dim=-1, keepdim=True)
+
+
+def shade(albedo: Tensor, normals: Tensor, opacity: Tensor, light: Tensor, code: Tensor) -> Tensor:
+    """Deferred shading of accumulated ``albedo [n, V, P, 3]`` (premultiplied by opacity) and ``normals``,
+    over the toy world's background; ``light [n, V, 3]``, ``code [n, V]`` (0 albedo, 1 Lambertian, 2 textureless)."""
+    normals = normals / normals.norm(dim=-1, keepdim=True).clamp_min(1e-6)  # accumulated: length <= opacity
+    lit = AMBIENT + DIFFUSE * (normals * light[:, :, None, :]).sum(-1, keepdim=True).clamp_min(0.0)
+    code = code[:, :, None, None]
+    colour = torch.where(code == 2, opacity.expand_as(albedo), albedo)  # textureless: white
+    colour = torch.where(code == 0, colour, (colour * lit).minimum(opacity))
+    return colour + (1 - opacity) * BACKGROUND
+
+
+MESH_FORMATS: tuple[str, ...] = ("glb", "obj", "ply")
+
+
+def nerf_outputs(rep: NerfRep, *, frames: int = 36, turntable: bool = True, formats: tuple[str, ...] = MESH_FORMATS,
+                 mesh_resolution: int = 96) -> dict[str, object]:
+    """What a saved NeRF result holds beside the weights: per instance ``i`` a turntable
+    (``turntable-i.gif``, ``turntable-i.mp4``, ``frames`` frames at elevation 15°, front first) and a
+    mesh by marching cubes with vertex colours (``mesh-i.glb``, ``.obj``, ``.ply``)."""
+    from diffrep.export3d import encode_gif, encode_mp4, extract_mesh, mesh_files, turntable_frames
+
+    files: dict[str, object] = {}
+    with torch.no_grad():
+        for i in range(rep.n):
+            one = instance(rep, i)
+            if turntable:
+                video = turntable_frames(lambda cams: one.render_cameras(cams[None].to(one.bank.device))[0], frames,
+                                         distance=rep.config.distance)
+                files[f"turntable-{i}.gif"], files[f"turntable-{i}.mp4"] = encode_gif(video), encode_mp4(video)
+            if formats:
+                density = lambda p: one.density(p[None].to(one.bank.device))[0].cpu()  # noqa: E731
+                mesh = extract_mesh(density, lambda p: one.albedo(p[None].to(one.bank.device))[0].cpu(),
+                                    resolution=mesh_resolution, threshold=surface_density(density))
+                files |= mesh_files(mesh, formats, name=f"mesh-{i}")
+    return files
+
+
+def surface_density(density, resolution: int = 32) -> float:
+    """The density of the surface: the meshing convention's (``export3d.DENSITY_THRESHOLD``), or half
+    the field's peak on a coarse grid when it never gets that dense (an early or faint NeRF), so a
+    saved run always has a mesh to look at."""
+    from diffrep.export3d import DENSITY_THRESHOLD
+
+    axis = torch.linspace(-1, 1, resolution)
+    peak = density(torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).view(-1, 3)).max().item()
+    return DENSITY_THRESHOLD if peak > DENSITY_THRESHOLD else 0.5 * peak
+
+
+def instance(rep: NerfRep, i: int) -> NerfRep:
+    """Instance ``i`` of ``rep`` as a rep of its own (shares nothing; for exports and evaluation)."""
+    one = NerfRep(rep.image_shape, 1, rep.config, generator=torch.Generator().manual_seed(0)).to(rep.bank.device)
+    params = {name for name, _ in rep.named_parameters()}
+    one.load_state_dict({k: v[i:i + 1] if k in params else v for k, v in rep.state_dict().items()})
+    return one
+
+
+def nerf_objects(rep: NerfRep) -> list:
+    """Each instance as an ``evaluate3d.Object3D``: renders lit by the evaluation's fixed light, occupancy
+    where the density exceeds the mesh threshold, and the rendered opacity as its mask."""
+    from diffrep.evaluate3d import Object3D, gt_light
+    from diffrep.export3d import DENSITY_THRESHOLD
+
+    def make(one: NerfRep) -> Object3D:
+        def outputs(cameras: Tensor, res: int) -> dict[str, Tensor]:
+            cams = cameras[None].to(one.bank.device)
+            return one.render_cameras(cams, light=gt_light(cameras)[None], res=res, outputs=True)
+
+        return Object3D(render=lambda cams, res: outputs(cams, res)["rgb"][0].cpu(),
+                        occupancy=lambda points: one.density(points[None].to(one.bank.device))[0].cpu() > DENSITY_THRESHOLD,
+                        mask=lambda cams, res: outputs(cams, res)["opacity"][0].cpu())
+
+    with torch.no_grad():
+        return [make(instance(rep, i)) for i in range(rep.n)]

@@ -1,0 +1,147 @@
+"""The NeRF diffrep: its view/noise contract, DDRep on it, its outputs, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import diffrep
+from diffrep.cameras import VIEWS, view_label
+from diffrep.cli import main
+from diffrep.errors import InputError
+from diffrep.methods import PullbackConfig, ddrep_sample
+from diffrep.priors import default_gaussian
+from diffrep.reps import NerfConfig, make_rep
+from diffrep.schedule import timesteps
+
+SMALL = {"resolution": 8, "samples": 8, "bank": 8, "elevation_max": 40.0}  # no overhead views: small data sets lack them
+
+
+@pytest.fixture(scope="module")
+def toy3000():
+    """Enough toy-world images that every (kind, colour, view) a view prompt names has some."""
+    return diffrep.priors.load("toyworld", n=3000)
+
+
+def nerf(n=2, res=8, **options):
+    return make_rep("nerf", (3, res, res), n, generator=torch.Generator().manual_seed(0), **(SMALL | options))
+
+
+def test_views_are_stratified_over_the_bank_and_noise_is_per_camera():
+    rep = nerf(bank=12)
+    views = rep.random_views(4, torch.Generator().manual_seed(3))
+    assert views.shape == (2, 4, 5)
+    index = views[..., 0].long()
+    assert (torch.diff(torch.sort(index, 1).values, dim=1) == 3).all()  # 4 of 12, evenly spaced
+    lights = views[..., 1:4]
+    assert torch.allclose(lights.norm(dim=-1), torch.ones(2, 4), atol=1e-5)
+    noise = torch.randn(rep.noise_shape)
+    assert rep.noise_shape == (2, 12, 3, 8, 8)
+    assert torch.equal(rep.view_noise(noise, views)[1, 2], noise[1, index[1, 2]])
+    labels = rep.view_labels(views)
+    bank = rep.bank[index]
+    assert labels == [[VIEWS[i] for i in row] for row in view_label(bank[..., 0], bank[..., 1]).tolist()]
+    assert nerf(view_prompts=False).view_labels(views) is None
+
+
+def test_render_shape_range_and_determinism():
+    rep = nerf()
+    views = rep.random_views(3, torch.Generator().manual_seed(0))
+    x = rep(views)
+    assert x.shape == (2, 3, 3, 8, 8) and x.min() >= -1 and x.max() <= 1
+    assert torch.equal(x, rep(views))  # deterministic: stratified midpoints
+    x.mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in rep.parameters())
+    images, strip = rep.preview()
+    assert images.shape == (2, 3, 8, 64) and strip.shape == (2, 8, 3, 8, 8)
+
+
+def test_ddrep_on_a_nerf_keeps_the_noise_states_standard_normal():
+    """Every step updates the noise of every bank camera with the model-free kernel (design §5): with the
+    closed-form Gaussian prior evaluated on a subset of views, the states stay N(0, I)."""
+    prior = default_gaussian(size=8)
+    rep = nerf(n=2, bank=32)
+    g = torch.Generator().manual_seed(0)
+    noise = ddrep_sample(prior, rep, timesteps(1000, 6), None, guidance_scale=1.0, eta=1.0, rounds=2,
+                         pull=PullbackConfig(solver="adam", adam_iters=2), views_per_step=4, generator=g)
+    assert noise.shape == (2, 32, 3, 8, 8)
+    assert abs(noise.mean().item()) < 0.03 and abs(noise.std().item() - 1) < 0.03
+    # A bank camera's state is not its initial draw any more: all were updated.
+    first = torch.randn(rep.noise_shape, generator=torch.Generator().manual_seed(0))
+    assert (noise - first).flatten(2).norm(dim=2).min() > 1
+
+
+def test_sample_writes_turntables_meshes_and_resumes(tmp_path, toy3000):
+    kw = dict(rep="nerf", method="ddrep", prompt="a yellow duck", n=1, steps=4, eta=0.5, rounds=2, seed=1,
+              adam_iters=2, views_per_step=2, **SMALL)
+    prior = toy3000
+    full = diffrep.sample(prior, **kw)
+
+    class Stop(Exception):
+        pass
+
+    def stop(d):
+        if d["step"] == 3:
+            raise Stop
+
+    ckpt = tmp_path / "c"
+    with pytest.raises(Stop):
+        diffrep.sample(prior, checkpoint=ckpt, checkpoint_every=1, callback=stop, **kw)
+    resumed = diffrep.sample(prior, checkpoint=ckpt, checkpoint_every=1, resume=True, **kw)
+    assert torch.equal(full.images, resumed.images)
+    out = full.save(tmp_path / "run")
+    names = {p.name for p in out.iterdir()}
+    assert {"turntable-0.gif", "turntable-0.mp4", "mesh-0.glb", "mesh-0.obj", "mesh-0.ply", "rep.safetensors",
+            "views.png", "samples.png", "run.json"} <= names
+    assert set(json.loads((out / "run.json").read_text())["outputs"]) == names - {"run.json"}
+
+
+def test_view_prompts_are_encoded_before_the_run(toy3000):
+    with pytest.raises(InputError, match="view"):  # "a red mug, front view, back view" names two views
+        diffrep.sample(toy3000, rep="nerf", method="ddrep",
+                       prompt="a red mug, front view", steps=1, **SMALL)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--nerf.grid", "cube"], "--nerf.grid"),
+    (["--nerf.resolution", "-4"], "resolution=-4 is not allowed"),
+    (["--nerf.shading", "phong"], "--nerf.shading"),
+    (["--nerf.distance", "1"], "distance=1.0 is not allowed"),
+])
+def test_bad_nerf_options_are_one_line_exit_2(tmp_path, capsys, argv, message):
+    out = tmp_path / "o"
+    code = main(["sample", "--rep", "nerf", "--method", "ddrep", "--prompt", "a yellow duck", "--out", str(out), *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0], err
+    assert not out.exists()
+
+
+def test_export_reexports_and_refuses_what_is_not_a_nerf_run(tmp_path, capsys):
+    prior_args = ["--prior", "toyworld", "--toyworld-n", "3000"]
+    run = tmp_path / "run"
+    assert main(["sample", "--rep", "nerf", "--method", "sds", "--prompt", "a yellow duck", "--n", "1", "--optim.iters",
+                 "2", *[f"--nerf.{k.replace('_', '-')}={v}" for k, v in SMALL.items()], *prior_args,
+                 "--out", str(run)]) == 0
+    assert main(["export", str(run), "--format", "ply", "--resolution", "32"]) == 0
+    assert "mesh-0.ply" in json.loads((run / "run.json").read_text())["outputs"]
+    capsys.readouterr()
+    siren = tmp_path / "siren"
+    assert main(["sample", "--rep", "siren", "--method", "sds", "--optim.iters", "1", "--siren.width", "8", "--n", "1",
+                 "--prior", "gmm", "--prompt", "red", "--out", str(siren)]) == 0
+    capsys.readouterr()
+    for folder, message in ((siren, "holds a 'siren' run"), (tmp_path / "none", "not a diffrep result folder")):
+        assert main(["export", str(folder)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    (run / "rep.safetensors").write_bytes(b"not safetensors")
+    assert main(["export", str(run)]) == 2
+    assert "is corrupt" in capsys.readouterr().err
+
+
+def test_nerf_config_validates_itself():
+    with pytest.raises(InputError, match="samples=1 is not allowed"):
+        NerfConfig(samples=1)
+    with pytest.raises(InputError, match="elevation_max"):
+        NerfConfig(elevation_min=30.0, elevation_max=10.0)
