@@ -24,6 +24,7 @@ SUITES: dict[str, str] = {
     "speed": "diffrep.bench.speed",
     "panorama": "diffrep.bench.panorama",
     "prior-quality": "diffrep.bench.prior_quality",
+    "nerf3d": "diffrep.bench.nerf3d",
 }
 
 
@@ -64,6 +65,7 @@ def run_suite(name: str, *, quick: bool, results: Path, log: Callable[[str], Non
     start = time.perf_counter()
     figures = suite.run(quick=quick, log=log, **kwargs)
     images = figures.pop("_images", {})
+    files = figures.pop("_files", {})
     record = {"suite": name, "quick": quick, "command": command + (" --quick" if quick else ""),
               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "wall_s": round(time.perf_counter() - start, 2),
               "machine": machine_info(), "figures": figures}
@@ -72,8 +74,9 @@ def run_suite(name: str, *, quick: bool, results: Path, log: Callable[[str], Non
     from diffrep.export import atomic_write_text
 
     path = Path(results) / f"{stem}{'-quick' if quick else ''}.json"
-    record["images"] = save_images(images, Path(results) if quick else Path(results).parent.parent / "docs" / "images",
-                                   f"{stem}{'-quick' if quick else ''}")
+    folder = Path(results) if quick else Path(results).parent.parent / "docs" / "images"
+    record["images"] = save_images(images, folder, f"{stem}{'-quick' if quick else ''}")
+    record["files"] = save_files(files, folder, f"{stem}{'-quick' if quick else ''}")
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     return path
 
@@ -85,6 +88,19 @@ def tiny_weights_record(prior_path: str | None) -> dict[str, str]:
     path = weights_file(prior_path)
     shown = "diffrep/priors/tiny/weights/tiny.safetensors (shipped)" if path == DEFAULT_WEIGHTS else str(path)
     return {"file": shown, "sha256": weights_sha256(path)}
+
+
+def save_files(files: dict[str, bytes], folder: Path, prefix: str) -> list[str]:
+    """Save a suite's other figures (name -> bytes, e.g. turntable GIFs) beside its grids."""
+    paths = []
+    for name, data in files.items():
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{prefix}-{name}"
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        paths.append(str(path))
+    return paths
 
 
 def save_images(images: dict, folder: Path, prefix: str) -> list[str]:

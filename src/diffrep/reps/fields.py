@@ -72,18 +72,22 @@ class VoxelField(Field):
     """
 
     def __init__(self, n: int, resolution: int, bound: float, *, generator: torch.Generator,
-                 blob_density: float, blob_radius: float):
+                 blob_density: float, blob_radius: float, scale: float = 1.0):
         super().__init__()
         _check_field(n, bound, blob_density, blob_radius)
         check_int("resolution", resolution, 2)
         self.bound, self.blob_density, self.blob_radius = float(bound), float(blob_density), float(blob_radius)
-        self.grids = nn.Parameter(_uniform((n, 4, resolution, resolution, resolution), TABLE_INIT, generator))
+        # The grid values are ``scale * grids``: an optimiser step of lr moves them by scale * lr (a grid
+        # needs steps of ~0.05, a SIREN's weights ~3e-3), as SIREN's omega_0 scales its layers.
+        self.scale = float(scale)
+        self.grids = nn.Parameter(_uniform((n, 4, resolution, resolution, resolution), TABLE_INIT / self.scale, generator))
 
     def raw(self, points: Tensor, channels: int = 4) -> Tensor:
         """The first ``channels`` grid channels trilinearly interpolated at ``points [n, P, 3]`` -> ``[n, P, channels]``."""
         n, P, _ = points.shape
         grid = (points / self.bound).view(n, 1, 1, P, 3).to(self.grids.dtype)
-        out = F.grid_sample(self.grids[:, :channels], grid, mode="bilinear", padding_mode="border", align_corners=True)
+        values = self.grids[:, :channels] if self.scale == 1.0 else self.scale * self.grids[:, :channels]
+        out = F.grid_sample(values, grid, mode="bilinear", padding_mode="border", align_corners=True)
         return out.view(n, channels, P).transpose(1, 2)
 
 

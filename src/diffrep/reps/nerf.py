@@ -28,6 +28,12 @@ from diffrep.reps.volume import render_rays
 SHADINGS: tuple[str, ...] = ("albedo", "lambertian", "textureless")  # codes 0, 1, 2 of a view's last column
 AMBIENT, DIFFUSE = 0.3, 0.75  # the toy world's light (toyworld/render.py)
 BACKGROUND = 0.8  # the toy world's background, 0.6 in [-1, 1], as a colour in [0, 1]
+# Where a NeRF is "solid" (its occupancy and its mesh): the density at which a slab 0.2 units thick (the
+# thinnest parts of toy-world objects: mug walls, chair legs) is half opaque. DDRep's NeRFs are only as
+# dense as their renders need (peaks of ~10 on the toy world), far below the meshing convention of
+# stable-dreamfusion (25), whose density regularisers make surfaces solid; docs/nerf.md shows how the
+# occupancy IoU depends on this choice.
+SURFACE_DENSITY = math.log(2) / 0.2
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,9 @@ class NerfConfig:
     """Density added at the centre at initialisation, falling linearly to 0 at blob_radius (0: none)."""
     blob_radius: float = 0.5
     """Radius of the initial density blob."""
+    param_scale: float = 20.0
+    """voxel: the grid holds param_scale x its parameters, so an optimiser's step of lr moves a voxel by
+    param_scale x lr (the pullback's Adam lr, 3e-3 by default, suits a SIREN; a grid needs ~20x more)."""
     levels: int = 8
     """hash: resolution levels."""
     log2_table: int = 14
@@ -78,6 +87,7 @@ class NerfConfig:
                     f">= elevation_min={self.elevation_min}, both in [-90, 90]")
         check_range("nerf", "blob_density", self.blob_density, self.blob_density >= 0, ">= 0")
         check_range("nerf", "blob_radius", self.blob_radius, self.blob_radius > 0, "> 0")
+        check_range("nerf", "param_scale", self.param_scale, self.param_scale > 0, "> 0")
 
 
 class NerfRep(Diffrep):
@@ -96,7 +106,7 @@ class NerfRep(Diffrep):
         self.config = config = NerfConfig() if config is None else config
         blob = {"blob_density": config.blob_density, "blob_radius": config.blob_radius, "bound": 1.0}
         if config.grid == "voxel":
-            self.field = VoxelField(n, config.resolution, generator=generator, **blob)
+            self.field = VoxelField(n, config.resolution, generator=generator, scale=config.param_scale, **blob)
         else:
             self.field = HashField(n, levels=config.levels, features=2, log2_table=config.log2_table, base_res=16 if
                                    config.resolution > 16 else 4, max_res=config.resolution, hidden=config.hidden,
@@ -248,14 +258,11 @@ def nerf_outputs(rep: NerfRep, *, frames: int = 36, turntable: bool = True, form
 
 
 def surface_density(density, resolution: int = 32) -> float:
-    """The density of the surface: the meshing convention's (``export3d.DENSITY_THRESHOLD``), or half
-    the field's peak on a coarse grid when it never gets that dense (an early or faint NeRF), so a
-    saved run always has a mesh to look at."""
-    from diffrep.export3d import DENSITY_THRESHOLD
-
+    """The density of the mesh's surface: ``SURFACE_DENSITY``, or half the field's peak on a coarse grid
+    when it never gets that dense (an early or faint NeRF), so a saved run always has a mesh to look at."""
     axis = torch.linspace(-1, 1, resolution)
     peak = density(torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).view(-1, 3)).max().item()
-    return DENSITY_THRESHOLD if peak > DENSITY_THRESHOLD else 0.5 * peak
+    return SURFACE_DENSITY if peak > SURFACE_DENSITY else 0.5 * peak
 
 
 def instance(rep: NerfRep, i: int) -> NerfRep:
@@ -268,9 +275,8 @@ def instance(rep: NerfRep, i: int) -> NerfRep:
 
 def nerf_objects(rep: NerfRep) -> list:
     """Each instance as an ``evaluate3d.Object3D``: renders lit by the evaluation's fixed light, occupancy
-    where the density exceeds the mesh threshold, and the rendered opacity as its mask."""
+    where the density exceeds ``SURFACE_DENSITY``, and the rendered opacity as its mask."""
     from diffrep.evaluate3d import Object3D, gt_light
-    from diffrep.export3d import DENSITY_THRESHOLD
 
     def make(one: NerfRep) -> Object3D:
         def outputs(cameras: Tensor, res: int) -> dict[str, Tensor]:
@@ -278,7 +284,7 @@ def nerf_objects(rep: NerfRep) -> list:
             return one.render_cameras(cams, light=gt_light(cameras)[None], res=res, outputs=True)
 
         return Object3D(render=lambda cams, res: outputs(cams, res)["rgb"][0].cpu(),
-                        occupancy=lambda points: one.density(points[None].to(one.bank.device))[0].cpu() > DENSITY_THRESHOLD,
+                        occupancy=lambda points: one.density(points[None].to(one.bank.device))[0].cpu() > SURFACE_DENSITY,
                         mask=lambda cams, res: outputs(cams, res)["opacity"][0].cpu())
 
     with torch.no_grad():
