@@ -13,7 +13,7 @@ from diffrep import toyworld
 from diffrep.cameras import camera_bank, camera_rays
 from diffrep.errors import InputError
 from diffrep.reps.fields import PRIMES, HashField, VoxelField, hash_encode, level_resolutions
-from diffrep.reps.volume import density_normals, intersect_box, render_rays, stratified_samples, volume_render
+from diffrep.reps.volume import density_gradient, intersect_box, render_rays, stratified_samples, unit_normals, volume_render
 
 BLOB = {"blob_density": 5.0, "blob_radius": 0.5}
 HASH = {"levels": 3, "features": 2, "log2_table": 6, "base_res": 2, "max_res": 9, "hidden": 8, "bound": 1.0}
@@ -213,15 +213,17 @@ class Sphere:
         return self.density(points), torch.full((*points.shape[:-1], 3), 0.5)
 
 
-def test_normals_of_a_sphere_point_outward():
+@pytest.mark.parametrize("eps", [None, 1e-2])  # autograd, central differences
+def test_normals_of_a_sphere_point_outward(eps):
     sphere = Sphere()
     g = torch.Generator().manual_seed(0)
     true = F.normalize(torch.randn(2, 50, 3, generator=g), dim=-1)
     points = sphere.centre + (0.4 + 0.2 * torch.rand(2, 50, 1, generator=g)) * true  # in the shell where sigma varies
-    assert F.cosine_similarity(density_normals(sphere, points, 1e-2), true, dim=-1).min() > 0.999
+    normals = unit_normals(density_gradient(sphere, points, eps))
+    assert F.cosine_similarity(normals, true, dim=-1).min() > 0.999
     # Rendered normals (weighted by the ray weights) against the normal where the ray meets the sphere.
     o, d = some_rays(2, res=8)
-    out = render_rays(sphere, o, d, samples=64, bound=1.0, background=0.8, normals=True)
+    out = render_rays(sphere, o, d, samples=64, bound=1.0, background=0.8, normals=True, normal_eps=eps)
     surface = o + (out["depth"] / out["opacity"].clamp_min(1e-6))[..., None] * d
     on = out["opacity"] > 0.5
     assert on.sum() > 20
@@ -230,19 +232,24 @@ def test_normals_of_a_sphere_point_outward():
     assert (out["normals"].norm(dim=-1) <= out["opacity"] + 1e-5).all()
 
 
+@pytest.mark.parametrize("eps", [None, 1e-2])
 @pytest.mark.parametrize("make", [voxel_field, hash_field])
-def test_normals_carry_gradients_unless_asked_not_to(make):
+def test_normals_carry_gradients_unless_asked_not_to(make, eps):
     field = make(n=1)
     o, d = some_rays(1)
+    render = lambda **kw: render_rays(field, o, d, samples=8, bound=1.0, background=0.8, normals=True, normal_eps=eps, **kw)  # noqa: E731
+    grads = []
     for normals_grad in (True, False):
         field.zero_grad()
-        out = render_rays(field, o, d, samples=8, bound=1.0, background=0.8, normals=True, normals_grad=normals_grad)
+        out = render(normals_grad=normals_grad)
         out["normals"][..., 0].sum().backward()
-        grad = next(field.parameters()).grad
-        assert grad is not None and grad.abs().sum() > 0  # the ray weights at least
-        if normals_grad:
-            with_grad = grad.clone()
-    assert not torch.allclose(with_grad, grad)
+        grads.append(torch.cat([p.grad.flatten() for p in field.parameters()]))
+        assert grads[-1].abs().sum() > 0  # through the ray weights at least
+    assert not torch.allclose(grads[0], grads[1])
+    with torch.no_grad():  # normals also under no_grad, without a graph
+        quiet = render()
+    assert quiet["normals"].grad_fn is None and quiet["rgb"].grad_fn is None
+    torch.testing.assert_close(quiet["normals"], out["normals"])
 
 
 # Instances -------------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ with the last interval running to the box exit ``t_far``. See docs/nerf_fields.m
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -83,31 +85,41 @@ def volume_render(sigma: Tensor, rgb: Tensor, t: Tensor, background: Tensor | fl
 
 def render_rays(field, origins: Tensor, dirs: Tensor, *, samples: int, bound: float, background: Tensor | float,
                 generator: torch.Generator | None = None, normals: bool = False, normals_grad: bool = True,
-                normal_eps: float = 1e-2, max_points: int = 1 << 18) -> dict[str, Tensor]:
+                normal_eps: float | None = None, max_points: int = 1 << 18) -> dict[str, Tensor]:
     """Volume-render ``field`` along rays ``origins, dirs [n, R, 3]`` of ``n`` instances.
 
-    field: ``field(points [n, P, 3]) -> (sigma [n, P], rgb [n, P, 3])`` and, for normals,
-    ``field.density(points) -> sigma [n, P]``. ``dirs`` need not be unit (they are normalised, so
-    ``depth`` is in world units). Samples are stratified in the ray's box segment (midpoints if
-    ``generator`` is None); rays that miss the box render ``background`` with opacity 0 and depth 0.
-    Returns ``rgb [n, R, 3]``, ``opacity [n, R]``, ``depth [n, R]`` and, if ``normals``, ``normals
-    [n, R, 3] = sum_i w_i n_i`` with ``n_i = -grad sigma / |grad sigma|`` at the samples, by central
-    differences of step ``normal_eps`` (length <= opacity; not renormalised). ``normals_grad=False``
-    evaluates the 6 extra densities per sample without a graph: the normals still move with the ray
-    weights but carry no gradient of their own, and cost 6 forward passes instead of 6 forward and
-    backward passes. Rays are processed in chunks of at most ``max_points`` sample
-    points (all instances together; sample and normal points both count).
+    field: ``field(points [n, P, 3]) -> (sigma [n, P], rgb [n, P, 3])`` (and ``field.density(points)
+    -> sigma [n, P]`` for finite-difference normals). ``dirs`` need not be unit (they are normalised,
+    so ``depth`` is in world units). Samples are stratified in the ray's box segment (midpoints if
+    ``generator`` is None); rays that miss the box render ``background`` (a float, ``[3]`` or ``[n, R, 3]``)
+    with opacity 0 and depth 0. Returns ``rgb [n, R, 3]``, ``opacity [n, R]``, ``depth [n, R]`` and, if
+    ``normals``, ``normals [n, R, 3] = sum_i w_i n_i`` (length <= opacity; not renormalised) with
+    ``n_i = -grad sigma / |grad sigma|`` at the samples: by autograd of the samples' densities
+    (``normal_eps=None``) or by central differences of step ``normal_eps`` (6 more density
+    evaluations per sample; smooth across grid cells). ``normals_grad``: whether gradients flow
+    through ``n_i`` (autograd: ``create_graph``; differences: a graph); either way they flow through
+    the weights ``w_i``. Rays are processed in chunks of at most ``max_points`` sample points (all
+    instances together, difference points included).
 
     Example: ``out = render_rays(field, o, d, samples=48, bound=1.0, background=0.8)``.
     """
     _check_rays(origins, dirs, samples, bound, normal_eps, max_points)
     n, R, _ = origins.shape
     dirs = dirs / torch.linalg.vector_norm(dirs, dim=-1, keepdim=True)
-    rays = max(1, max_points // (n * samples * (7 if normals else 1)))
+    how = Normals(normals_grad, normal_eps) if normals else None
+    rays = max(1, max_points // (n * samples * (7 if normals and normal_eps is not None else 1)))
     parts = [_render_chunk(field, origins[:, s:s + rays], dirs[:, s:s + rays], samples, bound,
-                           _ray_slice(background, R, s, rays), generator, normals, normals_grad, normal_eps)
+                           _ray_slice(background, R, s, rays), generator, how)
              for s in range(0, R, rays)]
     return {k: torch.cat([p[k] for p in parts], 1) for k in parts[0]}
+
+
+@dataclass(frozen=True)
+class Normals:
+    """How ``render_rays`` computes normals: gradients through them or not; autograd (eps None) or differences."""
+
+    grad: bool
+    eps: float | None
 
 
 def _ray_slice(background: Tensor | float, R: int, start: int, rays: int) -> Tensor | float:
@@ -118,41 +130,62 @@ def _ray_slice(background: Tensor | float, R: int, start: int, rays: int) -> Ten
 
 
 def _render_chunk(field, o: Tensor, d: Tensor, samples: int, bound: float, background: Tensor | float,
-                  generator: torch.Generator | None, normals: bool, normals_grad: bool, eps: float) -> dict[str, Tensor]:
+                  generator: torch.Generator | None, normals: Normals | None) -> dict[str, Tensor]:
     """``render_rays`` on one chunk of rays."""
     n, R, _ = o.shape
     # Sample the box segment of every ray.
     t_near, t_far, _ = intersect_box(o, d, bound)
     t = stratified_samples(t_near, t_far, samples, generator)  # [n, R, S]
-    x = o[:, :, None, :] + t[..., None] * d[:, :, None, :]  # [n, R, S, 3]
-    sigma, rgb = field(x.reshape(n, R * samples, 3))
+    x = (o[:, :, None, :] + t[..., None] * d[:, :, None, :]).reshape(n, R * samples, 3)
+    # Evaluate the field; autograd normals differentiate this very evaluation (a graph even under no_grad).
+    graph = torch.is_grad_enabled()
+    autograd = normals is not None and normals.eps is None
+    with torch.enable_grad() if autograd else nullcontext():
+        x = x.requires_grad_() if autograd and not x.requires_grad else x
+        sigma, rgb = field(x)
+        if autograd:
+            (grad,) = torch.autograd.grad(sigma.sum(), x, create_graph=graph and normals.grad, retain_graph=graph)
+    if autograd and not graph:
+        sigma, rgb = sigma.detach(), rgb.detach()
     out = volume_render(sigma.view(n, R, samples), rgb.view(n, R, samples, 3), t, background, t_far=t_far)
     weights = out.pop("weights")
-    if normals:
-        with torch.set_grad_enabled(normals_grad and torch.is_grad_enabled()):
-            n_i = density_normals(field, x.reshape(n, R * samples, 3), eps).view(n, R, samples, 3)
-        out["normals"] = (weights[..., None] * n_i).sum(-2)
+    if normals is not None:
+        if not autograd:
+            with torch.set_grad_enabled(graph and normals.grad):
+                grad = density_gradient(field, x, normals.eps)
+        out["normals"] = (weights[..., None] * unit_normals(grad).view(n, R, samples, 3)).sum(-2)
     return out
 
 
-def density_normals(field, points: Tensor, eps: float) -> Tensor:
-    """Unit normals ``-grad sigma / |grad sigma|`` ``[n, P, 3]`` at ``points [n, P, 3]``, by central differences.
+def density_gradient(field, points: Tensor, eps: float | None = None) -> Tensor:
+    """``grad sigma`` ``[n, P, 3]`` of ``field.density`` at ``points [n, P, 3]`` (up to a positive scale).
 
-    ``d sigma / d x_a ~ (sigma(x + eps e_a) - sigma(x - eps e_a)) / (2 eps)`` (error O(eps^2)): one call
-    of ``field.density`` on all ``6 P`` points. Differentiable w.r.t. the field's parameters.
+    ``eps=None``: autograd (no graph of its own unless grad mode is on; then differentiable). Else central
+    differences ``(sigma(x + eps e_a) - sigma(x - eps e_a)) / (2 eps)`` (error O(eps^2)), one call of
+    ``field.density`` on all ``6 P`` points, returned times ``2 eps``.
     """
     n, P, _ = points.shape
+    if eps is None:
+        graph = torch.is_grad_enabled()
+        with torch.enable_grad():
+            x = points if points.requires_grad else points.detach().requires_grad_()
+            return torch.autograd.grad(field.density(x).sum(), x, create_graph=graph)[0]
     e = eps * torch.eye(3, dtype=points.dtype, device=points.device)
     offsets = torch.cat([e, -e])  # [6, 3]: +x, +y, +z, -x, -y, -z
     sigma = field.density((points[:, None] + offsets[None, :, None]).reshape(n, 6 * P, 3)).view(n, 2, 3, P)
-    grad = (sigma[:, 0] - sigma[:, 1]).transpose(1, 2)  # 2 eps grad sigma [n, P, 3]; the scale cancels below
+    return (sigma[:, 0] - sigma[:, 1]).transpose(1, 2)
+
+
+def unit_normals(grad: Tensor) -> Tensor:
+    """``-grad / |grad|`` ``[..., 3]`` (0 where the gradient vanishes)."""
     return -grad / torch.linalg.vector_norm(grad, dim=-1, keepdim=True).clamp_min(1e-12)
 
 
-def _check_rays(origins: Tensor, dirs: Tensor, samples: int, bound: float, normal_eps: float, max_points: int) -> None:
+def _check_rays(origins: Tensor, dirs: Tensor, samples: int, bound: float, normal_eps: float | None, max_points: int) -> None:
     if origins.ndim != 3 or origins.shape[-1] != 3 or dirs.shape != origins.shape:
         raise InputError(f"origins and dirs must both have shape [n, R, 3], got {tuple(origins.shape)} and {tuple(dirs.shape)}")
     check_positive_int("samples", samples)
     check_positive_int("max_points", max_points)
     check_finite("bound", bound, positive=True)
-    check_finite("normal_eps", normal_eps, positive=True)
+    if normal_eps is not None:
+        check_finite("normal_eps", normal_eps, positive=True)
