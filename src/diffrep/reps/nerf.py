@@ -61,6 +61,9 @@ class NerfConfig:
     shading: Literal["albedo", "lambertian", "textureless", "random"] = "lambertian"
     """Shading of training views: albedo, lambertian (the toy world's; light from the camera's side),
     textureless (white, lit), random (DreamFusion: each view one of the three)."""
+    normals_grad: bool = False
+    """Let shading gradients flow through the normals too (double backward through the field, ~3x the
+    cost of a render); off, shading follows the geometry through the ray weights only."""
     view_prompts: bool = True
     """Condition each view on "PROMPT, <front|side|back|overhead> view" by its camera (the toy world's labels)."""
     blob_density: float = 5.0
@@ -138,7 +141,7 @@ class NerfRep(Diffrep):
         o, d = camera_rays(cameras.reshape(n * V, 3).float().cpu(), H, self.config.fov)
         o, d = o.to(self.bank.device).reshape(n, V * H * H, 3), d.to(self.bank.device).reshape(n, V * H * H, 3)
         out = render_rays(self.field, o, d, samples=self.config.samples, bound=1.0, background=0.0,
-                          normals=True)
+                          normals=True, normals_grad=self.config.normals_grad)
         light = default_light(cameras) if light is None else light
         shading = torch.ones(n, V, device=o.device) if shading is None else shading
         rgb = shade(out["rgb"].view(n, V, H * H, 3), out["normals"].view(n, V, H * H, 3),
