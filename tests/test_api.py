@@ -121,3 +121,30 @@ def test_latents_are_decoded_before_saving(tmp_path, rep, method):
     result.save(tmp_path / "r")
     from safetensors.torch import load_file
     assert load_file(tmp_path / "r" / "samples.safetensors")["images"].shape[-2] == 16
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: diffrep.sample(None), "prior must be a diffrep.Prior or a prior's name; got NoneType"),
+    (lambda: diffrep.sample("gmm", prompt=3), "prompt=3 is not allowed; it must be a string"),
+    (lambda: diffrep.sample("gmm", seed=2**64), r"seed=18446744073709551616 is not allowed"),
+    (lambda: diffrep.sample("gmm", eta=5.0), r"eta=5.0 is not allowed; it must be in \[0, 1\]"),
+    (lambda: diffrep.sample("gmm", rep="siren", method="ddrep", resume=True), "resume=True needs checkpoint"),
+    (lambda: diffrep.sdedit("gmm", torch.zeros(3, 16, 16, dtype=torch.uint8)), "dtype torch.uint8"),
+    (lambda: diffrep.sdedit("gmm", [[0.0]]), r"image has shape \(1, 1\)"),
+    (lambda: diffrep.sdedit("gmm", torch.zeros(2, 3, 16, 16)), "give one image"),
+    (lambda: diffrep.sdedit("gmm", object()), "image must be a tensor"),
+    (lambda: diffrep.inpaint("gmm", torch.zeros(3, 16, 16), torch.full((16, 16), float("nan"))), "finite values in"),
+    (lambda: diffrep.inpaint("gmm", torch.zeros(3, 16, 16), torch.ones(8, 8)), r"mask has shape \(8, 8\)"),
+    (lambda: diffrep.inpaint("gmm", torch.zeros(3, 16, 16), None), "mask must be a floating-point tensor"),
+])
+def test_bad_api_input_is_one_input_error(call, message):
+    with pytest.raises(InputError, match=message) as info:
+        call()
+    assert "\n" not in str(info.value)
+
+
+def test_numpy_images_are_taken():
+    import numpy as np
+
+    result = diffrep.sdedit("gmm", np.zeros((3, 16, 16), dtype=np.float32), prompt="red", strength=0.3, steps=3)
+    assert result.images.shape == (1, 3, 16, 16)

@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+import torch
 
 import diffrep
 from diffrep.cli import main
@@ -110,3 +111,27 @@ def test_outputs_have_normal_permissions(tmp_path):
         os.umask(old)
     assert oct(out.stat().st_mode & 0o777) == oct(0o755)
     assert oct((out / "t.safetensors").stat().st_mode & 0o777) == oct(0o644)
+
+
+@pytest.mark.parametrize("mode", ["I;16", "RGBA", "LA", "L", "P"])
+def test_images_of_every_mode_load_as_the_right_grey(tmp_path, mode):
+    """A 16-bit PNG is not read as white; transparency is composited over white."""
+    import numpy as np
+    from PIL import Image
+
+    from diffrep.export import load_image
+
+    path = tmp_path / f"{mode.replace(';', '')}.png"
+    if mode == "I;16":
+        Image.fromarray(np.full((4, 4), 32768, dtype=np.uint16)).save(path)  # mid-grey in 16 bits
+        expected = 128 / 127.5 - 1
+    elif mode in ("RGBA", "LA"):
+        Image.new(mode, (4, 4), (0, 0, 0, 0) if mode == "RGBA" else (0, 0)).save(path)  # fully transparent
+        expected = 1.0  # white behind it
+    else:
+        grey = Image.new("RGB", (4, 4), (128, 128, 128))
+        (grey.convert("L") if mode == "L" else grey.convert("P", palette=Image.ADAPTIVE)).save(path)
+        expected = 128 / 127.5 - 1
+    image = load_image(path)
+    assert image.shape == (1, 3, 4, 4)
+    assert torch.allclose(image, torch.full_like(image, expected), atol=1 / 127.5), (mode, image.mean())

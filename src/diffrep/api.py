@@ -67,7 +67,12 @@ def versions() -> dict[str, str]:
 
 
 def resolve_prior(prior: Prior | str) -> Prior:
-    return load(prior) if isinstance(prior, str) else prior
+    """A prior by name (``diffrep.priors.load``), or a ``diffrep.Prior`` as it is."""
+    if isinstance(prior, str):
+        return load(prior)
+    if not isinstance(prior, Prior):
+        raise InputError(f"prior must be a diffrep.Prior or a prior's name; got {type(prior).__name__}")
+    return prior
 
 
 @dataclass(frozen=True)
@@ -322,14 +327,39 @@ def load_run(folder: str | Path, *, rep: str | None = None) -> tuple[Any, dict[s
     return model, record
 
 
-def _check_images(prior: Prior, image: Tensor, name: str) -> Tensor:
+def _check_images(prior: Prior, image: Any, name: str) -> Tensor:
+    """One image ``[C, H, W]`` or ``[1, C, H, W]``, floating point in [-1, 1], of the prior's shape."""
+    if not torch.is_tensor(image):
+        try:
+            image = torch.as_tensor(image)
+        except (TypeError, ValueError, RuntimeError):
+            raise InputError(f"{name} must be a tensor [C, H, W] in [-1, 1]; got {type(image).__name__}") from None
+    if not image.is_floating_point():
+        raise InputError(f"{name} has dtype {image.dtype}; it must be floating point in [-1, 1] "
+                         "(for 8-bit pixels: x / 127.5 - 1)")
     if image.ndim == 3:
         image = image[None]
+    if image.ndim != 4 or image.shape[0] != 1:
+        raise InputError(f"{name} has shape {tuple(image.shape)}; give one image [C, H, W] (n= makes several)")
     if tuple(image.shape[1:]) != tuple(prior.image_shape):
         raise InputError(f"{name} has shape {tuple(image.shape[1:])}; the prior denoises {tuple(prior.image_shape)}")
     if not torch.isfinite(image).all():
         raise InputError(f"{name} contains non-finite values")
-    return image
+    return image.float()
+
+
+def _check_mask(prior: Prior, mask: Any) -> Tensor:
+    """A mask broadcastable to one image of the prior, values in [0, 1] (1 = known)."""
+    if not torch.is_tensor(mask) or not mask.is_floating_point():
+        raise InputError(f"mask must be a floating-point tensor in [0, 1]; got "
+                         f"{mask.dtype if torch.is_tensor(mask) else type(mask).__name__}")
+    try:
+        torch.broadcast_shapes(mask.shape, (1, *prior.image_shape))
+    except RuntimeError:
+        raise InputError(f"mask has shape {tuple(mask.shape)}; it must broadcast to {(1, *prior.image_shape)}") from None
+    if not (torch.isfinite(mask).all() and mask.min() >= 0 and mask.max() <= 1):
+        raise InputError("mask must hold finite values in [0, 1] (1 = known, 0 = fill)")
+    return mask
 
 
 def sdedit(prior: Prior | str, image: Tensor, *, prompt: str | None = None, cond: Any = None, strength: float = 0.5,
@@ -357,6 +387,7 @@ def inpaint(prior: Prior | str, image: Tensor, mask: Tensor, *, prompt: str | No
     check_positive_int("n", n), check_positive_int("rounds", rounds), Sampling(steps, guidance_scale, eta)
     prior = resolve_prior(prior)
     known = _check_images(prior, image, "image").expand(n, -1, -1, -1)
+    mask = _check_mask(prior, mask)
     c = _condition(prior, prompt, cond)
     ts = timesteps(len(prior.alphas_cumprod), steps)
 

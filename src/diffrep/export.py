@@ -46,13 +46,30 @@ def load_image(path: str | Path, size: tuple[int, int] | None = None) -> Tensor:
         raise InputError(f"input image {str(path)!r} does not exist or is not a file")
     try:
         with Image.open(path) as img:
-            img = img.convert("RGB")
+            img = to_rgb8(img)
             if size is not None and img.size != (size[1], size[0]):
                 img = img.resize((size[1], size[0]), Image.BICUBIC)
             data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(img.height, img.width, 3)
     except (UnidentifiedImageError, OSError) as e:
         raise InputError(f"input {str(path)!r} is not a readable image (PNG or JPEG): {e}") from None
     return data.permute(2, 0, 1)[None].float() / 127.5 - 1
+
+
+def to_rgb8(img: "PIL.Image.Image") -> "PIL.Image.Image":  # noqa: F821
+    """8-bit RGB of any PNG/JPEG mode: 16-bit and 32-bit greyscale scaled (PIL's ``convert`` would clip
+    them to white), transparency composited over white."""
+    import numpy as np
+    from PIL import Image
+
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        top = 65535.0 if img.mode.startswith("I;16") or np.asarray(img).max() > 255 else 255.0
+        grey = (np.asarray(img, dtype=np.float64) / top * 255.0).round().clip(0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB")
 
 
 def load_mask(path: str | Path, size: tuple[int, int]) -> Tensor:
