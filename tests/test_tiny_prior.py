@@ -386,3 +386,19 @@ def test_shipped_weights_follow_the_colour_of_the_prompt(monkeypatch_module):
     got, _ = nearest_labels(result.images, d["images"].float() / 127.5 - 1, labels)
     hits = sum(int(g) == c for g, (c, _) in zip(got["colour"], asked))
     assert hits >= 9, f"{hits}/12 samples have the colour asked for"
+
+
+def test_shipped_metadata_names_no_folder_of_the_training_machine():
+    import json
+
+    from diffrep.priors.tiny import DEFAULT_WEIGHTS
+
+    def strings(value):
+        if isinstance(value, dict):
+            return [s for v in value.values() for s in strings(v)]
+        if isinstance(value, list):
+            return [s for v in value for s in strings(v)]
+        return [value] if isinstance(value, str) else []
+
+    meta = json.loads(DEFAULT_WEIGHTS.with_suffix(".json").read_text())
+    assert not [s for s in strings(meta) if s.startswith(("/", "~")) or ":\\" in s or "/" in s]

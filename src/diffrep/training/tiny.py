@@ -91,7 +91,8 @@ def preview(ema: TinyUNet, path: Path, *, encoder: TextEncoder, steps: int) -> P
 
 def export(fitted: Fitted, config: TrainConfig, init_sha256: str | None) -> Path:
     """The EMA weights as ``out/tiny.safetensors`` (float16 with ``half``) + ``tiny.json`` with the run's config."""
-    training = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
+    # Paths are recorded by their last part only: shipped metadata names no folder of the training machine.
+    training = {k: Path(v).name if k in ("out", "init") and v else v for k, v in asdict(config).items()}
     cpu = {k: v.cpu() for k, v in fitted.ema.state_dict().items()}
     state = {k: v.half() if config.half and v.is_floating_point() else v for k, v in cpu.items()}
     return save_tiny(fitted.ema, config.out / "tiny.safetensors", state,
