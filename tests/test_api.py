@@ -1,5 +1,7 @@
 import importlib
 
+import json
+
 import pytest
 import torch
 
@@ -148,3 +150,34 @@ def test_numpy_images_are_taken():
 
     result = diffrep.sdedit("gmm", np.zeros((3, 16, 16), dtype=np.float32), prompt="red", strength=0.3, steps=3)
     assert result.images.shape == (1, 3, 16, 16)
+
+
+class NaNAfter:
+    """The gmm prior, returning NaN from its ``k``-th call on (a fault injected into a run)."""
+
+    def __init__(self, k: int):
+        self.inner, self.k, self.calls = diffrep.priors.load("gmm"), k, 0
+        self.alphas_cumprod, self.image_shape = self.inner.alphas_cumprod, self.inner.image_shape
+
+    def encode_prompt(self, text):
+        return self.inner.encode_prompt(text)
+
+    def eps(self, x_t, t, cond):
+        self.calls += 1
+        eps = self.inner.eps(x_t, t, cond)
+        return eps * float("nan") if self.calls >= self.k else eps
+
+
+def test_non_finite_values_stop_the_run_and_keep_the_last_good_checkpoint(tmp_path):
+    from safetensors.torch import load_file
+
+    from diffrep.errors import RunError
+
+    ckpt = tmp_path / "c"
+    with pytest.raises(RunError, match="non-finite at step 4") as info:
+        diffrep.sample(NaNAfter(4), rep="siren", method="ddrep", prompt="red", n=1, steps=6, width=16, depth=1,
+                       guidance_scale=1.0, checkpoint=ckpt, checkpoint_every=1)
+    assert "\n" not in str(info.value) and "last good checkpoint is kept" in str(info.value)
+    state = load_file(ckpt / "state.safetensors")
+    assert json.loads((ckpt / "state.json").read_text())["step"] == 3
+    assert all(torch.isfinite(v).all() for k, v in state.items() if v.is_floating_point())

@@ -244,3 +244,18 @@ def test_progress_off_a_terminal_is_plain_lines(tmp_path, capsys):
     lines = [line for line in stderr.splitlines() if line.startswith("sds siren: ")]
     assert 15 <= len(lines) <= 21 and "40/40 (100 %)" in lines[-1] and "ETA 0 s" in lines[-1], lines
     assert all("elapsed" in line for line in lines)
+
+
+def test_a_second_run_on_the_same_folder_is_refused(tmp_path, capsys):
+    import os
+
+    out = tmp_path / "r"
+    lock = tmp_path / "r.lock"
+    lock.write_text(f"{os.getpid()}\n")  # a live process holds it
+    code, _, stderr = run(["sample", "--out", str(out), "--prompt", "red", *SMALL], capsys)
+    assert code == 2 and "another diffrep run (pid" in stderr and not out.exists()
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock.write_text(done.stdout)  # a process that is gone: its lock is stale
+    code, _, stderr = run(["sample", "--out", str(out), "--prompt", "red", *SMALL], capsys)
+    assert code == 0, stderr
+    assert not lock.exists()

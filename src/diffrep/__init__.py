@@ -9,12 +9,12 @@ torch.Size([4, 3, 32, 32])
 
 from diffrep import cameras, priors, samplers, schedule
 from diffrep.api import Result, inpaint, sample, sdedit
-from diffrep.errors import InputError
+from diffrep.errors import InputError, RunError
 from diffrep.priors import Prior, cfg_eps
 from diffrep.version import __version__
 
 __all__ = [
-    "__version__", "Prior", "Result", "InputError", "cameras", "cfg_eps", "inpaint", "priors", "sample", "samplers",
+    "__version__", "Prior", "Result", "InputError", "RunError", "cameras", "cfg_eps", "inpaint", "priors", "sample", "samplers",
     "schedule", "sdedit", "toyworld",
 ]
 

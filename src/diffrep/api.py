@@ -18,7 +18,7 @@ from torch import Tensor
 
 from diffrep.checkpoint import RunCheckpoint
 from diffrep.checks import check_choice, check_count, check_finite, check_positive_int
-from diffrep.errors import InputError
+from diffrep.errors import InputError, RunError
 from diffrep.methods import METHODS, PLANNED_METHODS, MethodEntry, Sampling, ViewPrompt
 from diffrep.priors import CountingPrior, Prior, draw_noise, load, prior_device, to_rgb
 from diffrep.reps import PLANNED_REPS, REPS, make_rep, rep_name
@@ -220,6 +220,16 @@ def load_state(checkpoint: RunCheckpoint, entry: MethodEntry, rep, generator: to
     return entry.state.restore(step, {k[6:]: v for k, v in tensors.items() if k.startswith("state.")}, meta["state"])
 
 
+def check_finite_rep(rep, step: int, checkpoint: RunCheckpoint | None) -> None:
+    """Stop the run, before anything non-finite is checkpointed, if the rep's parameters are not finite."""
+    with torch.no_grad():
+        finite = all(bool(torch.isfinite(p).all()) for p in rep.parameters())
+    if not finite:
+        kept = "" if checkpoint is None or not checkpoint.exists() else f"; the last good checkpoint is kept in {str(checkpoint.folder)!r}"
+        raise RunError(f"the diffrep's parameters became non-finite at step {step} (a prior returning NaN or inf, "
+                       f"or a learning rate too large){kept}")
+
+
 def _method_run(spec: RunSpec, n: int, cond: Any, callback, checkpoint: RunCheckpoint | None, resume: bool):
     """The closure that runs ``spec`` on a prior: build the rep, restore, run with checkpoints, render."""
     entry = spec.entry
@@ -229,6 +239,7 @@ def _method_run(spec: RunSpec, n: int, cond: Any, callback, checkpoint: RunCheck
         state = load_state(checkpoint, entry, rep, g) if checkpoint is not None and resume else None
 
         def step_done(d: dict[str, Any]) -> None:
+            check_finite_rep(rep, d["i"] + 1, checkpoint)
             if checkpoint is not None and checkpoint.due(d["i"] + 1, d["steps"]):
                 save_state(checkpoint, rep, d["state"], g)
             if callback is not None:

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 import tyro
 
-from diffrep.errors import InputError
+from diffrep.errors import InputError, RunError
 from diffrep.training.tiny import TrainConfig
 
 
@@ -291,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         print(f"diffrep: error: {e}", file=sys.stderr)
         return 2
+    except RunError as e:
+        print(f"diffrep: stopped: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("diffrep: interrupted", file=sys.stderr)
         return 130
@@ -371,7 +374,7 @@ def load_prior(a: PriorArgs):
 def run_sample(a: SampleArgs) -> int:
     import diffrep
     from diffrep.api import prepare
-    from diffrep.export import check_output_dir
+    from diffrep.export import check_output_dir, output_lock
     from diffrep.methods import METHODS, Sampling
 
     check_output_dir(a.out, a.overwrite)
@@ -386,14 +389,15 @@ def run_sample(a: SampleArgs) -> int:
         run |= {"checkpoint_every": a.checkpoint_every or 0, "resume": a.resume}
     sampling = dict(steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta)
     prepare(sampling=Sampling(**sampling), **run)  # everything checked before the prior is loaded
-    prior = load_prior(a.prior)
-    bar = Progress(f"{a.method} {a.rep}")
-    try:
-        result = diffrep.sample(prior, callback=bar, **sampling, **run)
-    finally:
-        bar.close()
-    result.info["config"] |= {"prior": a.prior.prior}
-    return _report(result.save(a.out, a.overwrite), result.info)
+    with output_lock(a.out):
+        prior = load_prior(a.prior)
+        bar = Progress(f"{a.method} {a.rep}")
+        try:
+            result = diffrep.sample(prior, callback=bar, **sampling, **run)
+        finally:
+            bar.close()
+        result.info["config"] |= {"prior": a.prior.prior}
+        return _report(result.save(a.out, a.overwrite), result.info)
 
 
 def run_sdedit(a: SdeditArgs) -> int:
@@ -507,6 +511,7 @@ def run_bench(a: BenchArgs) -> int:
 
 
 def run_train_prior(a: TrainPriorArgs) -> int:
+    from diffrep.export import output_lock
     from diffrep.training.tiny import check_config, train
 
     config = TrainConfig(**{k: v for k, v in asdict(a).items() if k != "resume"})
@@ -523,7 +528,8 @@ def run_train_prior(a: TrainPriorArgs) -> int:
             log.flush()
 
     try:
-        weights = train(config, resume=a.resume, callback=report)
+        with output_lock(a.out):
+            weights = train(config, resume=a.resume, callback=report)
     finally:
         bar.close()
         log.close()

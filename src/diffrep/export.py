@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +138,49 @@ def check_output_dir(out: str | Path, overwrite: bool) -> Path:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise InputError(f"output folder {str(out)!r} is not writable (no write permission on {str(parent)!r})")
     return out
+
+
+@contextmanager
+def output_lock(out: str | Path) -> Iterator[None]:
+    """Hold ``OUT.lock`` (created exclusively, holding the PID) while a run writes ``out`` and its
+    checkpoints: a second run on the same folder is refused; a lock left by a dead process is taken over."""
+    lock = Path(out).with_name(Path(out).name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            pid = _lock_pid(lock)
+            if pid is not None and _alive(pid):
+                raise InputError(f"another diffrep run (pid {pid}) is writing {str(out)!r}; wait for it or choose "
+                                 f"another folder (or remove {str(lock)!r} if that run is gone)") from None
+            lock.unlink(missing_ok=True)  # stale: its process is gone
+    else:
+        raise InputError(f"cannot lock {str(out)!r}: {str(lock)!r} keeps reappearing")
+    try:
+        os.write(fd, f"{os.getpid()}\n".encode())
+        os.close(fd)
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _lock_pid(lock: Path) -> int | None:
+    try:
+        return int(lock.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_folder(out: str | Path, files: dict[str, Any], overwrite: bool) -> Path:
