@@ -82,33 +82,70 @@ class RunCheckpoint:
         every = max(1, total // 10) if self.every is None else self.every
         return every > 0 and step % every == 0 and step < total
 
+    @property
+    def previous(self) -> Path:
+        return Path(self.folder) / "state.prev.safetensors"
+
     def save(self, step: int, tensors: dict[str, Tensor], meta: dict[str, Any] | None = None) -> None:
-        atomic_save(tensors, self.path, {"step": step, "config": _jsonable(self.config), **(meta or {})})
+        """One self-contained file (the JSON record in the safetensors header), written to a temporary
+        file and renamed; the checkpoint before it is kept as ``state.prev.safetensors``, so a file cut
+        short (a kill, a full disk) leaves a good one to resume from. ``state.json`` is a readable copy."""
+        from safetensors.torch import save_file
+
+        from diffrep.export import atomic_write_text
+
+        record = {"step": step, "config": _jsonable(self.config), **(meta or {})}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".state.", suffix=".safetensors", dir=self.path.parent)
+        os.close(fd)
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp,
+                  metadata={"record": json.dumps(record, default=str)})
+        os.chmod(tmp, 0o644)
+        if self.path.exists():
+            os.replace(self.path, self.previous)
+        os.replace(tmp, self.path)
+        atomic_write_text(self.path.with_suffix(".json"), json.dumps(record, indent=1, default=str))
 
     def exists(self) -> bool:
-        return self.path.with_suffix(".json").is_file()
+        return self.path.is_file() or self.previous.is_file()
 
     def load(self) -> tuple[int, dict[str, Tensor], dict[str, Any]] | None:
-        """``(step, tensors, meta)`` of the last checkpoint, or ``None`` if there is none."""
-        from safetensors.torch import load_file
+        """``(step, tensors, meta)`` of the last good checkpoint (the previous one if the last is cut
+        short or corrupt), or ``None`` if there is none."""
+        errors = []
+        for path in (self.path, self.previous):
+            if not path.is_file():
+                continue
+            try:
+                tensors, meta = _read(path)
+            except Exception as e:  # safetensors' own errors for a truncated or foreign file
+                errors.append(f"{path.name}: {e}")
+                continue
+            self._check_config(meta)
+            return int(meta["step"]), tensors, meta
+        if errors:
+            raise InputError(f"checkpoint in {str(self.folder)!r} cannot be resumed ({'; '.join(errors)}); "
+                             "run without --resume")
+        return None
 
-        meta_path = self.path.with_suffix(".json")
-        if not meta_path.is_file():
-            return None
-        try:
-            meta = json.loads(meta_path.read_text())
-            tensors = load_file(self.path)
-        except Exception as e:
-            raise InputError(f"checkpoint in {str(self.folder)!r} cannot be resumed: {e}") from None
+    def _check_config(self, meta: dict[str, Any]) -> None:
         if meta.get("config") != _jsonable(self.config):
             diff = sorted(k for k in set(meta.get("config", {})) | set(_jsonable(self.config))
                           if meta.get("config", {}).get(k) != _jsonable(self.config).get(k))
             raise InputError(f"checkpoint in {str(self.folder)!r} belongs to another run (differs in "
                              f"{', '.join(diff)}); rerun with the same options or without --resume")
-        return int(meta["step"]), tensors, meta
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _read(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """The tensors of a checkpoint file and the JSON record in its header."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        record = json.loads((f.metadata() or {})["record"])
+        return {k: f.get_tensor(k) for k in f.keys()}, record
 
 
 def _jsonable(d: Any) -> Any:

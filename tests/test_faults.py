@@ -1,0 +1,80 @@
+"""Faults: a run killed with SIGKILL resumes to the same result; a checkpoint cut short mid-write
+falls back to the previous good one."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import diffrep
+
+RUNS = {  # short runs of each kind of diffrep run: (options, kill after step)
+    "ddrep-siren": (dict(rep="siren", method="ddrep", steps=8, eta=0.5, rounds=2, width=16, depth=1), 5),
+    "sds-siren": (dict(rep="siren", method="sds", iters=8, width=16, depth=1), 5),
+}
+KILLER = """
+import os, signal, sys
+import diffrep
+options = {options}
+def kill(d):
+    if d["step"] == {step}:
+        os.kill(os.getpid(), signal.SIGKILL)
+diffrep.sample("gmm", prompt="red", n=2, seed=5, checkpoint=sys.argv[1], checkpoint_every=1, callback=kill, **options)
+"""
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, name):
+    options, step = RUNS[name]
+    full = diffrep.sample("gmm", prompt="red", n=2, seed=5, **options)
+    ckpt = tmp_path / "c"
+    proc = subprocess.run([sys.executable, "-c", KILLER.format(options=repr(options), step=step), str(ckpt)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr  # killed, not finished
+    assert json.loads((ckpt / "state.json").read_text())["step"] == step
+    resumed = diffrep.sample("gmm", prompt="red", n=2, seed=5, checkpoint=ckpt, checkpoint_every=1, resume=True,
+                             **options)
+    assert torch.equal(full.images, resumed.images)
+    assert torch.equal(torch.cat([p.flatten() for p in full.rep.parameters()]),
+                       torch.cat([p.flatten() for p in resumed.rep.parameters()]))
+
+
+def test_a_checkpoint_cut_short_falls_back_to_the_previous_one(tmp_path):
+    options = RUNS["ddrep-siren"][0]
+    full = diffrep.sample("gmm", prompt="red", n=2, seed=5, **options)
+    ckpt = tmp_path / "c"
+
+    def stop(d):
+        if d["step"] == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        diffrep.sample("gmm", prompt="red", n=2, seed=5, checkpoint=ckpt, checkpoint_every=1, callback=stop, **options)
+    data = (ckpt / "state.safetensors").read_bytes()
+    (ckpt / "state.safetensors").write_bytes(data[: len(data) // 2])  # the last write was cut short
+    steps = []
+    resumed = diffrep.sample("gmm", prompt="red", n=2, seed=5, checkpoint=ckpt, checkpoint_every=1, resume=True,
+                             callback=lambda d: steps.append(d["step"]), **options)
+    assert steps[0] == 5  # resumed after step 4, from state.prev.safetensors
+    assert torch.equal(full.images, resumed.images)
+
+
+def test_both_checkpoints_corrupt_is_one_line(tmp_path):
+    options = RUNS["ddrep-siren"][0]
+    ckpt = tmp_path / "c"
+
+    def stop(d):
+        if d["step"] == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        diffrep.sample("gmm", prompt="red", n=2, seed=5, checkpoint=ckpt, checkpoint_every=1, callback=stop, **options)
+    for name in ("state.safetensors", "state.prev.safetensors"):
+        (ckpt / name).write_bytes(b"garbage")
+    with pytest.raises(diffrep.InputError, match="cannot be resumed") as info:
+        diffrep.sample("gmm", prompt="red", n=2, seed=5, checkpoint=ckpt, checkpoint_every=1, resume=True, **options)
+    assert "\n" not in str(info.value)
