@@ -32,9 +32,17 @@ RESULT = {"ddrep-siren": "samples.safetensors", "sds-siren": "samples.safetensor
 
 def run(args: list[str], out: Path, resume: bool = False) -> float:
     start = time.perf_counter()
-    subprocess.run(DIFFREP + args + ["--out", str(out)] + (["--resume"] if resume else []), check=True,
-                   capture_output=True, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(DIFFREP + args + ["--out", str(out)] + (["--resume"] if resume else []),
+                          capture_output=True, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} --out {out}{' --resume' if resume else ''}: {proc.stderr.strip()}")
     return time.perf_counter() - start
+
+
+def has_checkpoint(name: str, out: Path) -> bool:
+    """Whether the killed run left a checkpoint (a kill during start-up leaves none: the run starts over)."""
+    folder = out if name == "train-prior" else out.with_name(out.name + ".checkpoint")
+    return any(folder.glob("*.safetensors")) if folder.is_dir() else False
 
 
 def digest(path: Path) -> str:
@@ -61,7 +69,7 @@ def main() -> None:
             proc.kill()
             proc.wait()
             if killed:
-                run(args, out, resume=True)
+                run(args, out, resume=has_checkpoint(name, out))
             same = digest(out / RESULT[name]) == want
             rows.append({"run": name, "trial": trial, "killed_after_s": round(delay, 2), "killed": killed, "identical": same})
             print(rows[-1], flush=True)

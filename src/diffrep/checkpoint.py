@@ -22,8 +22,11 @@ from torch import Tensor
 from diffrep.errors import InputError
 
 
-def atomic_save(tensors: dict[str, Tensor], path: Path, meta: dict[str, Any]) -> None:
-    """``path`` (safetensors) then ``path.with_suffix('.json')``, each via a temporary file and ``os.replace``."""
+def atomic_save(tensors: dict[str, Tensor], path: Path, meta: dict[str, Any], keep_previous: bool = False) -> None:
+    """``path`` (safetensors, with ``meta`` as JSON in its header, so the file is self-contained), then a
+    readable copy ``path.with_suffix('.json')``, each via a temporary file and ``os.replace``; a kill
+    between the two leaves a consistent file. ``keep_previous``: the file it replaces becomes
+    ``previous_path(path)``, to fall back to if this one is ever cut short."""
     from safetensors.torch import save_file
 
     from diffrep.export import atomic_write_text
@@ -31,10 +34,30 @@ def atomic_save(tensors: dict[str, Tensor], path: Path, meta: dict[str, Any]) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp)
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp,
+              metadata={"record": json.dumps(meta, default=str)})
     os.chmod(tmp, 0o644)  # mkstemp and save_file both leave 0600; weights and checkpoints are ordinary files
+    if keep_previous and path.exists():
+        os.replace(path, previous_path(path))
     os.replace(tmp, path)
-    atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=1))
+    atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=1, default=str))
+
+
+def previous_path(path: Path) -> Path:
+    """Where ``atomic_save(..., keep_previous=True)`` keeps the file it replaced."""
+    return path.with_name(path.stem + ".prev" + path.suffix)
+
+
+def read_saved(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """The tensors of a file ``atomic_save`` wrote and its record (from the header; files written before
+    the record moved there: from the JSON beside them)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        header = f.metadata() or {}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    record = json.loads(header["record"]) if "record" in header else json.loads(path.with_suffix(".json").read_text())
+    return tensors, record
 
 
 def optimizer_tensors(opt: torch.optim.Optimizer, prefix: str = "opt") -> tuple[dict[str, Tensor], list[dict]]:
@@ -82,29 +105,15 @@ class RunCheckpoint:
         every = max(1, total // 10) if self.every is None else self.every
         return every > 0 and step % every == 0 and step < total
 
+    def save(self, step: int, tensors: dict[str, Tensor], meta: dict[str, Any] | None = None) -> None:
+        """One self-contained file, the checkpoint before it kept (``atomic_save``), so a file cut short
+        (a kill, a full disk) leaves a good one to resume from. ``state.json`` is a readable copy."""
+        atomic_save(tensors, self.path, {"step": step, "config": _jsonable(self.config), **(meta or {})},
+                    keep_previous=True)
+
     @property
     def previous(self) -> Path:
-        return Path(self.folder) / "state.prev.safetensors"
-
-    def save(self, step: int, tensors: dict[str, Tensor], meta: dict[str, Any] | None = None) -> None:
-        """One self-contained file (the JSON record in the safetensors header), written to a temporary
-        file and renamed; the checkpoint before it is kept as ``state.prev.safetensors``, so a file cut
-        short (a kill, a full disk) leaves a good one to resume from. ``state.json`` is a readable copy."""
-        from safetensors.torch import save_file
-
-        from diffrep.export import atomic_write_text
-
-        record = {"step": step, "config": _jsonable(self.config), **(meta or {})}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".state.", suffix=".safetensors", dir=self.path.parent)
-        os.close(fd)
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp,
-                  metadata={"record": json.dumps(record, default=str)})
-        os.chmod(tmp, 0o644)
-        if self.path.exists():
-            os.replace(self.path, self.previous)
-        os.replace(tmp, self.path)
-        atomic_write_text(self.path.with_suffix(".json"), json.dumps(record, indent=1, default=str))
+        return previous_path(self.path)
 
     def exists(self) -> bool:
         return self.path.is_file() or self.previous.is_file()
@@ -117,7 +126,7 @@ class RunCheckpoint:
             if not path.is_file():
                 continue
             try:
-                tensors, meta = _read(path)
+                tensors, meta = read_saved(path)
             except Exception as e:  # safetensors' own errors for a truncated or foreign file
                 errors.append(f"{path.name}: {e}")
                 continue
@@ -137,15 +146,6 @@ class RunCheckpoint:
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def _read(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """The tensors of a checkpoint file and the JSON record in its header."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        record = json.loads((f.metadata() or {})["record"])
-        return {k: f.get_tensor(k) for k in f.keys()}, record
 
 
 def _jsonable(d: Any) -> Any:

@@ -4,7 +4,6 @@ config, param groups, Python RNG state). Restoring one continues the run bit-for
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from diffrep.checkpoint import atomic_save, load_optimizer, optimizer_tensors
+from diffrep.checkpoint import atomic_save, load_optimizer, optimizer_tensors, read_saved
 from diffrep.errors import InputError
 
 
@@ -51,11 +50,8 @@ def save_checkpoint(out: Path, step: int, state: TrainState, meta: dict[str, Any
 
 def load_checkpoint(out: Path, state: TrainState) -> int:
     """Restore what ``save_checkpoint`` wrote into ``state``; returns the step to continue from."""
-    from safetensors.torch import load_file
-
     try:
-        meta = json.loads((out / "checkpoint.json").read_text())
-        tensors = load_file(out / "checkpoint.safetensors")
+        tensors, meta = read_saved(out / "checkpoint.safetensors")
         for name, m in state.modules.items():
             m.load_state_dict({k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")})
     except Exception as e:
