@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parents[2]
 DIFFREP = [sys.executable, "-m", "diffrep.cli"]
 SAMPLE = ["sample", "--prior", "gmm", "--prompt", "red", "--n", "2", "--seed", "3", "--checkpoint-every", "1"]
@@ -46,7 +48,14 @@ def has_checkpoint(name: str, out: Path) -> bool:
 
 
 def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """SHA-256 of the tensors (names and bytes), not of the file: its header records the run's folder name."""
+    from safetensors.torch import load_file
+
+    h = hashlib.sha256()
+    for name, tensor in sorted(load_file(path).items()):
+        h.update(name.encode())
+        h.update(tensor.contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def main() -> None:
