@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT := outputs/demo
 
-.PHONY: install demo test test-slow bench bench-quick clean
+.PHONY: install demo test test-fuzz test-slow bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q -n 2
+
+test-fuzz: install  # property-based fuzzing of the CLI and the API: 4 x 3,000 generated inputs, about 5 minutes
+	DIFFREP_FUZZ=1 $(PY) -m pytest -q -p no:xdist tests/test_fuzz.py
 
 test-slow: install
 	$(PY) -m pytest -q -m slow

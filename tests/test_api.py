@@ -181,3 +181,15 @@ def test_non_finite_values_stop_the_run_and_keep_the_last_good_checkpoint(tmp_pa
     state = load_file(ckpt / "state.safetensors")
     assert json.loads((ckpt / "state.json").read_text())["step"] == 3
     assert all(torch.isfinite(v).all() for k, v in state.items() if v.is_floating_point())
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: diffrep.sample("gmm", steps=100_000), "steps=100000 is not allowed: the prior has 1000 timesteps"),
+    (lambda: diffrep.sample("gmm", n=10**12), r"n=1000000000000 needs about .* GiB \(estimated\), more than the"),
+    (lambda: diffrep.sample("gmm", rep="siren", method="ddrep", n=10**7), "GiB"),
+    (lambda: diffrep.sdedit("gmm", torch.zeros(3, 16, 16), steps=10**20), "the prior has 1000 timesteps"),
+    (lambda: diffrep.inpaint("gmm", torch.zeros(3, 16, 16), torch.ones(16, 16), n=10**15), "GiB"),
+])
+def test_runs_too_big_for_the_prior_or_the_machine_are_refused_before_the_work(call, message):
+    with pytest.raises(InputError, match=message):
+        call()

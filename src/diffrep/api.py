@@ -263,9 +263,7 @@ def prepare(rep: str | Any = "pixels", method: str | Any = "ddim", *, sampling: 
     """Everything ``sample`` checks before a prior is loaded (the CLI calls it first too): the rep,
     the method, their options and pairing, ``n``, the seed, the prompt's type and the checkpoint."""
     spec = run_spec(rep, method, sampling, **options)
-    check_positive_int("n", n), check_seed(seed)
-    if prompt is not None and not isinstance(prompt, str):
-        raise InputError(f"prompt={prompt!r} is not allowed; it must be a string")
+    check_positive_int("n", n), check_seed(seed), check_prompt(prompt)
     check_checkpointing(spec.entry, checkpoint_every or 0, resume)
     if checkpoint is None:
         if resume:
@@ -299,9 +297,47 @@ def sample(prior: Prior | str = "toyworld", *, rep: str | Any = "pixels", method
     spec, ckpt = prepare(rep, method, sampling=Sampling(steps, guidance_scale, eta), n=n, seed=seed, prompt=prompt,
                          checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, **options)
     prior = resolve_prior(prior)
+    check_budget(prior, steps, n, None if spec.entry.image else spec.rep_options)
     c = _view_condition(prior, prompt, cond, REPS[spec.rep].labels(spec.rep_options))
     run = _method_run(spec, n, c, callback, ckpt, resume)
     return _run(prior, run, {"prompt": prompt, "n": n, "image_shape": list(prior.image_shape)} | spec.record(), seed)
+
+
+def check_budget(prior: Prior, steps: int, n: int, rep_options: Any = None) -> None:
+    """What needs the prior: ``steps`` at most its number of timesteps, and the run's estimated peak
+    memory (``n`` images of the prior's shape, the rep's parameters with their gradients and optimiser
+    moments) within the memory available, so a run too big for the machine is refused, not killed."""
+    T = len(prior.alphas_cumprod)
+    if steps > T:
+        raise InputError(f"steps={steps} is not allowed: the prior has {T} timesteps (at most {T} steps)")
+    image = 4 * int(torch.tensor(prior.image_shape).prod())
+    per_instance = 64 * image  # samples, noise, CFG's doubled batches, views, renders
+    if rep_options is not None:
+        one = make_rep(rep_options, prior.image_shape, 1, generator=torch.Generator().manual_seed(0))
+        noise = 4 * int(torch.tensor(one.noise_shape[1:]).prod())  # DDRep's noise state (a canvas, a bank)
+        per_instance += 6 * 4 * sum(p.numel() for p in one.parameters()) + 4 * noise
+    need, have = n * per_instance, available_memory()
+    if need > have:
+        raise InputError(f"n={n} needs about {need / 2**30:.1f} GiB (estimated), more than the "
+                         f"{have / 2**30:.1f} GiB available; use a smaller n")
+
+
+def available_memory() -> int:
+    """Bytes of memory available now (``MemAvailable``), or physical memory where that is unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import os
+
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_prompt(prompt: Any) -> None:
+    if prompt is not None and not isinstance(prompt, str):
+        raise InputError(f"prompt={prompt!r} is not allowed; it must be a string")
 
 
 def check_seed(seed: Any) -> int:
@@ -377,8 +413,10 @@ def sdedit(prior: Prior | str, image: Tensor, *, prompt: str | None = None, cond
            n: int = 1, seed: int = 0, steps: int = 50, guidance_scale: float = 3.0, eta: float = 0.0,
            callback=None) -> Result:
     """SDEdit an image ``[C, H, W]`` or ``[1, C, H, W]`` in [-1, 1] towards a prompt; ``strength`` in [0, 1]."""
-    check_strength(strength), check_positive_int("n", n), Sampling(steps, guidance_scale, eta)
+    check_strength(strength), check_positive_int("n", n), Sampling(steps, guidance_scale, eta), check_seed(seed)
+    check_prompt(prompt)
     prior = resolve_prior(prior)
+    check_budget(prior, steps, n)
     x0 = _check_images(prior, image, "image").expand(n, -1, -1, -1)
     c = _condition(prior, prompt, cond)
 
@@ -396,7 +434,9 @@ def inpaint(prior: Prior | str, image: Tensor, mask: Tensor, *, prompt: str | No
             eta: float = 1.0, callback=None) -> Result:
     """RePaint inpainting: keep ``image`` where ``mask`` is 1 (``[H, W]`` or broadcastable), fill the rest."""
     check_positive_int("n", n), check_positive_int("rounds", rounds), Sampling(steps, guidance_scale, eta)
+    check_seed(seed), check_prompt(prompt)
     prior = resolve_prior(prior)
+    check_budget(prior, steps, n)
     known = _check_images(prior, image, "image").expand(n, -1, -1, -1)
     mask = _check_mask(prior, mask)
     c = _condition(prior, prompt, cond)

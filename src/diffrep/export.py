@@ -104,10 +104,6 @@ def diffrep_files(folder: Path) -> set[str] | None:
 def check_replaceable(out: Path) -> None:
     """``--overwrite`` only ever replaces a folder that diffrep wrote: never the working folder or one
     of its parents, never a folder holding anything diffrep did not write."""
-    here, target = Path.cwd().resolve(), out.resolve()
-    if target == here or target in here.parents or target == Path(target.anchor) or target == Path.home().resolve():
-        raise InputError(f"output folder {str(out)!r} is the working folder, one of its parents or the home "
-                         "folder; --overwrite never replaces those: choose a new folder")
     owned = diffrep_files(out)
     names = {p.name for p in out.iterdir()}
     if owned is None:
@@ -124,6 +120,11 @@ def check_output_dir(out: str | Path, overwrite: bool) -> Path:
     A non-empty folder is refused unless ``overwrite``, and even then unless diffrep wrote it
     (``check_replaceable``): a user's files are never deleted."""
     out = Path(out)
+    here, target = Path.cwd().resolve(), out.resolve()
+    if target == here or target in here.parents or target == Path(target.anchor) or target == Path.home().resolve():
+        raise InputError(f"output folder {str(out)!r} is the working folder, one of its parents or the home "
+                         "folder; results go into a folder of their own (which --overwrite may later replace): "
+                         "choose a new folder")
     if out.exists() and not out.is_dir():
         raise InputError(f"output {str(out)!r} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
@@ -135,8 +136,13 @@ def check_output_dir(out: str | Path, overwrite: bool) -> Path:
         parent = parent.parent
     if not parent.is_dir():
         raise InputError(f"output folder {str(out)!r} is not writable: {str(parent)!r} is a file")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"output folder {str(out)!r} is not writable (no write permission on {str(parent)!r})")
+    try:  # a real probe: permissions alone do not say that /proc or a read-only mount refuses files
+        fd, probe = tempfile.mkstemp(prefix=".diffrep-probe.", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise InputError(f"output folder {str(out)!r} is not writable: cannot create files in {str(parent)!r} "
+                         f"({e.strerror})") from None
     return out
 
 
@@ -156,6 +162,8 @@ def output_lock(out: str | Path) -> Iterator[None]:
                 raise InputError(f"another diffrep run (pid {pid}) is writing {str(out)!r}; wait for it or choose "
                                  f"another folder (or remove {str(lock)!r} if that run is gone)") from None
             lock.unlink(missing_ok=True)  # stale: its process is gone
+        except OSError as e:
+            raise InputError(f"cannot lock {str(out)!r}: {e.strerror} ({str(lock)!r})") from None
     else:
         raise InputError(f"cannot lock {str(out)!r}: {str(lock)!r} keeps reappearing")
     try:

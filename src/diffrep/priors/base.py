@@ -88,8 +88,8 @@ def check_device(device: str) -> str:
     """Validate a device name against ``available_devices()`` (``cuda`` means ``cuda:0``)."""
     allowed = available_devices()
     try:
-        d = torch.device(device)
-    except (RuntimeError, TypeError):
+        d = torch.device(device) if isinstance(device, str) else None  # torch.device(7) is cuda:7
+    except (RuntimeError, TypeError, ValueError):
         d = None
     name = None if d is None else d.type if d.type in ("cpu", "mps") else f"{d.type}:{d.index or 0}"
     if name not in allowed:

@@ -7,6 +7,7 @@ embedded by all-MiniLM-L6-v2 (``TextEncoder``), which needs the ``diffrep[tiny]`
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,10 @@ class TinyPriorConfig:
     """Where the U-Net computes: cpu, cuda, cuda:N, mps."""
 
     def __post_init__(self):
+        if self.path is not None and not isinstance(self.path, (str, os.PathLike)):
+            raise InputError(f"path={self.path!r} is not allowed; it must be the path of a file or folder")
+        if not isinstance(self.device, str):
+            raise InputError(f"device={self.device!r} is not allowed; it must be a device name such as 'cpu'")
         check_weights(self.path)
         check_device(self.device)
 
