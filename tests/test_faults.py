@@ -78,3 +78,48 @@ def test_both_checkpoints_corrupt_is_one_line(tmp_path):
     with pytest.raises(diffrep.InputError, match="cannot be resumed") as info:
         diffrep.sample("gmm", prompt="red", n=2, seed=5, checkpoint=ckpt, checkpoint_every=1, resume=True, **options)
     assert "\n" not in str(info.value)
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    import errno
+
+    import diffrep.checkpoint as checkpoint
+    from diffrep.errors import RunError
+
+    real, calls = checkpoint.atomic_save, []
+
+    def fills_up(*args, **kwargs):
+        calls.append(1)
+        if len(calls) >= 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "atomic_save", fills_up)
+    ckpt = tmp_path / "c"
+    with pytest.raises(RunError, match=r"cannot write the checkpoint of step 3 .*No space left on device.*last good "
+                                       r"checkpoint is kept") as info:
+        diffrep.sample("gmm", prompt="red", n=2, seed=5, checkpoint=ckpt, checkpoint_every=1, **RUNS["ddrep-siren"][0])
+    assert "\n" not in str(info.value)
+    assert json.loads((ckpt / "state.json").read_text())["step"] == 2
+    monkeypatch.setattr(checkpoint, "atomic_save", real)
+    full = diffrep.sample("gmm", prompt="red", n=2, seed=5, **RUNS["ddrep-siren"][0])
+    resumed = diffrep.sample("gmm", prompt="red", n=2, seed=5, checkpoint=ckpt, checkpoint_every=1, resume=True,
+                             **RUNS["ddrep-siren"][0])
+    assert torch.equal(full.images, resumed.images)
+
+
+def test_results_that_cannot_be_written_are_one_line_and_leave_nothing(tmp_path, monkeypatch):
+    import errno
+
+    import diffrep.export as export
+    from diffrep.errors import RunError
+
+    result = diffrep.sample("gmm", prompt="red", n=1, steps=2)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(export, "_write_one", full_disk)
+    with pytest.raises(RunError, match="cannot write the results into .*No space left"):
+        result.save(tmp_path / "r")
+    assert list(tmp_path.iterdir()) == []

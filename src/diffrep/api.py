@@ -56,7 +56,11 @@ class Result:
         if self.outputs is not None:
             files |= self.outputs()
         files["run.json"] = self.info | {"outputs": sorted(files)}
-        return write_folder(out, files, overwrite)
+        try:
+            return write_folder(out, files, overwrite)
+        except OSError as e:  # a full disk, a folder made read-only: nothing half-written is left
+            raise RunError(f"cannot write the results into {str(out)!r} ({e.strerror or e}); the result is still "
+                           "in memory (Result.save again), nothing half-written is left") from None
 
 
 def versions() -> dict[str, str]:
@@ -205,8 +209,13 @@ def save_state(checkpoint: RunCheckpoint, rep, state, generator: torch.Generator
     """Checkpoint ``rep`` + the method's ``state`` + the generator, whatever the method."""
     tensors, meta = state.checkpoint()
     rep_state = {f"rep.{k}": v for k, v in rep.state_dict().items()}
-    checkpoint.save(state.step, rep_state | {f"state.{k}": v for k, v in tensors.items()} | {"rng": generator.get_state()},
-                    {"state": meta})
+    try:
+        checkpoint.save(state.step, rep_state | {f"state.{k}": v for k, v in tensors.items()}
+                        | {"rng": generator.get_state()}, {"state": meta})
+    except OSError as e:  # a full disk, a folder made read-only: the previous checkpoint is intact
+        kept = "; the last good checkpoint is kept" if checkpoint.exists() else ""
+        raise RunError(f"cannot write the checkpoint of step {state.step} into {str(checkpoint.folder)!r} "
+                       f"({e.strerror or e}){kept}") from None
 
 
 def load_state(checkpoint: RunCheckpoint, entry: MethodEntry, rep, generator: torch.Generator):
