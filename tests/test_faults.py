@@ -123,3 +123,26 @@ def test_results_that_cannot_be_written_are_one_line_and_leave_nothing(tmp_path,
     with pytest.raises(RunError, match="cannot write the results into .*No space left"):
         result.save(tmp_path / "r")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_from_the_cli_a_result_that_cannot_be_written_keeps_the_checkpoint(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import diffrep.export as export
+    from diffrep.cli import main
+
+    argv = ["sample", "--rep", "siren", "--method", "ddrep", "--prior", "gmm", "--prompt", "red", "--n", "1",
+            "--steps", "10", "--siren.width", "16", "--out", str(tmp_path / "r")]
+    real = export._write_one
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(export, "_write_one", full_disk)
+    assert main(argv) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("diffrep:")]  # not progress
+    assert len(err) == 1 and "last checkpoint is kept" in err[0], err
+    assert (tmp_path / "r.checkpoint" / "state.safetensors").is_file() and not (tmp_path / "r").exists()
+    monkeypatch.setattr(export, "_write_one", real)
+    assert main([*argv, "--resume"]) == 0  # the run goes on from its checkpoint
+    assert (tmp_path / "r" / "run.json").is_file() and not (tmp_path / "r.checkpoint").exists()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import platform
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,8 @@ class Result:
     """Panoramas: a strip of views ``[N, V, C, H, W]``."""
     outputs: Any = None
     """``() -> {name: file}``: the rep's extra files (its table entry's ``outputs``), made when saved."""
+    checkpoint: Path | None = None
+    """A run's checkpoint folder kept until the result is saved (``sample(..., keep_checkpoint=True)``)."""
 
     def save(self, out: str | Path, overwrite: bool = False) -> Path:
         """Write ``samples.png`` (grid; panoramas one per row), ``samples.safetensors``,
@@ -57,10 +60,14 @@ class Result:
             files |= self.outputs()
         files["run.json"] = self.info | {"outputs": sorted(files)}
         try:
-            return write_folder(out, files, overwrite)
+            out = write_folder(out, files, overwrite)
         except OSError as e:  # a full disk, a folder made read-only: nothing half-written is left
-            raise RunError(f"cannot write the results into {str(out)!r} ({e.strerror or e}); the result is still "
-                           "in memory (Result.save again), nothing half-written is left") from None
+            kept = f"; the run's last checkpoint is kept in {str(self.checkpoint)!r}" if self.checkpoint else ""
+            raise RunError(f"cannot write the results into {str(out)!r} ({e.strerror or e}); nothing half-written "
+                           f"is left{kept}") from None
+        if self.checkpoint is not None:  # the result is safe: the run's checkpoint is no longer needed
+            shutil.rmtree(self.checkpoint, ignore_errors=True)
+        return out
 
 
 def versions() -> dict[str, str]:
@@ -239,7 +246,8 @@ def check_finite_rep(rep, step: int, checkpoint: RunCheckpoint | None) -> None:
                        f"or a learning rate too large){kept}")
 
 
-def _method_run(spec: RunSpec, n: int, cond: Any, callback, checkpoint: RunCheckpoint | None, resume: bool):
+def _method_run(spec: RunSpec, n: int, cond: Any, callback, checkpoint: RunCheckpoint | None, resume: bool,
+                keep_checkpoint: bool = False):
     """The closure that runs ``spec`` on a prior: build the rep, restore, run with checkpoints, render."""
     entry = spec.entry
 
@@ -255,12 +263,13 @@ def _method_run(spec: RunSpec, n: int, cond: Any, callback, checkpoint: RunCheck
                 callback(d | {"step": d["i"] + 1})
 
         entry.run(p, rep, cond, spec.options, sampling=spec.sampling, generator=g, state=state, callback=step_done)
-        if checkpoint is not None:
+        if checkpoint is not None and not keep_checkpoint:
             checkpoint.remove()
         images, views = rep.preview()
         outputs = REPS[spec.rep].outputs
         return Result(images, rep=None if entry.image else rep, views=views,
-                      outputs=None if outputs is None or entry.image else (lambda: outputs(rep)))
+                      outputs=None if outputs is None or entry.image else (lambda: outputs(rep)),
+                      checkpoint=Path(checkpoint.folder) if checkpoint is not None and keep_checkpoint else None)
 
     return run
 
@@ -287,7 +296,8 @@ def prepare(rep: str | Any = "pixels", method: str | Any = "ddim", *, sampling: 
 def sample(prior: Prior | str = "toyworld", *, rep: str | Any = "pixels", method: str | Any = "ddim",
            prompt: str | None = None, cond: Any = None, n: int = 1, seed: int = 0, steps: int = 50,
            guidance_scale: float = 3.0, eta: float = 0.0, callback=None, checkpoint: str | Path | None = None,
-           checkpoint_every: int | None = 0, resume: bool = False, **options: Any) -> Result:
+           checkpoint_every: int | None = 0, resume: bool = False, keep_checkpoint: bool = False,
+           **options: Any) -> Result:
     """Sample ``n`` diffreps of a prompt from a prior and render them.
 
     ``rep`` and ``method`` are names from ``diffrep.reps.REPS`` and ``diffrep.methods.METHODS`` with
@@ -297,7 +307,7 @@ def sample(prior: Prior | str = "toyworld", *, rep: str | Any = "pixels", method
     Methods with a state checkpoint into the folder ``checkpoint`` every ``checkpoint_every`` steps
     (DDRep) or iterations (SDS, SJC; ``None``: a tenth of the run); ``resume=True`` continues from
     its last checkpoint (same options and seed), bit for bit on the CPU. The folder is removed
-    when the run completes.
+    when the run completes, or with ``keep_checkpoint`` only once ``Result.save`` has written the result.
 
     >>> result = diffrep.sample("gmm", prompt="red", n=4, steps=20)
     >>> result.images.shape
@@ -308,7 +318,7 @@ def sample(prior: Prior | str = "toyworld", *, rep: str | Any = "pixels", method
     prior = resolve_prior(prior)
     check_budget(prior, steps, n, None if spec.entry.image else spec.rep_options)
     c = _view_condition(prior, prompt, cond, REPS[spec.rep].labels(spec.rep_options))
-    run = _method_run(spec, n, c, callback, ckpt, resume)
+    run = _method_run(spec, n, c, callback, ckpt, resume, keep_checkpoint)
     return _run(prior, run, {"prompt": prompt, "n": n, "image_shape": list(prior.image_shape)} | spec.record(), seed)
 
 

@@ -393,7 +393,7 @@ def run_sample(a: SampleArgs) -> int:
         prior = load_prior(a.prior)
         bar = Progress(f"{a.method} {a.rep}")
         try:
-            result = diffrep.sample(prior, callback=bar, **sampling, **run)
+            result = diffrep.sample(prior, callback=bar, keep_checkpoint=not image, **sampling, **run)
         finally:
             bar.close()
         result.info["config"] |= {"prior": a.prior.prior}
