@@ -43,17 +43,21 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, name):
                        torch.cat([p.flatten() for p in resumed.rep.parameters()]))
 
 
-def test_a_checkpoint_cut_short_falls_back_to_the_previous_one(tmp_path):
-    options = RUNS["ddrep-siren"][0]
-    full = diffrep.sample("gmm", prompt="red", n=2, seed=5, **options)
-    ckpt = tmp_path / "c"
-
+def interrupted(ckpt, at: int, options: dict) -> None:
+    """A run checkpointing every step, interrupted after step ``at``."""
     def stop(d):
-        if d["step"] == 5:
+        if d["step"] == at:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         diffrep.sample("gmm", prompt="red", n=2, seed=5, checkpoint=ckpt, checkpoint_every=1, callback=stop, **options)
+
+
+def test_a_checkpoint_cut_short_falls_back_to_the_previous_one(tmp_path):
+    options = RUNS["ddrep-siren"][0]
+    full = diffrep.sample("gmm", prompt="red", n=2, seed=5, **options)
+    ckpt = tmp_path / "c"
+    interrupted(ckpt, 5, options)
     data = (ckpt / "state.safetensors").read_bytes()
     (ckpt / "state.safetensors").write_bytes(data[: len(data) // 2])  # the last write was cut short
     steps = []
@@ -66,13 +70,7 @@ def test_a_checkpoint_cut_short_falls_back_to_the_previous_one(tmp_path):
 def test_both_checkpoints_corrupt_is_one_line(tmp_path):
     options = RUNS["ddrep-siren"][0]
     ckpt = tmp_path / "c"
-
-    def stop(d):
-        if d["step"] == 3:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        diffrep.sample("gmm", prompt="red", n=2, seed=5, checkpoint=ckpt, checkpoint_every=1, callback=stop, **options)
+    interrupted(ckpt, 3, options)
     for name in ("state.safetensors", "state.prev.safetensors"):
         (ckpt / name).write_bytes(b"garbage")
     with pytest.raises(diffrep.InputError, match="cannot be resumed") as info:
