@@ -195,8 +195,8 @@ def _progress(callback, steps: int):
 
 
 def _run(prior: Prior, fn, config: dict[str, Any], seed: int) -> Result:
-    """Time ``fn(counting_prior, generator)``, count prior evaluations, assemble the result."""
-    check_seed(seed)
+    """Time ``fn(counting_prior, generator)``, count prior evaluations, assemble the result (the seed is
+    checked by the callers, before the prior is loaded)."""
     counted = CountingPrior(prior)
     generator = torch.Generator().manual_seed(seed)
     start = time.perf_counter()

@@ -360,13 +360,13 @@ def check_prior(a: PriorArgs):
     return prior_config(a.prior, **prior_options(a))
 
 
-def load_prior(a: PriorArgs):
-    """Load the prior an argument group names, with a progress bar while toy-world data is generated."""
-    from diffrep.priors import load_config
+def load_prior(config):
+    """Load the prior of a validated config (``check_prior``), with a progress bar while toy-world data is generated."""
+    from diffrep.priors import load_config, prior_name
 
-    bar = Progress(f"{a.prior} prior (first use of a data set generates it, then it is cached)")
+    bar = Progress(f"{prior_name(config)} prior (first use of a data set generates it, then it is cached)")
     try:
-        return load_config(check_prior(a), progress=bar.count)
+        return load_config(config, progress=bar.count)
     finally:
         bar.close()
 
@@ -378,7 +378,7 @@ def run_sample(a: SampleArgs) -> int:
     from diffrep.methods import METHODS, Sampling
 
     check_output_dir(a.out, a.overwrite)
-    check_prior(a.prior)
+    prior_config = check_prior(a.prior)
     image = METHODS[a.method].image
     run = dict(rep=a.rep if image else getattr(a, a.rep), method=getattr(a, a.method), n=a.n, seed=a.seed,
                prompt=a.prompt)
@@ -390,7 +390,7 @@ def run_sample(a: SampleArgs) -> int:
     sampling = dict(steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta)
     prepare(sampling=Sampling(**sampling), **run)  # everything checked before the prior is loaded
     with output_lock(a.out):
-        prior = load_prior(a.prior)
+        prior = load_prior(prior_config)
         bar = Progress(f"{a.method} {a.rep}")
         try:
             result = diffrep.sample(prior, callback=bar, keep_checkpoint=not image, **sampling, **run)
@@ -407,9 +407,10 @@ def run_sdedit(a: SdeditArgs) -> int:
     from diffrep.methods import Sampling
 
     check_output_dir(a.out, a.overwrite)
-    check_prior(a.prior), Sampling(a.steps, a.guidance_scale, a.eta), check_strength(a.strength)
+    prior_config = check_prior(a.prior)
+    Sampling(a.steps, a.guidance_scale, a.eta), check_strength(a.strength)
     load_image(a.image)  # fail on a bad file before loading the prior
-    prior = load_prior(a.prior)
+    prior = load_prior(prior_config)
     image = load_image(a.image, prior.image_shape[1:])
     bar = Progress("sdedit")
     try:
@@ -428,9 +429,10 @@ def run_inpaint(a: InpaintArgs) -> int:
     from diffrep.methods import Sampling
 
     check_output_dir(a.out, a.overwrite)
-    check_prior(a.prior), Sampling(a.steps, a.guidance_scale, a.eta), check_positive_int("rounds", a.rounds)
+    prior_config = check_prior(a.prior)
+    Sampling(a.steps, a.guidance_scale, a.eta), check_positive_int("rounds", a.rounds)
     load_image(a.image), load_image(a.mask)  # fail on a bad file before loading the prior
-    prior = load_prior(a.prior)
+    prior = load_prior(prior_config)
     image = load_image(a.image, prior.image_shape[1:])
     mask = load_mask(a.mask, prior.image_shape[1:])
     bar = Progress("repaint")

@@ -282,9 +282,14 @@ def nerf_objects(rep: NerfRep) -> list:
     from diffrep.evaluate3d import Object3D, gt_light
 
     def make(one: NerfRep) -> Object3D:
+        last: dict[str, object] = {}  # the evaluation asks for renders and masks of the same cameras: render once
+
         def outputs(cameras: Tensor, res: int) -> dict[str, Tensor]:
-            cams = cameras[None].to(one.bank.device)
-            return one.render_cameras(cams, light=gt_light(cameras)[None], res=res, outputs=True)
+            if last.get("res") != res or not (torch.is_tensor(last.get("cameras")) and torch.equal(last["cameras"], cameras)):
+                cams = cameras[None].to(one.bank.device)
+                out = one.render_cameras(cams, light=gt_light(cameras)[None], res=res, outputs=True)
+                last.update(cameras=cameras.clone(), res=res, out=out)
+            return last["out"]
 
         return Object3D(render=lambda cams, res: outputs(cams, res)["rgb"][0].cpu(),
                         occupancy=lambda points: one.density(points[None].to(one.bank.device))[0].cpu() > SURFACE_DENSITY,
