@@ -344,3 +344,55 @@ def test_voxel_field_fits_a_toy_world_instance():
         dense = field.density(grid)[0] > 3.0
         iou = float((dense & occupied).sum() / (dense | occupied).sum())
     assert psnr > FIT_PSNR and iou > FIT_IOU, (psnr, iou)
+
+
+class Ramp(torch.nn.Module):
+    """Density ``c (1 + z)`` (rising along +z, so its normals ``-∇σ/|∇σ|`` point along -z), grey colour."""
+
+    def __init__(self, c: float = 2.0):
+        super().__init__()
+        self.c = c
+
+    def density(self, points):
+        return self.c * (1 + points[..., 2])
+
+    def forward(self, points):
+        return self.density(points), torch.full_like(points, 0.5)
+
+
+def test_orientation_penalises_only_samples_facing_away():
+    """Ref-NeRF's ``sum_i w_i max(0, n_i . d)^2``: 0 looking up the ramp (normals face the camera), the
+    opacity looking down it (normals along the ray, n . d = 1), with the weights returned beside it."""
+    o = torch.tensor([[[0.0, 0.0, -3.0], [0.0, 0.0, 3.0]]])
+    d = torch.tensor([[[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]]])
+    out = render_rays(Ramp(), o, d, samples=16, bound=1.0, background=0.8, normals=True)
+    assert out["orientation"][0, 0].item() == pytest.approx(0.0, abs=1e-6)
+    assert out["orientation"][0, 1].item() == pytest.approx(out["opacity"][0, 1].item(), rel=1e-5)
+    assert out["weights"].shape == (1, 2, 16)
+    torch.testing.assert_close(out["weights"].sum(-1), out["opacity"])
+
+
+def test_occupancy_grid_is_conservative_and_skipping_changes_renders_only_below_its_threshold():
+    """Every point denser than the threshold lies in an occupied cell (the voxel grid's values in a cell are
+    bounded by its corners); skipping the other cells changes a render by what their density could add."""
+    gen = torch.Generator().manual_seed(0)
+    field = VoxelField(2, 12, 1.0, generator=gen, blob_density=0.0, blob_radius=0.5)
+    with torch.no_grad():  # two random blobs of density in an otherwise empty grid
+        field.grids[:, 0] = -8.0
+        field.grids[0, 0, 2:6, 3:7, 4:8] = 3.0
+        field.grids[1, 0, 7:10, 1:4, 6:11] = 3.0
+    grid = field.occupancy_grid(11, 0.01)
+    assert 0.05 < grid.float().mean() < 0.6
+    points = torch.rand(2, 20000, 3, generator=gen) * 2 - 1
+    dense = field.density(points) > 0.01
+    cell = ((points + 1) / 2 * 11).long().clamp(0, 10)
+    occupied = grid[torch.arange(2)[:, None], cell[..., 0], cell[..., 1], cell[..., 2]]
+    assert occupied[dense].all()
+    o, d = camera_rays(camera_bank(3, (-10.0, 60.0), 3.2), 16, 34.0)
+    o, d = o.reshape(1, -1, 3).expand(2, -1, -1), d.reshape(1, -1, 3).expand(2, -1, -1)
+    full = render_rays(field, o, d, samples=24, bound=1.0, background=0.8, normals=True, normal_eps=0.05)
+    skip = render_rays(field, o, d, samples=24, bound=1.0, background=0.8, normals=True, normal_eps=0.05, occupancy=grid)
+    bound = 1 - math.exp(-0.01 * 2 * math.sqrt(3))  # the opacity density 0.01 adds along the box's diagonal
+    for key in ("rgb", "opacity", "normals"):
+        torch.testing.assert_close(skip[key], full[key], atol=bound, rtol=0)
+    assert (skip["opacity"] - full["opacity"]).abs().max() > 0  # something was skipped

@@ -49,7 +49,8 @@ class MLPRep(nn.Module):
         return (torch.sin(self.coords @ self.w1 + self.b1) @ self.w2).view(1, 1, 1, 4, 4)
 
 
-def dense_gauss_newton(rep, target):
+def dense_gauss_newton(rep, target, lam=0.0):
+    """``(JᵀJ)⁻¹ (Jᵀ r - λ θ)``: the Gauss–Newton step, with a regulariser ``λ‖θ‖²`` to first order."""
     params = dict(rep.named_parameters())
     flat = torch.cat([p.detach().reshape(-1) for p in params.values()])
     sizes = [p.numel() for p in params.values()]
@@ -60,7 +61,7 @@ def dense_gauss_newton(rep, target):
 
     J = torch.func.jacrev(f)(flat)
     r = (target.reshape(-1) - f(flat))
-    return torch.linalg.solve(J.T @ J, J.T @ r)
+    return torch.linalg.solve(J.T @ J, J.T @ r - lam * flat)
 
 
 @pytest.mark.parametrize("probes", [0, 4])
@@ -219,3 +220,33 @@ def test_ddrep_siren_samples_mixture_weights_where_sds_does_not():
             generator=gen)
     counts_sds = torch.bincount(nearest_component(prior, rep(None)[:, 0].detach()), minlength=4).float()
     assert chi_square_p(counts_sds, probs) < 1e-4, counts_sds
+
+
+class PenalisedMLP(MLPRep):
+    """The MLP rep with the regulariser ``λ‖θ‖²`` on its one view."""
+
+    def __init__(self, gen, lam):
+        super().__init__(gen)
+        self.lam = lam
+
+    def regularised(self, views=None):
+        return self(views), self.lam * sum(p.pow(2).sum() for p in self.parameters()).view(1, 1)
+
+
+def test_regularisers_enter_gauss_newton_to_first_order_and_adam_exactly():
+    """With ``R = λ‖θ‖²`` the Gauss–Newton step solves ``JᵀJ δ = Jᵀ r - λ θ`` (dense twin); Adam
+    minimises the regularised error, so its fit has a smaller norm and a lower regularised error."""
+    from diffrep.methods.solvers import pullback, regularised_error
+
+    target = torch.randn(1, 1, 1, 4, 4, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    rep = PenalisedMLP(torch.Generator().manual_seed(0), 0.01)
+    fast = gauss_newton_step(rep, None, target, cg_iters=200)
+    dense = dense_gauss_newton(rep, target, lam=0.01)
+    assert (fast - dense).norm() / dense.norm() < 1e-4
+    plain = PenalisedMLP(torch.Generator().manual_seed(0), 0.0)
+    for model in (rep, plain):  # to convergence, as test_adam_converges_to_the_least_squares_fit
+        pullback(model, None, target, PullbackConfig(solver="adam", adam_iters=3000, adam_lr=3e-3))
+        pullback(model, None, target, PullbackConfig(solver="adam", adam_iters=3000, adam_lr=1e-3))
+    norm = lambda m: sum(p.pow(2).sum() for p in m.parameters()).item()  # noqa: E731
+    assert norm(rep) < norm(plain)
+    assert regularised_error(rep, None, target).item() < regularised_error(plain, None, target).item() + 0.01 * norm(plain)

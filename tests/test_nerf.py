@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -145,3 +146,49 @@ def test_nerf_config_validates_itself():
         NerfConfig(samples=1)
     with pytest.raises(InputError, match="elevation_max"):
         NerfConfig(elevation_min=30.0, elevation_max=10.0)
+
+
+def test_centre_depth_loss_hand_computed():
+    from diffrep.reps.nerf import centre_depth_loss
+
+    depth = torch.zeros(1, 1, 8, 8)
+    depth[..., 1:7, 1:7] = 2.0  # centre (50/64 of 8 -> the inner 6x6) at depth 2, border at 0
+    depth[..., 0, :] = 0.5  # one border row at 0.5: border mean = 4 / 28
+    assert centre_depth_loss(depth).item() == pytest.approx(-math.log(2.0 - 4 / 28), rel=1e-6)
+    assert centre_depth_loss(torch.ones(1, 1, 8, 8)).item() == pytest.approx(-math.log(1e-4))  # floored, finite
+
+
+def test_regularisers_are_the_stated_sums_and_act_in_every_loop():
+    """Each view's penalty is the weighted sum over its rays of the entropy of its opacity and the
+    orientation and emptiness terms (plus the centre-depth term times its rays); zero weights: zeros."""
+    weights = {"entropy_weight": 0.3, "orientation_weight": 0.7, "emptiness_weight": 0.2, "centre_depth_weight": 0.1}
+    rep = nerf(**weights)
+    views = rep.random_views(3, torch.Generator().manual_seed(0))
+    x, penalty = rep.regularised(views)
+    torch.testing.assert_close(x, rep(views))
+    out = rep.render_cameras(rep.bank[views[..., 0].long()], views[..., 1:4], views[..., 4], outputs=True)
+    o = out["opacity"].clamp(1e-5, 1 - 1e-5)
+    entropy = -(o * o.log() + (1 - o) * (1 - o).log())
+    emptiness = torch.log1p(10.0 * out["weights"]).mean(-1)
+    from diffrep.reps.nerf import centre_depth_loss
+
+    expected = (0.3 * entropy + 0.7 * out["orientation"] + 0.2 * emptiness).flatten(2).sum(-1)
+    expected = expected + 0.1 * 64 * centre_depth_loss(out["depth"])
+    torch.testing.assert_close(penalty, expected)
+    assert penalty.shape == (2, 3) and penalty.requires_grad
+    assert torch.equal(nerf(entropy_weight=0.0).regularised(views)[1], torch.zeros(2, 3))
+    # The entropy alone, minimised by the adam pullback towards the current renders, makes rays less foggy.
+    from diffrep.methods.solvers import pullback
+
+    foggy = nerf(entropy_weight=1.0)
+    before = foggy.regularised(views)[1].sum().item()
+    pullback(foggy, views, foggy(views).detach(), PullbackConfig(adam_iters=30, adam_lr=0.05))
+    assert foggy.regularised(views)[1].sum().item() < 0.7 * before
+
+
+def test_albedo_warmup_shades_early_views_by_albedo_only():
+    rep = nerf(albedo_warmup=0.25, shading="lambertian")
+    g = torch.Generator().manual_seed(0)
+    assert (rep.random_views(4, g, progress=0.1)[..., 4] == 0).all()
+    assert (rep.random_views(4, g, progress=0.25)[..., 4] == 1).all()
+    assert (nerf().random_views(4, g, progress=0.0)[..., 4] == 1).all()

@@ -190,7 +190,7 @@ def test_a_registered_method_and_rep_work_from_the_cli(registered, tmp_path, cap
 class LabelledRep(ColourRep):
     """Views are azimuths; each is labelled front or back."""
 
-    def random_views(self, k, generator):
+    def random_views(self, k, generator, progress=0.0):
         return torch.tensor([[0.0, 180.0][: k]] * self.n)
 
     def forward(self, views=None):

@@ -77,7 +77,7 @@ def ddrep_sample(prior: Prior, rep, ts: list[int], cond: Any = None, *, guidance
     for i, t in enumerate(ts[start:], start):
         s = ts[i + 1] if i + 1 < len(ts) else -1
         for u in range(rounds):
-            views = rep.random_views(views_per_step, generator) if views_per_step > 0 else None
+            views = rep.random_views(views_per_step, generator, progress=i / len(ts)) if views_per_step > 0 else None
             noise = ddrep_step(prior, rep, noise, t, s, cond, guidance_scale=guidance_scale, eta=eta, pull=pull,
                                views=views, generator=generator)
             if u < rounds - 1 and s >= 0:  # RePaint: forward s -> t, then reverse again

@@ -131,7 +131,7 @@ class DistillState:
 def distill(rep, grad_fn: GradFn, config: OptimConfig, *, generator: torch.Generator | None = None,
             callback=None, state: DistillState | None = None) -> DistillState:
     """Optimise ``rep`` in place: render views, ask ``grad_fn(x, views, k, generator)`` for ``g``,
-    step on the surrogate loss. ``x: [n·V, C, H, W]``; ``k`` is the iteration.
+    step on the surrogate loss plus the rep's regularisers (``rep.regularised``). ``x: [n·V, C, H, W]``; ``k`` is the iteration.
 
     ``state`` continues a run after ``state.step`` iterations; the callback receives the state
     after each iteration (``{"i", "steps", "state", "grad_norm"}``)."""
@@ -140,12 +140,13 @@ def distill(rep, grad_fn: GradFn, config: OptimConfig, *, generator: torch.Gener
         opt.load_state_dict(state.optimizer)
         sched.load_state_dict(state.scheduler)
     for k in range(0 if state is None else state.step, config.iters):
-        views = rep.random_views(config.views_per_step, generator)
-        x = rep(views).flatten(0, 1)
+        views = rep.random_views(config.views_per_step, generator, progress=k / config.iters)
+        x, penalty = rep.regularised(views)
+        x = x.flatten(0, 1)
         with torch.no_grad():
             g = grad_fn(x.detach(), views, k, generator)
         opt.zero_grad(set_to_none=True)
-        surrogate_loss(x, g).backward()
+        (surrogate_loss(x, g) + penalty.mean()).backward()  # the rep's regularisers, per view as the data term
         opt.step()
         sched.step()
         if callback is not None:

@@ -55,12 +55,20 @@ def squared_error(rep: nn.Module, views, target: Tensor) -> Tensor:
     return (rep(views) - target).pow(2).sum()
 
 
+def regularised_error(rep: nn.Module, views, target: Tensor) -> Tensor:
+    """The squared error plus the rep's regularisers ``Σ_π R_θ(π)`` (``rep.regularised``; plain modules have none)."""
+    if not hasattr(rep, "regularised"):
+        return squared_error(rep, views, target)
+    x, penalty = rep.regularised(views)
+    return (x - target).pow(2).sum() + penalty.sum()
+
+
 def solve_adam(rep: nn.Module, views, target: Tensor, iters: int, lr: float) -> None:
-    """Warm-started Adam on the squared error (fresh moments every step)."""
+    """Warm-started Adam on the squared error plus the rep's regularisers (fresh moments every step)."""
     opt = torch.optim.Adam(rep.parameters(), lr=lr)
     for _ in range(iters):
         opt.zero_grad(set_to_none=True)
-        squared_error(rep, views, target).backward()
+        regularised_error(rep, views, target).backward()
         opt.step()
 
 
@@ -110,7 +118,8 @@ def flat_function(rep: nn.Module, views) -> tuple[Callable[[Tensor], Tensor], Te
 
 def gauss_newton_step(rep: nn.Module, views, target: Tensor, cg_iters: int, damping: float = 0.0, probes: int = 0,
                       generator: torch.Generator | None = None) -> Tensor:
-    """One Gauss–Newton step ``δ = (JᵀJ + λI)⁻¹ Jᵀ (x̂ - f_θ)``, solved by (preconditioned) CG; returns ``δ``.
+    """One Gauss–Newton step ``δ = (JᵀJ + λI)⁻¹ (Jᵀ (x̂ - f_θ) - ½ ∇R)``, solved by (preconditioned) CG; returns ``δ``
+    (``R``: the rep's regularisers, to first order).
 
     The probes draw from their own generator (seed 0 unless given), so a sampler's noise stream
     is the same whichever solver runs."""
@@ -123,7 +132,20 @@ def gauss_newton_step(rep: nn.Module, views, target: Tensor, cg_iters: int, damp
     M_inv = None
     if probes > 0:
         M_inv = jacobi_preconditioner(vjp_fn, out, probes, generator or torch.Generator().manual_seed(0))
-    return conjugate_gradient(normal_matrix, vjp_fn(target - out)[0], cg_iters, M_inv)
+    return conjugate_gradient(normal_matrix, vjp_fn(target - out)[0] - 0.5 * penalty_gradient(rep, views), cg_iters,
+                              M_inv)
+
+
+def penalty_gradient(rep: nn.Module, views) -> Tensor | float:
+    """``∇_θ Σ_π R_θ(π)`` as one flat vector (0 for reps without regularisers): Gauss–Newton takes the
+    regularisers to first order, ``(JᵀJ + λI) δ = Jᵀ r - ½ ∇R``."""
+    if not hasattr(rep, "regularised"):
+        return 0.0
+    penalty = rep.regularised(views)[1].sum()
+    if not penalty.requires_grad:
+        return 0.0
+    grads = torch.autograd.grad(penalty, list(rep.parameters()), allow_unused=True)
+    return torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(rep.parameters(), grads)])
 
 
 @torch.no_grad()

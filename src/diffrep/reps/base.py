@@ -28,15 +28,20 @@ class Diffrep(nn.Module):
     The view/noise contract every method relies on (and nothing else):
 
     * ``forward(views) -> [n, V, C, H, W]``; ``views=None`` is the canonical view (V = 1);
-    * ``random_views(k, generator)``: ``k`` views per instance, stratified where the rep has a
+    * ``random_views(k, generator, progress)``: ``k`` views per instance, stratified where the rep has a
       view space to cover (so ``k`` views spread over it every time); ``None`` for one-view reps;
     * ``noise_shape`` and ``view_noise(noise, views)``: DDRep's separated noise state and the noise
       of each rendered view (a canvas crop for panoramas, so crops of one canvas agree);
     * ``view_labels(views)``: a label per view ("front", "back", ...) for view-dependent prompts,
       or ``None`` when views have none;
+    * ``regularised(views)``: the renders and the rep's own regularisers on them, one scalar per view
+      ``[n, V]`` (zeros for reps without), which every method's objective adds to its data term;
     * ``preview()``: what a result saves, ``(images [n, C, H', W'], strip of views or None)``;
     * ``linear`` and ``solve_linear``: True iff the render is linear in the parameters, so the
       least-squares fit of a set of targets is exact.
+
+    ``random_views`` receives the run's ``progress`` (fraction done, in [0, 1]) for reps whose views
+    change over a run (the NeRF's albedo warm-up); most ignore it.
     """
 
     n: int
@@ -52,9 +57,14 @@ class Diffrep(nn.Module):
         """Render ``views [n, V, ...]`` (rep-specific) -> ``[n, V, C, H, W]``; ``None``: the canonical view, V = 1."""
         raise NotImplementedError
 
-    def random_views(self, k: int, generator: torch.Generator) -> Tensor | None:
+    def random_views(self, k: int, generator: torch.Generator, progress: float = 0.0) -> Tensor | None:
         """``k`` random views per instance, ``[n, k, ...]``; ``None`` for reps with only the canonical view."""
         return None
+
+    def regularised(self, views: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``forward(views)`` and the rep's regularisers on those renders, ``[n, V]`` (here none: zeros)."""
+        x = self(views)
+        return x, x.new_zeros(x.shape[:2])
 
     @property
     def noise_shape(self) -> tuple[int, ...]:

@@ -53,6 +53,18 @@ class Field(nn.Module):
         """``sigma [n, P] = softplus(raw + blob)`` at ``points [n, P, 3]`` (only the density channel where that is cheaper)."""
         return F.softplus(self.raw(points, 1)[..., 0] + blob(points, self.blob_density, self.blob_radius))
 
+    @torch.no_grad()
+    def occupancy_grid(self, G: int, threshold: float) -> Tensor:
+        """``[n, G, G, G]`` bool (indexed ``[x, y, z]`` over the box): cells where some corner's density, or a
+        neighbouring cell's, exceeds ``threshold``; for ``render_rays(..., occupancy=)``. For the voxel grid
+        on its own vertices (``G = resolution - 1``) a cell's corners bound its trilinear values."""
+        first = next(self.parameters())
+        n, axis = first.shape[0], torch.linspace(-self.bound, self.bound, G + 1, device=first.device)
+        vertices = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).view(1, -1, 3)
+        dense = self.density(vertices.expand(n, -1, -1)).view(n, 1, G + 1, G + 1, G + 1)
+        cells = F.max_pool3d(dense, 2, stride=1)  # the largest of each cell's 8 corners
+        return (F.max_pool3d(cells, 3, stride=1, padding=1) > threshold)[:, 0]  # and of its neighbours
+
     def forward(self, points: Tensor) -> tuple[Tensor, Tensor]:
         """``points [n, P, 3]`` (world) -> ``sigma [n, P] >= 0``, ``rgb [n, P, 3]`` in [0, 1]."""
         h = self.raw(points)

@@ -61,11 +61,30 @@ class NerfConfig:
     shading: Literal["albedo", "lambertian", "textureless", "random"] = "lambertian"
     """Shading of training views: albedo, lambertian (the toy world's; light from the camera's side),
     textureless (white, lit), random (DreamFusion: each view one of the three)."""
-    normals_grad: bool = False
-    """Let shading gradients flow through the normals too (double backward through the field, ~3x the
-    cost of a render); off, shading follows the geometry through the ray weights only."""
+    normals_grad: bool = True
+    """Let shading gradients flow through the normals too, so shading shapes the geometry (with difference
+    normals ~1.25x the cost of a render, with autograd normals ~2x); off, only through the ray weights."""
+    normal_eps: float = 0.05
+    """Normals by central differences of this step (world units; about a voxel of the 32^3 grid smooths them
+    across voxels, at 6 more density evaluations per sample); 0: autograd of the density (constant in a voxel)."""
+    skip_density: float = 0.01
+    """Occupancy-grid skipping: samples in cells where the density stays below this (checked on the grid's
+    vertices and the neighbouring cells, each render) are not evaluated; 0: off."""
     view_prompts: bool = True
     """Condition each view on "PROMPT, <front|side|back|overhead> view" by its camera (the toy world's labels)."""
+    albedo_warmup: float = 0.0
+    """Fraction of the run whose views are albedo-shaded (DreamFusion's warm-up; 0 suits the toy world,
+    whose images are all lit)."""
+    entropy_weight: float = 0.05
+    """Weight of the binary entropy of each ray's opacity (pushes rays to empty or opaque: against fog)."""
+    orientation_weight: float = 0.0
+    """Weight of Ref-NeRF's orientation penalty, sum_i w_i max(0, n_i . d)^2 per ray (DreamFusion)."""
+    emptiness_weight: float = 0.0
+    """Weight of SJC's emptiness loss, mean_i log(1 + emptiness_scale w_i) per ray."""
+    emptiness_scale: float = 10.0
+    """SJC's emptiness scale (beta)."""
+    centre_depth_weight: float = 0.0
+    """Weight of SJC's centre-depth loss per view, -log(mean depth of the centre - mean depth of the border)."""
     blob_density: float = 5.0
     """Density added at the centre at initialisation, falling linearly to 0 at blob_radius (0: none)."""
     blob_radius: float = 0.5
@@ -88,7 +107,10 @@ class NerfConfig:
         check_range("nerf", "fov", self.fov, 0 < self.fov < 180, "in (0, 180) degrees")
         check_range("nerf", "elevation_max", self.elevation_max, -90 <= self.elevation_min <= self.elevation_max <= 90,
                     f">= elevation_min={self.elevation_min}, both in [-90, 90]")
-        check_range("nerf", "blob_density", self.blob_density, self.blob_density >= 0, ">= 0")
+        for name in ("skip_density", "normal_eps", "entropy_weight", "orientation_weight", "emptiness_weight", "emptiness_scale",
+                     "centre_depth_weight", "blob_density"):
+            check_range("nerf", name, getattr(self, name), getattr(self, name) >= 0, ">= 0")
+        check_range("nerf", "albedo_warmup", self.albedo_warmup, 0 <= self.albedo_warmup <= 1, "in [0, 1]")
         check_range("nerf", "blob_radius", self.blob_radius, self.blob_radius > 0, "> 0")
         check_range("nerf", "param_scale", self.param_scale, self.param_scale > 0, "> 0")
 
@@ -135,13 +157,18 @@ class NerfRep(Diffrep):
 
         ``light [n, V, 3]``: directions towards the light (default: the camera's eye direction tilted
         up, as the toy world's mean light); ``shading [n, V]`` codes (default: Lambertian);
-        ``outputs``: a dict with ``rgb``, ``opacity [n, V, H, W]``, ``depth``, ``albedo``, ``normals``."""
+        ``outputs``: a dict with ``rgb``, ``opacity [n, V, H, W]``, ``depth``, ``albedo``, ``normals``,
+        ``orientation [n, V, H, W]`` and the samples' ``weights [n, V, H, W, S]``."""
         n, V = cameras.shape[:2]
         H = res or self.image_shape[1]
         o, d = camera_rays(cameras.reshape(n * V, 3).float().cpu(), H, self.config.fov)
         o, d = o.to(self.bank.device).reshape(n, V * H * H, 3), d.to(self.bank.device).reshape(n, V * H * H, 3)
-        out = render_rays(self.field, o, d, samples=self.config.samples, bound=1.0, background=0.0,
-                          normals=True, normals_grad=self.config.normals_grad)
+        c = self.config
+        occupancy = None
+        if c.skip_density > 0:  # the voxel grid's cells lie between its vertices, the voxel centres
+            occupancy = self.field.occupancy_grid(c.resolution - (c.grid == "voxel"), c.skip_density)
+        out = render_rays(self.field, o, d, samples=c.samples, bound=1.0, background=0.0, normals=True,
+                          normals_grad=c.normals_grad, normal_eps=c.normal_eps or None, occupancy=occupancy)
         light = default_light(cameras) if light is None else light
         shading = torch.ones(n, V, device=o.device) if shading is None else shading
         rgb = shade(out["rgb"].view(n, V, H * H, 3), out["normals"].view(n, V, H * H, 3),
@@ -149,22 +176,46 @@ class NerfRep(Diffrep):
         image = (rgb * 2 - 1).view(n, V, H, H, 3).permute(0, 1, 4, 2, 3)
         if not outputs:
             return image
-        return {"rgb": image, "opacity": out["opacity"].view(n, V, H, H), "depth": out["depth"].view(n, V, H, H),
-                "albedo": out["rgb"].view(n, V, H, H, 3).permute(0, 1, 4, 2, 3),
+        planes = {k: out[k].view(n, V, H, H, *out[k].shape[2:]) for k in ("opacity", "depth", "orientation", "weights")}
+        return {"rgb": image, **planes, "albedo": out["rgb"].view(n, V, H, H, 3).permute(0, 1, 4, 2, 3),
                 "normals": out["normals"].view(n, V, H, H, 3).permute(0, 1, 4, 2, 3)}
+
+    def regularised(self, views: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Renders ``[n, k, C, H, W]`` and the regularisers of the config on them, ``[n, k]``: each view's sum
+        over its rays (the scale of a view's squared error) of the weighted entropy, orientation and
+        emptiness terms, plus its weighted centre-depth term times its number of rays."""
+        c = self.config
+        if not (c.entropy_weight or c.orientation_weight or c.emptiness_weight or c.centre_depth_weight):
+            return super().regularised(views)
+        out = self.render_cameras(*self._view_cameras(views), outputs=True)
+        H = out["opacity"].shape[-1]
+        per_ray = c.orientation_weight * out["orientation"]
+        if c.entropy_weight:
+            o = out["opacity"].clamp(1e-5, 1 - 1e-5)
+            per_ray = per_ray - c.entropy_weight * (o * o.log() + (1 - o) * (1 - o).log())
+        if c.emptiness_weight:
+            per_ray = per_ray + c.emptiness_weight * torch.log1p(c.emptiness_scale * out["weights"]).mean(-1)
+        penalty = per_ray.flatten(2).sum(-1)
+        if c.centre_depth_weight:
+            penalty = penalty + c.centre_depth_weight * H * H * centre_depth_loss(out["depth"])
+        return out["rgb"], penalty
+
+    def _view_cameras(self, views: Tensor | None) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """The cameras, lights and shading codes of ``views`` (``None``: bank camera 0, the toy world's mean light)."""
+        if views is None:
+            return self.bank[:1].expand(self.n, 1, 3), None, None
+        return self.bank[views[..., 0].long()], views[..., 1:4], views[..., 4]
 
     def forward(self, views: Tensor | None = None) -> Tensor:
         """Render views ``[n, k, 5]`` -> ``[n, k, C, H, W]``; ``None``: bank camera 0 (the front), lit as the toy world's mean light."""
-        if views is None:
-            return self.render_cameras(self.bank[:1].expand(self.n, 1, 3))
-        index = views[..., 0].long()
-        return self.render_cameras(self.bank[index], views[..., 1:4], views[..., 4])
+        return self.render_cameras(*self._view_cameras(views))
 
     # --- the view/noise contract ---
 
-    def random_views(self, k: int, generator: torch.Generator) -> Tensor:
+    def random_views(self, k: int, generator: torch.Generator, progress: float = 0.0) -> Tensor:
         """``k`` bank cameras per instance, stratified (evenly spaced through the bank, which is ordered by
-        azimuth, with a random phase), each with a light drawn as the toy world draws it and a shading."""
+        azimuth, with a random phase), each with a light drawn as the toy world draws it and a shading
+        (albedo while ``progress < albedo_warmup``)."""
         from diffrep.toyworld.cameras import sample_light
 
         V = self.config.bank
@@ -176,6 +227,8 @@ class NerfRep(Diffrep):
             code = torch.randint(0, 3, (self.n, k), generator=generator, device=generator.device).float()
         else:
             code = torch.full((self.n, k), float(SHADINGS.index(self.config.shading)))
+        if progress < self.config.albedo_warmup:  # DreamFusion's warm-up: colour first, then shape by shading
+            code = torch.zeros_like(code)
         views = torch.cat([index.float()[..., None].cpu(), light, code.cpu()[..., None]], -1)
         return views.to(self.bank.device)
 
@@ -214,6 +267,18 @@ def bank_labels(config: NerfConfig) -> tuple[str, ...]:
         return ()
     bank = camera_bank(config.bank, (config.elevation_min, config.elevation_max), config.distance)
     return tuple(VIEWS[i] for i in sorted(set(view_label(bank[:, 0], bank[:, 1]).tolist())))
+
+
+def centre_depth_loss(depth: Tensor, centre: float = 50 / 64) -> Tensor:
+    """SJC's centre-depth loss of renders' ``depth [n, V, H, W]`` (background 0): ``-log(d_c - d_b)`` with
+    ``d_c`` the mean depth of the central square (``centre`` of the side; SJC: 50 of 64 pixels) and ``d_b``
+    that of the border, ``[n, V]``; the difference is floored at 1e-4 (SJC's 1e-12 lets the log fail)."""
+    H, W = depth.shape[-2:]
+    h, w = round((H - centre * H) / 2), round((W - centre * W) / 2)
+    inner = depth[..., h:H - h, w:W - w]
+    d_c = inner.mean((-2, -1))
+    d_b = (depth.sum((-2, -1)) - inner.sum((-2, -1))) / (H * W - inner.shape[-2] * inner.shape[-1])
+    return -torch.log((d_c - d_b).clamp_min(1e-4))
 
 
 def default_light(cameras: Tensor) -> Tensor:

@@ -133,7 +133,7 @@ class PanoramaRep(SirenMLP):
                              f"got {views.dtype} {tuple(views.shape)}")
         return self.crop(self.canvas(), views)
 
-    def random_views(self, k: int, generator: torch.Generator) -> Tensor:
+    def random_views(self, k: int, generator: torch.Generator, progress: float = 0.0) -> Tensor:
         """``k`` column offsets per instance, stratified: evenly spaced ``Wc / k`` apart with a uniform
         random phase, so each offset is uniform on ``[0, Wc)`` and ``k >= Wc / W`` views cover the
         whole canvas every time. ``[n, k]`` int64."""

@@ -83,7 +83,7 @@ class PixelRep(Diffrep):
                              f"got {tuple(views.shape)}")
         return rotate_scale(x, views, self.config.padding)
 
-    def random_views(self, k: int, generator: torch.Generator) -> Tensor | None:
+    def random_views(self, k: int, generator: torch.Generator, progress: float = 0.0) -> Tensor | None:
         """``k`` random (angle_deg, scale) per instance, ``[n, k, 2]``; ``None`` unless ``augment``."""
         if not self.config.augment:
             return None

@@ -85,7 +85,8 @@ def volume_render(sigma: Tensor, rgb: Tensor, t: Tensor, background: Tensor | fl
 
 def render_rays(field, origins: Tensor, dirs: Tensor, *, samples: int, bound: float, background: Tensor | float,
                 generator: torch.Generator | None = None, normals: bool = False, normals_grad: bool = True,
-                normal_eps: float | None = None, max_points: int = 1 << 18) -> dict[str, Tensor]:
+                normal_eps: float | None = None, max_points: int = 1 << 18,
+                occupancy: Tensor | None = None) -> dict[str, Tensor]:
     """Volume-render ``field`` along rays ``origins, dirs [n, R, 3]`` of ``n`` instances.
 
     field: ``field(points [n, P, 3]) -> (sigma [n, P], rgb [n, P, 3])`` (and ``field.density(points)
@@ -98,8 +99,12 @@ def render_rays(field, origins: Tensor, dirs: Tensor, *, samples: int, bound: fl
     (``normal_eps=None``) or by central differences of step ``normal_eps`` (6 more density
     evaluations per sample; smooth across grid cells). ``normals_grad``: whether gradients flow
     through ``n_i`` (autograd: ``create_graph``; differences: a graph); either way they flow through
-    the weights ``w_i``. Rays are processed in chunks of at most ``max_points`` sample points (all
-    instances together, difference points included).
+    the weights ``w_i``; with normals, also ``orientation [n, R] = sum_i w_i max(0, n_i . d)^2`` (Ref-NeRF's
+    penalty on visible samples facing away from the camera), and the samples' ``weights [n, R, S]``.
+    Rays are processed in chunks of at most ``max_points`` sample points (all
+    instances together, difference points included). ``occupancy [n, G, G, G]`` (bool, indexed
+    ``[x, y, z]`` over the box, ``Field.occupancy_grid``): samples in cells empty for every instance are
+    not evaluated (density 0, no gradient; nerfacc's skipping, batched over instances).
 
     Example: ``out = render_rays(field, o, d, samples=48, bound=1.0, background=0.8)``.
     """
@@ -109,7 +114,7 @@ def render_rays(field, origins: Tensor, dirs: Tensor, *, samples: int, bound: fl
     how = Normals(normals_grad, normal_eps) if normals else None
     rays = max(1, max_points // (n * samples * (7 if normals and normal_eps is not None else 1)))
     parts = [_render_chunk(field, origins[:, s:s + rays], dirs[:, s:s + rays], samples, bound,
-                           _ray_slice(background, R, s, rays), generator, how)
+                           _ray_slice(background, R, s, rays), generator, how, occupancy)
              for s in range(0, R, rays)]
     return {k: torch.cat([p[k] for p in parts], 1) for k in parts[0]}
 
@@ -130,13 +135,17 @@ def _ray_slice(background: Tensor | float, R: int, start: int, rays: int) -> Ten
 
 
 def _render_chunk(field, o: Tensor, d: Tensor, samples: int, bound: float, background: Tensor | float,
-                  generator: torch.Generator | None, normals: Normals | None) -> dict[str, Tensor]:
+                  generator: torch.Generator | None, normals: Normals | None, occupancy: Tensor | None = None
+                  ) -> dict[str, Tensor]:
     """``render_rays`` on one chunk of rays."""
     n, R, _ = o.shape
     # Sample the box segment of every ray.
     t_near, t_far, _ = intersect_box(o, d, bound)
     t = stratified_samples(t_near, t_far, samples, generator)  # [n, R, S]
     x = (o[:, :, None, :] + t[..., None] * d[:, :, None, :]).reshape(n, R * samples, 3)
+    # Skip samples in empty cells: evaluate the field at the others only.
+    keep = None if occupancy is None else occupied_samples(occupancy, x, bound)
+    x = x if keep is None else x[:, keep]
     # Evaluate the field; autograd normals differentiate this very evaluation (a graph even under no_grad).
     graph = torch.is_grad_enabled()
     autograd = normals is not None and normals.eps is None
@@ -147,14 +156,33 @@ def _render_chunk(field, o: Tensor, d: Tensor, samples: int, bound: float, backg
             (grad,) = torch.autograd.grad(sigma.sum(), x, create_graph=graph and normals.grad, retain_graph=graph)
     if autograd and not graph:
         sigma, rgb = sigma.detach(), rgb.detach()
+    if normals is not None and not autograd:
+        with torch.set_grad_enabled(graph and normals.grad):
+            grad = density_gradient(field, x, normals.eps)
+    if keep is not None:
+        sigma, rgb = _scatter(sigma, keep, R * samples), _scatter(rgb, keep, R * samples)
+        grad = _scatter(grad, keep, R * samples) if normals is not None else None
     out = volume_render(sigma.view(n, R, samples), rgb.view(n, R, samples, 3), t, background, t_far=t_far)
-    weights = out.pop("weights")
+    weights = out["weights"]
     if normals is not None:
-        if not autograd:
-            with torch.set_grad_enabled(graph and normals.grad):
-                grad = density_gradient(field, x, normals.eps)
-        out["normals"] = (weights[..., None] * unit_normals(grad).view(n, R, samples, 3)).sum(-2)
+        n_i = unit_normals(grad).view(n, R, samples, 3)
+        out["normals"] = (weights[..., None] * n_i).sum(-2)
+        # Ref-NeRF's orientation term: visible samples whose normal faces away from the camera.
+        out["orientation"] = (weights * (n_i * d[:, :, None, :]).sum(-1).clamp_min(0.0) ** 2).sum(-1)
     return out
+
+
+def occupied_samples(occupancy: Tensor, x: Tensor, bound: float) -> Tensor:
+    """Indices ``[K]`` of the points ``x [n, P, 3]`` whose cell of ``occupancy [n, G, G, G]`` is occupied in some instance."""
+    n, G = occupancy.shape[0], occupancy.shape[1]
+    cell = ((x.detach() + bound) / (2 * bound) * G).long().clamp(0, G - 1)  # [n, P, 3]
+    inside = occupancy[torch.arange(n, device=x.device)[:, None], cell[..., 0], cell[..., 1], cell[..., 2]]
+    return inside.any(0).nonzero().squeeze(1)
+
+
+def _scatter(values: Tensor, keep: Tensor, P: int) -> Tensor:
+    """``values [n, K, ...]`` at positions ``keep`` of ``[n, P, ...]``, zeros elsewhere (differentiable)."""
+    return values.new_zeros(values.shape[0], P, *values.shape[2:]).index_copy(1, keep, values)
 
 
 def density_gradient(field, points: Tensor, eps: float | None = None) -> Tensor:
