@@ -127,3 +127,31 @@ def test_tiny_weights_record_of_a_run_folder(tmp_path):
     (tmp_path / "tiny.safetensors").write_bytes(b"not really weights")
     record = bench.tiny_weights_record(str(tmp_path))
     assert record == {"file": str(tmp_path / "tiny.safetensors"), "sha256": hashlib.sha256(b"not really weights").hexdigest()}
+
+
+def test_nerf3d_keeps_finished_runs_and_a_rerun_skips_them(tmp_path, monkeypatch):
+    """A suite of hours killed part-way loses only its current run: the rerun takes the others from the cache."""
+    from diffrep.bench import nerf3d
+
+    calls = []
+
+    def fake_run(prior, reference, gt, prompt, method, seed, n, options):
+        if len(calls) == 2 and not fake_run.resumed:
+            raise KeyboardInterrupt  # killed during the third run
+        calls.append(method)
+        return {"prompt": prompt, "method": method, "seed": seed, "seconds": 1.0, "aggregate": {"occupancy_iou": len(calls)}}, method
+
+    fake_run.resumed = False
+    monkeypatch.setattr(nerf3d, "one_run", fake_run)
+    monkeypatch.setattr(nerf3d, "nerf_outputs", lambda rep, formats: {"turntable-0.gif": rep.encode()})
+    monkeypatch.setattr(nerf3d, "as_reference", lambda prior: None)
+    cache = tmp_path / ".nerf3d-quick.cache"
+    with pytest.raises(KeyboardInterrupt):
+        nerf3d.run(quick=True, log=lambda s: None, prior=object(), cache=cache)
+    assert calls == ["ddrep", "sds"]
+    fake_run.resumed = True
+    figures = nerf3d.run(quick=True, log=lambda s: None, prior=object(), cache=cache)
+    assert calls == ["ddrep", "sds", "sjc"]  # only the unfinished run ran again
+    assert [r["method"] for r in figures["rows"]] == ["ddrep", "sds", "sjc"]
+    assert [r["aggregate"]["occupancy_iou"] for r in figures["rows"]] == [1, 2, 3]
+    assert figures["_files"] == {"duck-ddrep.gif": b"ddrep", "duck-sds.gif": b"sds", "duck-sjc.gif": b"sjc"}

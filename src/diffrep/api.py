@@ -260,7 +260,7 @@ def _method_run(spec: RunSpec, n: int, cond: Any, callback, checkpoint: RunCheck
             if checkpoint is not None and checkpoint.due(d["i"] + 1, d["steps"]):
                 save_state(checkpoint, rep, d["state"], g)
             if callback is not None:
-                callback(d | {"step": d["i"] + 1})
+                callback(d | {"step": d["i"] + 1, "rep": rep})
 
         entry.run(p, rep, cond, spec.options, sampling=spec.sampling, generator=g, state=state, callback=step_done)
         if checkpoint is not None and not keep_checkpoint:
@@ -308,6 +308,8 @@ def sample(prior: Prior | str = "toyworld", *, rep: str | Any = "pixels", method
     (DDRep) or iterations (SDS, SJC; ``None``: a tenth of the run); ``resume=True`` continues from
     its last checkpoint (same options and seed), bit for bit on the CPU. The folder is removed
     when the run completes, or with ``keep_checkpoint`` only once ``Result.save`` has written the result.
+    ``callback(dict)`` hears after each step or iteration: ``step``, ``steps``, ``rep`` (the diffrep as it
+    is) and the method's own keys.
 
     >>> result = diffrep.sample("gmm", prompt="red", n=4, steps=20)
     >>> result.images.shape

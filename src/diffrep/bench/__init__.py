@@ -62,6 +62,10 @@ def run_suite(name: str, *, quick: bool, results: Path, log: Callable[[str], Non
         raise InputError("--prior-path needs --prior tiny")
     default_prior = getattr(suite, "DEFAULT_PRIOR", "toyworld")
     stem = name + (f"-{prior}" if prior is not None and prior != default_prior else "")
+    cache = None
+    if "cache" in inspect.signature(suite.run).parameters:  # suites of hours keep their finished runs
+        cache = Path(results) / f".{stem}{'-quick' if quick else ''}.cache"
+        kwargs["cache"] = cache
     start = time.perf_counter()
     figures = suite.run(quick=quick, log=log, **kwargs)
     images = figures.pop("_images", {})
@@ -78,6 +82,10 @@ def run_suite(name: str, *, quick: bool, results: Path, log: Callable[[str], Non
     record["images"] = save_images(images, folder, f"{stem}{'-quick' if quick else ''}")
     record["files"] = save_files(files, folder, f"{stem}{'-quick' if quick else ''}")
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+    if cache is not None and cache.exists():
+        import shutil
+
+        shutil.rmtree(cache)
     return path
 
 

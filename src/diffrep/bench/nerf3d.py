@@ -1,65 +1,132 @@
 """Text-to-3D on the toy world: NeRFs sampled with DDRep and distilled with SDS and SJC, evaluated against
 the toy world's ground truth (evaluate3d: labels at held-out cameras, occupancy and mask IoU, Janus rate,
-3-D diversity), with wall time and prior evaluations; turntable GIFs of each method for two prompts."""
+3-D diversity), with wall time, prior evaluations and the occupancy IoU along each run (the time each
+method takes to reach a shape); turntable GIFs of each method for two prompts.
+
+A full run takes hours on a CPU: each finished run is kept in ``results/.nerf3d.cache/`` and a rerun of the
+suite with the same settings skips it (the cache is removed when the suite's JSON is written)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
 import diffrep
-from diffrep.evaluate3d import GroundTruth, as_reference, evaluate_instances, prompt_labels
+from diffrep.evaluate3d import GroundTruth, as_reference, evaluate_instances, grid_points, occupancy_iou, prompt_labels
 from diffrep.priors import toyworld_prior
-from diffrep.reps.nerf import nerf_objects, nerf_outputs
+from diffrep.reps.nerf import SURFACE_DENSITY, nerf_objects, nerf_outputs
 
 PROMPTS: tuple[str, ...] = ("a yellow duck", "a red mug", "a blue chair", "a green car", "a purple robot", "an orange house")
 # Each method's settings on the default voxel NeRF (32^3, 48 samples, bank 32): DDRep is the default config.
 METHODS: dict[str, dict] = {
     "ddrep": {},
-    "sds": {"iters": 400, "lr": 2.5e-3, "views_per_step": 4},
-    "sjc": {"iters": 400, "lr": 2.5e-3, "optimizer": "adamax", "views_per_step": 4},
+    "sds": {"iters": 400, "lr": 1e-2, "views_per_step": 4},
+    "sjc": {"iters": 400, "lr": 1e-2, "optimizer": "adamax", "views_per_step": 4},
 }
 QUICK: dict[str, dict] = {  # a few steps each: checks that the suite runs, not what it measures
     "ddrep": {"steps": 4, "adam_iters": 2, "views_per_step": 2},
-    "sds": {"iters": 4, "lr": 2.5e-3, "views_per_step": 2},
-    "sjc": {"iters": 4, "lr": 2.5e-3, "optimizer": "adamax", "views_per_step": 2},
+    "sds": {"iters": 4, "lr": 1e-2, "views_per_step": 2},
+    "sjc": {"iters": 4, "lr": 1e-2, "optimizer": "adamax", "views_per_step": 2},
 }
+CURVE_POINTS = 10  # occupancy IoU measured this many times along each run
+
+
+def shape_curve(gt: GroundTruth, kind: int, points: int, start: float):
+    """A callback recording ``(seconds, mean best occupancy IoU)`` at ``points`` evenly spaced steps of a run;
+    the time spent measuring is not counted."""
+    curve: list[tuple[float, float]] = []
+    paused = [0.0]
+    grid = grid_points(gt.grid)
+
+    def track(d: dict) -> None:
+        if d["step"] % max(1, d["steps"] // points) and d["step"] != d["steps"]:
+            return
+        t0 = time.perf_counter()
+        rep = d["rep"]
+        with torch.no_grad():
+            occupied = rep.density(grid[None].expand(rep.n, -1, -1).to(rep.bank.device)).cpu() > SURFACE_DENSITY
+        iou = sum(occupancy_iou(o, gt.grids(kind)).max().item() for o in occupied) / rep.n
+        curve.append((round(t0 - start - paused[0], 1), round(iou, 4)))
+        paused[0] += time.perf_counter() - t0
+
+    return track, curve, paused
 
 
 def one_run(prior, reference, gt, prompt: str, method: str, seed: int, n: int, options: dict) -> tuple[dict, object]:
-    """Sample ``n`` NeRFs of ``prompt`` with ``method``; their evaluation, time and prior evaluations."""
+    """Sample ``n`` NeRFs of ``prompt`` with ``method``; their evaluation, time, prior evaluations and IoU curve."""
     start = time.perf_counter()
-    result = diffrep.sample(prior, rep="nerf", method=method, prompt=prompt, n=n, seed=seed, **options)
-    seconds = time.perf_counter() - start
+    track, curve, paused = shape_curve(gt, prompt_labels(prompt)["kind"], CURVE_POINTS, start)
+    result = diffrep.sample(prior, rep="nerf", method=method, prompt=prompt, n=n, seed=seed, callback=track, **options)
+    seconds = time.perf_counter() - start - paused[0]
     metrics = evaluate_instances(nerf_objects(result.rep), prompt_labels(prompt), reference, ground_truth=gt)
     row = {"prompt": prompt, "method": method, "seed": seed, "n": n, "options": options, "seconds": round(seconds, 1),
-           "prior_evaluations": result.info["prior_evaluations"], "aggregate": metrics["aggregate"],
+           "prior_evaluations": result.info["prior_evaluations"], "iou_curve": curve, "aggregate": metrics["aggregate"],
            "instances": metrics["instances"]}
     return row, result.rep
 
 
-def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "toyworld") -> dict:
+def plan(quick: bool) -> list[dict]:
+    """The suite's runs: prompts x methods x seeds, then (full runs) the hash grid and 4 instances of 2 prompts."""
+    prompts, seeds, settings = (PROMPTS[:1], (0,), QUICK) if quick else (PROMPTS, (0, 1), METHODS)
+    runs = [{"prompt": p, "method": m, "seed": s, "n": 1, "options": o, "gif": s == 0 and p in prompts[:2]}
+            for p in prompts for m, o in settings.items() for s in seeds]
+    if not quick:  # the other grid, and 3-D diversity across 4 instances of one run
+        for p in PROMPTS[:2]:
+            runs.append({"prompt": p, "method": "ddrep", "seed": 0, "n": 1, "options": {"grid": "hash"}, "extra": True})
+            runs += [{"prompt": p, "method": m, "seed": 0, "n": 4, "options": o, "extra": True} for m, o in METHODS.items()]
+    return runs
+
+
+def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "toyworld", cache: Path | None = None) -> dict:
     torch.set_num_threads(1)  # many small kernels: a second thread on a shared 2-core machine is 10x slower
     prior = prior or toyworld_prior()
     reference, gt = as_reference(prior), GroundTruth()
-    prompts, seeds, settings = (PROMPTS[:1], (0,), QUICK) if quick else (PROMPTS, (0, 1), METHODS)
-    rows, files = [], {}
-    for prompt in prompts:
-        for method, options in settings.items():
-            for seed in seeds:
-                row, rep = one_run(prior, reference, gt, prompt, method, seed, 1, options)
-                log(f"{prompt} / {method} / seed {seed}: {row['seconds']} s, {row['aggregate']}")
-                rows.append(row)
-                if seed == 0 and prompt in prompts[:2]:
-                    name = f"{prompt.split()[-1]}-{method}"
-                    files[f"{name}.gif"] = nerf_outputs(rep, formats=())["turntable-0.gif"]
-    extra = []
-    if not quick:  # the other grid, and 3-D diversity across 4 instances of one run
-        for prompt in PROMPTS[:2]:
-            extra.append(one_run(prior, reference, gt, prompt, "ddrep", 0, 1, {"grid": "hash"})[0])
-            for method, options in METHODS.items():
-                extra.append(one_run(prior, reference, gt, prompt, method, 0, 4, options)[0])
-    return {"prior": prior_name, "prompts": list(prompts), "seeds": list(seeds), "settings": settings,
+    rows, extra, files = [], [], {}
+    done = _read_cache(cache, prior_name)
+    for spec in plan(quick):
+        key = json.dumps([spec["prompt"], spec["method"], spec["seed"], spec["n"], spec["options"]])
+        if key in done:
+            row = done[key]
+            log(f"{spec['prompt']} / {spec['method']} / seed {spec['seed']} / n {spec['n']}: from the cache")
+        else:
+            row, rep = one_run(prior, reference, gt, spec["prompt"], spec["method"], spec["seed"], spec["n"], spec["options"])
+            log(f"{spec['prompt']} / {spec['method']} / seed {spec['seed']} / n {spec['n']}: {row['seconds']} s, {row['aggregate']}")
+            gif = nerf_outputs(rep, formats=())["turntable-0.gif"] if spec.get("gif") else None
+            _write_cache(cache, prior_name, key, row, gif)
+        if spec.get("gif"):
+            files[f"{spec['prompt'].split()[-1]}-{spec['method']}.gif"] = _cached_gif(cache, key) if key in done else gif
+        (extra if spec.get("extra") else rows).append(row)
+    return {"prior": prior_name, "prompts": sorted({r["prompt"] for r in rows}, key=PROMPTS.index),
+            "seeds": sorted({r["seed"] for r in rows}), "settings": QUICK if quick else METHODS,
             "rows": rows, "extra_rows": extra, "_images": {}, "_files": files}
+
+
+def _read_cache(cache: Path | None, prior_name: str) -> dict[str, dict]:
+    if cache is None or not (cache / "rows.jsonl").exists():
+        return {}
+    rows = [json.loads(line) for line in (cache / "rows.jsonl").read_text().splitlines() if line.strip()]
+    return {r["key"]: r["row"] for r in rows if r["prior"] == prior_name}
+
+
+def _write_cache(cache: Path | None, prior_name: str, key: str, row: dict, gif: bytes | None) -> None:
+    if cache is None:
+        return
+    cache.mkdir(parents=True, exist_ok=True)
+    if gif is not None:
+        (cache / f"{_digest(key)}.gif").write_bytes(gif)
+    with open(cache / "rows.jsonl", "a") as f:  # one line per finished run, appended whole
+        f.write(json.dumps({"prior": prior_name, "key": key, "row": row}) + "\n")
+
+
+def _cached_gif(cache: Path | None, key: str) -> bytes:
+    return (cache / f"{_digest(key)}.gif").read_bytes()
+
+
+def _digest(key: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
