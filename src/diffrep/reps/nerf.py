@@ -12,16 +12,14 @@ distribution. Shading is applied to the accumulated albedo and normal of each ra
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
 
 from diffrep.cameras import VIEWS, camera_bank, camera_rays, view_label
-from diffrep.checks import check_int
 from diffrep.errors import InputError
-from diffrep.reps.base import Diffrep, check_config_types, check_range
+from diffrep.reps.base import Diffrep
+from diffrep.reps.configs import NerfConfig
 from diffrep.reps.fields import HashField, VoxelField
 from diffrep.reps.volume import render_rays
 
@@ -34,63 +32,6 @@ BACKGROUND = 0.8  # the toy world's background, 0.6 in [-1, 1], as a colour in [
 # stable-dreamfusion (25), whose density regularisers make surfaces solid; docs/nerf.md shows how the
 # occupancy IoU depends on this choice.
 SURFACE_DENSITY = math.log(2) / 0.2
-
-
-@dataclass(frozen=True)
-class NerfConfig:
-    """Options of the ``nerf`` rep."""
-
-    rep_name: ClassVar[str] = "nerf"
-
-    grid: Literal["voxel", "hash"] = "voxel"
-    """Field: voxel (dense density + colour grid, SJC's voxNeRF) or hash (Instant-NGP hash grid + small MLP)."""
-    resolution: int = 32
-    """voxel: grid side; hash: finest level's resolution."""
-    samples: int = 48
-    """Samples per ray (stratified midpoints between the ray's entry into and exit from the scene box)."""
-    bank: int = 32
-    """Cameras in the fixed view bank (DDRep keeps one noise state per bank camera)."""
-    distance: float = 3.2
-    """Camera distance from the origin (the toy world's)."""
-    fov: float = 34.0
-    """Field of view in degrees (the toy world's)."""
-    elevation_min: float = -10.0
-    """Lowest camera elevation of the bank in degrees (the toy world's range is -10..60)."""
-    elevation_max: float = 60.0
-    """Highest camera elevation of the bank in degrees."""
-    shading: Literal["albedo", "lambertian", "textureless", "random"] = "lambertian"
-    """Shading of training views: albedo, lambertian (the toy world's; light from the camera's side),
-    textureless (white, lit), random (DreamFusion: each view one of the three)."""
-    normals_grad: bool = False
-    """Let shading gradients flow through the normals too (double backward through the field, ~3x the
-    cost of a render); off, shading follows the geometry through the ray weights only."""
-    view_prompts: bool = True
-    """Condition each view on "PROMPT, <front|side|back|overhead> view" by its camera (the toy world's labels)."""
-    blob_density: float = 5.0
-    """Density added at the centre at initialisation, falling linearly to 0 at blob_radius (0: none)."""
-    blob_radius: float = 0.5
-    """Radius of the initial density blob."""
-    param_scale: float = 20.0
-    """voxel: the grid holds param_scale x its parameters, so an optimiser's step of lr moves a voxel by
-    param_scale x lr (the pullback's Adam lr, 3e-3 by default, suits a SIREN; a grid needs ~20x more)."""
-    levels: int = 8
-    """hash: resolution levels."""
-    log2_table: int = 14
-    """hash: log2 of the hash table size per level."""
-    hidden: int = 32
-    """hash: width of the MLP."""
-
-    def __post_init__(self) -> None:
-        check_config_types(self, "nerf")
-        for name in ("resolution", "samples", "bank", "levels", "log2_table", "hidden"):
-            check_int(name, getattr(self, name), 2)
-        check_range("nerf", "distance", self.distance, self.distance > math.sqrt(3), "> sqrt(3) (outside the scene box)")
-        check_range("nerf", "fov", self.fov, 0 < self.fov < 180, "in (0, 180) degrees")
-        check_range("nerf", "elevation_max", self.elevation_max, -90 <= self.elevation_min <= self.elevation_max <= 90,
-                    f">= elevation_min={self.elevation_min}, both in [-90, 90]")
-        check_range("nerf", "blob_density", self.blob_density, self.blob_density >= 0, ">= 0")
-        check_range("nerf", "blob_radius", self.blob_radius, self.blob_radius > 0, "> 0")
-        check_range("nerf", "param_scale", self.param_scale, self.param_scale > 0, "> 0")
 
 
 class NerfRep(Diffrep):
