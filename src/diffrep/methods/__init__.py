@@ -7,7 +7,7 @@ mode-seeking family (SDS, SJC) distils into it. Adding a method is one module an
 
 from diffrep.methods.base import MethodEntry, MethodState, Sampling, ViewPrompt, view_conditions
 from diffrep.methods.ddrep import DDRepOptions, DDRepState, ddrep_sample, ddrep_step, run_ddrep
-from diffrep.methods.distill import (
+from diffrep.methods.distillation import (
     DistillState, Optim, OptimConfig, SDSOptions, SJCOptions, distill, run_sds, run_sjc, sds_grad, sjc_grad, surrogate_loss,
 )
 from diffrep.methods.image import DDIMOptions, DDPMOptions, run_ddim, run_ddpm

@@ -1,6 +1,6 @@
 """The options of the built-in methods, one frozen dataclass each, in a module without torch: the command
 line is built from them (and refuses a bad value) before anything heavy is imported. Each method's
-module (``image``, ``ddrep``, ``distill``, ``solvers``) holds its implementation and re-exports its options."""
+module (``image``, ``ddrep``, ``distillation``, ``solvers``) holds its implementation and re-exports its options."""
 
 from __future__ import annotations
 
