@@ -207,6 +207,23 @@ def test_parse_errors_are_one_line_exit_2(capsys):
         assert "╭" not in stderr and "Traceback" not in stderr
 
 
+def test_argument_errors_import_no_torch(tmp_path):
+    """A typo or a bad output location is refused before torch (or numpy) is imported: building the parser
+    once imported the tables' implementations, and torch with them, and took 1.5 s before the error."""
+    from catalogue import FIRST_ERRORS
+
+    argvs = [argv for cases in FIRST_ERRORS.values() for argv in cases.values()]
+    code = ("import sys, diffrep.cli\n"
+            f"codes = [diffrep.cli.main(argv) for argv in {argvs!r}]\n"
+            "heavy = sorted({'torch', 'numpy'} & set(sys.modules))\n"
+            "assert codes == [2] * len(codes) and not heavy, (codes, heavy)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    errors = done.stderr.strip().splitlines()
+    assert len(errors) == len(argvs) and all(e.startswith("diffrep: error: ") for e in errors), errors
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_help_is_complete(capsys):
     for cmd in ([], ["sample"], ["sdedit"], ["inpaint"], ["toyworld"], ["bench"]):
         with pytest.raises(SystemExit) as e:

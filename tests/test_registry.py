@@ -86,6 +86,17 @@ def test_every_option_of_another_group_is_refused(tmp_path, capsys, method, rep)
         assert not out.exists()
 
 
+def test_every_lazy_entry_names_a_function_or_class():
+    """The tables name their implementations as "module:name" (imported on first use): none is misspelt."""
+    from diffrep.lazy import Lazy
+
+    lazy = [(name, f.name, getattr(entry, f.name)) for table in (METHODS, REPS) for name, entry in table.items()
+            for f in fields(entry) if isinstance(getattr(entry, f.name), Lazy)]
+    assert len(lazy) >= len(METHODS) + len(REPS)
+    for name, field_name, value in lazy:
+        assert callable(value.resolve()), (name, field_name, value)
+
+
 def test_help_shows_only_the_chosen_groups(capsys):
     with pytest.raises(SystemExit):
         main(["sample", "--rep", "siren", "--method", "sds", "--help"])

@@ -368,22 +368,14 @@ def check_seed(seed: Any) -> int:
 def load_run(folder: str | Path, *, rep: str | None = None) -> tuple[Any, dict[str, Any]]:
     """The diffrep a result folder holds (rebuilt from ``run.json`` and ``rep.safetensors``) and its
     record; ``rep`` names the rep the caller needs (an ``InputError`` otherwise)."""
-    import json
-
     from safetensors.torch import load_file
 
+    from diffrep.export import run_record
+
     folder = Path(folder)
-    try:
-        record = json.loads((folder / "run.json").read_text())
-        config = record["config"]
-        name, options, shape = config["rep"], config["rep_options"], config["image_shape"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise InputError(f"{str(folder)!r} is not a diffrep result folder with a readable run.json ({e})") from None
-    if rep is not None and name != rep:
-        raise InputError(f"{str(folder)!r} holds a {name!r} run; this needs a {rep!r} run")
-    if not (folder / "rep.safetensors").is_file():
-        raise InputError(f"{str(folder)!r} has no rep.safetensors (image-space runs keep no diffrep)")
-    check_choice("rep", name, REPS)
+    record = run_record(folder, rep=rep)
+    config = record["config"]
+    name, options, shape = config["rep"], config["rep_options"], config["image_shape"]
     model = make_rep(REPS[name].config(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}),
                      tuple(shape), config["n"], generator=torch.Generator().manual_seed(0))
     try:

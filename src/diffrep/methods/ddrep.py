@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from diffrep.methods.base import Sampling, steps_callback, view_conditions
-from diffrep.methods.configs import DDRepOptions, PullbackConfig  # noqa: F401 (re-exported)
+from diffrep.methods.configs import DDRepOptions, PullbackConfig
 from diffrep.methods.solvers import pullback
 from diffrep.priors.base import Prior, as_timesteps, cfg_eps, draw_noise, prior_device
 from diffrep.schedule import StepCoefficients, ddim_coefficients, timesteps

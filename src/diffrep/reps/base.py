@@ -16,8 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from diffrep.checks import check_positive_int, is_int
-from diffrep.reps.configs import check_config_types, check_range  # noqa: F401 (re-exported)
 from diffrep.errors import InputError
+from diffrep.reps.configs import check_config_types, check_range  # noqa: F401 (re-exported)
 
 ConfigT = TypeVar("ConfigT")
 
