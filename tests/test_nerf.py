@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import diffrep
+from catalogue import NERF_OPTIONS
 from diffrep.cameras import VIEWS, view_label
 from diffrep.cli import main
 from diffrep.errors import InputError
@@ -104,12 +105,7 @@ def test_view_prompts_are_encoded_before_the_run(toy3000):
                        prompt="a red mug, front view", steps=1, **SMALL)
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--nerf.grid", "cube"], "--nerf.grid"),
-    (["--nerf.resolution", "-4"], "resolution=-4 is not allowed"),
-    (["--nerf.shading", "phong"], "--nerf.shading"),
-    (["--nerf.distance", "1"], "distance=1.0 is not allowed"),
-])
+@pytest.mark.parametrize("argv,message", NERF_OPTIONS)
 def test_bad_nerf_options_are_one_line_exit_2(tmp_path, capsys, argv, message):
     out = tmp_path / "o"
     code = main(["sample", "--rep", "nerf", "--method", "ddrep", "--prompt", "a yellow duck", "--out", str(out), *argv])

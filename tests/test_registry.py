@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 import diffrep
-from diffrep.cli import main, option_groups
+from catalogue import PAIRS, allowed, foreign_groups, one_option
+from diffrep.cli import main
 from diffrep.errors import InputError
 from diffrep.methods import METHODS, DistillState, MethodEntry, Optim, OptimConfig, Sampling, SDSOptions, ViewPrompt, distill
 from diffrep.methods import view_conditions
@@ -21,14 +22,6 @@ TINY = {"pixels": {"init_std": 0.1}, "siren": {"width": 16, "depth": 1, "embed_d
         "panorama": {"width": 16, "depth": 1, "embed_dim": 8},
         "nerf": {"resolution": 8, "samples": 8, "bank": 8, "view_prompts": False}}
 SHORT = {"iters": 1}  # mode-seeking loops
-
-
-def allowed(method: str, rep: str) -> bool:
-    entry = METHODS[method]
-    return entry.reps is None or rep in entry.reps
-
-
-PAIRS = [(m, r) for m in METHODS for r in REPS]
 
 
 @pytest.mark.parametrize("method,rep", [p for p in PAIRS if allowed(*p)])
@@ -53,24 +46,6 @@ def test_every_disallowed_pair_is_one_line_exit_2(tmp_path, capsys, method, rep)
     assert not out.exists()
     with pytest.raises(InputError, match="needs rep 'pixels'"):
         diffrep.sample("gmm", method=method, rep=rep)
-
-
-def one_option(config: type) -> tuple[str, str]:
-    """A valid ``--field value`` of a config (its default, written as the CLI reads it)."""
-    f = next(f for f in fields(config) if not is_dataclass(f.default))
-    value = f.default
-    text = " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
-    return f.name.replace("_", "-"), text
-
-
-def foreign_groups(method: str, rep: str):
-    """Every option group of another method or rep than the ones chosen."""
-    entry = METHODS[method]
-    mine = set(option_groups(method, entry.config)) | (set() if entry.image else {rep})
-    groups = {g: f.default.__class__ for m, e in METHODS.items() for f in fields(e.config) if is_dataclass(f.default)
-              for g in [f.name]}
-    groups |= {m: e.config for m, e in METHODS.items()} | {r: e.config for r, e in REPS.items()}
-    return [(g, cls) for g, cls in groups.items() if g not in mine and fields(cls)]
 
 
 @pytest.mark.parametrize("method,rep", [p for p in PAIRS if allowed(*p)])
