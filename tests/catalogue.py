@@ -139,7 +139,25 @@ def foreign_groups(method: str, rep: str):
     return [(g, cls) for g, cls in groups.items() if g not in mine and fields(cls)]
 
 
-# ---- NeRF options (tests/test_nerf.py): argv after `sample --rep nerf --method ddrep` ----
+def disallowed_pairs(out: str) -> list[tuple[list[str], str]]:
+    """``sample`` with each method x rep pair the tables exclude, and what its one line must say."""
+    return [(["sample", "--method", m, "--rep", r, "--prior", "gmm", "--out", out],
+             f"method {m!r} samples images directly and needs rep 'pixels'") for m, r in PAIRS if not allowed(m, r)]
+
+
+def foreign_options(method: str, rep: str, out: str) -> list[tuple[list[str], str]]:
+    """``sample --method M --rep R`` with a valid option of every other method's or rep's group."""
+    cases = []
+    for group, cls in foreign_groups(method, rep):
+        name, value = one_option(cls)
+        cases.append((["sample", "--method", method, "--rep", rep, "--prior", "gmm", "--out", out,
+                       f"--{group}.{name}", *value.split()], f"option --{group}.{name} belongs to"))
+    return cases
+
+
+# ---- NeRF options (tests/test_nerf.py): argv after NERF_SAMPLE ----
+
+NERF_SAMPLE = ["sample", "--rep", "nerf", "--method", "ddrep", "--prompt", "a yellow duck"]
 
 NERF_OPTIONS = [
     (["--nerf.grid", "cube"], "--nerf.grid"),

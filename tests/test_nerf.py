@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import diffrep
-from catalogue import NERF_OPTIONS
+from catalogue import NERF_OPTIONS, NERF_SAMPLE
 from diffrep.cameras import VIEWS, view_label
 from diffrep.cli import main
 from diffrep.errors import InputError
@@ -108,7 +108,7 @@ def test_view_prompts_are_encoded_before_the_run(toy3000):
 @pytest.mark.parametrize("argv,message", NERF_OPTIONS)
 def test_bad_nerf_options_are_one_line_exit_2(tmp_path, capsys, argv, message):
     out = tmp_path / "o"
-    code = main(["sample", "--rep", "nerf", "--method", "ddrep", "--prompt", "a yellow duck", "--out", str(out), *argv])
+    code = main([*NERF_SAMPLE, "--out", str(out), *argv])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and message in err[0], err
     assert not out.exists()
