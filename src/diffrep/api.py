@@ -316,29 +316,68 @@ def sample(prior: Prior | str = "toyworld", *, rep: str | Any = "pixels", method
     spec, ckpt = prepare(rep, method, sampling=Sampling(steps, guidance_scale, eta), n=n, seed=seed, prompt=prompt,
                          checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, **options)
     prior = resolve_prior(prior)
-    check_budget(prior, steps, n, None if spec.entry.image else spec.rep_options)
+    check_budget(prior, steps, n, None if spec.entry.image else spec.rep_options, views_per_step(spec.options))
     c = _view_condition(prior, prompt, cond, REPS[spec.rep].labels(spec.rep_options))
     run = _method_run(spec, n, c, callback, ckpt, resume, keep_checkpoint)
     return _run(prior, run, {"prompt": prompt, "n": n, "image_shape": list(prior.image_shape)} | spec.record(), seed)
 
 
-def check_budget(prior: Prior, steps: int, n: int, rep_options: Any = None) -> None:
+def check_budget(prior: Prior, steps: int, n: int, rep_options: Any = None, views: int = 1) -> None:
     """What needs the prior: ``steps`` at most its number of timesteps, and the run's estimated peak
-    memory (``n`` images of the prior's shape, the rep's parameters with their gradients and optimiser
-    moments) within the memory available, so a run too big for the machine is refused, not killed."""
+    memory (``estimate_memory``) within the memory available, so a run too big for the machine is
+    refused, not killed."""
     T = len(prior.alphas_cumprod)
     if steps > T:
         raise InputError(f"steps={steps} is not allowed: the prior has {T} timesteps (at most {T} steps)")
-    image = 4 * int(torch.tensor(prior.image_shape).prod())
-    per_instance = 64 * image  # samples, noise, CFG's doubled batches, views, renders
-    if rep_options is not None:
-        one = make_rep(rep_options, prior.image_shape, 1, generator=torch.Generator().manual_seed(0))
-        noise = 4 * int(torch.tensor(one.noise_shape[1:]).prod())  # DDRep's noise state (a canvas, a bank)
-        per_instance += 6 * 4 * sum(p.numel() for p in one.parameters()) + 4 * noise
-    need, have = n * per_instance, available_memory()
+    need, have = estimate_memory(prior, n, rep_options, views), available_memory()
     if need > have:
         raise InputError(f"n={n} needs about {need / 2**30:.1f} GiB (estimated), more than the "
                          f"{have / 2**30:.1f} GiB available; use a smaller n")
+
+
+SAMPLER_OVERHEAD = 12 * 2**20
+"""Bytes an image-space run needs beyond its images (8 MiB measured, bench/results/memory-estimate.json)."""
+GRADIENT_OVERHEAD = 128 * 2**20
+"""Bytes a run that back-propagates through a rep needs beyond its instances: autograd's and the
+optimiser's working memory (80-90 MiB measured, bench/results/memory-estimate.json)."""
+
+
+def estimate_memory(prior: Prior, n: int, rep_options: Any = None, views: int = 1) -> int:
+    """Bytes a run of ``n`` instances adds at its peak: a fixed overhead, and per instance 64 images of
+    the prior's shape; with a rep (``rep_options``) also its parameters with their gradients and
+    optimiser moments, its noise state, and 3x the activations one instance saves for the backward
+    pass when it renders ``views`` views. An upper bound within 2x of the peaks measured by
+    bench/scripts/memory_estimate.py (1.3-1.7x for DDIM, DDRep and SDS on pixels, SIREN and NeRF)."""
+    image = 4 * int(torch.tensor(prior.image_shape).prod())
+    per_instance = 64 * image  # samples, noise, CFG's doubled batches, views, renders
+    if rep_options is None:
+        return SAMPLER_OVERHEAD + n * per_instance
+    one = make_rep(rep_options, prior.image_shape, 1, generator=torch.Generator().manual_seed(0))
+    noise = 4 * int(torch.tensor(one.noise_shape[1:]).prod())  # DDRep's noise state (a canvas, a bank)
+    per_instance += 6 * 4 * sum(p.numel() for p in one.parameters()) + 4 * noise + 3 * saved_activations(one, views)
+    return GRADIENT_OVERHEAD + n * per_instance
+
+
+def saved_activations(rep, views: int) -> int:
+    """Bytes autograd keeps for the backward pass when ``rep`` renders ``views`` random views (its
+    canonical view if it has none), counted once per storage."""
+    saved: dict[int, int] = {}
+
+    def pack(x: Tensor) -> Tensor:
+        saved[x.untyped_storage().data_ptr()] = x.untyped_storage().nbytes()
+        return x
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
+        rep(rep.random_views(views, torch.Generator().manual_seed(0)))
+    return sum(saved.values())
+
+
+def views_per_step(options: Any) -> int:
+    """The views a method renders per step: its ``views_per_step`` option or its loop's (``optim``), else 1."""
+    for o in (options, getattr(options, "optim", None)):
+        if isinstance(getattr(o, "views_per_step", None), int):
+            return o.views_per_step
+    return 1
 
 
 def available_memory() -> int:
