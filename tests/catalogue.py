@@ -31,6 +31,16 @@ FIRST_ERRORS: dict[str, dict[str, list[str]]] = {
 """Per command, a typo and a bad output location (for export and evaluate: the run folder they write
 into): each must be refused in one line before torch is imported, in well under a second."""
 
+VALUES_BEFORE_TORCH = [  # values the tables and the shared options check: refused before torch is imported too
+    ["sample", "--eta", "-0.5", "--out", "o"],
+    ["sample", "--n", "0", "--out", "o"],
+    ["sample", "--rep", "siren", "--method", "ddrep", "--checkpoint-every", "-1", "--out", "o"],
+    ["sample", "--rep", "siren", "--method", "ddrep", "--resume", "--out", "o"],
+    ["sample", "--rep", "siren", "--method", "ddim", "--out", "o"],
+    ["sdedit", "--image", "in.png", "--strength", "1.5", "--out", "o"],
+    ["inpaint", "--image", "in.png", "--mask", "in.png", "--rounds", "0", "--out", "o"],
+]
+
 
 # ---- command lines: values, paths, parse errors (tests/test_cli.py) ----
 

@@ -1,12 +1,11 @@
 import importlib
-
 import json
 
 import pytest
 import torch
+from catalogue import API_INPUTS, API_TOO_BIG
 
 import diffrep
-from catalogue import API_INPUTS, API_TOO_BIG
 from diffrep.errors import InputError
 
 

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from catalogue import PARSE_ERRORS, SMALL, bad_cases, write_png
 from PIL import Image
 from safetensors.torch import load_file
 
-from catalogue import PARSE_ERRORS, SMALL, bad_cases, write_png
 from diffrep.cli import main
+
 
 def run(argv, capsys):
     code = main(argv)
@@ -139,9 +140,9 @@ def test_parse_errors_are_one_line_exit_2(capsys):
 def test_argument_errors_import_no_torch(tmp_path):
     """A typo or a bad output location is refused before torch (or numpy) is imported: building the parser
     once imported the tables' implementations, and torch with them, and took 1.5 s before the error."""
-    from catalogue import FIRST_ERRORS
+    from catalogue import FIRST_ERRORS, VALUES_BEFORE_TORCH
 
-    argvs = [argv for cases in FIRST_ERRORS.values() for argv in cases.values()]
+    argvs = [argv for cases in FIRST_ERRORS.values() for argv in cases.values()] + VALUES_BEFORE_TORCH
     code = ("import sys, diffrep.cli\n"
             f"codes = [diffrep.cli.main(argv) for argv in {argvs!r}]\n"
             "heavy = sorted({'torch', 'numpy'} & set(sys.modules))\n"
@@ -164,11 +165,10 @@ def test_help_is_complete(capsys):
 
 def test_every_readme_command_line_parses():
     """The command line stays as users know it: every `diffrep ...` example in the README parses."""
+    import re
     import shlex
 
     from diffrep.cli import parse
-
-    import re
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     shell = "\n".join(re.findall(r"```sh\n(.*?)```", readme, flags=re.S))

@@ -6,9 +6,9 @@ import json
 
 import pytest
 import torch
+from catalogue import NERF_OPTIONS, NERF_SAMPLE
 
 import diffrep
-from catalogue import NERF_OPTIONS, NERF_SAMPLE
 from diffrep.cameras import VIEWS, view_label
 from diffrep.cli import main
 from diffrep.errors import InputError

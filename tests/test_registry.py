@@ -8,14 +8,24 @@ from dataclasses import dataclass, fields, is_dataclass
 
 import pytest
 import torch
+from catalogue import PAIRS, allowed, disallowed_pairs, foreign_options
 from torch import nn
 
 import diffrep
-from catalogue import PAIRS, allowed, disallowed_pairs, foreign_options
 from diffrep.cli import main
 from diffrep.errors import InputError
-from diffrep.methods import METHODS, DistillState, MethodEntry, Optim, OptimConfig, Sampling, SDSOptions, ViewPrompt, distill
-from diffrep.methods import view_conditions
+from diffrep.methods import (
+    METHODS,
+    DistillState,
+    MethodEntry,
+    Optim,
+    OptimConfig,
+    Sampling,
+    SDSOptions,
+    ViewPrompt,
+    distill,
+    view_conditions,
+)
 from diffrep.reps import REPS, Diffrep, RepEntry, SirenConfig
 
 TINY = {"pixels": {"init_std": 0.1}, "siren": {"width": 16, "depth": 1, "embed_dim": 8},

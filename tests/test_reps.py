@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from catalogue import MAKE_REP_INPUTS
 from torch.func import functional_call, jacrev, jvp
 
 import diffrep.reps as R
-from catalogue import MAKE_REP_INPUTS
 from diffrep.errors import InputError
 from diffrep.reps import PixelRep, crop, make_rep
 

@@ -375,11 +375,9 @@ def run_sample(a: SampleArgs) -> int:
     from diffrep.export import check_output_dir, output_lock
 
     check_output_dir(a.out, a.overwrite)  # first, and before torch is imported: a bad --out is reported at once
-    import diffrep
-    from diffrep.api import prepare
     from diffrep.methods import METHODS, Sampling
+    from diffrep.spec import prepare
 
-    prior_config = check_prior(a.prior)
     image = METHODS[a.method].image
     run = dict(rep=a.rep if image else getattr(a, a.rep), method=getattr(a, a.method), n=a.n, seed=a.seed,
                prompt=a.prompt)
@@ -389,7 +387,10 @@ def run_sample(a: SampleArgs) -> int:
     elif a.resume or a.checkpoint_every:
         run |= {"checkpoint_every": a.checkpoint_every or 0, "resume": a.resume}
     sampling = dict(steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta)
-    prepare(sampling=Sampling(**sampling), **run)  # everything checked before the prior is loaded
+    prepare(sampling=Sampling(**sampling), **run)  # the rep, the method, their options: still no torch
+    prior_config = check_prior(a.prior)  # everything checked before the prior is loaded
+    import diffrep
+
     with output_lock(a.out):
         prior = load_prior(prior_config)
         bar = Progress(f"{a.method} {a.rep}")
@@ -405,12 +406,13 @@ def run_sdedit(a: SdeditArgs) -> int:
     from diffrep.export import check_output_dir, load_image
 
     check_output_dir(a.out, a.overwrite)
-    import diffrep
-    from diffrep.api import check_strength
     from diffrep.methods import Sampling
+    from diffrep.spec import check_strength
 
-    prior_config = check_prior(a.prior)
     Sampling(a.steps, a.guidance_scale, a.eta), check_strength(a.strength)
+    prior_config = check_prior(a.prior)
+    import diffrep
+
     load_image(a.image)  # fail on a bad file before loading the prior
     prior = load_prior(prior_config)
     image = load_image(a.image, prior.image_shape[1:])
@@ -428,12 +430,13 @@ def run_inpaint(a: InpaintArgs) -> int:
     from diffrep.export import check_output_dir, load_image, load_mask
 
     check_output_dir(a.out, a.overwrite)
-    import diffrep
     from diffrep.checks import check_positive_int
     from diffrep.methods import Sampling
 
-    prior_config = check_prior(a.prior)
     Sampling(a.steps, a.guidance_scale, a.eta), check_positive_int("rounds", a.rounds)
+    prior_config = check_prior(a.prior)
+    import diffrep
+
     load_image(a.image), load_image(a.mask)  # fail on a bad file before loading the prior
     prior = load_prior(prior_config)
     image = load_image(a.image, prior.image_shape[1:])
@@ -495,7 +498,12 @@ def run_evaluate(a: EvaluateArgs) -> int:
     run_record(a.run, rep="nerf")  # the run folder, before torch is imported
     check_positive_int("reference_n", a.reference_n)
     from diffrep.api import load_run
-    from diffrep.evaluate3d import evaluate_instances, format_table, load_reference, prompt_labels
+    from diffrep.evaluate3d import (
+        evaluate_instances,
+        format_table,
+        load_reference,
+        prompt_labels,
+    )
     from diffrep.export import add_to_folder
     from diffrep.reps.nerf import nerf_objects
 
