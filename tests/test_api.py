@@ -1,9 +1,9 @@
 import importlib
-
 import json
 
 import pytest
 import torch
+from catalogue import API_INPUTS, API_TOO_BIG
 
 import diffrep
 from diffrep.errors import InputError
@@ -125,20 +125,7 @@ def test_latents_are_decoded_before_saving(tmp_path, rep, method):
     assert load_file(tmp_path / "r" / "samples.safetensors")["images"].shape[-2] == 16
 
 
-@pytest.mark.parametrize("call,message", [
-    (lambda: diffrep.sample(None), "prior must be a diffrep.Prior or a prior's name; got NoneType"),
-    (lambda: diffrep.sample("gmm", prompt=3), "prompt=3 is not allowed; it must be a string"),
-    (lambda: diffrep.sample("gmm", seed=2**64), r"seed=18446744073709551616 is not allowed"),
-    (lambda: diffrep.sample("gmm", eta=5.0), r"eta=5.0 is not allowed; it must be in \[0, 1\]"),
-    (lambda: diffrep.sample("gmm", rep="siren", method="ddrep", resume=True), "resume=True needs checkpoint"),
-    (lambda: diffrep.sdedit("gmm", torch.zeros(3, 16, 16, dtype=torch.uint8)), "dtype torch.uint8"),
-    (lambda: diffrep.sdedit("gmm", [[0.0]]), r"image has shape \(1, 1\)"),
-    (lambda: diffrep.sdedit("gmm", torch.zeros(2, 3, 16, 16)), "give one image"),
-    (lambda: diffrep.sdedit("gmm", object()), "image must be a tensor"),
-    (lambda: diffrep.inpaint("gmm", torch.zeros(3, 16, 16), torch.full((16, 16), float("nan"))), "finite values in"),
-    (lambda: diffrep.inpaint("gmm", torch.zeros(3, 16, 16), torch.ones(8, 8)), r"mask has shape \(8, 8\)"),
-    (lambda: diffrep.inpaint("gmm", torch.zeros(3, 16, 16), None), "mask must be a floating-point tensor"),
-])
+@pytest.mark.parametrize("call,message", API_INPUTS)
 def test_bad_api_input_is_one_input_error(call, message):
     with pytest.raises(InputError, match=message) as info:
         call()
@@ -183,13 +170,7 @@ def test_non_finite_values_stop_the_run_and_keep_the_last_good_checkpoint(tmp_pa
     assert all(torch.isfinite(v).all() for k, v in state.items() if v.is_floating_point())
 
 
-@pytest.mark.parametrize("call,message", [
-    (lambda: diffrep.sample("gmm", steps=100_000), "steps=100000 is not allowed: the prior has 1000 timesteps"),
-    (lambda: diffrep.sample("gmm", n=10**12), r"n=1000000000000 needs about .* GiB \(estimated\), more than the"),
-    (lambda: diffrep.sample("gmm", rep="siren", method="ddrep", n=10**7), "GiB"),
-    (lambda: diffrep.sdedit("gmm", torch.zeros(3, 16, 16), steps=10**20), "the prior has 1000 timesteps"),
-    (lambda: diffrep.inpaint("gmm", torch.zeros(3, 16, 16), torch.ones(16, 16), n=10**15), "GiB"),
-])
+@pytest.mark.parametrize("call,message", API_TOO_BIG)
 def test_runs_too_big_for_the_prior_or_the_machine_are_refused_before_the_work(call, message):
     with pytest.raises(InputError, match=message):
         call()

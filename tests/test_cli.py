@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from catalogue import PARSE_ERRORS, SMALL, bad_cases, write_png
 from PIL import Image
 from safetensors.torch import load_file
 
 from diffrep.cli import main
-
-SMALL = ["--prior", "gmm", "--steps", "5", "--n", "2"]
 
 
 def run(argv, capsys):
@@ -54,11 +53,6 @@ def test_same_seed_same_result(tmp_path, capsys):
     assert torch.equal(load_file(a / "samples.safetensors")["images"], load_file(b / "samples.safetensors")["images"])
 
 
-def write_png(path, size=(16, 16), colour=(0, 0, 255)):
-    Image.new("RGB", size, colour).save(path)
-    return path
-
-
 def test_sdedit_and_inpaint_end_to_end(tmp_path, capsys):
     img = write_png(tmp_path / "in.png", (20, 20))
     mask = Image.new("L", (16, 16), 0)
@@ -72,67 +66,6 @@ def test_sdedit_and_inpaint_end_to_end(tmp_path, capsys):
     images = load_file(tmp_path / "i" / "samples.safetensors")["images"]
     assert code == 0
     torch.testing.assert_close(images[..., :8], torch.tensor([-1.0, -1.0, 1.0]).view(1, 3, 1, 1).expand(2, 3, 16, 8))
-
-
-def bad_cases(tmp_path):
-    full = tmp_path / "full"
-    full.mkdir()
-    (full / "x").write_text("x")
-    afile = tmp_path / "afile"
-    afile.write_text("x")
-    notimg = tmp_path / "notimg.png"
-    notimg.write_text("not an image")
-    out = str(tmp_path / "o")
-    img = str(write_png(tmp_path / "ok.png"))
-    return [
-        (["sample", "--prior", "sd9", "--out", out], "unknown prior 'sd9'; allowed: toyworld, gaussian, gmm"),
-        (["sample", "--method", "magic", "--out", out, *SMALL], "unknown method 'magic'; allowed: ddim, ddpm, ddrep, sds, sjc"),
-        (["sample", "--method", "lmc", "--out", out, *SMALL], "method 'lmc' is not available yet"),
-        (["sample", "--rep", "voxels", "--out", out, *SMALL], "unknown rep 'voxels'; allowed: pixels, siren, panorama"),
-        (["sample", "--prompt", "purple", "--out", out, *SMALL], "unknown prompt 'purple' for the gmm prior"),
-        (["sample", "--prompt", "a red zebra", "--toyworld-n", "300", "--n", "1", "--steps", "2", "--out", out],
-         "unknown word 'zebra'"),
-        (["sample", "--steps", "0", "--out", out, *SMALL[:2]], "steps=0 is not allowed; it must be a positive integer"),
-        (["sample", "--n", "-3", "--out", out, *SMALL[:2]], "n=-3 is not allowed; it must be a positive integer"),
-        (["sample", "--guidance-scale", "nan", "--out", out, *SMALL], "guidance_scale=nan is not allowed"),
-        (["sample", "--guidance-scale", "inf", "--out", out, *SMALL], "guidance_scale=inf is not allowed"),
-        (["sample", "--guidance-scale", "-1", "--out", out, *SMALL], "guidance_scale=-1.0 is not allowed"),
-        (["sample", "--eta", "-0.5", "--out", out, *SMALL], "eta=-0.5 is not allowed"),
-        (["sample", "--out", str(full), *SMALL], "is not empty; pass --overwrite"),
-        (["sample", "--out", str(afile / "sub"), *SMALL], "is not writable"),
-        (["sample", "--out", str(afile), *SMALL], "exists and is not a folder"),
-        (["sample", "--res", "48", "--out", out, "--n", "1"], "res=48 is not allowed"),
-        (["sdedit", "--image", str(tmp_path / "missing.png"), "--out", out, *SMALL], "does not exist"),
-        (["sdedit", "--image", str(notimg), "--out", out, *SMALL], "is not a readable image"),
-        (["sdedit", "--image", img, "--strength", "1.5", "--out", out, *SMALL], "strength=1.5 is not allowed"),
-        (["inpaint", "--image", img, "--mask", str(notimg), "--out", out, *SMALL], "is not a readable image"),
-        (["inpaint", "--image", img, "--mask", img, "--rounds", "0", "--out", out, *SMALL], "rounds=0"),
-        (["toyworld", "--res", "48", "--out", out], "res=48 is not allowed"),
-        (["toyworld", "--n", "0", "--out", out], "n=0 is not allowed"),
-        (["bench", "nosuch"], "unknown benchmark suite 'nosuch'"),
-        (["sample", "--method", "ddim", "--resume", "--out", out, *SMALL], "checkpoints are written by the diffrep methods"),
-        (["sample", "--rep", "siren", "--method", "ddrep", "--checkpoint-every", "-1", "--prompt", "red", "--out", out,
-          *SMALL], "checkpoint_every=-1 is not allowed"),
-        (["bench", "toyworld", "--prior", "tiny"], "suite 'toyworld' does not take --prior"),
-        (["bench", "table1", "--prior", "tiny", "--prior-path", str(tmp_path / "none")], "does not exist"),
-        (["sample", "--rep", "siren", "--method", "ddim", "--out", out, *SMALL], "needs rep 'pixels'"),
-        (["sample", "--rep", "siren", "--method", "ddrep", "--ddrep.solver", "lbfgs", "--prompt", "red", "--out", out,
-          *SMALL], "unknown solver 'lbfgs'; allowed: gn, adam, closed"),
-        (["sample", "--rep", "siren", "--method", "ddrep", "--ddrep.solver", "closed", "--prompt", "red",
-          "--out", out, *SMALL], "solver 'closed' needs a diffrep linear"),
-        (["sample", "--rep", "pixels", "--pixels.tanh", "--method", "ddrep", "--ddrep.solver", "closed",
-          "--prompt", "red", "--out", out, *SMALL], "solver 'closed' needs a diffrep linear"),
-        (["sample", "--rep", "siren", "--method", "sds", "--sds.t-range", "0.5", "0.2", "--prompt", "red",
-          "--out", out, *SMALL], "t_range=(0.5, 0.2) is not allowed"),
-        (["sample", "--rep", "siren", "--method", "sjc", "--optim.lr", "0", "--prompt", "red", "--out", out, *SMALL],
-         "lr=0.0 is not allowed"),
-        (["sample", "--rep", "siren", "--method", "sds", "--optim.optimizer", "lion", "--prompt", "red",
-          "--out", out, *SMALL], "unknown optimizer 'lion'"),
-        (["train-prior", "--out", out, "--focus-p", "1.5"], "focus_p=1.5 must be in [0, 1]"),
-        (["train-prior", "--out", out, "--focus-p", "0.5", "--focus-t", "800", "300"], "focus_t=(800, 300) must be lo < hi"),
-        (["train-prior", "--out", out, "--scale-shift", "--scale-shift-res", "12"], "scale_shift_res=12 is not allowed"),
-        (["train-prior", "--out", out, "--scale-shift-res", "16"], "scale_shift_res=16 is not allowed; with --scale-shift"),
-    ]
 
 
 def test_bad_input_is_one_line_exit_2_no_output(tmp_path, capsys):
@@ -196,15 +129,29 @@ def test_interrupted_sample_resumes_from_out_checkpoint(tmp_path, capsys, monkey
 
 def test_parse_errors_are_one_line_exit_2(capsys):
     """tyro's own parse errors (wrong types, unknown or missing options) are folded into one line."""
-    for argv, message in ((["sample", "--steps", "many", "--out", "x"], "Error parsing --steps: invalid literal"),
-                          (["sample", "--nosuch", "3", "--out", "x"], "Unrecognized options: --nosuch"),
-                          (["sample"], "Missing from diffrep sample: --out PATH"),
-                          (["nosuch"], "Unrecognized options: nosuch (see diffrep --help)")):
+    for argv, message in PARSE_ERRORS:
         code, stdout, stderr = run(argv, capsys)
         lines = stderr.strip().splitlines()
         assert code == 2 and stdout == "" and len(lines) == 1, (argv, stderr)
         assert lines[0].startswith("diffrep: error: ") and message in lines[0], lines[0]
         assert "╭" not in stderr and "Traceback" not in stderr
+
+
+def test_argument_errors_import_no_torch(tmp_path):
+    """A typo or a bad output location is refused before torch (or numpy) is imported: building the parser
+    once imported the tables' implementations, and torch with them, and took 1.5 s before the error."""
+    from catalogue import FIRST_ERRORS, VALUES_BEFORE_TORCH
+
+    argvs = [argv for cases in FIRST_ERRORS.values() for argv in cases.values()] + VALUES_BEFORE_TORCH
+    code = ("import sys, diffrep.cli\n"
+            f"codes = [diffrep.cli.main(argv) for argv in {argvs!r}]\n"
+            "heavy = sorted({'torch', 'numpy'} & set(sys.modules))\n"
+            "assert codes == [2] * len(codes) and not heavy, (codes, heavy)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    errors = done.stderr.strip().splitlines()
+    assert len(errors) == len(argvs) and all(e.startswith("diffrep: error: ") for e in errors), errors
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_help_is_complete(capsys):
@@ -218,11 +165,10 @@ def test_help_is_complete(capsys):
 
 def test_every_readme_command_line_parses():
     """The command line stays as users know it: every `diffrep ...` example in the README parses."""
+    import re
     import shlex
 
     from diffrep.cli import parse
-
-    import re
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     shell = "\n".join(re.findall(r"```sh\n(.*?)```", readme, flags=re.S))

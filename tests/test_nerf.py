@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from catalogue import NERF_OPTIONS, NERF_SAMPLE
 
 import diffrep
 from diffrep.cameras import VIEWS, view_label
@@ -105,15 +106,10 @@ def test_view_prompts_are_encoded_before_the_run(toy3000):
                        prompt="a red mug, front view", steps=1, **SMALL)
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--nerf.grid", "cube"], "--nerf.grid"),
-    (["--nerf.resolution", "-4"], "resolution=-4 is not allowed"),
-    (["--nerf.shading", "phong"], "--nerf.shading"),
-    (["--nerf.distance", "1"], "distance=1.0 is not allowed"),
-])
+@pytest.mark.parametrize("argv,message", NERF_OPTIONS)
 def test_bad_nerf_options_are_one_line_exit_2(tmp_path, capsys, argv, message):
     out = tmp_path / "o"
-    code = main(["sample", "--rep", "nerf", "--method", "ddrep", "--prompt", "a yellow duck", "--out", str(out), *argv])
+    code = main([*NERF_SAMPLE, "--out", str(out), *argv])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and message in err[0], err
     assert not out.exists()

@@ -8,27 +8,30 @@ from dataclasses import dataclass, fields, is_dataclass
 
 import pytest
 import torch
+from catalogue import PAIRS, allowed, disallowed_pairs, foreign_options
 from torch import nn
 
 import diffrep
-from diffrep.cli import main, option_groups
+from diffrep.cli import main
 from diffrep.errors import InputError
-from diffrep.methods import METHODS, DistillState, MethodEntry, Optim, OptimConfig, Sampling, SDSOptions, ViewPrompt, distill
-from diffrep.methods import view_conditions
+from diffrep.methods import (
+    METHODS,
+    DistillState,
+    MethodEntry,
+    Optim,
+    OptimConfig,
+    Sampling,
+    SDSOptions,
+    ViewPrompt,
+    distill,
+    view_conditions,
+)
 from diffrep.reps import REPS, Diffrep, RepEntry, SirenConfig
 
 TINY = {"pixels": {"init_std": 0.1}, "siren": {"width": 16, "depth": 1, "embed_dim": 8},
         "panorama": {"width": 16, "depth": 1, "embed_dim": 8},
         "nerf": {"resolution": 8, "samples": 8, "bank": 8, "view_prompts": False}}
 SHORT = {"iters": 1}  # mode-seeking loops
-
-
-def allowed(method: str, rep: str) -> bool:
-    entry = METHODS[method]
-    return entry.reps is None or rep in entry.reps
-
-
-PAIRS = [(m, r) for m in METHODS for r in REPS]
 
 
 @pytest.mark.parametrize("method,rep", [p for p in PAIRS if allowed(*p)])
@@ -44,46 +47,36 @@ def test_every_allowed_pair_runs_one_step(method, rep):
     assert result.info["config"]["method"] == method and result.info["config"]["rep"] == rep
 
 
-@pytest.mark.parametrize("method,rep", [p for p in PAIRS if not allowed(*p)])
-def test_every_disallowed_pair_is_one_line_exit_2(tmp_path, capsys, method, rep):
-    out = tmp_path / "o"
-    assert main(["sample", "--method", method, "--rep", rep, "--prior", "gmm", "--out", str(out)]) == 2
+@pytest.mark.parametrize("argv,message", disallowed_pairs("o"))
+def test_every_disallowed_pair_is_one_line_exit_2(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and f"method {method!r} samples images directly and needs rep 'pixels'" in err[0]
-    assert not out.exists()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "o").exists()
     with pytest.raises(InputError, match="needs rep 'pixels'"):
-        diffrep.sample("gmm", method=method, rep=rep)
-
-
-def one_option(config: type) -> tuple[str, str]:
-    """A valid ``--field value`` of a config (its default, written as the CLI reads it)."""
-    f = next(f for f in fields(config) if not is_dataclass(f.default))
-    value = f.default
-    text = " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
-    return f.name.replace("_", "-"), text
-
-
-def foreign_groups(method: str, rep: str):
-    """Every option group of another method or rep than the ones chosen."""
-    entry = METHODS[method]
-    mine = set(option_groups(method, entry.config)) | (set() if entry.image else {rep})
-    groups = {g: f.default.__class__ for m, e in METHODS.items() for f in fields(e.config) if is_dataclass(f.default)
-              for g in [f.name]}
-    groups |= {m: e.config for m, e in METHODS.items()} | {r: e.config for r, e in REPS.items()}
-    return [(g, cls) for g, cls in groups.items() if g not in mine and fields(cls)]
+        diffrep.sample("gmm", method=argv[argv.index("--method") + 1], rep=argv[argv.index("--rep") + 1])
 
 
 @pytest.mark.parametrize("method,rep", [p for p in PAIRS if allowed(*p)])
 def test_every_option_of_another_group_is_refused(tmp_path, capsys, method, rep):
-    for group, cls in foreign_groups(method, rep):
-        name, value = one_option(cls)
-        out = tmp_path / "o"
-        argv = ["sample", "--method", method, "--rep", rep, "--prior", "gmm", "--out", str(out),
-                f"--{group}.{name}", *value.split()]
+    out = tmp_path / "o"
+    for argv, message in foreign_options(method, rep, str(out)):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and f"option --{group}.{name} belongs to" in err[0], (argv, err)
+        assert len(err) == 1 and message in err[0], (argv, err)
         assert not out.exists()
+
+
+def test_every_lazy_entry_names_a_function_or_class():
+    """The tables name their implementations as "module:name" (imported on first use): none is misspelt."""
+    from diffrep.lazy import Lazy
+
+    lazy = [(name, f.name, getattr(entry, f.name)) for table in (METHODS, REPS) for name, entry in table.items()
+            for f in fields(entry) if isinstance(getattr(entry, f.name), Lazy)]
+    assert len(lazy) >= len(METHODS) + len(REPS)
+    for name, field_name, value in lazy:
+        assert callable(value.resolve()), (name, field_name, value)
 
 
 def test_help_shows_only_the_chosen_groups(capsys):

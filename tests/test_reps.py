@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from catalogue import MAKE_REP_INPUTS
 from torch.func import functional_call, jacrev, jvp
 
 import diffrep.reps as R
@@ -91,26 +92,7 @@ def test_shapes_views_and_determinism(name):
         assert 0 < rep().abs().max() < 0.1  # the initial render is small
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: make_rep("voxels", (3, 8, 8), 1, generator=gen()), r"unknown rep 'voxels'; allowed: pixels, siren, panorama, nerf"),
-    (lambda: make_rep("nerf", (3, 8, 12), 1, generator=gen()), r"image_shape=\(3, 8, 12\) .* square"),
-    (lambda: make_rep("siren", (3, 8, 8), 1, generator=gen(), widht=8), r"unknown option 'widht' for rep 'siren'"),
-    (lambda: make_rep("siren", (3, 8, 8), 1, generator=gen(), width=0), r"width=0 .* positive integer"),
-    (lambda: make_rep("siren", (3, 8, 8), 1, generator=gen(), width=8.5), r"width=8.5 .* integer"),
-    (lambda: make_rep("siren", (3, 8, 8), 1, generator=gen(), embed_dim=7), r"embed_dim=7 .* even"),
-    (lambda: make_rep("siren", (3, 8, 8), 1, generator=gen(), freq_scale=-1.0), r"freq_scale=-1.0 .* > 0"),
-    (lambda: make_rep("siren", (3, 8, 8), 1, generator=gen(), fov=90.0), r"unknown option 'fov' for rep 'siren'"),
-    (lambda: make_rep("panorama", (3, 8, 8), 1, generator=gen(), fov=0.0), r"'panorama': option fov=0.0 .* \(0, 360\]"),
-    (lambda: make_rep("panorama", (3, 8, 8), 1, generator=gen(), fov=361), r"fov=361 .* \(0, 360\]"),
-    (lambda: make_rep("pixels", (3, 8, 8), 1, generator=gen(), tanh="yes"), r"tanh='yes' .* True or False"),
-    (lambda: make_rep("pixels", (3, 8, 8), 1, generator=gen(), padding="wrap"), r"padding='wrap' .* 'reflection'"),
-    (lambda: make_rep("pixels", (3, 8, 8), 1, generator=gen(), min_scale=2.0), r"max_scale=1.2 .* >= min_scale"),
-    (lambda: make_rep("pixels", (3, 0, 8), 1, generator=gen()), r"image_shape=\(3, 0, 8\)"),
-    (lambda: make_rep("pixels", (3, 8, 8), 0, generator=gen()), r"n=0 .* positive integer"),
-    (lambda: make_rep("pixels", (3, 8, 8), 1, generator=0), r"generator must be a torch.Generator"),
-    (lambda: make_rep("siren", (3, 8, 8), 1, generator=gen())(torch.zeros(1, 1)), r"only the canonical view"),
-    (lambda: make_rep("panorama", (3, 8, 8), 1, generator=gen())(torch.zeros(1, 2)), r"integer column offsets"),
-])
+@pytest.mark.parametrize("call, message", MAKE_REP_INPUTS)
 def test_bad_input_is_one_clear_input_error(call, message):
     with pytest.raises(InputError, match=message) as info:
         call()

@@ -7,10 +7,8 @@
 torch.Size([4, 3, 32, 32])
 """
 
-from diffrep import cameras, priors, samplers, schedule
-from diffrep.api import Result, inpaint, sample, sdedit
 from diffrep.errors import InputError, RunError
-from diffrep.priors import Prior, cfg_eps
+from diffrep.lazy import lazy_exports
 from diffrep.version import __version__
 
 __all__ = [
@@ -18,10 +16,10 @@ __all__ = [
     "schedule", "sdedit", "toyworld",
 ]
 
-
-def __getattr__(name: str):
-    if name == "toyworld":  # imported lazily: nothing renders on import anyway, but keep import light
-        import importlib
-
-        return importlib.import_module("diffrep.toyworld")
-    raise AttributeError(f"module 'diffrep' has no attribute {name!r}")
+# Imported on first use (PEP 562): `import diffrep.cli` must not pay for torch before it can report a typo.
+__getattr__ = lazy_exports(__name__, {
+    "diffrep.api": ("Result", "inpaint", "sample", "sdedit"),
+    "diffrep.priors": ("priors", "Prior", "cfg_eps"),
+    "diffrep.cameras": ("cameras",), "diffrep.samplers": ("samplers",), "diffrep.schedule": ("schedule",),
+    "diffrep.toyworld": ("toyworld",),
+})

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import platform
 import shutil
 import time
@@ -18,13 +17,23 @@ import torch
 from torch import Tensor
 
 from diffrep.checkpoint import RunCheckpoint
-from diffrep.checks import check_choice, check_count, check_finite, check_positive_int
+from diffrep.checks import check_positive_int
 from diffrep.errors import InputError, RunError
-from diffrep.methods import METHODS, PLANNED_METHODS, MethodEntry, Sampling, ViewPrompt
+from diffrep.methods import MethodEntry, Sampling, ViewPrompt
 from diffrep.priors import CountingPrior, Prior, draw_noise, load, prior_device, to_rgb
-from diffrep.reps import PLANNED_REPS, REPS, make_rep, rep_name
+from diffrep.reps import REPS, make_rep
 from diffrep.samplers import sample_repaint, sample_sdedit
 from diffrep.schedule import timesteps
+from diffrep.spec import (  # noqa: F401 (re-exported: the API's checks before the work)
+    RunSpec,
+    build_config,
+    check_checkpointing,
+    check_prompt,
+    check_seed,
+    check_strength,
+    prepare,
+    run_spec,
+)
 
 
 @dataclass
@@ -84,91 +93,6 @@ def resolve_prior(prior: Prior | str) -> Prior:
     if not isinstance(prior, Prior):
         raise InputError(f"prior must be a diffrep.Prior or a prior's name; got {type(prior).__name__}")
     return prior
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """What ``sample`` runs: a rep and a method, each by name with its validated options."""
-
-    rep: str
-    rep_options: Any
-    method: str
-    options: Any
-    sampling: Sampling
-
-    @property
-    def entry(self) -> MethodEntry:
-        return METHODS[self.method]
-
-    def record(self) -> dict[str, Any]:
-        """The run's configuration for run.json: names, the options of this rep and method only."""
-        used = {k: getattr(self.sampling, k) for k in self.entry.uses}
-        return {"rep": self.rep, "method": self.method, **used, "rep_options": dataclasses.asdict(self.rep_options),
-                "method_options": dataclasses.asdict(self.options)}
-
-
-def build_config(cls: type, options: dict[str, Any]) -> Any:
-    """``cls`` from the entries of ``options`` named by its fields (nested config fields from the same
-    flat names, e.g. ``iters`` for ``SDSOptions.optim``); the entries used are removed from ``options``."""
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if dataclasses.is_dataclass(f.default) and f.name not in options:
-            nested = build_config(type(f.default), options)
-            if nested != f.default:
-                kwargs[f.name] = nested
-        elif f.name in options:
-            kwargs[f.name] = options.pop(f.name)
-    return cls(**kwargs)
-
-
-def _method(method: str | Any) -> tuple[str, Any | None]:
-    if isinstance(method, str):
-        return check_choice("method", method, METHODS, PLANNED_METHODS), None
-    for name, entry in METHODS.items():
-        if type(method) is entry.config:
-            return name, method
-    raise InputError(f"{type(method).__name__} is not the options of a registered method; "
-                     f"registered: {', '.join(METHODS)}")
-
-
-def run_spec(rep: str | Any = "pixels", method: str | Any = "ddim", sampling: Sampling = Sampling(),
-             **options: Any) -> RunSpec:
-    """Validate a rep and a method (names with flat ``options``, or config objects) and their pairing,
-    before any prior is loaded or any step is run."""
-    method, method_options = _method(method)
-    entry = METHODS[method]
-    rep, rep_options = (check_choice("rep", rep, REPS, PLANNED_REPS), None) if isinstance(rep, str) else (rep_name(rep), rep)
-    if entry.reps is not None and rep not in entry.reps:
-        others = [m for m, e in METHODS.items() if e.reps is None or rep in e.reps]
-        why = "samples images directly and needs" if entry.image else "needs"
-        raise InputError(f"method {method!r} {why} rep {' or '.join(map(repr, entry.reps))}; "
-                         f"for rep {rep!r} use one of: {', '.join(others)}")
-    rest = dict(options)
-    method_options = method_options or build_config(entry.config, rest)
-    if not entry.image:
-        rep_options = rep_options or build_config(REPS[rep].config, rest)
-    elif rep_options is not None and rep_options != REPS[rep].config():
-        raise InputError(f"method {method!r} samples images directly; it takes no options of rep {rep!r}")
-    if rest:
-        raise InputError(f"unknown option {next(iter(rest))!r} for method {method!r} on rep {rep!r}")
-    rep_options = rep_options or REPS[rep].config()
-    if (reason := entry.needs_linear(method_options)) and not REPS[rep].linear(rep_options):
-        raise InputError(f"{reason} needs a diffrep linear in its parameters; rep {rep!r} with these options is not")
-    return RunSpec(rep, rep_options, method, method_options, sampling)
-
-
-def check_checkpointing(entry: MethodEntry, checkpoint_every: int, resume: bool) -> None:
-    """Checkpoints are for methods with a state; ``checkpoint_every`` is a count (0: none)."""
-    if entry.state is None and (checkpoint_every or resume):
-        with_state = ", ".join(m for m, e in METHODS.items() if e.state is not None)
-        raise InputError(f"checkpoints are written by the diffrep methods ({with_state}), not by this one, "
-                         "which runs in seconds")
-    check_count("checkpoint_every", checkpoint_every)
-
-
-def check_strength(strength: float) -> float:
-    check_finite("strength", strength, at_most=1.0)
-    return float(strength)
 
 
 def _condition(prior: Prior, prompt: str | None, cond: Any) -> Any:
@@ -274,25 +198,6 @@ def _method_run(spec: RunSpec, n: int, cond: Any, callback, checkpoint: RunCheck
     return run
 
 
-def prepare(rep: str | Any = "pixels", method: str | Any = "ddim", *, sampling: Sampling = Sampling(), n: int = 1,
-            seed: int = 0, prompt: str | None = None, checkpoint: str | Path | None = None,
-            checkpoint_every: int | None = 0, resume: bool = False,
-            **options: Any) -> tuple[RunSpec, RunCheckpoint | None]:
-    """Everything ``sample`` checks before a prior is loaded (the CLI calls it first too): the rep,
-    the method, their options and pairing, ``n``, the seed, the prompt's type and the checkpoint."""
-    spec = run_spec(rep, method, sampling, **options)
-    check_positive_int("n", n), check_seed(seed), check_prompt(prompt)
-    check_checkpointing(spec.entry, checkpoint_every or 0, resume)
-    if checkpoint is None:
-        if resume:
-            raise InputError("resume=True needs checkpoint=FOLDER, the folder to resume from")
-        return spec, None
-    ckpt = RunCheckpoint(Path(checkpoint), checkpoint_every, spec.record() | {"n": n, "seed": seed, "prompt": prompt})
-    if resume and not ckpt.exists():
-        raise InputError(f"nothing to resume: {str(checkpoint)!r} holds no checkpoint; run without resume")
-    return spec, ckpt
-
-
 def sample(prior: Prior | str = "toyworld", *, rep: str | Any = "pixels", method: str | Any = "ddim",
            prompt: str | None = None, cond: Any = None, n: int = 1, seed: int = 0, steps: int = 50,
            guidance_scale: float = 3.0, eta: float = 0.0, callback=None, checkpoint: str | Path | None = None,
@@ -318,29 +223,68 @@ def sample(prior: Prior | str = "toyworld", *, rep: str | Any = "pixels", method
     spec, ckpt = prepare(rep, method, sampling=Sampling(steps, guidance_scale, eta), n=n, seed=seed, prompt=prompt,
                          checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, **options)
     prior = resolve_prior(prior)
-    check_budget(prior, steps, n, None if spec.entry.image else spec.rep_options)
+    check_budget(prior, steps, n, None if spec.entry.image else spec.rep_options, views_per_step(spec.options))
     c = _view_condition(prior, prompt, cond, REPS[spec.rep].labels(spec.rep_options))
     run = _method_run(spec, n, c, callback, ckpt, resume, keep_checkpoint)
     return _run(prior, run, {"prompt": prompt, "n": n, "image_shape": list(prior.image_shape)} | spec.record(), seed)
 
 
-def check_budget(prior: Prior, steps: int, n: int, rep_options: Any = None) -> None:
+def check_budget(prior: Prior, steps: int, n: int, rep_options: Any = None, views: int = 1) -> None:
     """What needs the prior: ``steps`` at most its number of timesteps, and the run's estimated peak
-    memory (``n`` images of the prior's shape, the rep's parameters with their gradients and optimiser
-    moments) within the memory available, so a run too big for the machine is refused, not killed."""
+    memory (``estimate_memory``) within the memory available, so a run too big for the machine is
+    refused, not killed."""
     T = len(prior.alphas_cumprod)
     if steps > T:
         raise InputError(f"steps={steps} is not allowed: the prior has {T} timesteps (at most {T} steps)")
-    image = 4 * int(torch.tensor(prior.image_shape).prod())
-    per_instance = 64 * image  # samples, noise, CFG's doubled batches, views, renders
-    if rep_options is not None:
-        one = make_rep(rep_options, prior.image_shape, 1, generator=torch.Generator().manual_seed(0))
-        noise = 4 * int(torch.tensor(one.noise_shape[1:]).prod())  # DDRep's noise state (a canvas, a bank)
-        per_instance += 6 * 4 * sum(p.numel() for p in one.parameters()) + 4 * noise
-    need, have = n * per_instance, available_memory()
+    need, have = estimate_memory(prior, n, rep_options, views), available_memory()
     if need > have:
         raise InputError(f"n={n} needs about {need / 2**30:.1f} GiB (estimated), more than the "
                          f"{have / 2**30:.1f} GiB available; use a smaller n")
+
+
+SAMPLER_OVERHEAD = 12 * 2**20
+"""Bytes an image-space run needs beyond its images (8 MiB measured, bench/results/memory-estimate.json)."""
+GRADIENT_OVERHEAD = 128 * 2**20
+"""Bytes a run that back-propagates through a rep needs beyond its instances: autograd's and the
+optimiser's working memory (80-90 MiB measured, bench/results/memory-estimate.json)."""
+
+
+def estimate_memory(prior: Prior, n: int, rep_options: Any = None, views: int = 1) -> int:
+    """Bytes a run of ``n`` instances adds at its peak: a fixed overhead, and per instance 64 images of
+    the prior's shape; with a rep (``rep_options``) also its parameters with their gradients and
+    optimiser moments, its noise state, and 3x the activations one instance saves for the backward
+    pass when it renders ``views`` views. An upper bound within 2x of the peaks measured by
+    bench/scripts/memory_estimate.py (1.3-1.7x for DDIM, DDRep and SDS on pixels, SIREN and NeRF)."""
+    image = 4 * int(torch.tensor(prior.image_shape).prod())
+    per_instance = 64 * image  # samples, noise, CFG's doubled batches, views, renders
+    if rep_options is None:
+        return SAMPLER_OVERHEAD + n * per_instance
+    one = make_rep(rep_options, prior.image_shape, 1, generator=torch.Generator().manual_seed(0))
+    noise = 4 * int(torch.tensor(one.noise_shape[1:]).prod())  # DDRep's noise state (a canvas, a bank)
+    per_instance += 6 * 4 * sum(p.numel() for p in one.parameters()) + 4 * noise + 3 * saved_activations(one, views)
+    return GRADIENT_OVERHEAD + n * per_instance
+
+
+def saved_activations(rep, views: int) -> int:
+    """Bytes autograd keeps for the backward pass when ``rep`` renders ``views`` random views (its
+    canonical view if it has none), counted once per storage."""
+    saved: dict[int, int] = {}
+
+    def pack(x: Tensor) -> Tensor:
+        saved[x.untyped_storage().data_ptr()] = x.untyped_storage().nbytes()
+        return x
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
+        rep(rep.random_views(views, torch.Generator().manual_seed(0)))
+    return sum(saved.values())
+
+
+def views_per_step(options: Any) -> int:
+    """The views a method renders per step: its ``views_per_step`` option or its loop's (``optim``), else 1."""
+    for o in (options, getattr(options, "optim", None)):
+        if isinstance(getattr(o, "views_per_step", None), int):
+            return o.views_per_step
+    return 1
 
 
 def available_memory() -> int:
@@ -356,36 +300,17 @@ def available_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def check_prompt(prompt: Any) -> None:
-    if prompt is not None and not isinstance(prompt, str):
-        raise InputError(f"prompt={prompt!r} is not allowed; it must be a string")
-
-
-def check_seed(seed: Any) -> int:
-    if not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**63):
-        raise InputError(f"seed={seed!r} is not allowed; it must be an integer in [0, 2**63)")
-    return seed
-
-
 def load_run(folder: str | Path, *, rep: str | None = None) -> tuple[Any, dict[str, Any]]:
     """The diffrep a result folder holds (rebuilt from ``run.json`` and ``rep.safetensors``) and its
     record; ``rep`` names the rep the caller needs (an ``InputError`` otherwise)."""
-    import json
-
     from safetensors.torch import load_file
 
+    from diffrep.export import run_record
+
     folder = Path(folder)
-    try:
-        record = json.loads((folder / "run.json").read_text())
-        config = record["config"]
-        name, options, shape = config["rep"], config["rep_options"], config["image_shape"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise InputError(f"{str(folder)!r} is not a diffrep result folder with a readable run.json ({e})") from None
-    if rep is not None and name != rep:
-        raise InputError(f"{str(folder)!r} holds a {name!r} run; this needs a {rep!r} run")
-    if not (folder / "rep.safetensors").is_file():
-        raise InputError(f"{str(folder)!r} has no rep.safetensors (image-space runs keep no diffrep)")
-    check_choice("rep", name, REPS)
+    record = run_record(folder, rep=rep)
+    config = record["config"]
+    name, options, shape = config["rep"], config["rep_options"], config["image_shape"]
     model = make_rep(REPS[name].config(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}),
                      tuple(shape), config["n"], generator=torch.Generator().manual_seed(0))
     try:

@@ -14,12 +14,13 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Any
 
 from diffrep.errors import InputError
+
+if TYPE_CHECKING:  # torch is imported by whoever hands tensors in: prepare() builds a RunCheckpoint without it
+    import torch
+    from torch import Tensor
 
 
 def atomic_save(tensors: dict[str, Tensor], path: Path, meta: dict[str, Any], keep_previous: bool = False) -> None:

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 import tyro
 
 from diffrep.errors import InputError, RunError
-from diffrep.training.tiny import TrainConfig
+from diffrep.training.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -372,13 +372,12 @@ def load_prior(config):
 
 
 def run_sample(a: SampleArgs) -> int:
-    import diffrep
-    from diffrep.api import prepare
     from diffrep.export import check_output_dir, output_lock
-    from diffrep.methods import METHODS, Sampling
 
-    check_output_dir(a.out, a.overwrite)
-    prior_config = check_prior(a.prior)
+    check_output_dir(a.out, a.overwrite)  # first, and before torch is imported: a bad --out is reported at once
+    from diffrep.methods import METHODS, Sampling
+    from diffrep.spec import prepare
+
     image = METHODS[a.method].image
     run = dict(rep=a.rep if image else getattr(a, a.rep), method=getattr(a, a.method), n=a.n, seed=a.seed,
                prompt=a.prompt)
@@ -388,7 +387,10 @@ def run_sample(a: SampleArgs) -> int:
     elif a.resume or a.checkpoint_every:
         run |= {"checkpoint_every": a.checkpoint_every or 0, "resume": a.resume}
     sampling = dict(steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta)
-    prepare(sampling=Sampling(**sampling), **run)  # everything checked before the prior is loaded
+    prepare(sampling=Sampling(**sampling), **run)  # the rep, the method, their options: still no torch
+    prior_config = check_prior(a.prior)  # everything checked before the prior is loaded
+    import diffrep
+
     with output_lock(a.out):
         prior = load_prior(prior_config)
         bar = Progress(f"{a.method} {a.rep}")
@@ -401,14 +403,16 @@ def run_sample(a: SampleArgs) -> int:
 
 
 def run_sdedit(a: SdeditArgs) -> int:
-    import diffrep
-    from diffrep.api import check_strength
     from diffrep.export import check_output_dir, load_image
-    from diffrep.methods import Sampling
 
     check_output_dir(a.out, a.overwrite)
-    prior_config = check_prior(a.prior)
+    from diffrep.methods import Sampling
+    from diffrep.spec import check_strength
+
     Sampling(a.steps, a.guidance_scale, a.eta), check_strength(a.strength)
+    prior_config = check_prior(a.prior)
+    import diffrep
+
     load_image(a.image)  # fail on a bad file before loading the prior
     prior = load_prior(prior_config)
     image = load_image(a.image, prior.image_shape[1:])
@@ -423,14 +427,16 @@ def run_sdedit(a: SdeditArgs) -> int:
 
 
 def run_inpaint(a: InpaintArgs) -> int:
-    import diffrep
-    from diffrep.checks import check_positive_int
     from diffrep.export import check_output_dir, load_image, load_mask
-    from diffrep.methods import Sampling
 
     check_output_dir(a.out, a.overwrite)
-    prior_config = check_prior(a.prior)
+    from diffrep.checks import check_positive_int
+    from diffrep.methods import Sampling
+
     Sampling(a.steps, a.guidance_scale, a.eta), check_positive_int("rounds", a.rounds)
+    prior_config = check_prior(a.prior)
+    import diffrep
+
     load_image(a.image), load_image(a.mask)  # fail on a bad file before loading the prior
     prior = load_prior(prior_config)
     image = load_image(a.image, prior.image_shape[1:])
@@ -446,7 +452,6 @@ def run_inpaint(a: InpaintArgs) -> int:
 
 
 def run_toyworld(a: ToyworldArgs) -> int:
-    from diffrep import toyworld as tw
     from diffrep.checks import check_positive_int
     from diffrep.export import check_output_dir
 
@@ -454,6 +459,8 @@ def run_toyworld(a: ToyworldArgs) -> int:
     check_positive_int("n", a.n)
     if a.res not in (32, 64):
         raise InputError(f"res={a.res} is not allowed; the toy world renders 32 or 64")
+    from diffrep import toyworld as tw
+
     bar = Progress("rendering")
     try:
         ds = tw.generate(tw.ToyWorldConfig(n=a.n, res=a.res, seed=a.seed), progress=bar.count)
@@ -465,12 +472,15 @@ def run_toyworld(a: ToyworldArgs) -> int:
 
 
 def run_export(a: ExportArgs) -> int:
-    from diffrep.api import load_run
     from diffrep.checks import check_int
+    from diffrep.export import run_record
+
+    run_record(a.run, rep="nerf")  # the run folder, before torch is imported
+    check_int("resolution", a.resolution, 8)
+    from diffrep.api import load_run
     from diffrep.export import add_to_folder
     from diffrep.reps.nerf import nerf_outputs
 
-    check_int("resolution", a.resolution, 8)
     rep, _ = load_run(a.run, rep="nerf")
     files = nerf_outputs(rep, turntable=False, formats=tuple(dict.fromkeys(a.format)), mesh_resolution=a.resolution)
     add_to_folder(a.run, files)
@@ -482,13 +492,21 @@ def run_export(a: ExportArgs) -> int:
 def run_evaluate(a: EvaluateArgs) -> int:
     import json as json_module
 
-    from diffrep.api import load_run
     from diffrep.checks import check_positive_int
-    from diffrep.evaluate3d import evaluate_instances, format_table, load_reference, prompt_labels
+    from diffrep.export import run_record
+
+    run_record(a.run, rep="nerf")  # the run folder, before torch is imported
+    check_positive_int("reference_n", a.reference_n)
+    from diffrep.api import load_run
+    from diffrep.evaluate3d import (
+        evaluate_instances,
+        format_table,
+        load_reference,
+        prompt_labels,
+    )
     from diffrep.export import add_to_folder
     from diffrep.reps.nerf import nerf_objects
 
-    check_positive_int("reference_n", a.reference_n)
     rep, record = load_run(a.run, rep="nerf")
     labels = prompt_labels(record["config"].get("prompt") or "")
     bar = Progress("toy-world reference images (first use, then cached)")
@@ -505,7 +523,9 @@ def run_evaluate(a: EvaluateArgs) -> int:
 
 def run_bench(a: BenchArgs) -> int:
     from diffrep.bench import run_suite
+    from diffrep.export import check_writable
 
+    check_writable(a.results, "results folder")  # not at the end of a run of minutes
     path = run_suite(a.suite, quick=a.quick, results=a.results, log=lambda s: print(s, file=sys.stderr),
                      prior=a.prior, prior_path=a.prior_path)
     print(f"results: {path}")
@@ -513,7 +533,9 @@ def run_bench(a: BenchArgs) -> int:
 
 
 def run_train_prior(a: TrainPriorArgs) -> int:
-    from diffrep.export import output_lock
+    from diffrep.export import check_writable, output_lock
+
+    check_writable(a.out, "output folder")  # before torch is imported (the folder may hold a run to resume)
     from diffrep.training.tiny import check_config, train
 
     config = TrainConfig(**{k: v for k, v in asdict(a).items() if k != "resume"})

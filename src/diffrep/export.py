@@ -1,4 +1,7 @@
-"""Writing results: image grids, tensors, run records, all atomically; reading input images."""
+"""Writing results: image grids, tensors, run records, all atomically; reading input images.
+
+Torch is imported inside the functions that need it: the output checks (``check_output_dir``,
+``output_lock``) run before the command line imports it."""
 
 from __future__ import annotations
 
@@ -9,21 +12,24 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Any
 
 from diffrep.errors import InputError
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def to_uint8(images: Tensor) -> Tensor:
     """``[N, C, H, W]`` in [-1, 1] -> uint8 ``[N, H, W, C]`` (clipped)."""
+    import torch
+
     return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
 
 
 def image_grid(images: Tensor, nrow: int | None = None, scale: int = 1, pad: int = 1) -> "PIL.Image.Image":  # noqa: F821
     """Tile ``[N, C, H, W]`` images in [-1, 1] into one PIL image (white padding, nearest upscaling)."""
+    import torch
     from PIL import Image
 
     n, c, h, w = images.shape
@@ -41,6 +47,7 @@ def image_grid(images: Tensor, nrow: int | None = None, scale: int = 1, pad: int
 
 def load_image(path: str | Path, size: tuple[int, int] | None = None) -> Tensor:
     """Read a PNG/JPEG as ``[1, 3, H, W]`` in [-1, 1], resized (bicubic) to ``size = (H, W)``."""
+    import torch
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
@@ -131,19 +138,52 @@ def check_output_dir(out: str | Path, overwrite: bool) -> Path:
         if not overwrite:
             raise InputError(f"output folder {str(out)!r} is not empty; pass --overwrite or choose another folder")
         check_replaceable(out)
-    parent = out.resolve().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise InputError(f"output folder {str(out)!r} is not writable: {str(parent)!r} is a file")
-    try:  # a real probe: permissions alone do not say that /proc or a read-only mount refuses files
-        fd, probe = tempfile.mkstemp(prefix=".diffrep-probe.", dir=parent)
+    return check_writable(out, "output folder", parent=True)
+
+
+def check_writable(out: str | Path, what: str, *, parent: bool = False) -> Path:
+    """``out`` (a folder) can be created or written into: its nearest existing folder (its parent's,
+    with ``parent``) takes a real file. Permissions alone do not say that /proc or a read-only mount
+    refuses files."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{what} {str(out)!r} exists and is not a folder")
+    folder = out.resolve().parent if parent else out.resolve()
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"{what} {str(out)!r} is not writable: {str(folder)!r} is a file")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".diffrep-probe.", dir=folder)
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise InputError(f"output folder {str(out)!r} is not writable: cannot create files in {str(parent)!r} "
+        raise InputError(f"{what} {str(out)!r} is not writable: cannot create files in {str(folder)!r} "
                          f"({e.strerror})") from None
     return out
+
+
+def run_record(folder: str | Path, *, rep: str | None = None) -> dict[str, Any]:
+    """The ``run.json`` of a result folder that holds a diffrep's weights; ``rep`` names the rep the
+    caller needs (an ``InputError`` otherwise). No torch: the command line checks a folder with it first."""
+    from diffrep.checks import check_choice
+    from diffrep.reps import REPS
+
+    folder = Path(folder)
+    try:
+        record = json.loads((folder / "run.json").read_text())
+        config = record["config"]
+        if missing := {"rep", "rep_options", "image_shape", "n"} - set(config):
+            raise KeyError(min(missing))
+        name = config["rep"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{str(folder)!r} is not a diffrep result folder with a readable run.json ({e})") from None
+    if rep is not None and name != rep:
+        raise InputError(f"{str(folder)!r} holds a {name!r} run; this needs a {rep!r} run")
+    if not (folder / "rep.safetensors").is_file():
+        raise InputError(f"{str(folder)!r} has no rep.safetensors (image-space runs keep no diffrep)")
+    check_choice("rep", name, REPS)
+    return record
 
 
 @contextmanager

@@ -12,8 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from diffrep.errors import InputError
 
 SUITES: dict[str, str] = {
@@ -33,6 +31,8 @@ def machine_info() -> dict[str, Any]:
     if Path("/proc/cpuinfo").exists():
         cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                     if line.startswith("model name")), "")
+    import torch
+
     from diffrep.api import versions
 
     return versions() | {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),

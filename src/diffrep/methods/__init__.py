@@ -2,29 +2,30 @@
 
 Image-space samplers (DDIM, DDPM) write into the pixels rep; DDRep samples any diffrep; the
 mode-seeking family (SDS, SJC) distils into it. Adding a method is one module and one entry
-(docs/extending.md).
+(docs/extending.md). This module imports no torch: the options are in ``configs``, and each entry
+names its run function with ``Lazy``, imported when the method first runs.
 """
 
+from diffrep.lazy import Lazy, lazy_exports
 from diffrep.methods.base import MethodEntry, MethodState, Sampling, ViewPrompt, view_conditions
-from diffrep.methods.ddrep import DDRepOptions, DDRepState, ddrep_sample, ddrep_step, run_ddrep
-from diffrep.methods.distill import (
-    DistillState, Optim, OptimConfig, SDSOptions, SJCOptions, distill, run_sds, run_sjc, sds_grad, sjc_grad, surrogate_loss,
+from diffrep.methods.configs import (
+    DDIMOptions, DDPMOptions, DDRepOptions, Optim, OptimConfig, PullbackConfig, SDSOptions, SJCOptions,
 )
-from diffrep.methods.image import DDIMOptions, DDPMOptions, run_ddim, run_ddpm
-from diffrep.methods.solvers import PullbackConfig, gauss_newton_step, pullback
 
 METHODS: dict[str, MethodEntry] = {
-    "ddim": MethodEntry(DDIMOptions, run_ddim, "DDIM in image space (eta: 0 = PF-ODE, 1 = DDPM-like)",
-                        reps=("pixels",), image=True),
-    "ddpm": MethodEntry(DDPMOptions, run_ddpm, "DDPM ancestral sampling in image space", reps=("pixels",),
-                        uses=("steps", "guidance_scale"), image=True),
-    "ddrep": MethodEntry(DDRepOptions, run_ddrep, "DDRep: true sampling of any diffrep (Savani et al. 2024)",
-                         state=DDRepState,
+    "ddim": MethodEntry(DDIMOptions, Lazy("diffrep.methods.image:run_ddim"),
+                        "DDIM in image space (eta: 0 = PF-ODE, 1 = DDPM-like)", reps=("pixels",), image=True),
+    "ddpm": MethodEntry(DDPMOptions, Lazy("diffrep.methods.image:run_ddpm"), "DDPM ancestral sampling in image space",
+                        reps=("pixels",), uses=("steps", "guidance_scale"), image=True),
+    "ddrep": MethodEntry(DDRepOptions, Lazy("diffrep.methods.ddrep:run_ddrep"),
+                         "DDRep: true sampling of any diffrep (Savani et al. 2024)",
+                         state=Lazy("diffrep.methods.ddrep:DDRepState"),
                          needs_linear=lambda o: "solver 'closed'" if o.solver == "closed" else None),
-    "sds": MethodEntry(SDSOptions, run_sds, "score distillation sampling (DreamFusion), mode seeking",
-                       state=DistillState, uses=("guidance_scale",)),
-    "sjc": MethodEntry(SJCOptions, run_sjc, "score Jacobian chaining, mode seeking", state=DistillState,
-                       uses=("guidance_scale",)),
+    "sds": MethodEntry(SDSOptions, Lazy("diffrep.methods.distillation:run_sds"),
+                       "score distillation sampling (DreamFusion), mode seeking",
+                       state=Lazy("diffrep.methods.distillation:DistillState"), uses=("guidance_scale",)),
+    "sjc": MethodEntry(SJCOptions, Lazy("diffrep.methods.distillation:run_sjc"), "score Jacobian chaining, mode seeking",
+                       state=Lazy("diffrep.methods.distillation:DistillState"), uses=("guidance_scale",)),
 }
 """Every method by name; the API, the CLI, run.json and error messages derive their lists from it."""
 
@@ -36,3 +37,12 @@ __all__ = [
     "SDSOptions", "SJCOptions", "ddrep_sample", "ddrep_step", "distill", "gauss_newton_step", "pullback",
     "run_ddim", "run_ddpm", "run_ddrep", "run_sds", "run_sjc", "sds_grad", "sjc_grad", "surrogate_loss",
 ]
+
+# The implementations import torch: they load when first used (the command line parses without them).
+__getattr__ = lazy_exports(__name__, {
+    "diffrep.methods.ddrep": ("DDRepState", "ddrep_sample", "ddrep_step", "run_ddrep"),
+    "diffrep.methods.distillation": ("DistillState", "distill", "run_sds", "run_sjc", "sds_grad", "sjc_grad",
+                                     "surrogate_loss"),
+    "diffrep.methods.image": ("run_ddim", "run_ddpm"),
+    "diffrep.methods.solvers": ("gauss_newton_step", "pullback"),
+})

@@ -6,15 +6,15 @@ per instance, which views crop), so that ``x_t(π) = a_t f_θ(π) + s_t ε_π``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from diffrep.checks import check_positive_int
 from diffrep.methods.base import Sampling, steps_callback, view_conditions
-from diffrep.methods.solvers import PullbackConfig, pullback
+from diffrep.methods.configs import DDRepOptions, PullbackConfig
+from diffrep.methods.solvers import pullback
 from diffrep.priors.base import Prior, as_timesteps, cfg_eps, draw_noise, prior_device
 from diffrep.schedule import StepCoefficients, ddim_coefficients, timesteps
 
@@ -85,23 +85,6 @@ def ddrep_sample(prior: Prior, rep, ts: list[int], cond: Any = None, *, guidance
         if callback is not None:
             callback({"i": i, "t": t, "rep": rep, "noise": noise})
     return noise
-
-
-@dataclass(frozen=True)
-class DDRepOptions(PullbackConfig):
-    """DDRep: separated noise, DDIM with eta, per-step least squares (the solver options), RePaint rounds."""
-
-    rounds: int = 1
-    """RePaint harmonisation rounds r per step (1 = none; needs eta > 0 to act)."""
-    views_per_step: int = 6
-    """Views evaluated by the prior per step, for reps with several views (panorama: 6 views of 60° cover 360°)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_positive_int("rounds", self.rounds), check_positive_int("views_per_step", self.views_per_step)
-
-    def pullback(self) -> PullbackConfig:
-        return PullbackConfig(**{f.name: getattr(self, f.name) for f in fields(PullbackConfig)})
 
 
 @dataclass

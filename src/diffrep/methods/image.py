@@ -3,25 +3,15 @@ directly and write them into the pixels rep, whose canonical view is the image i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from diffrep.methods.base import Sampling, view_conditions
+from diffrep.methods.configs import DDIMOptions, DDPMOptions
 from diffrep.priors.base import Prior, draw_noise, prior_device
 from diffrep.samplers import sample_ddim, sample_ddpm
 from diffrep.schedule import timesteps
-
-
-@dataclass(frozen=True)
-class DDIMOptions:
-    """DDIM (Song et al. 2021): takes only the shared --steps, --guidance-scale and --eta."""
-
-
-@dataclass(frozen=True)
-class DDPMOptions:
-    """DDPM ancestral sampling (Ho et al. 2020): takes only the shared --steps and --guidance-scale."""
 
 
 def _progress(callback, total: int):

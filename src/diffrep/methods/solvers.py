@@ -12,42 +12,12 @@ Each DDRep step solves ``θ_s = argmin_θ' Σ_π ‖f_θ'(π) - x̂_s(π)‖²``
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, jvp, vjp
 
-from diffrep.checks import check_choice, check_count, check_finite, check_positive_int
-
-SOLVERS: tuple[str, ...] = ("gn", "adam", "closed")
-
-
-@dataclass(frozen=True)
-class PullbackConfig:
-    """How each DDRep step's least-squares problem is solved."""
-
-    solver: str = "adam"
-    """Solver: adam (the paper's reference), gn (Gauss–Newton + preconditioned CG), closed (linear reps)."""
-    adam_iters: int = 20
-    """adam: iterations per step (paper: 200 at lr 1e-3; 20 at 3e-3 is as faithful on the toy world, docs/benchmarks.md)."""
-    adam_lr: float = 3e-3
-    """adam: learning rate."""
-    gn_iters: int = 1
-    """gn: Gauss–Newton iterations per step (each re-linearises)."""
-    cg_iters: int = 5
-    """gn: conjugate-gradient iterations per Gauss–Newton iteration."""
-    damping: float = 0.0
-    """gn: Levenberg–Marquardt damping λ (0 = pure Gauss–Newton; CG from zero gives the min-norm step)."""
-    probes: int = 4
-    """gn: Rademacher probes estimating diag(JᵀJ) for the Jacobi preconditioner (0 = plain CG)."""
-
-    def __post_init__(self) -> None:
-        check_choice("solver", self.solver, SOLVERS)
-        for name in ("adam_iters", "gn_iters", "cg_iters"):
-            check_positive_int(name, getattr(self, name))
-        check_finite("adam_lr", self.adam_lr, positive=True), check_finite("damping", self.damping)
-        check_count("probes", self.probes)
+from diffrep.methods.configs import SOLVERS, PullbackConfig  # noqa: F401 (re-exported)
 
 
 def squared_error(rep: nn.Module, views, target: Tensor) -> Tensor:

@@ -1,5 +1,6 @@
 """Differentiable representations ("diffreps", design §6): ``n`` independent instances in one
-module, rendering views ``[n, V, C, H, W]`` in the prior's space.
+module, rendering views ``[n, V, C, H, W]`` in the prior's space. This module imports no torch: the
+configs are in ``configs``, and each entry names its constructor with ``Lazy``.
 
 >>> import torch
 >>> rep = make_rep("siren", (3, 32, 32), n=4, generator=torch.Generator().manual_seed(0), width=64)
@@ -11,18 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from diffrep.checks import check_choice
 from diffrep.errors import InputError
-from diffrep.reps.base import Diffrep, check_image_shape, check_positive, config_from_options
-from diffrep.reps.nerf import NerfConfig, NerfRep, bank_labels, nerf_outputs
-from diffrep.reps.panorama import PanoramaConfig, PanoramaRep, azimuth_phase, canvas_width, crop, panorama_embedding
-from diffrep.reps.pixels import PixelRep, PixelsConfig, rotate_scale
-from diffrep.reps.siren import SirenConfig, SirenRep
+from diffrep.lazy import Lazy, lazy_exports
+from diffrep.reps.configs import NerfConfig, PanoramaConfig, PixelsConfig, SirenConfig
 
+if TYPE_CHECKING:
+    import torch
+
+    from diffrep.reps.base import Diffrep
 
 
 @dataclass(frozen=True)
@@ -44,12 +44,17 @@ class RepEntry:
 
 
 REPS: dict[str, RepEntry] = {
-    "pixels": RepEntry(PixelsConfig, PixelRep, "a free grid per instance (tanh, rotation/scale views optional)",
+    "pixels": RepEntry(PixelsConfig, Lazy("diffrep.reps.pixels:PixelRep"),
+                       "a free grid per instance (tanh, rotation/scale views optional)",
                        linear=lambda c: c.linear),
-    "siren": RepEntry(SirenConfig, SirenRep, "SIREN image: a sine MLP over a Fourier embedding of the pixel"),
-    "panorama": RepEntry(PanoramaConfig, PanoramaRep, "360° SIREN panorama; writes the canvas and a strip of views"),
-    "nerf": RepEntry(NerfConfig, NerfRep, "NeRF (voxel or hash grid): views from a camera bank, view-dependent prompts; "
-                     "writes turntables and meshes", labels=bank_labels, outputs=nerf_outputs),
+    "siren": RepEntry(SirenConfig, Lazy("diffrep.reps.siren:SirenRep"),
+                      "SIREN image: a sine MLP over a Fourier embedding of the pixel"),
+    "panorama": RepEntry(PanoramaConfig, Lazy("diffrep.reps.panorama:PanoramaRep"),
+                         "360° SIREN panorama; writes the canvas and a strip of views"),
+    "nerf": RepEntry(NerfConfig, Lazy("diffrep.reps.nerf:NerfRep"),
+                     "NeRF (voxel or hash grid): views from a camera bank, view-dependent prompts; writes turntables "
+                     "and meshes", labels=Lazy("diffrep.reps.nerf:bank_labels"),
+                     outputs=Lazy("diffrep.reps.nerf:nerf_outputs")),
 }
 """Every diffrep by name; the API, the CLI, run.json and error messages derive their lists from it."""
 
@@ -71,6 +76,10 @@ def make_rep(name: str | Any, image_shape: tuple[int, int, int], n: int, *, gene
     >>> rep.canvas_shape
     (3, 16, 64)
     """
+    import torch
+
+    from diffrep.reps.base import check_image_shape, check_positive, config_from_options
+
     if isinstance(name, str):
         check_choice("rep", name, REPS, PLANNED_REPS)
         config = config_from_options(REPS[name].config, name, options)
@@ -90,3 +99,13 @@ def rep_name(config: Any) -> str:
         if type(config) is entry.config:
             return name
     raise InputError(f"{type(config).__name__} is not the config of a registered rep; registered: {', '.join(REPS)}")
+
+
+# The implementations import torch: they load when first used (the command line parses without them).
+__getattr__ = lazy_exports(__name__, {
+    "diffrep.reps.base": ("Diffrep",),
+    "diffrep.reps.nerf": ("NerfRep",),
+    "diffrep.reps.panorama": ("PanoramaRep", "azimuth_phase", "canvas_width", "crop", "panorama_embedding"),
+    "diffrep.reps.pixels": ("PixelRep", "rotate_scale"),
+    "diffrep.reps.siren": ("SirenRep",),
+})

@@ -9,15 +9,15 @@ plain ``nn.Parameter``s.
 from __future__ import annotations
 
 import dataclasses
-import math
 import typing
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
 
-from diffrep.checks import check_positive_int, is_int, is_number
+from diffrep.checks import check_positive_int, is_int
 from diffrep.errors import InputError
+from diffrep.reps.configs import check_config_types, check_range  # noqa: F401 (re-exported)
 
 ConfigT = TypeVar("ConfigT")
 
@@ -111,25 +111,3 @@ def config_from_options(cls: type[ConfigT], rep: str, options: dict[str, Any]) -
     return cls(**options)
 
 
-def check_config_types(config: Any, rep: str) -> None:
-    """Each field of a config dataclass has its annotated type (bool, int, float or a Literal)."""
-    hints = typing.get_type_hints(type(config))
-    for f in dataclasses.fields(config):
-        value, hint = getattr(config, f.name), hints[f.name]
-        if typing.get_origin(hint) is Literal:
-            ok, allowed = value in typing.get_args(hint), ", ".join(map(repr, typing.get_args(hint)))
-        elif hint is bool:
-            ok, allowed = isinstance(value, bool), "True or False"
-        elif hint is int:
-            ok, allowed = is_int(value), "an integer"
-        else:  # float
-            ok = is_number(value) and math.isfinite(value)
-            allowed = "a finite number"
-        if not ok:
-            raise InputError(f"rep {rep!r}: option {f.name}={value!r} is not allowed; it must be {allowed}")
-
-
-def check_range(rep: str, name: str, value: float, ok: bool, allowed: str) -> None:
-    """Raise ``InputError`` naming the option and the allowed range unless ``ok``."""
-    if not ok:
-        raise InputError(f"rep {rep!r}: option {name}={value!r} is not allowed; it must be {allowed}")

@@ -12,16 +12,14 @@ distribution. Shading is applied to the accumulated albedo and normal of each ra
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
 
 from diffrep.cameras import VIEWS, camera_bank, camera_rays, view_label
-from diffrep.checks import check_int
 from diffrep.errors import InputError
-from diffrep.reps.base import Diffrep, check_config_types, check_range
+from diffrep.reps.base import Diffrep
+from diffrep.reps.configs import NerfConfig
 from diffrep.reps.fields import HashField, VoxelField
 from diffrep.reps.volume import render_rays
 
@@ -34,85 +32,6 @@ BACKGROUND = 0.8  # the toy world's background, 0.6 in [-1, 1], as a colour in [
 # stable-dreamfusion (25), whose density regularisers make surfaces solid; docs/nerf.md shows how the
 # occupancy IoU depends on this choice.
 SURFACE_DENSITY = math.log(2) / 0.2
-
-
-@dataclass(frozen=True)
-class NerfConfig:
-    """Options of the ``nerf`` rep."""
-
-    rep_name: ClassVar[str] = "nerf"
-
-    grid: Literal["voxel", "hash"] = "voxel"
-    """Field: voxel (dense density + colour grid, SJC's voxNeRF) or hash (Instant-NGP hash grid + small MLP)."""
-    resolution: int = 32
-    """voxel: grid side; hash: finest level's resolution."""
-    samples: int = 48
-    """Samples per ray (stratified midpoints between the ray's entry into and exit from the scene box)."""
-    bank: int = 32
-    """Cameras in the fixed view bank (DDRep keeps one noise state per bank camera)."""
-    distance: float = 3.2
-    """Camera distance from the origin (the toy world's)."""
-    fov: float = 34.0
-    """Field of view in degrees (the toy world's)."""
-    elevation_min: float = -10.0
-    """Lowest camera elevation of the bank in degrees (the toy world's range is -10..60)."""
-    elevation_max: float = 60.0
-    """Highest camera elevation of the bank in degrees."""
-    shading: Literal["albedo", "lambertian", "textureless", "random"] = "lambertian"
-    """Shading of training views: albedo, lambertian (the toy world's; light from the camera's side),
-    textureless (white, lit), random (DreamFusion: each view one of the three)."""
-    normals_grad: bool = True
-    """Let shading gradients flow through the normals too, so shading shapes the geometry (with difference
-    normals ~1.25x the cost of a render, with autograd normals ~2x); off, only through the ray weights."""
-    normal_eps: float = 0.05
-    """Normals by central differences of this step (world units; about a voxel of the 32^3 grid smooths them
-    across voxels, at 6 more density evaluations per sample); 0: autograd of the density (constant in a voxel)."""
-    skip_density: float = 0.01
-    """Occupancy-grid skipping: samples in cells where the density stays below this (checked on the grid's
-    vertices and the neighbouring cells, each render) are not evaluated; 0: off."""
-    view_prompts: bool = True
-    """Condition each view on "PROMPT, <front|side|back|overhead> view" by its camera (the toy world's labels)."""
-    albedo_warmup: float = 0.0
-    """Fraction of the run whose views are albedo-shaded (DreamFusion's warm-up; 0 suits the toy world,
-    whose images are all lit)."""
-    entropy_weight: float = 0.05
-    """Weight of the binary entropy of each ray's opacity (pushes rays to empty or opaque: against fog)."""
-    orientation_weight: float = 0.0
-    """Weight of Ref-NeRF's orientation penalty, sum_i w_i max(0, n_i . d)^2 per ray (DreamFusion)."""
-    emptiness_weight: float = 0.0
-    """Weight of SJC's emptiness loss, mean_i log(1 + emptiness_scale w_i) per ray."""
-    emptiness_scale: float = 10.0
-    """SJC's emptiness scale (beta)."""
-    centre_depth_weight: float = 0.0
-    """Weight of SJC's centre-depth loss per view, -log(mean depth of the centre - mean depth of the border)."""
-    blob_density: float = 5.0
-    """Density added at the centre at initialisation, falling linearly to 0 at blob_radius (0: none)."""
-    blob_radius: float = 0.5
-    """Radius of the initial density blob."""
-    param_scale: float = 20.0
-    """voxel: the grid holds param_scale x its parameters, so an optimiser's step of lr moves a voxel by
-    param_scale x lr (the pullback's Adam lr, 3e-3 by default, suits a SIREN; a grid needs ~20x more)."""
-    levels: int = 8
-    """hash: resolution levels."""
-    log2_table: int = 14
-    """hash: log2 of the hash table size per level."""
-    hidden: int = 32
-    """hash: width of the MLP."""
-
-    def __post_init__(self) -> None:
-        check_config_types(self, "nerf")
-        for name in ("resolution", "samples", "bank", "levels", "log2_table", "hidden"):
-            check_int(name, getattr(self, name), 2)
-        check_range("nerf", "distance", self.distance, self.distance > math.sqrt(3), "> sqrt(3) (outside the scene box)")
-        check_range("nerf", "fov", self.fov, 0 < self.fov < 180, "in (0, 180) degrees")
-        check_range("nerf", "elevation_max", self.elevation_max, -90 <= self.elevation_min <= self.elevation_max <= 90,
-                    f">= elevation_min={self.elevation_min}, both in [-90, 90]")
-        for name in ("skip_density", "normal_eps", "entropy_weight", "orientation_weight", "emptiness_weight", "emptiness_scale",
-                     "centre_depth_weight", "blob_density"):
-            check_range("nerf", name, getattr(self, name), getattr(self, name) >= 0, ">= 0")
-        check_range("nerf", "albedo_warmup", self.albedo_warmup, 0 <= self.albedo_warmup <= 1, "in [0, 1]")
-        check_range("nerf", "blob_radius", self.blob_radius, self.blob_radius > 0, "> 0")
-        check_range("nerf", "param_scale", self.param_scale, self.param_scale > 0, "> 0")
 
 
 class NerfRep(Diffrep):

@@ -11,29 +11,13 @@ at integer column ``j`` with wrap-around.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 from diffrep.errors import InputError
-from diffrep.reps.base import check_range
-from diffrep.reps.siren import SirenConfig, SirenMLP, check_siren_config, pixel_centres
-
-
-@dataclass(frozen=True)
-class PanoramaConfig(SirenConfig):
-    """Options of the ``panorama`` rep: the SIREN options plus the field of view."""
-
-    rep_name: ClassVar[str] = "panorama"
-
-    fov: float = 60.0
-    """Horizontal field of view of one view in degrees, in (0, 360]; the canvas is round(W*360/fov) wide."""
-
-    def __post_init__(self) -> None:
-        check_siren_config(self, self.rep_name)
-        check_range(self.rep_name, "fov", self.fov, 0 < self.fov <= 360, "in (0, 360] degrees")
+from diffrep.reps.configs import PanoramaConfig
+from diffrep.reps.siren import SirenMLP, pixel_centres
 
 
 def canvas_width(width: int, fov: float) -> int:

@@ -4,48 +4,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from diffrep.errors import InputError
-from diffrep.reps.base import Diffrep, check_config_types, check_range
-
-
-@dataclass(frozen=True)
-class PixelsConfig:
-    """Options of the ``pixels`` rep."""
-
-    tanh: bool = False
-    """Render tanh(theta) instead of theta, so renders stay in (-1, 1) (the rep is then not linear)."""
-    augment: bool = False
-    """Random views rotate and scale the grid (bilinear resampling); the canonical view is the grid itself."""
-    init_std: float = 0.0
-    """Std of the Gaussian noise the grid starts from; 0 starts every render at exactly 0 (mid-grey)."""
-    max_angle: float = 30.0
-    """augment only: random rotations are uniform in [-max_angle, max_angle] degrees."""
-    min_scale: float = 0.6
-    """augment only: random scales are uniform in [min_scale, max_scale] (>1 zooms in)."""
-    max_scale: float = 1.2
-    """augment only: upper end of the random scale range."""
-    padding: Literal["reflection", "border", "zeros"] = "reflection"
-    """augment only: what a rotated or shrunk view shows outside the grid (zeros = mid-grey)."""
-
-    @property
-    def linear(self) -> bool:
-        """The render is linear in the grid: no tanh, no resampled views."""
-        return not self.tanh and not self.augment
-
-    def __post_init__(self) -> None:
-        check_config_types(self, "pixels")
-        check_range("pixels", "init_std", self.init_std, self.init_std >= 0, ">= 0")
-        check_range("pixels", "max_angle", self.max_angle, 0 <= self.max_angle <= 180, "in [0, 180] degrees")
-        check_range("pixels", "min_scale", self.min_scale, self.min_scale > 0, "> 0")
-        check_range("pixels", "max_scale", self.max_scale, self.max_scale >= self.min_scale,
-                    f">= min_scale={self.min_scale}")
+from diffrep.reps.base import Diffrep
+from diffrep.reps.configs import PixelsConfig
 
 
 class PixelRep(Diffrep):

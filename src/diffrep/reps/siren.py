@@ -9,50 +9,13 @@ layer is linear and scaled so the initial render has std ``init_std``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from diffrep.errors import InputError
-from diffrep.reps.base import Diffrep, check_config_types, check_range
-
-
-@dataclass(frozen=True)
-class SirenConfig:
-    """Options of the ``siren`` rep (the ``panorama`` rep shares them)."""
-
-    rep_name: ClassVar[str] = "siren"
-
-    embed_dim: int = 128
-    """Size of the sinusoidal embedding: sin and cos of embed_dim/2 random frequencies (even)."""
-    depth: int = 3
-    """Number of hidden sine layers."""
-    width: int = 256
-    """Width of the hidden layers."""
-    freq_scale: float = 0.25
-    """Std of the embedding frequencies, as a fraction of the Nyquist frequency of each axis."""
-    omega0: float = 1.0
-    """omega_0 of the first sine layer: sin(omega_0 (W gamma + b)); scales its effective learning rate."""
-    hidden_omega0: float = 1.0
-    """omega_0 of the other sine layers."""
-    init_std: float = 0.02
-    """Std of the initial render (the linear last layer is scaled to give it)."""
-
-    def __post_init__(self) -> None:
-        check_siren_config(self, self.rep_name)
-
-
-def check_siren_config(c: SirenConfig, rep: str) -> None:
-    check_config_types(c, rep)
-    ok = c.embed_dim > 0 and c.embed_dim % 2 == 0
-    check_range(rep, "embed_dim", c.embed_dim, ok, "a positive even integer")
-    for name in ("depth", "width"):
-        check_range(rep, name, getattr(c, name), getattr(c, name) > 0, "a positive integer")
-    for name in ("freq_scale", "omega0", "hidden_omega0"):
-        check_range(rep, name, getattr(c, name), getattr(c, name) > 0, "> 0")
-    check_range(rep, "init_std", c.init_std, c.init_std >= 0, ">= 0")
+from diffrep.reps.base import Diffrep
+from diffrep.reps.configs import SirenConfig, check_siren_config  # noqa: F401 (re-exported)
 
 
 class SirenMLP(Diffrep):

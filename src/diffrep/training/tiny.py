@@ -8,7 +8,7 @@ augmented captions, minimised by the shared loop (``diffrep.training.fit``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from diffrep.errors import InputError
 from diffrep.priors.tiny import TextEncoder, TinyPrior, TinyUNet, UNetConfig, load_tiny, save_tiny, weights_sha256
 from diffrep.priors.tiny.loss import LabelHead, LossConfig, draw_batch, eps_loss, ideal_denoiser, training_set
 from diffrep.schedule import linear_schedule
+from diffrep.training.config import TrainConfig
 from diffrep.training.loop import (
     Fitted, LoopConfig, Task, check_loop_config, fit, resolve_device, seeded, subconfig,
 )
@@ -28,35 +29,6 @@ SAMPLE_PROMPTS: tuple[str, ...] = (
     "a red ball, front view", "a blue cube, side view", "a yellow duck, back view", "a green car, overhead view",
     "a crimson mug seen from the side", "something purple", "a teapot", "",
 )
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyperparameters of a tiny-prior training run."""
-
-    out: Path  # run directory: checkpoints, sample grids, final tiny.safetensors + tiny.json
-    res: int = 32  # image side, 32 or 64
-    steps: int = 20_000  # total optimiser steps (the shipped weights: 11,000 + 6,000 + 1,500 + 8,000 in four runs, TRAINING.md)
-    batch: int = 32  # images per step
-    lr: float = 4e-4  # AdamW learning rate (constant)
-    ema_decay: float = 0.999  # EMA of the weights used for sampling and export
-    checkpoint_every: int = 1000  # steps between checkpoints (0: only at the end)
-    sample_every: int = 2000  # steps between sample grids (0: never)
-    data_n: int = 20_000  # toy-world images generated (held-out combos are then dropped)
-    seed: int = 0  # seed of the data set, the captions, timesteps, noise and initial weights
-    device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
-    channels: int = 32  # U-Net width at full resolution (32: 1.53 M parameters)
-    cross_attention: bool = False  # attend to the prompt's token states at 16² and 8² (UNetConfig; experimental)
-    scale_shift: bool = False  # the embedding also scales and shifts normalised features (UNetConfig, ADM's AdaGN)
-    scale_shift_res: int = 0  # ... only in blocks whose feature map is at most this side (16, 8; 0: every block)
-    label_loss: float = 0.0  # weight of the auxiliary loss: the text features name the caption's labels (see docs)
-    p2_gamma: float = 0.0  # P2 weighting of the ε-loss, 1 / (1 + SNR(t))^gamma (Choi et al. 2022); 0: plain
-    exact_target: bool = False  # regress on the training set's exact posterior-mean ε instead of the drawn ε (see eps_loss)
-    focus_t: tuple[int, int] = (300, 800)  # noise steps [lo, hi) where the layout (the view) is decided ...
-    focus_p: float = 0.0  # ... and the fraction of each batch whose t is drawn there instead of from all steps
-    init: Path | None = None  # start from these tiny.safetensors weights (fine-tuning); new layers keep their init
-    sample_steps: int = 50  # DDIM steps of the sample grids
-    half: bool = False  # export the EMA weights in float16 (half the file; loaded back as float32)
 
 
 def train(config: TrainConfig, *, resume: bool = False, callback: Callable[[dict[str, Any]], None] | None = None) -> Path:

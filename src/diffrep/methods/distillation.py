@@ -10,18 +10,23 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import torch
-import tyro
 from torch import Tensor
 
-from diffrep.checks import check_choice, check_finite, check_fraction_range, check_positive_int
 from diffrep.methods.base import Sampling, view_conditions
+from diffrep.methods.configs import (  # noqa: F401 (re-exported)
+    ANNEALING,
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    WEIGHTINGS,
+    Optim,
+    OptimConfig,
+    SDSOptions,
+    SJCOptions,
+)
 from diffrep.priors.base import Prior, cfg_eps, draw_noise, noise_levels
-
-WEIGHTINGS: tuple[str, ...] = ("s2", "one", "snr_inverse")
-ANNEALING: tuple[str, ...] = ("none", "linear", "sqrt")
 
 
 def t_bounds(T: int, t_range: tuple[float, float]) -> tuple[int, int]:
@@ -66,33 +71,6 @@ def sjc_grad(prior: Prior, x: Tensor, cond: Any, *, t: Tensor, noise: Tensor, gu
 def surrogate_loss(x: Tensor, g: Tensor) -> Tensor:
     """``½‖x - sg(x - g)‖²`` summed over pixels, averaged over the batch: its gradient is ``g``."""
     return 0.5 * (x - (x - g).detach()).pow(2).flatten(1).sum(1).mean()
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    """The optimisation loop shared by every mode-seeking method."""
-
-    iters: int = 500
-    """Optimisation iterations."""
-    optimizer: str = "adam"
-    """Optimizer: adam, adamax (SJC's choice), sgd."""
-    lr: float = 1e-2
-    """Peak learning rate."""
-    lr_schedule: str = "constant"
-    """Learning-rate schedule: constant, cosine, linear (decay to 0)."""
-    views_per_step: int = 1
-    """Random views rendered per iteration (reps with several views)."""
-
-    def __post_init__(self) -> None:
-        check_choice("optimizer", self.optimizer, OPTIMIZERS), check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        check_positive_int("iters", self.iters), check_positive_int("views_per_step", self.views_per_step)
-        check_finite("lr", self.lr, positive=True)
-
-
-OPTIMIZERS: tuple[str, ...] = ("adam", "adamax", "sgd")
-LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "linear")
-# The loop's options are one group, --optim.*, shared by every mode-seeking method.
-Optim = Annotated[OptimConfig, tyro.conf.arg(name="optim", prefix_name=False)]
 
 
 def make_optimizer(params, config: OptimConfig) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
@@ -164,41 +142,6 @@ def t_sampler(T: int, t_range: tuple[float, float], annealing: str, iters: int):
     """``(n, k, generator) -> t [n]``: uniform on ``[t_min, t_max(k)]``, ``t_max`` annealed over ``iters``."""
     t_min, t_max = t_bounds(T, t_range)
     return lambda n, k, g: random_t(n, t_min, annealed_t_max(t_min, t_max, k / iters, annealing), g)
-
-
-@dataclass(frozen=True)
-class SDSOptions:
-    """Score distillation sampling (DreamFusion)."""
-
-    t_range: tuple[float, float] = (0.02, 0.98)
-    """Range of t as fractions of T."""
-    weighting: str = "s2"
-    """w(t): s2 = 1 - ᾱ_t (DreamFusion), one, snr_inverse = (1-ᾱ_t)/ᾱ_t."""
-    annealing: str = "none"
-    """Anneal t_max towards t_min over the run: none, linear, sqrt."""
-    optim: Optim = OptimConfig()
-    """The optimisation loop."""
-
-    def __post_init__(self) -> None:
-        check_fraction_range("t_range", self.t_range), check_choice("annealing", self.annealing, ANNEALING)
-        check_choice("weighting", self.weighting, WEIGHTINGS)
-
-
-@dataclass(frozen=True)
-class SJCOptions:
-    """Score Jacobian chaining (perturb-and-average scoring)."""
-
-    t_range: tuple[float, float] = (0.02, 0.98)
-    """Range of t (hence σ = s_t/a_t) as fractions of T."""
-    variance_reduced: bool = True
-    """Variance-reduced form g = -(D(x+σn) - x)/σ; off: the plain form with y = x + σn for x."""
-    annealing: str = "none"
-    """Anneal the largest t towards the smallest over the run: none, linear, sqrt."""
-    optim: Optim = OptimConfig()
-    """The optimisation loop."""
-
-    def __post_init__(self) -> None:
-        check_fraction_range("t_range", self.t_range), check_choice("annealing", self.annealing, ANNEALING)
 
 
 def noised_distill(prior: Prior, rep, cond: Any, options: Any, grad: Callable[..., Tensor], *,

@@ -1,0 +1,131 @@
+"""What a run is, checked before any prior is loaded or torch imported: the rep and the method (names
+with options, or config objects), their pairing, ``n``, the seed, the prompt's type and the checkpoint.
+``diffrep.sample`` and the command line both call ``prepare`` first; ``diffrep.api`` re-exports it."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from diffrep.checkpoint import RunCheckpoint
+from diffrep.checks import check_choice, check_count, check_finite, check_positive_int
+from diffrep.errors import InputError
+from diffrep.methods import METHODS, PLANNED_METHODS, MethodEntry, Sampling
+from diffrep.reps import PLANNED_REPS, REPS, rep_name
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What ``sample`` runs: a rep and a method, each by name with its validated options."""
+
+    rep: str
+    rep_options: Any
+    method: str
+    options: Any
+    sampling: Sampling
+
+    @property
+    def entry(self) -> MethodEntry:
+        return METHODS[self.method]
+
+    def record(self) -> dict[str, Any]:
+        """The run's configuration for run.json: names, the options of this rep and method only."""
+        used = {k: getattr(self.sampling, k) for k in self.entry.uses}
+        return {"rep": self.rep, "method": self.method, **used, "rep_options": dataclasses.asdict(self.rep_options),
+                "method_options": dataclasses.asdict(self.options)}
+
+
+def build_config(cls: type, options: dict[str, Any]) -> Any:
+    """``cls`` from the entries of ``options`` named by its fields (nested config fields from the same
+    flat names, e.g. ``iters`` for ``SDSOptions.optim``); the entries used are removed from ``options``."""
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(f.default) and f.name not in options:
+            nested = build_config(type(f.default), options)
+            if nested != f.default:
+                kwargs[f.name] = nested
+        elif f.name in options:
+            kwargs[f.name] = options.pop(f.name)
+    return cls(**kwargs)
+
+
+def _method(method: str | Any) -> tuple[str, Any | None]:
+    if isinstance(method, str):
+        return check_choice("method", method, METHODS, PLANNED_METHODS), None
+    for name, entry in METHODS.items():
+        if type(method) is entry.config:
+            return name, method
+    raise InputError(f"{type(method).__name__} is not the options of a registered method; "
+                     f"registered: {', '.join(METHODS)}")
+
+
+def run_spec(rep: str | Any = "pixels", method: str | Any = "ddim", sampling: Sampling = Sampling(),
+             **options: Any) -> RunSpec:
+    """Validate a rep and a method (names with flat ``options``, or config objects) and their pairing,
+    before any prior is loaded or any step is run."""
+    method, method_options = _method(method)
+    entry = METHODS[method]
+    rep, rep_options = (check_choice("rep", rep, REPS, PLANNED_REPS), None) if isinstance(rep, str) else (rep_name(rep), rep)
+    if entry.reps is not None and rep not in entry.reps:
+        others = [m for m, e in METHODS.items() if e.reps is None or rep in e.reps]
+        why = "samples images directly and needs" if entry.image else "needs"
+        raise InputError(f"method {method!r} {why} rep {' or '.join(map(repr, entry.reps))}; "
+                         f"for rep {rep!r} use one of: {', '.join(others)}")
+    rest = dict(options)
+    method_options = method_options or build_config(entry.config, rest)
+    if not entry.image:
+        rep_options = rep_options or build_config(REPS[rep].config, rest)
+    elif rep_options is not None and rep_options != REPS[rep].config():
+        raise InputError(f"method {method!r} samples images directly; it takes no options of rep {rep!r}")
+    if rest:
+        raise InputError(f"unknown option {next(iter(rest))!r} for method {method!r} on rep {rep!r}")
+    rep_options = rep_options or REPS[rep].config()
+    if (reason := entry.needs_linear(method_options)) and not REPS[rep].linear(rep_options):
+        raise InputError(f"{reason} needs a diffrep linear in its parameters; rep {rep!r} with these options is not")
+    return RunSpec(rep, rep_options, method, method_options, sampling)
+
+
+def check_checkpointing(entry: MethodEntry, checkpoint_every: int, resume: bool) -> None:
+    """Checkpoints are for methods with a state; ``checkpoint_every`` is a count (0: none)."""
+    if entry.state is None and (checkpoint_every or resume):
+        with_state = ", ".join(m for m, e in METHODS.items() if e.state is not None)
+        raise InputError(f"checkpoints are written by the diffrep methods ({with_state}), not by this one, "
+                         "which runs in seconds")
+    check_count("checkpoint_every", checkpoint_every)
+
+
+def check_strength(strength: float) -> float:
+    check_finite("strength", strength, at_most=1.0)
+    return float(strength)
+
+
+def prepare(rep: str | Any = "pixels", method: str | Any = "ddim", *, sampling: Sampling = Sampling(), n: int = 1,
+            seed: int = 0, prompt: str | None = None, checkpoint: str | Path | None = None,
+            checkpoint_every: int | None = 0, resume: bool = False,
+            **options: Any) -> tuple[RunSpec, RunCheckpoint | None]:
+    """Everything ``sample`` checks before a prior is loaded (the CLI calls it first too): the rep,
+    the method, their options and pairing, ``n``, the seed, the prompt's type and the checkpoint."""
+    spec = run_spec(rep, method, sampling, **options)
+    check_positive_int("n", n), check_seed(seed), check_prompt(prompt)
+    check_checkpointing(spec.entry, checkpoint_every or 0, resume)
+    if checkpoint is None:
+        if resume:
+            raise InputError("resume=True needs checkpoint=FOLDER, the folder to resume from")
+        return spec, None
+    ckpt = RunCheckpoint(Path(checkpoint), checkpoint_every, spec.record() | {"n": n, "seed": seed, "prompt": prompt})
+    if resume and not ckpt.exists():
+        raise InputError(f"nothing to resume: {str(checkpoint)!r} holds no checkpoint; run without resume")
+    return spec, ckpt
+
+
+def check_prompt(prompt: Any) -> None:
+    if prompt is not None and not isinstance(prompt, str):
+        raise InputError(f"prompt={prompt!r} is not allowed; it must be a string")
+
+
+def check_seed(seed: Any) -> int:
+    if not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**63):
+        raise InputError(f"seed={seed!r} is not allowed; it must be an integer in [0, 2**63)")
+    return seed
