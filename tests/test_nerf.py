@@ -188,3 +188,19 @@ def test_albedo_warmup_shades_early_views_by_albedo_only():
     assert (rep.random_views(4, g, progress=0.1)[..., 4] == 0).all()
     assert (rep.random_views(4, g, progress=0.25)[..., 4] == 1).all()
     assert (nerf().random_views(4, g, progress=0.0)[..., 4] == 1).all()
+
+
+def test_view_label_thresholds_default_to_the_toy_worlds_and_are_configurable():
+    from diffrep.cameras import BACK_DEG, FRONT_DEG, OVERHEAD_DEG
+    from diffrep.reps.nerf import bank_labels
+
+    c = NerfConfig()
+    assert (c.front_deg, c.back_deg, c.overhead_deg) == (FRONT_DEG, BACK_DEG, OVERHEAD_DEG)  # the prior's own labels
+    rep = nerf(bank=12, elevation_max=60.0, overhead_deg=30.0)
+    views = torch.tensor([[[i, 0, 0, 1, 1] for i in range(12)]] * 2, dtype=torch.float32)
+    cams = rep.bank
+    assert rep.view_labels(views)[0] == [VIEWS[i] for i in view_label(cams[:, 0], cams[:, 1], overhead_deg=30.0).tolist()]
+    assert "overhead" in bank_labels(NerfConfig(elevation_max=60.0, overhead_deg=30.0))
+    assert "overhead" not in bank_labels(NerfConfig(elevation_max=60.0, overhead_deg=61.0))
+    with pytest.raises(InputError, match="back_deg"):
+        NerfConfig(front_deg=100.0, back_deg=90.0)

@@ -157,6 +157,12 @@ class NerfConfig:
     vertices and the neighbouring cells, each render) are not evaluated; 0: off."""
     view_prompts: bool = True
     """Condition each view on "PROMPT, <front|side|back|overhead> view" by its camera (the toy world's labels)."""
+    front_deg: float = 45.0
+    """View prompts: |azimuth| below which a view is "front" (the toy world's threshold; DreamFusion's too)."""
+    back_deg: float = 135.0
+    """View prompts: |azimuth| above which a view is "back"."""
+    overhead_deg: float = 45.0
+    """View prompts: elevation above which a view is "overhead" (the toy world's; DreamFusion uses 60)."""
     albedo_warmup: float = 0.0
     """Fraction of the run whose views are albedo-shaded (DreamFusion's warm-up; 0 suits the toy world,
     whose images are all lit)."""
@@ -195,6 +201,9 @@ class NerfConfig:
         for name in ("skip_density", "normal_eps", "entropy_weight", "orientation_weight", "emptiness_weight", "emptiness_scale",
                      "centre_depth_weight", "blob_density"):
             check_range("nerf", name, getattr(self, name), getattr(self, name) >= 0, ">= 0")
+        check_range("nerf", "back_deg", self.back_deg, 0 <= self.front_deg <= self.back_deg <= 180,
+                    f">= front_deg={self.front_deg}, both in [0, 180]")
+        check_range("nerf", "overhead_deg", self.overhead_deg, -90 <= self.overhead_deg <= 90, "in [-90, 90]")
         check_range("nerf", "albedo_warmup", self.albedo_warmup, 0 <= self.albedo_warmup <= 1, "in [0, 1]")
         check_range("nerf", "blob_radius", self.blob_radius, self.blob_radius > 0, "> 0")
         check_range("nerf", "param_scale", self.param_scale, self.param_scale > 0, "> 0")

@@ -167,7 +167,7 @@ class NerfRep(Diffrep):
             return None
         index = torch.zeros(self.n, 1, dtype=torch.long) if views is None else views[..., 0].long().cpu()
         cams = self.bank.cpu()[index]
-        labels = view_label(cams[..., 0], cams[..., 1])
+        labels = view_label(cams[..., 0], cams[..., 1], **view_thresholds(self.config))
         return [[VIEWS[i] for i in row] for row in labels.tolist()]
 
     @torch.no_grad()
@@ -185,7 +185,12 @@ def bank_labels(config: NerfConfig) -> tuple[str, ...]:
     if not config.view_prompts:
         return ()
     bank = camera_bank(config.bank, (config.elevation_min, config.elevation_max), config.distance)
-    return tuple(VIEWS[i] for i in sorted(set(view_label(bank[:, 0], bank[:, 1]).tolist())))
+    return tuple(VIEWS[i] for i in sorted(set(view_label(bank[:, 0], bank[:, 1], **view_thresholds(config)).tolist())))
+
+
+def view_thresholds(config: NerfConfig) -> dict[str, float]:
+    """The config's view-label thresholds, as ``cameras.view_label`` takes them."""
+    return {"front_deg": config.front_deg, "back_deg": config.back_deg, "overhead_deg": config.overhead_deg}
 
 
 def centre_depth_loss(depth: Tensor, centre: float = 50 / 64) -> Tensor:
