@@ -1,0 +1,69 @@
+"""Markdown tables of a nerf3d result (docs/benchmarks.md): per run, per method against the issue's targets,
+and the wall time each method needs to reach the same occupancy IoU (from the IoU measured along each run).
+
+    .venv/bin/python bench/scripts/nerf3d_table.py bench/results/nerf3d.json"""
+
+import json
+import sys
+from statistics import mean
+
+
+def time_to(curve, iou):
+    """Seconds at which a run's occupancy IoU first reaches ``iou`` (None: never)."""
+    return next((s for s, v in curve if v >= iou), None)
+
+
+def main(path):
+    record = json.loads(open(path).read())
+    rows = record["figures"]["rows"]
+    print("| prompt | method | seed | s | prior evals | kind | colour | view | occ IoU | mask IoU | PSNR | Janus |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        a, lab = r["aggregate"], r["aggregate"]["labels"]
+        print(f"| {r['prompt']} | {r['method']} | {r['seed']} | {r['seconds']:.0f} | {r['prior_evaluations']} | "
+              f"{lab['kind']:.2f} | {lab['colour']:.2f} | {lab['view']:.2f} | {a['occupancy_iou']:.2f} | "
+              f"{a['mask_iou']:.2f} | {a['psnr']:.1f} | {a['janus_rate'] if a['janus_rate'] is not None else '-'} |")
+    print()
+    print("| method | runs | s (mean) | kind | colour | view | occ IoU | mask IoU | Janus rate |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for m in ("ddrep", "sds", "sjc"):
+        rs = [r for r in rows if r["method"] == m]
+        if not rs:
+            continue
+        agg = lambda f: mean(f(r) for r in rs)  # noqa: E731
+        janus = [r["aggregate"]["janus_rate"] for r in rs if r["aggregate"]["janus_rate"] is not None]
+        print(f"| {m} | {len(rs)} | {agg(lambda r: r['seconds']):.0f} | {agg(lambda r: r['aggregate']['labels']['kind']):.2f} | "
+              f"{agg(lambda r: r['aggregate']['labels']['colour']):.2f} | {agg(lambda r: r['aggregate']['labels']['view']):.2f} | "
+              f"{agg(lambda r: r['aggregate']['occupancy_iou']):.2f} | {agg(lambda r: r['aggregate']['mask_iou']):.2f} | "
+              f"{mean(janus) if janus else '-'} |")
+    print()
+    print("| prompt | seed | same IoU | DDRep s | SJC s | SDS s | SJC / DDRep |")
+    print("|---|---|---|---|---|---|---|")
+    ratios = []
+    for r in (r for r in rows if r["method"] == "ddrep"):
+        others = {o["method"]: o for o in rows if o["prompt"] == r["prompt"] and o["seed"] == r["seed"] and o["method"] != "ddrep"}
+        if "sjc" not in others:
+            continue
+        target = min(r["aggregate"]["occupancy_iou"], others["sjc"]["aggregate"]["occupancy_iou"])
+        t = {m: time_to(o["iou_curve"], target) for m, o in [("ddrep", r), *others.items()]}
+        ratio = t["sjc"] / t["ddrep"] if t["ddrep"] and t["sjc"] else None
+        ratios += [ratio] if ratio else []
+        print(f"| {r['prompt']} | {r['seed']} | {target:.2f} | {t['ddrep']} | {t['sjc']} | {t.get('sds', '-')} | "
+              f"{ratio:.2f} |" if ratio else f"| {r['prompt']} | {r['seed']} | {target:.2f} | {t['ddrep']} | {t['sjc']} | - | - |")
+    if ratios:
+        print(f"\nmean SJC / DDRep time to the same IoU: {mean(ratios):.2f} over {len(ratios)} pairs")
+    extra = record["figures"].get("extra_rows", [])
+    if extra:
+        print()
+        print("| prompt | method | options | n | s | kind | occ IoU | mask IoU | pairwise IoU | ground truth pairwise |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for r in extra:
+            a = r["aggregate"]
+            gt = a.get("ground_truth", {}).get("pairwise_occupancy_iou")
+            pw = a.get("pairwise_occupancy_iou")
+            print(f"| {r['prompt']} | {r['method']} | {json.dumps(r['options'])} | {r['n']} | {r['seconds']:.0f} | "
+                  f"{a['labels']['kind']:.2f} | {a['occupancy_iou']:.2f} | {a['mask_iou']:.2f} | "
+                  f"{'-' if pw is None else f'{pw:.2f}'} | {'-' if gt is None else f'{gt:.2f}'} |")
+
+
+main(sys.argv[1])
