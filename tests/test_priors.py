@@ -212,6 +212,14 @@ def test_load_keeps_its_options_and_progress():
     assert prior_config("gmm", std=0.2) == GMMPriorConfig(std=0.2)
 
 
+def test_the_configs_know_the_schedules_make_schedule_knows():
+    """priors/configs.py keeps a torch-free copy of the schedule names, for ToyworldPriorConfig's check."""
+    from diffrep.priors.configs import SCHEDULES
+    from diffrep.schedule import SCHEDULES as MADE, make_schedule
+
+    assert SCHEDULES == MADE and all(make_schedule(name).shape == (1000,) for name in SCHEDULES)
+
+
 def test_tiny_config_names_the_missing_file(tmp_path):
     from diffrep.priors import tiny
 

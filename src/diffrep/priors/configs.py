@@ -1,6 +1,6 @@
-"""The options of the built-in priors, one frozen dataclass each, in a module of their own: the command
-line checks a prior's options against them before the prior is loaded. Each prior's module
-(``analytic``, ``empirical``, ``tiny``) holds its implementation and re-exports its config."""
+"""The options of the built-in priors, one frozen dataclass each, in a module without torch: the command
+line checks a prior's options against them (and refuses a bad one) before anything heavy is imported.
+Each prior's module (``analytic``, ``empirical``, ``tiny``) holds its implementation and re-exports its config."""
 
 from __future__ import annotations
 
@@ -10,10 +10,21 @@ from pathlib import Path
 
 from diffrep.checks import check_finite, check_int, check_one_of
 from diffrep.errors import InputError
-from diffrep.priors.base import check_device
-from diffrep.schedule import SCHEDULES
+
+SCHEDULES: tuple[str, ...] = ("linear", "scaled_linear", "cosine")
+"""The noise schedules ``diffrep.schedule.make_schedule`` knows (that module imports torch; a test keeps the two equal)."""
 
 DEFAULT_WEIGHTS = Path(__file__).parent / "tiny" / "weights" / "tiny.safetensors"
+
+
+def check_device(device: str) -> str:
+    """``device`` names a device this machine has (``diffrep.priors.base.check_device``). The default,
+    ``"cpu"``, is always there and passes without torch; any other name needs torch (~1.2 s) to be checked."""
+    if isinstance(device, str) and device == "cpu":
+        return device
+    from diffrep.priors.base import check_device as check_available
+
+    return check_available(device)
 
 
 @dataclass(frozen=True)
