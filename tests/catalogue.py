@@ -49,6 +49,8 @@ PRIOR_OPTIONS_BEFORE_TORCH = [  # the prior's options, checked against its torch
     ["sample", "--prior", "tiny", "--prior-path", "/nonexistent/tiny.safetensors", "--out", "o"],
     ["sdedit", "--image", "in.png", "--prior", "nosuch", "--out", "o"],
     ["inpaint", "--image", "in.png", "--mask", "in.png", "--res", "48", "--out", "o"],
+    ["bench", "table1", "--prior", "nosuch"],
+    ["bench", "table1", "--prior", "tiny", "--prior-path", "/nonexistent/tiny.safetensors"],
 ]
 
 
