@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from diffrep.priors.base import Prior
 
 __all__ = [
-    "PRIORS", "PriorEntry", "Prior", "load", "load_config", "prior_config", "prior_name",
+    "PRIORS", "PriorEntry", "Prior", "check_prompt", "load", "load_config", "prior_config", "prior_name",
     "ToyworldPriorConfig", "GaussianPriorConfig", "GMMPriorConfig", "TinyPriorConfig",
     "CountingPrior", "Conditioning", "cfg_eps", "eps_cond_uncond", "encode_prompts", "per_element",
     "latent", "to_rgb", "prior_device", "draw_noise",
@@ -41,11 +41,15 @@ class PriorEntry:
     data is generated."""
     summary: str
     """One line for ``--help`` and error messages."""
+    check_prompt: Callable[[Any, str], Any] | None = None
+    """``check_prompt(config, prompt)``: refuses a prompt that the prior would refuse, where that needs no loaded
+    prior (the toy world's words, before its data set is generated); ``encode_prompt`` still checks the rest."""
 
 
 PRIORS: dict[str, PriorEntry] = {
     "toyworld": PriorEntry(ToyworldPriorConfig, Lazy("diffrep.priors.empirical:toyworld_from_config"),
-                           "the embedded default: exact empirical prior over toy-world images, prompts by label"),
+                           "the embedded default: exact empirical prior over toy-world images, prompts by label",
+                           check_prompt=Lazy("diffrep.priors.empirical:check_toyworld_prompt")),
     "gaussian": PriorEntry(GaussianPriorConfig, Lazy("diffrep.priors.analytic:gaussian_from_config"),
                            "analytic correlated Gaussian over small images, unconditional"),
     "gmm": PriorEntry(GMMPriorConfig, Lazy("diffrep.priors.analytic:gmm_from_config"),
@@ -76,6 +80,13 @@ def prior_name(config: Any) -> str:
             return name
     raise InputError(f"{type(config).__name__} is not the config of a prior; allowed: "
                      + ", ".join(entry.config.__name__ for entry in PRIORS.values()))
+
+
+def check_prompt(config: Any, prompt: str | None) -> None:
+    """Refuse ``prompt`` before the prior of ``config`` is loaded, where its entry can tell (``check_prompt``)."""
+    check = PRIORS[prior_name(config)].check_prompt
+    if prompt and check is not None:
+        check(config, prompt)
 
 
 def load_config(config: Any, *, progress: Callable[[int, int], None] | None = None) -> Prior:
