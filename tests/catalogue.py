@@ -41,6 +41,18 @@ VALUES_BEFORE_TORCH = [  # values the tables and the shared options check: refus
     ["inpaint", "--image", "in.png", "--mask", "in.png", "--rounds", "0", "--out", "o"],
 ]
 
+PRIOR_OPTIONS_BEFORE_TORCH = [  # the prior's options, checked against its torch-free config (diffrep/priors/configs.py)
+    ["sample", "--prior", "nosuch", "--out", "o"],
+    ["sample", "--res", "48", "--out", "o"],
+    ["sample", "--toyworld-n", "0", "--out", "o"],
+    ["sample", "--prior", "gmm", "--res", "32", "--out", "o"],
+    ["sample", "--prior", "tiny", "--prior-path", "/nonexistent/tiny.safetensors", "--out", "o"],
+    ["sdedit", "--image", "in.png", "--prior", "nosuch", "--out", "o"],
+    ["inpaint", "--image", "in.png", "--mask", "in.png", "--res", "48", "--out", "o"],
+    ["bench", "table1", "--prior", "nosuch"],
+    ["bench", "table1", "--prior", "tiny", "--prior-path", "/nonexistent/tiny.safetensors"],
+]
+
 
 # ---- command lines: values, paths, parse errors (tests/test_cli.py) ----
 

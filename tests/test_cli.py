@@ -140,9 +140,10 @@ def test_parse_errors_are_one_line_exit_2(capsys):
 def test_argument_errors_import_no_torch(tmp_path):
     """A typo or a bad output location is refused before torch (or numpy) is imported: building the parser
     once imported the tables' implementations, and torch with them, and took 1.5 s before the error."""
-    from catalogue import FIRST_ERRORS, VALUES_BEFORE_TORCH
+    from catalogue import FIRST_ERRORS, PRIOR_OPTIONS_BEFORE_TORCH, VALUES_BEFORE_TORCH
 
     argvs = [argv for cases in FIRST_ERRORS.values() for argv in cases.values()] + VALUES_BEFORE_TORCH
+    argvs += PRIOR_OPTIONS_BEFORE_TORCH
     code = ("import sys, diffrep.cli\n"
             f"codes = [diffrep.cli.main(argv) for argv in {argvs!r}]\n"
             "heavy = sorted({'torch', 'numpy'} & set(sys.modules))\n"

@@ -212,6 +212,28 @@ def test_load_keeps_its_options_and_progress():
     assert prior_config("gmm", std=0.2) == GMMPriorConfig(std=0.2)
 
 
+def test_a_toyworld_word_is_refused_before_the_data_set_is_generated(tmp_path, monkeypatch):
+    """The command line checks the prompt's words before loading the prior: a typo must not wait ~30 s for
+    (and print the progress of) the data set's first generation."""
+    from diffrep.priors import check_prompt
+
+    monkeypatch.setenv("DIFFREP_CACHE_DIR", str(tmp_path))
+    config = prior_config("toyworld", n=50)
+    with pytest.raises(InputError, match="unknown word 'zebra' in prompt 'a red zebra'"):
+        check_prompt(config, "a red zebra")
+    check_prompt(config, "a crimson ball, from behind"), check_prompt(config, "")
+    check_prompt(prior_config("gmm"), "purple")  # no check before loading: encode_prompt refuses it
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_configs_know_the_schedules_make_schedule_knows():
+    """priors/configs.py keeps a torch-free copy of the schedule names, for ToyworldPriorConfig's check."""
+    from diffrep.priors.configs import SCHEDULES
+    from diffrep.schedule import SCHEDULES as MADE, make_schedule
+
+    assert SCHEDULES == MADE and all(make_schedule(name).shape == (1000,) for name in SCHEDULES)
+
+
 def test_tiny_config_names_the_missing_file(tmp_path):
     from diffrep.priors import tiny
 

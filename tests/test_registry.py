@@ -72,9 +72,11 @@ def test_every_lazy_entry_names_a_function_or_class():
     """The tables name their implementations as "module:name" (imported on first use): none is misspelt."""
     from diffrep.lazy import Lazy
 
-    lazy = [(name, f.name, getattr(entry, f.name)) for table in (METHODS, REPS) for name, entry in table.items()
+    from diffrep.priors import PRIORS
+
+    lazy = [(name, f.name, getattr(entry, f.name)) for table in (METHODS, REPS, PRIORS) for name, entry in table.items()
             for f in fields(entry) if isinstance(getattr(entry, f.name), Lazy)]
-    assert len(lazy) >= len(METHODS) + len(REPS)
+    assert len(lazy) >= len(METHODS) + len(REPS) + len(PRIORS)
     for name, field_name, value in lazy:
         assert callable(value.resolve()), (name, field_name, value)
 

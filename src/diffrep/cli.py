@@ -353,11 +353,13 @@ def prior_options(a: PriorArgs) -> dict:
     return {PRIOR_FIELDS[flag]: value for flag, value in given.items()}
 
 
-def check_prior(a: PriorArgs):
-    """The prior's validated config, before anything is loaded."""
-    from diffrep.priors import prior_config
+def check_prior(a: PriorArgs, prompt: str):
+    """The prior's validated config, and the prompt as far as the prior can check it unloaded, before anything is loaded."""
+    from diffrep.priors import check_prompt, prior_config
 
-    return prior_config(a.prior, **prior_options(a))
+    config = prior_config(a.prior, **prior_options(a))
+    check_prompt(config, prompt)
+    return config
 
 
 def load_prior(config):
@@ -388,7 +390,7 @@ def run_sample(a: SampleArgs) -> int:
         run |= {"checkpoint_every": a.checkpoint_every or 0, "resume": a.resume}
     sampling = dict(steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta)
     prepare(sampling=Sampling(**sampling), **run)  # the rep, the method, their options: still no torch
-    prior_config = check_prior(a.prior)  # everything checked before the prior is loaded
+    prior_config = check_prior(a.prior, a.prompt)  # everything checked before the prior is loaded
     import diffrep
 
     with output_lock(a.out):
@@ -410,7 +412,7 @@ def run_sdedit(a: SdeditArgs) -> int:
     from diffrep.spec import check_strength
 
     Sampling(a.steps, a.guidance_scale, a.eta), check_strength(a.strength)
-    prior_config = check_prior(a.prior)
+    prior_config = check_prior(a.prior, a.prompt)
     import diffrep
 
     load_image(a.image)  # fail on a bad file before loading the prior
@@ -434,7 +436,7 @@ def run_inpaint(a: InpaintArgs) -> int:
     from diffrep.methods import Sampling
 
     Sampling(a.steps, a.guidance_scale, a.eta), check_positive_int("rounds", a.rounds)
-    prior_config = check_prior(a.prior)
+    prior_config = check_prior(a.prior, a.prompt)
     import diffrep
 
     load_image(a.image), load_image(a.mask)  # fail on a bad file before loading the prior

@@ -47,6 +47,12 @@ def run_suite(name: str, *, quick: bool, results: Path, log: Callable[[str], Non
     that take one; the results then go to ``SUITE-PRIOR[-quick].json``."""
     if name not in SUITES:
         raise InputError(f"unknown benchmark suite {name!r}; allowed: {', '.join(SUITES)}")
+    if prior is None and prior_path is not None:
+        raise InputError("--prior-path needs --prior tiny")
+    if prior is not None:  # its options, before the suite (and torch) is imported
+        from diffrep.priors import prior_config
+
+        config = prior_config(prior, **({"path": prior_path} if prior_path else {}))
     suite = importlib.import_module(SUITES[name])
     kwargs: dict[str, Any] = {}
     command = f"diffrep bench {name}"
@@ -54,12 +60,10 @@ def run_suite(name: str, *, quick: bool, results: Path, log: Callable[[str], Non
         if "prior" not in inspect.signature(suite.run).parameters:
             takes = [s for s in SUITES if "prior" in inspect.signature(importlib.import_module(SUITES[s]).run).parameters]
             raise InputError(f"suite {name!r} does not take --prior; suites that do: {', '.join(takes)}")
-        from diffrep.priors import load
+        from diffrep.priors import load_config
 
-        kwargs = {"prior": load(prior, **({"path": prior_path} if prior_path else {})), "prior_name": prior}
+        kwargs = {"prior": load_config(config), "prior_name": prior}
         command += f" --prior {prior}" + (f" --prior-path {prior_path}" if prior_path else "")
-    elif prior_path is not None:
-        raise InputError("--prior-path needs --prior tiny")
     default_prior = getattr(suite, "DEFAULT_PRIOR", "toyworld")
     stem = name + (f"-{prior}" if prior is not None and prior != default_prior else "")
     cache = None

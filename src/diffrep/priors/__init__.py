@@ -2,30 +2,26 @@
 
 ``PRIORS`` is the one list of priors: name -> (config dataclass, loader, summary). The API, the
 CLI, ``run.json`` and error messages take their names, options and help from it. Adding a prior is
-one module (the prior, its config, ``<name>_from_config``) plus one entry here.
+one module (the prior, its config, ``<name>_from_config``) plus one entry here. This module imports
+no torch: the configs are in ``configs``, and each entry names its loader with ``Lazy``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diffrep.errors import InputError
-from diffrep.priors.analytic import (
-    GaussianPrior, GaussianPriorConfig, GMMPrior, GMMPriorConfig, default_gaussian, default_gmm, gaussian_from_config,
-    gmm_from_config,
-)
-from diffrep.priors.base import (
-    Conditioning, CountingPrior, Prior, cfg_eps, draw_noise, encode_prompts, eps_cond_uncond, latent, per_element,
-    prior_device, to_rgb,
-)
-from diffrep.priors.empirical import EmpiricalPrior, ToyworldPriorConfig, toyworld_from_config, toyworld_prior
+from diffrep.lazy import Lazy, lazy_exports
+from diffrep.priors.configs import GaussianPriorConfig, GMMPriorConfig, TinyPriorConfig, ToyworldPriorConfig
 from diffrep.priors.prompts import LabelQuery, parse_prompt
-from diffrep.priors.tiny import TinyPriorConfig, tiny_from_config
+
+if TYPE_CHECKING:
+    from diffrep.priors.base import Prior
 
 __all__ = [
-    "PRIORS", "PriorEntry", "Prior", "load", "load_config", "prior_config", "prior_name",
+    "PRIORS", "PriorEntry", "Prior", "check_prompt", "load", "load_config", "prior_config", "prior_name",
     "ToyworldPriorConfig", "GaussianPriorConfig", "GMMPriorConfig", "TinyPriorConfig",
     "CountingPrior", "Conditioning", "cfg_eps", "eps_cond_uncond", "encode_prompts", "per_element",
     "latent", "to_rgb", "prior_device", "draw_noise",
@@ -41,19 +37,24 @@ class PriorEntry:
     config: type
     """Frozen dataclass of the prior's options; it validates itself in ``__post_init__``."""
     load: Callable[..., Prior]
-    """``load(config, *, progress=None) -> Prior``; ``progress(done, total)`` while data is generated."""
+    """``load(config, *, progress=None) -> Prior`` (or a ``Lazy`` naming it); ``progress(done, total)`` while
+    data is generated."""
     summary: str
     """One line for ``--help`` and error messages."""
+    check_prompt: Callable[[Any, str], Any] | None = None
+    """``check_prompt(config, prompt)``: refuses a prompt that the prior would refuse, where that needs no loaded
+    prior (the toy world's words, before its data set is generated); ``encode_prompt`` still checks the rest."""
 
 
 PRIORS: dict[str, PriorEntry] = {
-    "toyworld": PriorEntry(ToyworldPriorConfig, toyworld_from_config,
-                           "the embedded default: exact empirical prior over toy-world images, prompts by label"),
-    "gaussian": PriorEntry(GaussianPriorConfig, gaussian_from_config,
+    "toyworld": PriorEntry(ToyworldPriorConfig, Lazy("diffrep.priors.empirical:toyworld_from_config"),
+                           "the embedded default: exact empirical prior over toy-world images, prompts by label",
+                           check_prompt=Lazy("diffrep.priors.empirical:check_toyworld_prompt")),
+    "gaussian": PriorEntry(GaussianPriorConfig, Lazy("diffrep.priors.analytic:gaussian_from_config"),
                            "analytic correlated Gaussian over small images, unconditional"),
-    "gmm": PriorEntry(GMMPriorConfig, gmm_from_config,
+    "gmm": PriorEntry(GMMPriorConfig, Lazy("diffrep.priors.analytic:gmm_from_config"),
                       "analytic mixture of four flat colours, prompts red/green/blue/yellow"),
-    "tiny": PriorEntry(TinyPriorConfig, tiny_from_config,
+    "tiny": PriorEntry(TinyPriorConfig, Lazy("diffrep.priors.tiny:tiny_from_config"),
                        "learned text-conditioned U-Net on the toy world (prompts need diffrep[tiny])"),
 }
 
@@ -81,6 +82,13 @@ def prior_name(config: Any) -> str:
                      + ", ".join(entry.config.__name__ for entry in PRIORS.values()))
 
 
+def check_prompt(config: Any, prompt: str | None) -> None:
+    """Refuse ``prompt`` before the prior of ``config`` is loaded, where its entry can tell (``check_prompt``)."""
+    check = PRIORS[prior_name(config)].check_prompt
+    if prompt and check is not None:
+        check(config, prompt)
+
+
 def load_config(config: Any, *, progress: Callable[[int, int], None] | None = None) -> Prior:
     """Load the prior a config instance (or a prior name, with default options) describes."""
     if isinstance(config, str):
@@ -99,3 +107,14 @@ def load(name: str = "toyworld", *, progress: Callable[[int, int], None] | None 
     (3, 16, 16)
     """
     return load_config(prior_config(name, **options), progress=progress)
+
+
+# The priors import torch: they load when first used (the command line checks a prior's options without them).
+__getattr__ = lazy_exports(__name__, {
+    "diffrep.priors.analytic": ("analytic", "GaussianPrior", "GMMPrior", "default_gaussian", "default_gmm",
+                                "gaussian_from_config", "gmm_from_config"),
+    "diffrep.priors.base": ("base", "Conditioning", "CountingPrior", "Prior", "cfg_eps", "draw_noise", "encode_prompts",
+                            "eps_cond_uncond", "latent", "per_element", "prior_device", "to_rgb"),
+    "diffrep.priors.empirical": ("empirical", "EmpiricalPrior", "toyworld_from_config", "toyworld_prior"),
+    "diffrep.priors.tiny": ("tiny", "tiny_from_config"),
+})

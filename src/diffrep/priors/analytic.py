@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from diffrep.errors import InputError
-from diffrep.checks import check_finite, check_int
 from diffrep.priors.base import noise_levels
+from diffrep.priors.configs import GaussianPriorConfig, GMMPriorConfig
 from diffrep.schedule import linear_schedule
 
 
@@ -145,37 +144,9 @@ def default_gmm(size: int = 16, std: float = 0.1) -> GMMPrior:
     return GMMPrior(weights, means.clone(), torch.full((4,), std, dtype=torch.float64), labels=list(colours))
 
 
-@dataclass(frozen=True)
-class GaussianPriorConfig:
-    """Options of the ``gaussian`` prior (``default_gaussian``)."""
-
-    size: int = 8
-    """Image side: the prior is over 3 x size x size images (at least 2)."""
-    length_scale: float = 2.0
-    """Correlation length of the RBF covariance, in pixels."""
-
-    def __post_init__(self):
-        check_int("size", self.size, minimum=2)
-        check_finite("length_scale", self.length_scale, positive=True)
-
-
 def gaussian_from_config(config: GaussianPriorConfig, *, progress=None) -> GaussianPrior:
     """The ``gaussian`` prior of a config (``progress`` unused: nothing to generate)."""
     return default_gaussian(config.size, config.length_scale)
-
-
-@dataclass(frozen=True)
-class GMMPriorConfig:
-    """Options of the ``gmm`` prior (``default_gmm``)."""
-
-    size: int = 16
-    """Image side: the prior is over 3 x size x size images."""
-    std: float = 0.1
-    """Per-pixel standard deviation of each flat-colour component."""
-
-    def __post_init__(self):
-        check_int("size", self.size)
-        check_finite("std", self.std, positive=True)
 
 
 def gmm_from_config(config: GMMPriorConfig, *, progress=None) -> GMMPrior:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +16,10 @@ import torch
 from torch import Tensor
 
 from diffrep.errors import InputError
-from diffrep.checks import check_int, check_one_of
-from diffrep.priors.base import check_device, noise_levels
+from diffrep.priors.base import noise_levels
+from diffrep.priors.configs import ToyworldPriorConfig
 from diffrep.priors.prompts import LabelQuery, parse_prompt
-from diffrep.schedule import SCHEDULES, linear_schedule, make_schedule
+from diffrep.schedule import linear_schedule, make_schedule
 
 
 class EmpiricalPrior:
@@ -148,29 +147,6 @@ def toyworld_data(n: int, res: int, seed: int, progress: Callable[[int, int], No
     return tensors
 
 
-@dataclass(frozen=True)
-class ToyworldPriorConfig:
-    """Options of the ``toyworld`` prior: the empirical prior over a generated toy-world set."""
-
-    n: int = 10_000
-    """Number of data images (generated on first use, then cached)."""
-    res: int = 32
-    """Resolution: 32 or 64."""
-    seed: int = 0
-    """Seed of the data set."""
-    schedule: str = "linear"
-    """Noise schedule: linear, scaled_linear or cosine."""
-    device: str = "cpu"
-    """Where the denoiser computes (the data set is moved there): cpu, cuda, cuda:N, mps."""
-
-    def __post_init__(self):
-        check_int("n", self.n)
-        check_one_of("res", self.res, (32, 64))
-        check_int("seed", self.seed, minimum=0)
-        check_one_of("schedule", self.schedule, SCHEDULES)
-        check_device(self.device)
-
-
 def toyworld_from_config(config: ToyworldPriorConfig, *,
                          progress: Callable[[int, int], None] | None = None) -> EmpiricalPrior:
     """The embedded default: the empirical prior over ``config.n`` toy-world images (cached on disk)."""
@@ -181,6 +157,14 @@ def toyworld_from_config(config: ToyworldPriorConfig, *,
     labels = {name: d[name].long() for name in ("kind", "colour", "view")}
     vocab = {"kind": tw.KINDS, "colour": tw.COLOURS, "view": tw.VIEWS}
     return EmpiricalPrior(data.to(config.device), labels, vocab, make_schedule(config.schedule))
+
+
+def check_toyworld_prompt(config: ToyworldPriorConfig, text: str) -> None:
+    """The words of ``text`` against the toy world's vocabulary, as ``encode_prompt`` parses them, without the
+    data set (its first use generates it: ~30 s for 10,000 images); whether an image matches is checked later."""
+    from diffrep import toyworld as tw
+
+    parse_prompt(text, tw.KINDS, tw.COLOURS, tw.VIEWS)
 
 
 def toyworld_prior(n: int = 10_000, res: int = 32, seed: int = 0, schedule: str = "linear",

@@ -7,8 +7,6 @@ embedded by all-MiniLM-L6-v2 (``TextEncoder``), which needs the ``diffrep[tiny]`
 from __future__ import annotations
 
 import json
-import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ import torch
 from torch import Tensor
 
 from diffrep.errors import InputError
-from diffrep.priors.base import check_device
+from diffrep.priors.configs import DEFAULT_WEIGHTS, TinyPriorConfig, check_weights, weights_file
 from diffrep.priors.tiny.captions import HELD_OUT_COMBOS, HELD_OUT_TEMPLATES, random_caption
 from diffrep.priors.tiny.text import EMBED_DIM, MAX_TOKENS, TextEncoder
 from diffrep.priors.tiny.unet import TinyUNet, UNetConfig, param_count
@@ -26,9 +24,6 @@ __all__ = [
     "TinyPrior", "TinyPriorConfig", "load_tiny", "tiny_from_config", "save_tiny", "TextEncoder", "TinyUNet", "UNetConfig", "param_count",
     "random_caption", "HELD_OUT_COMBOS", "HELD_OUT_TEMPLATES", "DEFAULT_WEIGHTS", "clip_eps",
 ]
-
-DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "tiny.safetensors"
-
 
 class TinyPrior:
     """``diffrep.Prior`` over a ``TinyUNet`` and a ``TextEncoder``.
@@ -102,51 +97,11 @@ def save_tiny(model: TinyUNet, path: str | Path, state: dict[str, Tensor] | None
     return path
 
 
-def weights_file(path: str | Path | None = None) -> Path:
-    """The ``tiny.safetensors`` that ``load_tiny(path)`` reads: ``path``, the one inside a run
-    directory ``path``, or the shipped weights for ``None``."""
-    path = Path(path) if path is not None else DEFAULT_WEIGHTS
-    return path / "tiny.safetensors" if path.is_dir() else path
-
-
 def weights_sha256(path: str | Path | None = None) -> str:
     """SHA-256 of the weights ``load_tiny(path)`` reads (provenance of fine-tuning runs and benchmarks)."""
     import hashlib
 
     return hashlib.sha256(weights_file(path).read_bytes()).hexdigest()
-
-
-def check_weights(path: str | Path | None = None) -> Path:
-    """The weights file ``load_tiny(path)`` reads, after checking that it and its JSON config exist."""
-    weights = weights_file(path)
-    meta = weights.with_suffix(".json")
-    if weights == DEFAULT_WEIGHTS and not (weights.is_file() and meta.is_file()):
-        raise InputError(f"the shipped tiny prior weights {str(weights)!r} or {meta.name} are missing: reinstall diffrep")
-    if not weights.is_file():
-        raise InputError(f"tiny prior file {str(weights)!r} does not exist; train one with "
-                         "`diffrep train-prior --out DIR` and pass --prior-path DIR")
-    if not meta.is_file():
-        raise InputError(f"tiny prior config {str(meta)!r} does not exist: the weights {weights.name} need the JSON "
-                         "that `diffrep train-prior` writes beside them (copy it along with the weights)")
-    return weights
-
-
-@dataclass(frozen=True)
-class TinyPriorConfig:
-    """Options of the ``tiny`` prior (the learned U-Net; prompts need the ``diffrep[tiny]`` extra)."""
-
-    path: str | None = None
-    """Trained weights: a run folder or its tiny.safetensors (with tiny.json beside it); default: the shipped ones."""
-    device: str = "cpu"
-    """Where the U-Net computes: cpu, cuda, cuda:N, mps."""
-
-    def __post_init__(self):
-        if self.path is not None and not isinstance(self.path, (str, os.PathLike)):
-            raise InputError(f"path={self.path!r} is not allowed; it must be the path of a file or folder")
-        if not isinstance(self.device, str):
-            raise InputError(f"device={self.device!r} is not allowed; it must be a device name such as 'cpu'")
-        check_weights(self.path)
-        check_device(self.device)
 
 
 def tiny_from_config(config: TinyPriorConfig, *, progress=None) -> TinyPrior:
