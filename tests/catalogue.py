@@ -51,6 +51,8 @@ PRIOR_OPTIONS_BEFORE_TORCH = [  # the prior's options, checked against its torch
     ["inpaint", "--image", "in.png", "--mask", "in.png", "--res", "48", "--out", "o"],
     ["bench", "table1", "--prior", "nosuch"],
     ["bench", "table1", "--prior", "tiny", "--prior-path", "/nonexistent/tiny.safetensors"],
+    # the toy world's prompts, against its torch-free vocabulary (diffrep/toyworld/vocabulary.py)
+    ["sample", "--prompt", "a red zebra", "--out", "o"],
 ]
 
 

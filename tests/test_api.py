@@ -174,3 +174,23 @@ def test_non_finite_values_stop_the_run_and_keep_the_last_good_checkpoint(tmp_pa
 def test_runs_too_big_for_the_prior_or_the_machine_are_refused_before_the_work(call, message):
     with pytest.raises(InputError, match=message):
         call()
+
+
+def test_a_prior_by_name_has_its_prompts_checked_before_it_loads(monkeypatch):
+    """A toy-world prior loads its data set (generated on first use, ~30 s): bad words and a view in a NeRF's
+    prompt are refused before that, in sample, sdedit and inpaint."""
+    import diffrep.api
+
+    def boom(*args, **kwargs):
+        raise AssertionError("the prior was loaded before its prompt was checked")
+
+    monkeypatch.setattr(diffrep.api, "load", boom)
+    with pytest.raises(InputError, match="zebra"):
+        diffrep.sample("toyworld", prompt="a red zebra")
+    with pytest.raises(InputError, match="two views"):
+        diffrep.sample("toyworld", rep="nerf", method="ddrep", prompt="a red mug, back view", resolution=4, bank=4)
+    image = torch.zeros(3, 32, 32)
+    with pytest.raises(InputError, match="zebra"):
+        diffrep.sdedit("toyworld", image, prompt="a zebra")
+    with pytest.raises(InputError, match="zebra"):
+        diffrep.inpaint("toyworld", image, torch.ones(32, 32), prompt="a zebra")

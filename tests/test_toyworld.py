@@ -247,3 +247,13 @@ def test_docs_example_runs():
     text = (Path(__file__).resolve().parent.parent / "docs" / "toyworld.md").read_text()
     block = re.findall(r"```python\n(.*?)```", text, flags=re.S)[0]
     exec(compile(block, "docs/toyworld.md", "exec"), {})
+
+
+def test_the_vocabulary_without_torch_is_the_renderers():
+    from diffrep import cameras as cams
+    from diffrep.toyworld import objects as objs
+    from diffrep.toyworld import vocabulary
+
+    assert vocabulary.KINDS == tuple(k.name for k in objs.KIND_SPECS)
+    assert vocabulary.COLOURS == objs.COLOURS and vocabulary.VIEWS == cams.VIEWS
+    assert toyworld.render.__module__ == "diffrep.toyworld.renderer"  # the package's render is the function

@@ -389,8 +389,13 @@ def run_sample(a: SampleArgs) -> int:
     elif a.resume or a.checkpoint_every:
         run |= {"checkpoint_every": a.checkpoint_every or 0, "resume": a.resume}
     sampling = dict(steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta)
-    prepare(sampling=Sampling(**sampling), **run)  # the rep, the method, their options: still no torch
+    spec, _ = prepare(sampling=Sampling(**sampling), **run)  # the rep, the method, their options: still no torch
     prior_config = check_prior(a.prior, a.prompt)  # everything checked before the prior is loaded
+    if a.prompt and not image:  # and the view prompts of the rep's views (a NeRF's camera bank needs torch)
+        from diffrep.priors import check_prompt
+        from diffrep.reps import REPS
+
+        check_prompt(prior_config, a.prompt, REPS[spec.rep].labels(spec.rep_options))
     import diffrep
 
     with output_lock(a.out):

@@ -33,7 +33,7 @@ from diffrep.priors.prompts import LABELS, parse_prompt
 from diffrep.toyworld.cameras import DISTANCE
 from diffrep.toyworld.dataset import ToyWorldConfig, sample_scenes
 from diffrep.toyworld.objects import COLOURS, FRONTED, KINDS, N_PARAMS, occupancy
-from diffrep.toyworld.render import BACKGROUND, render
+from diffrep.toyworld.renderer import BACKGROUND, render
 
 __all__ = [
     "Evaluate3DConfig", "GroundTruth", "Object3D", "Reference", "as_reference", "back_cameras", "best_matching_instance",

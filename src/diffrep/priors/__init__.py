@@ -49,7 +49,7 @@ class PriorEntry:
 PRIORS: dict[str, PriorEntry] = {
     "toyworld": PriorEntry(ToyworldPriorConfig, Lazy("diffrep.priors.empirical:toyworld_from_config"),
                            "the embedded default: exact empirical prior over toy-world images, prompts by label",
-                           check_prompt=Lazy("diffrep.priors.empirical:check_toyworld_prompt")),
+                           check_prompt=Lazy("diffrep.priors.prompts:check_toyworld_prompt")),
     "gaussian": PriorEntry(GaussianPriorConfig, Lazy("diffrep.priors.analytic:gaussian_from_config"),
                            "analytic correlated Gaussian over small images, unconditional"),
     "gmm": PriorEntry(GMMPriorConfig, Lazy("diffrep.priors.analytic:gmm_from_config"),
@@ -82,11 +82,14 @@ def prior_name(config: Any) -> str:
                      + ", ".join(entry.config.__name__ for entry in PRIORS.values()))
 
 
-def check_prompt(config: Any, prompt: str | None) -> None:
-    """Refuse ``prompt`` before the prior of ``config`` is loaded, where its entry can tell (``check_prompt``)."""
+def check_prompt(config: Any, prompt: str | None, labels: tuple[str, ...] = ()) -> None:
+    """Refuse ``prompt``, and its view prompts for the view ``labels`` a rep gives (``"PROMPT, back view"``),
+    before the prior of ``config`` is loaded, where its entry can tell (``check_prompt``)."""
     check = PRIORS[prior_name(config)].check_prompt
     if prompt and check is not None:
         check(config, prompt)
+        for label in labels:
+            check(config, f"{prompt}, {label} view")  # cameras.view_prompt's form (that module imports torch)
 
 
 def load_config(config: Any, *, progress: Callable[[int, int], None] | None = None) -> Prior:

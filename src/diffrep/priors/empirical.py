@@ -159,14 +159,6 @@ def toyworld_from_config(config: ToyworldPriorConfig, *,
     return EmpiricalPrior(data.to(config.device), labels, vocab, make_schedule(config.schedule))
 
 
-def check_toyworld_prompt(config: ToyworldPriorConfig, text: str) -> None:
-    """The words of ``text`` against the toy world's vocabulary, as ``encode_prompt`` parses them, without the
-    data set (its first use generates it: ~30 s for 10,000 images); whether an image matches is checked later."""
-    from diffrep import toyworld as tw
-
-    parse_prompt(text, tw.KINDS, tw.COLOURS, tw.VIEWS)
-
-
 def toyworld_prior(n: int = 10_000, res: int = 32, seed: int = 0, schedule: str = "linear",
                    progress: Callable[[int, int], None] | None = None, device: str = "cpu") -> EmpiricalPrior:
     """``toyworld_from_config`` with the options as arguments (validated by ``ToyworldPriorConfig``)."""

@@ -117,3 +117,11 @@ def parse_prompt(text: str, kinds: tuple[str, ...], colours: tuple[str, ...], vi
     if not found:
         return None
     return LabelQuery(**{label: index for label, (index, _) in found.items()})
+
+
+def check_toyworld_prompt(config, text: str) -> None:
+    """The words of ``text`` against the toy world's vocabulary, as the toy-world prior's ``encode_prompt``
+    parses them, before the prior (or torch) is loaded; whether a data image matches is checked later."""
+    from diffrep.toyworld.vocabulary import COLOURS, KINDS, VIEWS
+
+    parse_prompt(text, KINDS, COLOURS, VIEWS)

@@ -24,7 +24,7 @@ from diffrep.reps.fields import HashField, VoxelField
 from diffrep.reps.volume import render_rays
 
 SHADINGS: tuple[str, ...] = ("albedo", "lambertian", "textureless")  # codes 0, 1, 2 of a view's last column
-AMBIENT, DIFFUSE = 0.3, 0.75  # the toy world's light (toyworld/render.py)
+AMBIENT, DIFFUSE = 0.3, 0.75  # the toy world's light (toyworld/renderer.py)
 BACKGROUND = 0.8  # the toy world's background, 0.6 in [-1, 1], as a colour in [0, 1]
 # Where a NeRF is "solid" (its occupancy and its mesh): the density at which a slab 0.2 units thick (the
 # thinnest parts of toy-world objects: mug walls, chair legs) is half opaque. DDRep's NeRFs are only as

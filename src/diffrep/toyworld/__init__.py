@@ -11,10 +11,8 @@ Example::
 See docs/toyworld.md for the kinds, cameras, shading and labels.
 """
 
-from .cameras import DISTANCE, FOV_DEG, VIEWS, camera_rays, view_label
-from .dataset import ToyDataset, ToyWorldConfig, caption, generate, parse_caption, read_dataset, sample_scenes, write_dataset
-from .objects import COLOURS, FRONTED, KIND_SPECS, KINDS, N_PARAMS, occupancy
-from .render import BACKGROUND, render
+from diffrep.lazy import lazy_exports
+from diffrep.toyworld.vocabulary import COLOURS, KINDS, VIEWS
 
 __all__ = [
     "BACKGROUND",
@@ -39,3 +37,12 @@ __all__ = [
     "view_label",
     "write_dataset",
 ]
+
+# The renderer and the data set import torch: they load on first use (a prompt is checked without them).
+__getattr__ = lazy_exports(__name__, {
+    "diffrep.toyworld.cameras": ("DISTANCE", "FOV_DEG", "camera_rays", "view_label", "cameras"),
+    "diffrep.toyworld.dataset": ("ToyDataset", "ToyWorldConfig", "caption", "generate", "parse_caption", "read_dataset",
+                                 "sample_scenes", "write_dataset", "dataset"),
+    "diffrep.toyworld.objects": ("FRONTED", "KIND_SPECS", "N_PARAMS", "occupancy", "objects"),
+    "diffrep.toyworld.renderer": ("BACKGROUND", "render", "renderer"),
+})

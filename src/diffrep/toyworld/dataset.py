@@ -15,7 +15,7 @@ from diffrep.cameras import VIEWS, sample_cameras, view_label, view_prompt
 
 from .cameras import DISTANCE, FOV_DEG, sample_light
 from .objects import COLOURS, KIND_SPECS, KINDS, N_PARAMS, occupancy, sample_instance
-from .render import BACKGROUND, render
+from .renderer import BACKGROUND, render
 
 
 @dataclass(frozen=True)

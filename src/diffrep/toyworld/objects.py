@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from diffrep.toyworld.vocabulary import COLOURS  # the words live where no torch is imported
+
 Scalar = Tensor | float
 Parts = list[tuple[Tensor, int]]
 
@@ -40,7 +42,6 @@ MATERIAL_RGB: tuple[tuple[float, float, float], ...] = (
 )
 SHADE_FACTOR: float = 0.65
 
-COLOURS: tuple[str, ...] = ("red", "green", "blue", "yellow", "purple", "orange")
 COLOUR_RGB: tuple[tuple[float, float, float], ...] = (
     (0.88, 0.12, 0.10),
     (0.13, 0.68, 0.20),
