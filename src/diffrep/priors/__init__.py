@@ -86,7 +86,7 @@ def prior_config(name: str, **options: Any) -> Any:
         if (field := PRIORS[name].argument) is None or field in options:
             takes = [f"{n}:{e.argument.upper()}" for n, e in PRIORS.items() if e.argument]
             why = f"give {field} once" if field else "it takes no argument"
-            raise InputError(f"prior {name}:{argument!r} is not allowed ({why}); these take one: {', '.join(takes)}")
+            raise InputError(f"prior {name + ':' + argument!r} is not allowed ({why}); these take one: {', '.join(takes)}")
         options = options | {field: argument}
     allowed = [f.name for f in fields(PRIORS[name].config)]
     if bad := sorted(set(options) - set(allowed)):

@@ -34,6 +34,20 @@ def import_diffusers():
     return diffusers
 
 
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """transformers without its progress bars (the library reports, the CLI talks), as they were afterwards."""
+    from transformers.utils import logging
+
+    shown = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            logging.enable_progress_bar()
+
+
 def v_to_eps(v: Tensor, x_t: Tensor, a: Tensor, s: Tensor) -> Tensor:
     """ε from a v-prediction (Salimans & Ho): ``v = a_t ε - s_t x_0`` gives ``ε = a_t v + s_t x_t``."""
     return a * v + s * x_t
@@ -204,9 +218,11 @@ def load_sd(config: SDPriorConfig) -> SDPrior:
     folder = model_folder(config.path, SDPriorConfig.components)
     device, dtype = torch.device(check_device(config.device)), DTYPES[config.dtype]
     local = {"use_safetensors": True, "local_files_only": True}
-    unet = diffusers.UNet2DConditionModel.from_pretrained(folder, subfolder="unet", torch_dtype=dtype, **local)
-    vae = diffusers.AutoencoderKL.from_pretrained(folder, subfolder="vae", torch_dtype=dtype, **local)
-    text = transformers.CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", **local).to(dtype)
+    models = local | {"torch_dtype": dtype, "low_cpu_mem_usage": False}
+    unet = diffusers.UNet2DConditionModel.from_pretrained(folder, subfolder="unet", **models)
+    vae = diffusers.AutoencoderKL.from_pretrained(folder, subfolder="vae", **models)
+    with quiet_loading():
+        text = transformers.CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", **local).to(dtype)
     tokenizer = transformers.CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer", local_files_only=True)
     scheduler = scheduler_config(folder)
     if config.attention_slicing:

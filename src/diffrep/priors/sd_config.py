@@ -88,7 +88,7 @@ def model_folder(path: str | os.PathLike | None, components: tuple[str, ...]) ->
     """The local folder of the model ``path`` (a folder, or a hub id in the local cache), after checking that
     it has each of ``components`` and that the networks among them have ``.safetensors`` weights."""
     if path is None:
-        raise InputError(f"path=None is not allowed: this prior needs a model, e.g. --prior sd:PATH_OR_ID; {HOW}")
+        raise InputError(f"path=None is not allowed: this prior needs a model (--prior sd:PATH_OR_ID, if:PATH_OR_ID); {HOW}")
     if not isinstance(path, (str, os.PathLike)) or not str(path):
         raise InputError(f"path={path!r} is not allowed; it must be a folder or a hub id")
     folder = Path(path).expanduser()
