@@ -57,10 +57,10 @@ class SDPriorConfig:
     components = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 
     def __post_init__(self):
-        check_model_options(self)
         if not isinstance(self.rgb, bool):
             raise InputError(f"rgb={self.rgb!r} is not allowed; it must be True or False")
         check_int("rgb_res", self.rgb_res, minimum=8)
+        check_model_options(self)
 
 
 @dataclass(frozen=True)
