@@ -113,8 +113,10 @@ def load_config(config: Any, *, progress: Callable[[int, int], None] | None = No
 def load(name: str = "toyworld", *, progress: Callable[[int, int], None] | None = None, **options: Any) -> Prior:
     """A ready prior by name and options (``prior_config``'s): ``toyworld`` (default; ``n``, ``res``,
     ``seed``, ``schedule``, ``device``), ``gaussian`` (``size``, ``length_scale``), ``gmm`` (``size``,
-    ``std``), ``tiny`` (``path`` to trained weights, ``device``). ``progress(done, total)`` is called
-    while toy-world data is generated.
+    ``std``), ``tiny`` (``path`` to trained weights, ``device``), ``sd:PATH_OR_ID`` / ``if:PATH_OR_ID``
+    (Stable Diffusion, DeepFloyd IF from a local diffusers folder: ``device``, ``dtype``, ...; ``NAME:ARG``
+    sets the field the entry's ``argument`` names). ``progress(done, total)`` is called while toy-world
+    data is generated.
 
     >>> prior = load("gmm")
     >>> prior.image_shape
