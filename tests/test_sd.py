@@ -253,3 +253,31 @@ def test_if_samples_pixels_and_sirens(if_folder):
     assert diffrep.sample(prior, method="ddim", steps=2, n=1, prompt="a duck").images.shape == (1, 3, 8, 8)
     result = diffrep.sample(prior, rep="siren", method="ddrep", steps=2, adam_iters=1, n=1, width=8, depth=1, prompt="a duck")
     assert result.images.shape == (1, 3, 8, 8)
+
+
+def test_the_table_names_loaders_that_exist():
+    from diffrep.lazy import Lazy
+    from diffrep.priors import PRIORS
+
+    for name in ("sd", "if"):
+        assert isinstance(PRIORS[name].load, Lazy) and callable(PRIORS[name].load.resolve()), name
+        assert PRIORS[name].argument == "path"
+
+
+def test_the_config_module_imports_no_torch():
+    """The command line validates sd:PATH before torch: the config module (loaded on its own here, since the
+    priors package itself still imports torch) needs neither torch nor diffusers, even for a hub id."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import diffrep.priors.sd_config as sd_config
+
+    code = ("import sys, importlib.util\n"
+            f"spec = importlib.util.spec_from_file_location('sdc', {str(Path(sd_config.__file__))!r})\n"
+            "m = importlib.util.module_from_spec(spec); sys.modules['sdc'] = m; spec.loader.exec_module(m)\n"
+            "try:\n    m.SDPriorConfig(path='someone/not-downloaded')\nexcept Exception as e:\n    print(type(e).__name__)\n"
+            "print(sorted({'torch', 'numpy', 'diffusers', 'transformers'} & set(sys.modules)))\n")
+    env = os.environ | {"HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env)
+    assert done.stdout.split() == ["InputError", "[]"], done.stderr

@@ -7,7 +7,13 @@ import torch
 
 from diffrep.priors.base import check_device
 from diffrep.priors.sd import (
-    DTYPES, Offload, UNetPrior, alphas_cumprod, import_diffusers, quiet_loading, scheduler_config,
+    DTYPES,
+    Offload,
+    UNetPrior,
+    alphas_cumprod,
+    import_diffusers,
+    quiet_loading,
+    scheduler_config,
 )
 from diffrep.priors.sd_config import IFPriorConfig, model_folder
 
