@@ -237,7 +237,7 @@ def test_if_loads_and_keeps_the_eps_half_of_its_output(if_folder):
     prior = load(f"if:{if_folder}")
     assert isinstance(prior, Prior) and not latent(prior) and prior.image_shape == (3, 8, 8)
     c = prior.encode_prompt("a red mug")
-    assert c.shape == (16, 32) and prior.encode_prompt("a red mug") is c
+    assert c.shape == (77, 32) and prior.encode_prompt("a red mug") is c  # 77 tokens, as IF's pipeline
     x, t = torch.randn(2, 3, 8, 8), torch.tensor([10, 900])
     raw = raw_unet(prior, x, t, c)
     assert raw.shape == (2, 6, 8, 8)

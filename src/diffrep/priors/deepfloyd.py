@@ -22,6 +22,7 @@ class IFPrior(UNetPrior):
     """IF stage I: a pixel-space ``UNetPrior``; its T5 encoder sees the attention mask, as IF's pipeline does."""
 
     text_mask = True
+    max_tokens = 77  # IF's pipeline pads and truncates prompts to 77 tokens (its T5 tokenizer allows 512)
 
 
 def if_from_config(config: IFPriorConfig, *, progress=None) -> IFPrior:

@@ -100,6 +100,8 @@ class UNetPrior:
 
     text_mask = False
     """Whether the text encoder sees the tokenizer's attention mask (IF's T5 does, SD's CLIP does not)."""
+    max_tokens: int | None = None
+    """Prompt length in tokens; ``None``: the tokenizer's ``model_max_length`` (SD's CLIP: 77)."""
 
     @property
     def device(self) -> torch.device:
@@ -109,7 +111,7 @@ class UNetPrior:
     def embed(self, text: str) -> Tensor:
         """The text encoder's last hidden states for ``text``, ``[L, D]`` on the device, cached."""
         if text not in self.embeddings:
-            tok = self.tokenizer(text, padding="max_length", max_length=self.tokenizer.model_max_length,
+            tok = self.tokenizer(text, padding="max_length", max_length=self.max_tokens or self.tokenizer.model_max_length,
                                  truncation=True, return_tensors="pt")
             mask = {"attention_mask": tok.attention_mask.to(self.device)} if self.text_mask else {}
             with self.offload.on_device(self.text_encoder) as encoder:
