@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	@# PyTorch 2.13.0 first: on a CPU machine that takes the local CPU build instead of CUDA packages.
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,tiny]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,tiny,diffusers]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -186,6 +186,8 @@ def _method_run(spec: RunSpec, n: int, cond: Any, callback, checkpoint: RunCheck
 
     def run(p: Prior, g: torch.Generator) -> Result:
         rep = make_rep(spec.rep_options, p.image_shape, n, generator=g).to(prior_device(p))
+        if (wrap_rep := getattr(p, "wrap_rep", None)) is not None:  # a prior that encodes RGB renders (sd, rgb=True)
+            rep = wrap_rep(rep)
         state = load_state(checkpoint, entry, rep, g) if checkpoint is not None and resume else None
 
         def step_done(d: dict[str, Any]) -> None:
@@ -199,9 +201,9 @@ def _method_run(spec: RunSpec, n: int, cond: Any, callback, checkpoint: RunCheck
         if checkpoint is not None and not keep_checkpoint:
             checkpoint.remove()
         images, views = rep.preview()
-        outputs = REPS[spec.rep].outputs
-        return Result(images, rep=None if entry.image else rep, views=views,
-                      outputs=None if outputs is None or entry.image else (lambda: outputs(rep)),
+        outputs, rendered = REPS[spec.rep].outputs, getattr(rep, "rep", rep)  # the RGB rep inside an encoded one
+        return Result(images, rep=None if entry.image else rendered, views=views,
+                      outputs=None if outputs is None or entry.image else (lambda: outputs(rendered)),
                       checkpoint=Path(checkpoint.folder) if checkpoint is not None and keep_checkpoint else None)
 
     return run

@@ -22,9 +22,10 @@ class PriorArgs:
     """The prior, shared by every command that takes one; an option of another prior is refused."""
 
     prior: str = "toyworld"
-    """Prior: toyworld (embedded empirical prior, default), gaussian, gmm, tiny (learned; shipped weights unless --prior-path)."""
+    """Prior: toyworld (embedded empirical prior, default), gaussian, gmm, tiny (learned; shipped weights unless --prior-path),
+    sd:PATH_OR_ID (Stable Diffusion), if:PATH_OR_ID (DeepFloyd IF stage I): local diffusers folders, diffrep[diffusers]."""
     prior_path: str | None = None
-    """tiny prior only: your own trained weights (a run folder or its tiny.safetensors); default: the shipped ones."""
+    """tiny prior: your own trained weights (a run folder or its tiny.safetensors); default: the shipped ones. sd, if: the model."""
     toyworld_n: int | None = None
     """toyworld prior only: number of data images (generated on first use, then cached; default 10000)."""
     res: int | None = None
@@ -337,14 +338,14 @@ class Progress:
 def prior_options(a: PriorArgs) -> dict:
     """The load options ``a`` gives its prior; an option the prior does not take is an ``InputError``."""
     from diffrep.checks import check_choice
-    from diffrep.priors import PRIORS
+    from diffrep.priors import PRIORS, split_prior
 
     def prior_fields(name: str) -> set[str]:
         return {f.name for f in fields(PRIORS[name].config)}
 
-    check_choice("prior", a.prior, PRIORS)
+    name = check_choice("prior", split_prior(a.prior)[0], PRIORS)  # sd:PATH names prior sd (prior_config checks PATH)
     given = {flag: getattr(a, flag) for flag in PRIOR_FIELDS if getattr(a, flag) is not None}
-    takes = prior_fields(a.prior)
+    takes = prior_fields(name)
     for flag in given:
         if PRIOR_FIELDS[flag] not in takes:
             users = [p for p in PRIORS if PRIOR_FIELDS[flag] in prior_fields(p)]

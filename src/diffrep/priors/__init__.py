@@ -16,13 +16,14 @@ from diffrep.errors import InputError
 from diffrep.lazy import Lazy, lazy_exports
 from diffrep.priors.configs import GaussianPriorConfig, GMMPriorConfig, TinyPriorConfig, ToyworldPriorConfig
 from diffrep.priors.prompts import LabelQuery, parse_prompt
+from diffrep.priors.sd_config import IFPriorConfig, SDPriorConfig
 
 if TYPE_CHECKING:
     from diffrep.priors.base import Prior
 
 __all__ = [
-    "PRIORS", "PriorEntry", "Prior", "check_prompt", "load", "load_config", "prior_config", "prior_name",
-    "ToyworldPriorConfig", "GaussianPriorConfig", "GMMPriorConfig", "TinyPriorConfig",
+    "PRIORS", "PriorEntry", "Prior", "check_prompt", "load", "load_config", "prior_config", "prior_name", "split_prior",
+    "ToyworldPriorConfig", "GaussianPriorConfig", "GMMPriorConfig", "TinyPriorConfig", "SDPriorConfig", "IFPriorConfig",
     "CountingPrior", "Conditioning", "cfg_eps", "eps_cond_uncond", "encode_prompts", "per_element",
     "latent", "to_rgb", "prior_device", "draw_noise",
     "EmpiricalPrior", "GaussianPrior", "GMMPrior", "LabelQuery", "parse_prompt",
@@ -44,6 +45,8 @@ class PriorEntry:
     check_prompt: Callable[[Any, str], Any] | None = None
     """``check_prompt(config, prompt)``: refuses a prompt that the prior would refuse, where that needs no loaded
     prior (the toy world's words, before its data set is generated); ``encode_prompt`` still checks the rest."""
+    argument: str | None = None
+    """The config field that ``NAME:ARGUMENT`` sets (``sd:PATH_OR_ID`` sets ``path``); ``None``: the name takes none."""
 
 
 PRIORS: dict[str, PriorEntry] = {
@@ -56,7 +59,18 @@ PRIORS: dict[str, PriorEntry] = {
                       "analytic mixture of four flat colours, prompts red/green/blue/yellow"),
     "tiny": PriorEntry(TinyPriorConfig, Lazy("diffrep.priors.tiny:tiny_from_config"),
                        "learned text-conditioned U-Net on the toy world (prompts need diffrep[tiny])"),
+    "sd": PriorEntry(SDPriorConfig, Lazy("diffrep.priors.sd:sd_from_config"),
+                     "Stable Diffusion 1.x/2.x, latent, from a local folder or cached hub id: sd:PATH_OR_ID (diffrep[diffusers])",
+                     argument="path"),
+    "if": PriorEntry(IFPriorConfig, Lazy("diffrep.priors.deepfloyd:if_from_config"),
+                     "DeepFloyd IF stage I, 64² pixels, T5 text: if:PATH_OR_ID (diffrep[diffusers])", argument="path"),
 }
+
+
+def split_prior(name: str) -> tuple[str, str | None]:
+    """``"sd:PATH"`` -> ``("sd", "PATH")``; a name without an argument -> ``(name, None)``."""
+    base, sep, argument = name.partition(":")
+    return (base, argument) if sep else (name, None)
 
 
 def prior_config(name: str, **options: Any) -> Any:
@@ -65,8 +79,15 @@ def prior_config(name: str, **options: Any) -> Any:
     >>> prior_config("gmm", std=0.2)
     GMMPriorConfig(size=16, std=0.2)
     """
+    name, argument = split_prior(name)
     if name not in PRIORS:
         raise InputError(f"unknown prior {name!r}; allowed: {', '.join(PRIORS)}")
+    if argument is not None:
+        if (field := PRIORS[name].argument) is None or field in options:
+            takes = [f"{n}:{e.argument.upper()}" for n, e in PRIORS.items() if e.argument]
+            why = f"give {field} once" if field else "it takes no argument"
+            raise InputError(f"prior {name + ':' + argument!r} is not allowed ({why}); these take one: {', '.join(takes)}")
+        options = options | {field: argument}
     allowed = [f.name for f in fields(PRIORS[name].config)]
     if bad := sorted(set(options) - set(allowed)):
         raise InputError(f"unknown option {bad[0]!r} for prior {name!r}; allowed: {', '.join(allowed)}")
@@ -102,8 +123,10 @@ def load_config(config: Any, *, progress: Callable[[int, int], None] | None = No
 def load(name: str = "toyworld", *, progress: Callable[[int, int], None] | None = None, **options: Any) -> Prior:
     """A ready prior by name and options (``prior_config``'s): ``toyworld`` (default; ``n``, ``res``,
     ``seed``, ``schedule``, ``device``), ``gaussian`` (``size``, ``length_scale``), ``gmm`` (``size``,
-    ``std``), ``tiny`` (``path`` to trained weights, ``device``). ``progress(done, total)`` is called
-    while toy-world data is generated.
+    ``std``), ``tiny`` (``path`` to trained weights, ``device``), ``sd:PATH_OR_ID`` / ``if:PATH_OR_ID``
+    (Stable Diffusion, DeepFloyd IF from a local diffusers folder: ``device``, ``dtype``, ...; ``NAME:ARG``
+    sets the field the entry's ``argument`` names). ``progress(done, total)`` is called while toy-world
+    data is generated.
 
     >>> prior = load("gmm")
     >>> prior.image_shape

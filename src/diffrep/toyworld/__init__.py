@@ -12,7 +12,6 @@ See docs/toyworld.md for the kinds, cameras, shading and labels.
 """
 
 from diffrep.lazy import lazy_exports
-from diffrep.toyworld.vocabulary import COLOURS, KINDS, VIEWS
 
 __all__ = [
     "BACKGROUND",
@@ -38,11 +37,12 @@ __all__ = [
     "write_dataset",
 ]
 
-# The renderer and the data set import torch: they load on first use (a prompt is checked without them).
+# The renderer and the data set import torch: they load on first use. A prompt is checked against
+# toyworld/vocabulary.py, the same words without torch (tests/test_toyworld.py keeps them equal).
 __getattr__ = lazy_exports(__name__, {
-    "diffrep.toyworld.cameras": ("DISTANCE", "FOV_DEG", "camera_rays", "view_label", "cameras"),
+    "diffrep.toyworld.cameras": ("DISTANCE", "FOV_DEG", "VIEWS", "camera_rays", "view_label", "cameras"),
     "diffrep.toyworld.dataset": ("ToyDataset", "ToyWorldConfig", "caption", "generate", "parse_caption", "read_dataset",
                                  "sample_scenes", "write_dataset", "dataset"),
-    "diffrep.toyworld.objects": ("FRONTED", "KIND_SPECS", "N_PARAMS", "occupancy", "objects"),
+    "diffrep.toyworld.objects": ("COLOURS", "FRONTED", "KIND_SPECS", "KINDS", "N_PARAMS", "occupancy", "objects"),
     "diffrep.toyworld.renderer": ("BACKGROUND", "render", "renderer"),
 })

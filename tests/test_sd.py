@@ -1,0 +1,283 @@
+"""The diffusers priors (sd, if) on tiny random-weight folders built here: loading, ε/v, guidance batching,
+latents, every kind of rep and method through them, the command line and its one-line errors. No network:
+every test runs with sockets refused and HF_HUB_OFFLINE=1, so anything that tries to download fails."""
+
+from __future__ import annotations
+
+import builtins
+import os
+import shutil
+import socket
+
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+
+import diffrep  # noqa: E402
+from diffrep.cli import main  # noqa: E402
+from diffrep.errors import InputError  # noqa: E402
+from diffrep.priors import Prior, eps_cond_uncond, latent, load, prior_config  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+class NetworkUsed(AssertionError):
+    pass
+
+
+def refuse(*args, **kwargs):
+    raise NetworkUsed(f"a test tried to reach the network: {args!r}")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def offline():
+    """Sockets refused and the hub offline for the whole module (fixtures included)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setattr(socket.socket, "connect", refuse)
+        mp.setattr(socket, "create_connection", refuse)
+        yield
+
+
+def test_the_network_is_refused():
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    with pytest.raises(NetworkUsed):
+        socket.create_connection(("huggingface.co", 443))
+    with pytest.raises(NetworkUsed):
+        socket.socket().connect(("10.0.0.1", 443))
+
+
+@pytest.fixture(scope="module")
+def sd_folder(tmp_path_factory, offline):
+    from diffrep.priors.sd_tiny import make_tiny_sd
+
+    return make_tiny_sd(tmp_path_factory.mktemp("sd") / "tiny-sd")
+
+
+@pytest.fixture(scope="module")
+def sd(sd_folder):
+    return load(f"sd:{sd_folder}")
+
+
+@pytest.fixture(scope="module")
+def if_folder(tmp_path_factory, offline):
+    from diffrep.priors.sd_tiny import make_tiny_if
+
+    return make_tiny_if(tmp_path_factory.mktemp("if") / "tiny-if")
+
+
+def raw_unet(prior, x, t, cond):
+    with torch.no_grad():
+        return prior.unet(x, t, encoder_hidden_states=prior.states(cond, len(x))).sample
+
+
+# Loading.
+
+def test_sd_loads_with_latent_shapes_and_dtypes(sd):
+    assert isinstance(sd, Prior) and latent(sd)
+    assert sd.image_shape == (4, 8, 8) and sd.alphas_cumprod.shape == (1000,) and sd.prediction_type == "epsilon"
+    c = sd.encode_prompt("a red mug")
+    assert c.shape == (16, 32) and sd.encode_prompt("a red mug") is c  # the prompt-embedding cache
+    assert sd.encode_prompt("") is None and sd.encode_prompt(None) is None
+    x, t = torch.randn(2, 4, 8, 8), torch.tensor([10, 900])
+    eps = sd.eps(x, t, c)
+    assert eps.shape == x.shape and eps.dtype == torch.float32 and torch.isfinite(eps).all()
+    assert torch.equal(eps, raw_unet(sd, x, t, c))  # an ε model's output as it is
+    # SD's own schedule: scaled linear, beta 0.00085 .. 0.012.
+    betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float64) ** 2
+    assert torch.allclose(sd.alphas_cumprod.double(), torch.cumprod(1 - betas, 0), atol=1e-6)
+
+
+def test_v_prediction_is_converted_to_eps(tmp_path):
+    from diffrep.priors.sd_tiny import make_tiny_sd
+
+    prior = load(f"sd:{make_tiny_sd(tmp_path / 'v', prediction_type='v_prediction')}")
+    assert prior.prediction_type == "v_prediction"
+    x, t = torch.randn(3, 4, 8, 8), torch.tensor([0, 500, 999])
+    v = raw_unet(prior, x, t, None).double()
+    ab = prior.alphas_cumprod.double()[t].view(-1, 1, 1, 1)
+    expected = ab.sqrt() * v + (1 - ab).sqrt() * x.double()  # ε = a_t v + s_t x_t, by hand
+    assert torch.allclose(prior.eps(x, t, None).double(), expected, atol=1e-5)
+
+
+def test_guidance_pair_is_one_batched_call_equal_to_two(sd):
+    x, t = torch.randn(2, 4, 8, 8), torch.tensor([100, 700])
+    c, neg = sd.encode_prompt("a red mug"), sd.encode_prompt("a blue ball")
+    calls = []
+    hook = sd.unet.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    try:
+        for uncond in (None, neg):
+            calls.clear()
+            eps_c, eps_u = eps_cond_uncond(sd, x, t, c, uncond)
+            assert calls == [4]
+            assert torch.allclose(eps_c, sd.eps(x, t, c), atol=1e-5)
+            assert torch.allclose(eps_u, sd.eps(x, t, uncond), atol=1e-5)
+    finally:
+        hook.remove()
+    # per-element conditions: each image its own prompt, None the empty prompt
+    both = sd.eps(x, t, [c, None])
+    assert torch.allclose(both[1:], sd.eps(x[1:], t[1:], None), atol=1e-5)
+
+
+def test_latents_decode_and_encode(sd):
+    z = torch.randn(3, 4, 8, 8)
+    rgb = sd.decode(z)
+    assert rgb.shape == (3, 3, 64, 64) and torch.isfinite(rgb).all()
+    assert sd.encode(rgb).shape == z.shape
+    x = torch.rand(1, 3, 64, 64, requires_grad=True)
+    sd.encode(x).sum().backward()  # the encoder carries the gradient to the RGB
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+# Every method and rep through it.
+
+def test_ddrep_and_sds_on_siren_latents_are_decoded(sd):
+    for method, opts in (("ddrep", {"steps": 2, "adam_iters": 2}), ("sds", {"iters": 2})):
+        result = diffrep.sample(sd, rep="siren", method=method, prompt="a red mug", n=1, width=16, depth=1, **opts)
+        assert result.images.shape == (1, 3, 64, 64), method  # the rep's 4×8×8 latents, decoded
+        assert result.info["prior_evaluations"] > 0 and torch.isfinite(result.images).all()
+
+
+def test_rgb_renders_are_encoded_with_gradient(sd_folder):
+    prior = load(f"sd:{sd_folder}", rgb=True, rgb_res=16)
+    assert prior.image_shape == (3, 16, 16) and not latent(prior)
+    rep = prior.wrap_rep(diffrep.reps.make_rep("siren", prior.image_shape, 1, generator=torch.Generator(), width=8, depth=1))
+    z = rep(None)
+    assert z.shape == (1, 1, 4, 8, 8)
+    z.square().sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in rep.parameters())
+    assert all(not k.startswith(("vae", "prior")) for k in rep.state_dict())  # the encoder is not the rep's
+    with pytest.raises(InputError, match="rgb=True prior denoises the latents"):
+        prior.eps(torch.zeros(1, 3, 16, 16), torch.tensor([5]), None)
+
+
+@pytest.mark.parametrize("method", ["sds", "ddrep"])
+def test_nerf_renders_rgb_through_the_encoder(sd_folder, method):
+    prior = load(f"sd:{sd_folder}", rgb=True, rgb_res=16)
+    opts = {"steps": 2, "adam_iters": 1, "views_per_step": 2} if method == "ddrep" else {"iters": 2, "views_per_step": 2}
+    result = diffrep.sample(prior, rep="nerf", method=method, prompt="a duck", n=1, resolution=8, samples=8, bank=4, **opts)
+    assert result.images.shape[:3] == (1, 3, 16) and torch.isfinite(result.images).all()  # RGB views, not latents
+    assert type(result.rep).__name__ == "NerfRep"  # the rendering NeRF, for meshes and turntables
+
+
+def test_command_line_samples_with_a_local_folder(sd_folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["sample", "--prior", f"sd:{sd_folder}", "--rep", "siren", "--method", "sds", "--optim.iters", "2",
+            "--siren.width", "8", "--siren.depth", "1", "--n", "1", "--out", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert (out / "samples.png").exists() and (out / "rep.safetensors").exists()
+    import json
+
+    assert json.loads((out / "run.json").read_text())["config"]["prior"] == f"sd:{sd_folder}"
+
+
+# One-line errors.
+
+def one_line_error(argv, capsys) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("diffrep: error: "), err
+    return err[0]
+
+
+def test_missing_model_says_where_it_looked(tmp_path, capsys):
+    err = one_line_error(["sample", "--prior", f"sd:{tmp_path / 'nothing'}", "--out", str(tmp_path / "o")], capsys)
+    assert "nothing" in err and "diffusers folder" in err
+    err = one_line_error(["sample", "--prior", "someone/not-downloaded", "--out", str(tmp_path / "o")], capsys)
+    assert "unknown prior" in err  # a hub id is sd:ID
+    err = one_line_error(["sample", "--prior", "sd:someone/not-downloaded", "--out", str(tmp_path / "o")], capsys)
+    assert "Hugging Face cache" in err and "huggingface-cli download" in err
+    err = one_line_error(["sample", "--prior", "sd", "--out", str(tmp_path / "o")], capsys)
+    assert "needs a model" in err
+    err = one_line_error(["sample", "--prior", "gmm:x", "--out", str(tmp_path / "o")], capsys)
+    assert "takes no argument" in err and "sd:PATH" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_folder_without_safetensors_is_refused(sd_folder, tmp_path):
+    folder = shutil.copytree(sd_folder, tmp_path / "bin")
+    for f in (folder / "unet").glob("*.safetensors"):
+        f.rename(f.with_suffix(".bin"))
+    with pytest.raises(InputError, match="no .safetensors weights in unet"):
+        prior_config(f"sd:{folder}")
+
+
+def test_without_diffusers_the_error_names_the_extra(sd_folder, monkeypatch, capsys, tmp_path):
+    real = builtins.__import__
+
+    def no_diffusers(name, *args, **kwargs):
+        if name.split(".")[0] in ("diffusers", "huggingface_hub"):
+            raise ImportError(f"No module named {name!r}")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_diffusers)
+    with pytest.raises(InputError, match=r"pip install 'diffrep\[diffusers\]'"):
+        load(f"sd:{sd_folder}")
+    err = one_line_error(["sample", "--prior", f"sd:{sd_folder}", "--out", str(tmp_path / "o")], capsys)
+    assert "diffrep[diffusers]" in err
+
+
+def test_options_are_checked_before_loading(sd_folder):
+    with pytest.raises(InputError, match="dtype='fp16' needs a CUDA device"):
+        prior_config(f"sd:{sd_folder}", dtype="fp16")
+    with pytest.raises(InputError, match="device='tpu'"):
+        prior_config(f"sd:{sd_folder}", device="tpu")
+    with pytest.raises(InputError, match="give path once"):
+        prior_config(f"sd:{sd_folder}", path=str(sd_folder))
+    config = prior_config(f"sd:{sd_folder}", attention_slicing=True, cpu_offload=True)
+    prior = diffrep.priors.load_config(config)  # slicing and offloading change where, not what
+    x, t = torch.randn(1, 4, 8, 8), torch.tensor([300])
+    assert prior.eps(x, t, None).shape == x.shape
+
+
+# DeepFloyd IF.
+
+def test_if_loads_and_keeps_the_eps_half_of_its_output(if_folder):
+    prior = load(f"if:{if_folder}")
+    assert isinstance(prior, Prior) and not latent(prior) and prior.image_shape == (3, 8, 8)
+    c = prior.encode_prompt("a red mug")
+    assert c.shape == (77, 32) and prior.encode_prompt("a red mug") is c  # 77 tokens, as IF's pipeline
+    x, t = torch.randn(2, 3, 8, 8), torch.tensor([10, 900])
+    raw = raw_unet(prior, x, t, c)
+    assert raw.shape == (2, 6, 8, 8)
+    assert torch.equal(prior.eps(x, t, c), raw[:, :3])
+    eps_c, eps_u = eps_cond_uncond(prior, x, t, c)
+    assert torch.allclose(eps_c, prior.eps(x, t, c), atol=1e-5) and torch.allclose(eps_u, prior.eps(x, t, None), atol=1e-5)
+    # IF's cosine schedule
+    assert prior.alphas_cumprod[0] > 0.999 and prior.alphas_cumprod[-1] < 1e-3
+
+
+def test_if_samples_pixels_and_sirens(if_folder):
+    prior = load(f"if:{if_folder}")
+    assert diffrep.sample(prior, method="ddim", steps=2, n=1, prompt="a duck").images.shape == (1, 3, 8, 8)
+    result = diffrep.sample(prior, rep="siren", method="ddrep", steps=2, adam_iters=1, n=1, width=8, depth=1, prompt="a duck")
+    assert result.images.shape == (1, 3, 8, 8)
+
+
+def test_the_table_names_loaders_that_exist():
+    from diffrep.lazy import Lazy
+    from diffrep.priors import PRIORS
+
+    for name in ("sd", "if"):
+        assert isinstance(PRIORS[name].load, Lazy) and callable(PRIORS[name].load.resolve()), name
+        assert PRIORS[name].argument == "path"
+
+
+def test_the_config_module_imports_no_torch():
+    """The command line validates sd:PATH before torch: the config module (loaded on its own here, since the
+    priors package itself still imports torch) needs neither torch nor diffusers, even for a hub id."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import diffrep.priors.sd_config as sd_config
+
+    code = ("import sys, importlib.util\n"
+            f"spec = importlib.util.spec_from_file_location('sdc', {str(Path(sd_config.__file__))!r})\n"
+            "m = importlib.util.module_from_spec(spec); sys.modules['sdc'] = m; spec.loader.exec_module(m)\n"
+            "try:\n    m.SDPriorConfig(path='someone/not-downloaded')\nexcept Exception as e:\n    print(type(e).__name__)\n"
+            "print(sorted({'torch', 'numpy', 'diffusers', 'transformers'} & set(sys.modules)))\n")
+    env = os.environ | {"HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env)
+    assert done.stdout.split() == ["InputError", "[]"], done.stderr
