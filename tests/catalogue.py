@@ -79,7 +79,7 @@ def bad_cases(tmp_path):
     return [
         (["sample", "--prior", "sd9", "--out", out], "unknown prior 'sd9'; allowed: toyworld, gaussian, gmm"),
         (["sample", "--method", "magic", "--out", out, *SMALL], "unknown method 'magic'; allowed: ddim, ddpm, ddrep, sds, sjc"),
-        (["sample", "--method", "lmc", "--out", out, *SMALL], "method 'lmc' is not available yet"),
+        (["sample", "--method", "vsd", "--out", out, *SMALL], "method 'vsd' is not available yet"),
         (["sample", "--rep", "voxels", "--out", out, *SMALL], "unknown rep 'voxels'; allowed: pixels, siren, panorama"),
         (["sample", "--prompt", "purple", "--out", out, *SMALL], "unknown prompt 'purple' for the gmm prior"),
         (["sample", "--prompt", "a red zebra", "--toyworld-n", "300", "--n", "1", "--steps", "2", "--out", out],

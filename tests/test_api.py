@@ -33,7 +33,7 @@ def test_sample_follows_the_gmm_condition():
 
 def test_sample_rejects_bad_options():
     with pytest.raises(InputError, match="not available yet"):
-        diffrep.sample("gmm", method="lmc")
+        diffrep.sample("gmm", method="vsd")
     with pytest.raises(InputError, match="unknown option 'lr'"):
         diffrep.sample("gmm", lr=0.1)
     with pytest.raises(InputError, match="either prompt or cond"):

@@ -75,7 +75,7 @@ def argv(draw) -> list[str]:
         args += [flag, value]
     args += draw(st.lists(st.sampled_from(FLAGS), max_size=2))
     if draw(st.booleans()):
-        args += ["--rep", draw(st.sampled_from([*REPS, "voxels"])), "--method", draw(st.sampled_from([*METHODS, "lmc"]))]
+        args += ["--rep", draw(st.sampled_from([*REPS, "voxels"])), "--method", draw(st.sampled_from([*METHODS, "vsd"]))]
     return args
 
 

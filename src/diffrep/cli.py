@@ -51,7 +51,8 @@ class SampleArgs:
     rep: str = "pixels"
     """Differentiable representation (see REPS): pixels, siren, panorama."""
     method: str = "ddim"
-    """Method (see METHODS): ddim, ddpm (image space, rep pixels); ddrep (true sampling of any rep); sds, sjc (mode seeking)."""
+    """Method (see METHODS): ddim, ddpm (image space, rep pixels); ddrep (true sampling of any rep); sds, sjc, nfsd,
+    ms-sds, lmc-sds, dds (mode seeking; lmc-sds needs a trained corrective, dds a source prompt)."""
     n: int = 8
     """Number of samples."""
     seed: int = 0
@@ -85,7 +86,7 @@ def sample_args_class(rep: str, method: str) -> type:
     groups = [(method, entry.config, entry.summary)]
     if not entry.image:
         groups.append((rep, REPS[rep].config, REPS[rep].summary))
-    extra = [(name, Annotated[cls, tyro.conf.arg(help=f"{name}: {summary}")], field(default=cls()))
+    extra = [(name.replace("-", "_"), Annotated[cls, tyro.conf.arg(help=f"{name}: {summary}")], field(default=cls()))
              for name, cls, summary in groups]
     return make_dataclass("SampleArgs", extra, bases=(SampleArgs,), frozen=True)
 
@@ -382,7 +383,7 @@ def run_sample(a: SampleArgs) -> int:
     from diffrep.spec import prepare
 
     image = METHODS[a.method].image
-    run = dict(rep=a.rep if image else getattr(a, a.rep), method=getattr(a, a.method), n=a.n, seed=a.seed,
+    run = dict(rep=a.rep if image else getattr(a, a.rep), method=getattr(a, a.method.replace("-", "_")), n=a.n, seed=a.seed,
                prompt=a.prompt)
     if not image:
         run |= {"checkpoint": a.out.with_name(a.out.name + ".checkpoint"), "checkpoint_every": a.checkpoint_every,

@@ -82,6 +82,8 @@ def run_spec(rep: str | Any = "pixels", method: str | Any = "ddim", sampling: Sa
     if rest:
         raise InputError(f"unknown option {next(iter(rest))!r} for method {method!r} on rep {rep!r}")
     rep_options = rep_options or REPS[rep].config()
+    if (missing := entry.requires(method_options)) is not None:
+        raise InputError(f"method {method!r} needs {missing}")
     if (reason := entry.needs_linear(method_options)) and not REPS[rep].linear(rep_options):
         raise InputError(f"{reason} needs a diffrep linear in its parameters; rep {rep!r} with these options is not")
     return RunSpec(rep, rep_options, method, method_options, sampling)

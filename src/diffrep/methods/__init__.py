@@ -9,7 +9,8 @@ names its run function with ``Lazy``, imported when the method first runs.
 from diffrep.lazy import Lazy, lazy_exports
 from diffrep.methods.base import MethodEntry, MethodState, Sampling, ViewPrompt, view_conditions
 from diffrep.methods.configs import (
-    DDIMOptions, DDPMOptions, DDRepOptions, Optim, OptimConfig, PullbackConfig, SDSOptions, SJCOptions,
+    DDIMOptions, DDPMOptions, DDRepOptions, DDSOptions, LMCSDSOptions, MultistepSDSOptions, NFSDOptions, Optim,
+    OptimConfig, PullbackConfig, SDSOptions, SJCOptions, dds_requires, lmc_requires,
 )
 
 METHODS: dict[str, MethodEntry] = {
@@ -26,15 +27,32 @@ METHODS: dict[str, MethodEntry] = {
                        state=Lazy("diffrep.methods.distillation:DistillState"), uses=("guidance_scale",)),
     "sjc": MethodEntry(SJCOptions, Lazy("diffrep.methods.distillation:run_sjc"), "score Jacobian chaining, mode seeking",
                        state=Lazy("diffrep.methods.distillation:DistillState"), uses=("guidance_scale",)),
+    "nfsd": MethodEntry(NFSDOptions, Lazy("diffrep.methods.distillation:run_nfsd"),
+                        "noise-free score distillation (Katzir et al. 2023), mode seeking",
+                        state=Lazy("diffrep.methods.distillation:DistillState"), uses=("guidance_scale",)),
+    "dds": MethodEntry(DDSOptions, Lazy("diffrep.methods.distillation:run_dds"),
+                       "delta denoising score (Hertz et al. 2023): edits the rep's first render, needs a source prompt",
+                       state=Lazy("diffrep.methods.distillation:DistillState"), uses=("guidance_scale",),
+                       requires=dds_requires),
+    "ms-sds": MethodEntry(MultistepSDSOptions, Lazy("diffrep.methods.distillation:run_multistep_sds"),
+                          "multistep SDS: x̂_0 from k DDIM steps, mode seeking",
+                          state=Lazy("diffrep.methods.distillation:DistillState"), uses=("guidance_scale",)),
+    "lmc-sds": MethodEntry(LMCSDSOptions, Lazy("diffrep.methods.distillation:run_lmc_sds"),
+                           "SDS with a learned manifold corrective (Alldieck et al. 2024), needs a trained corrective",
+                           state=Lazy("diffrep.methods.distillation:DistillState"), uses=("guidance_scale",),
+                           requires=lmc_requires),
 }
 """Every method by name; the API, the CLI, run.json and error messages derive their lists from it."""
 
-PLANNED_METHODS: tuple[str, ...] = ("lmc", "nfsd", "dds", "multistep_sds", "vsd")
+PLANNED_METHODS: tuple[str, ...] = ("vsd",)
 
 __all__ = [
     "METHODS", "PLANNED_METHODS", "MethodEntry", "MethodState", "Sampling", "ViewPrompt", "view_conditions",
     "DDIMOptions", "DDPMOptions", "DDRepOptions", "DDRepState", "DistillState", "Optim", "OptimConfig", "PullbackConfig",
-    "SDSOptions", "SJCOptions", "ddrep_sample", "ddrep_step", "distill", "gauss_newton_step", "pullback",
+    "SDSOptions", "SJCOptions", "NFSDOptions", "DDSOptions", "MultistepSDSOptions", "LMCSDSOptions",
+    "dds_grad", "lmc_grad", "multistep_sds_grad", "nfsd_grad", "sds_split",
+    "run_nfsd", "run_dds", "run_multistep_sds", "run_lmc_sds",
+    "ddrep_sample", "ddrep_step", "distill", "gauss_newton_step", "pullback",
     "run_ddim", "run_ddpm", "run_ddrep", "run_sds", "run_sjc", "sds_grad", "sjc_grad", "surrogate_loss",
 ]
 
@@ -42,7 +60,8 @@ __all__ = [
 __getattr__ = lazy_exports(__name__, {
     "diffrep.methods.ddrep": ("DDRepState", "ddrep_sample", "ddrep_step", "run_ddrep"),
     "diffrep.methods.distillation": ("DistillState", "distill", "run_sds", "run_sjc", "sds_grad", "sjc_grad",
-                                     "surrogate_loss"),
+                                     "surrogate_loss", "dds_grad", "lmc_grad", "multistep_sds_grad", "nfsd_grad",
+                                     "sds_split", "run_nfsd", "run_dds", "run_multistep_sds", "run_lmc_sds"),
     "diffrep.methods.image": ("run_ddim", "run_ddpm"),
     "diffrep.methods.solvers": ("gauss_newton_step", "pullback"),
 })

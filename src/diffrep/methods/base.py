@@ -72,6 +72,8 @@ class MethodEntry:
     """Samples images directly (the result is the images; no rep options, no rep weights saved)."""
     needs_linear: Callable[[Any], str | None] = _not_linear
     """``options -> reason`` when these options need a rep linear in its parameters, else ``None``."""
+    requires: Callable[[Any], str | None] = _not_linear
+    """``options -> what is missing`` (a source prompt, a trained corrective), checked before any work; ``None``: nothing."""
 
 
 def steps_callback(callback: Callable[[dict], None] | None, total: int, state: Callable[[dict], Any]):
