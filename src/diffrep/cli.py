@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 import tyro
 
 from diffrep.errors import InputError, RunError
-from diffrep.training.config import TrainConfig
+from diffrep.training.config import CorrectiveTrainConfig, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -235,8 +235,56 @@ class TrainPriorArgs(TrainConfig):
     """Continue from OUT's last checkpoint."""
 
 
+@dataclass(frozen=True)
+class TrainCorrectiveArgs(CorrectiveTrainConfig):
+    """Train LMC-SDS's corrective b̂ for a prior on its clean data; writes OUT/corrective.safetensors + corrective.json."""
+
+    resume: bool = False
+    """Continue from OUT's last checkpoint."""
+
+
+EDIT_METHODS: tuple[str, ...] = ("lmc-sds", "sds", "dds", "nfsd")
+
+
+@dataclass(frozen=True)
+class EditArgs:
+    """Edit an image towards a prompt with a mode-seeking method: a pixels rep starts at the image and is optimised
+    with the method's gradient plus an L2 anchor to the input; writes OUT/samples.png, run.json."""
+
+    image: Path
+    """Input image (PNG/JPEG), resized to the prior's resolution."""
+    out: Path
+    """Output folder (must be empty or new, unless --overwrite)."""
+    prompt: str = ""
+    """Target prompt (empty = unconditional)."""
+    prior: Prior = PriorArgs()
+    method: str = "lmc-sds"
+    """Method: lmc-sds (needs --corrective), sds, dds (needs --source-prompt), nfsd."""
+    source_prompt: str | None = None
+    """dds: the prompt describing the input image."""
+    corrective: str | None = None
+    """lmc-sds: a corrective trained for this prior (diffrep train-corrective)."""
+    anchor: float = 0.1
+    """Weight λ of the L2 anchor λ/2 ‖x - x_in‖² (0: none)."""
+    iters: int = 200
+    """Optimisation iterations."""
+    lr: float = 2e-2
+    """Adam learning rate (cosine decay)."""
+    t_range: tuple[float, float] = (0.02, 0.98)
+    """Range of t as fractions of T."""
+    guidance_scale: float = 7.5
+    """Classifier-free guidance scale ω."""
+    n: int = 1
+    """Number of edits (different seeds of t and ε)."""
+    seed: int = 0
+    """Random seed."""
+    overwrite: bool = False
+    """Replace an output folder that diffrep wrote before (never a folder holding anything else)."""
+
+
 COMMANDS = {"sample": SampleArgs, "sdedit": SdeditArgs, "inpaint": InpaintArgs, "toyworld": ToyworldArgs,
-            "export": ExportArgs, "evaluate": EvaluateArgs, "bench": BenchArgs, "train-prior": TrainPriorArgs}
+            "export": ExportArgs, "evaluate": EvaluateArgs, "bench": BenchArgs, "train-prior": TrainPriorArgs,
+            "train-corrective": TrainCorrectiveArgs, "edit": EditArgs}
 
 
 def parse(argv: list[str] | None) -> object:
@@ -570,6 +618,62 @@ def run_train_prior(a: TrainPriorArgs) -> int:
     return 0
 
 
+def run_train_corrective(a: TrainCorrectiveArgs) -> int:
+    from diffrep.export import check_writable, output_lock
+
+    check_writable(a.out, "output folder")  # before torch is imported (the folder may hold a run to resume)
+    from diffrep.training.corrective import check_config, train
+
+    config = CorrectiveTrainConfig(**{k: v for k, v in asdict(a).items() if k != "resume"})
+    check_config(config)  # before the run folder exists
+    bar = Progress(f"training the corrective for prior {a.prior}")
+    a.out.mkdir(parents=True, exist_ok=True)
+    log = (a.out / "train_log.jsonl").open("a")
+
+    def report(d: dict) -> None:
+        bar(d)
+        if d["step"] % 50 == 0 or "checkpoint" in d or d["step"] == d["steps"]:
+            log.write(json.dumps({k: (round(v, 5) if isinstance(v, float) else str(v)) for k, v in d.items()}) + "\n")
+            log.flush()
+
+    try:
+        with output_lock(a.out):
+            weights = train(config, resume=a.resume, callback=report)
+    finally:
+        bar.close()
+        log.close()
+    print(f"corrective weights: {weights}")
+    return 0
+
+
+def run_edit(a: EditArgs) -> int:
+    from diffrep.checks import check_choice
+    from diffrep.export import check_output_dir, load_image
+
+    check_output_dir(a.out, a.overwrite)
+    check_choice("method", a.method, EDIT_METHODS)
+    from diffrep.spec import edit_options
+    from diffrep.methods import Sampling
+
+    Sampling(guidance_scale=a.guidance_scale)
+    options = edit_options(a.method, iters=a.iters, lr=a.lr, t_range=a.t_range, source_prompt=a.source_prompt,
+                           corrective=a.corrective, anchor=a.anchor)  # bad options: one line, before any work
+    prior_config = check_prior(a.prior, a.prompt)
+    import diffrep
+
+    load_image(a.image)  # fail on a bad file before loading the prior
+    prior = load_prior(prior_config)
+    image = load_image(a.image, prior.image_shape[1:])
+    bar = Progress(f"edit ({a.method})")
+    try:
+        result = diffrep.edit(prior, image, prompt=a.prompt, method=options, anchor=a.anchor, n=a.n, seed=a.seed,
+                              guidance_scale=a.guidance_scale, callback=bar)
+    finally:
+        bar.close()
+    result.info["config"] |= {"prior": a.prior.prior, "image": str(a.image)}
+    return _report(result.save(a.out, a.overwrite), result.info)
+
+
 def _report(out: Path, info: dict) -> int:
     evals, secs = info["prior_evaluations"], info["timings"]["sampling_s"]
     print(f"{evals} prior evaluations in {secs:.2f} s")
@@ -585,7 +689,8 @@ def _report(out: Path, info: dict) -> int:
 
 
 RUNNERS = {SampleArgs: run_sample, SdeditArgs: run_sdedit, InpaintArgs: run_inpaint, ToyworldArgs: run_toyworld,
-           ExportArgs: run_export, EvaluateArgs: run_evaluate, BenchArgs: run_bench, TrainPriorArgs: run_train_prior}
+           ExportArgs: run_export, EvaluateArgs: run_evaluate, BenchArgs: run_bench, TrainPriorArgs: run_train_prior,
+           TrainCorrectiveArgs: run_train_corrective, EditArgs: run_edit}
 
 
 if __name__ == "__main__":

@@ -131,3 +131,26 @@ def check_seed(seed: Any) -> int:
     if not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**63):
         raise InputError(f"seed={seed!r} is not allowed; it must be an integer in [0, 2**63)")
     return seed
+
+
+EDIT_OPTIONS: tuple[str, ...] = ("source_prompt", "corrective")
+"""Options of ``diffrep edit`` that only some methods take (those whose options have the field)."""
+
+
+def edit_options(method: str, *, anchor: float = 0.1, iters: int = 200, lr: float = 2e-2,
+                 t_range: tuple[float, float] = (0.02, 0.98), **given: Any) -> Any:
+    """The options of an edit by ``method`` (a mode-seeking method of ``METHODS``), validated torch-free:
+    a cosine-decayed Adam loop; ``source_prompt``, ``corrective`` only for a method whose options take them."""
+    method, _ = _method(method)
+    check_finite("anchor", anchor)
+    if anchor < 0:
+        raise InputError(f"anchor={anchor} is not allowed; it must be >= 0 (0: no anchor)")
+    takes = {f.name for f in dataclasses.fields(METHODS[method].config)}
+    if "optim" not in takes:
+        raise InputError(f"method {method!r} does not optimise a rep; edit takes a mode-seeking method")
+    for name, value in given.items():
+        if value is not None and name not in takes:
+            users = [m for m, e in METHODS.items() if name in {f.name for f in dataclasses.fields(e.config)}]
+            raise InputError(f"option --{name.replace('_', '-')} is for method {' or '.join(users)}; this edit uses {method!r}")
+    chosen = {k: v for k, v in given.items() if v is not None} | {"t_range": t_range}
+    return run_spec("pixels", method, iters=iters, lr=lr, lr_schedule="cosine", **chosen).options

@@ -1,0 +1,95 @@
+"""diffrep train-corrective and diffrep edit: the corrective trains a few steps and loads; editing keeps the
+image with ω = 0 and an anchor; bad options give one line and exit 2 before any work."""
+
+import json
+
+import pytest
+import torch
+
+import diffrep
+from diffrep.cli import main
+from diffrep.errors import InputError
+from diffrep.methods.corrective import load_corrective
+from diffrep.priors import default_gmm
+from diffrep.training.config import CorrectiveTrainConfig
+from diffrep.training.corrective import train
+
+
+def test_corrective_trains_a_few_steps_resumes_and_loads(tmp_path):
+    config = CorrectiveTrainConfig(out=tmp_path / "c", prior="gmm", steps=4, batch=4, data_n=16, channels=4, levels=3,
+                                   checkpoint_every=2, device="cpu")
+    losses = []
+    weights = train(config, callback=lambda d: losses.append(d["loss"]))
+    assert len(losses) == 4 and all(map(torch.isfinite, map(torch.tensor, losses)))
+    meta = json.loads((tmp_path / "c" / "corrective.json").read_text())
+    assert meta["prior"] == "gmm" and meta["training"]["step"] == 4
+    model = load_corrective(weights, default_gmm(), "gmm")
+    assert model(torch.zeros(1, 3, 16, 16), torch.tensor([500])).shape == (1, 3, 16, 16)
+    more = train(CorrectiveTrainConfig(**{**config.__dict__, "steps": 6}), resume=True, callback=lambda d: losses.append(d["step"]))
+    assert losses[4:] == [5, 6] and more == weights
+
+
+def test_train_corrective_command(tmp_path, capsys):
+    out = tmp_path / "c"
+    assert main(["train-corrective", "--prior", "gmm", "--out", str(out), "--steps", "2", "--batch", "2",
+                 "--data-n", "8", "--channels", "4", "--levels", "2", "--device", "cpu"]) == 0
+    assert (out / "corrective.safetensors").is_file() and (out / "train_log.jsonl").is_file()
+    assert main(["train-corrective", "--prior", "nope", "--out", str(tmp_path / "d")]) == 2
+    assert "unknown prior 'nope'" in capsys.readouterr().err
+
+
+def save_png(x, path):
+    from diffrep.export import image_grid
+
+    image_grid(x).save(path)
+
+
+def red_square():
+    x = -torch.ones(3, 16, 16)
+    x[0, 4:12, 4:12] = 1
+    return x
+
+
+@pytest.mark.parametrize("method,extra,tol", [("dds", {"source_prompt": "red"}, 1e-6), ("sds", {}, 0.2)])
+def test_edit_keeps_the_image_with_guidance_zero_and_an_anchor(method, extra, tol):
+    x = red_square()
+    r = diffrep.edit("gmm", x, prompt="red", method=method, anchor=1.0, guidance_scale=0.0, iters=30, lr=1e-2, **extra)
+    assert r.images.shape == (1, 3, 16, 16)
+    assert (r.images[0] - x).abs().mean() < tol, (r.images[0] - x).abs().mean()
+
+
+def test_edit_moves_towards_the_prompt_without_anchor():
+    x = red_square()
+    r = diffrep.edit("gmm", x, prompt="blue", method="dds", source_prompt="red", anchor=0.0, guidance_scale=7.5,
+                     iters=60, lr=5e-2)
+    assert (r.images[0] - x).abs().mean() > 0.05
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--method", "dds"], "method 'dds' needs a source prompt"),
+    (["--method", "sds", "--source-prompt", "red"], "option --source-prompt is for method dds"),
+    (["--method", "lmc-sds"], "method 'lmc-sds' needs a trained corrective"),
+    (["--method", "ddim"], "unknown method 'ddim'; allowed: lmc-sds, sds, dds, nfsd"),
+    (["--method", "sds", "--anchor", "-1"], "anchor=-1.0 is not allowed"),
+    (["--method", "sds", "--image", "/nonexistent.png"], "does not exist"),
+])
+def test_edit_bad_options_one_line_exit_2(tmp_path, capsys, args, message):
+    img = tmp_path / "in.png"
+    save_png(red_square()[None], img) if "--image" not in args else None
+    argv = ["edit", "--prior", "gmm", "--prompt", "blue", "--out", str(tmp_path / "o")]
+    argv += ([] if "--image" in args else ["--image", str(img)]) + args
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_edit_command_writes_the_edit(tmp_path, capsys):
+    img = tmp_path / "in.png"
+    save_png(red_square()[None], img)
+    assert main(["edit", "--image", str(img), "--prior", "gmm", "--prompt", "blue", "--method", "nfsd",
+                 "--iters", "5", "--out", str(tmp_path / "o")]) == 0
+    assert (tmp_path / "o" / "samples.png").is_file()
+    assert json.loads((tmp_path / "o" / "run.json").read_text())["config"]["method"] == "nfsd"
+    with pytest.raises(InputError, match="needs a source prompt"):
+        diffrep.edit("gmm", red_square(), method="dds")
