@@ -51,6 +51,15 @@ PRIOR_OPTIONS_BEFORE_TORCH = [  # the prior's options, checked against its torch
     ["inpaint", "--image", "in.png", "--mask", "in.png", "--res", "48", "--out", "o"],
     ["bench", "table1", "--prior", "nosuch"],
     ["bench", "table1", "--prior", "tiny", "--prior-path", "/nonexistent/tiny.safetensors"],
+    # the sd and if priors' options (diffrep/priors/sd_config.py), refused before their model is looked for
+    ["sample", "--prior", "sd:/nonexistent", "--dtype", "fp64", "--out", "o"],
+    ["sample", "--prior", "sd:/nonexistent", "--dtype", "fp16", "--out", "o"],  # fp16 needs --device cuda
+    ["sample", "--prior", "sd:/nonexistent", "--device", "tpu", "--out", "o"],
+    ["sample", "--prior", "sd:/nonexistent", "--rgb", "--rgb-res", "4", "--out", "o"],
+    ["sample", "--prior", "if:/nonexistent", "--rgb", "--out", "o"],  # rgb is sd's only
+    ["sample", "--prior", "if:/nonexistent", "--dtype", "bf16", "--device", "cpu", "--out", "o"],
+    ["sample", "--prior", "gmm", "--cpu-offload", "--out", "o"],
+    ["sdedit", "--image", "in.png", "--prior", "toyworld", "--attention-slicing", "--out", "o"],
     # the toy world's prompts, against its torch-free vocabulary (diffrep/toyworld/vocabulary.py)
     ["sample", "--prompt", "a red zebra", "--out", "o"],
 ]

@@ -172,6 +172,24 @@ def test_command_line_samples_with_a_local_folder(sd_folder, tmp_path, capsys):
     assert json.loads((out / "run.json").read_text())["config"]["prior"] == f"sd:{sd_folder}"
 
 
+def test_command_line_prior_options_reach_the_prior(sd_folder, tmp_path, capsys):
+    """--rgb, --rgb-res, --attention-slicing, --cpu-offload, --device, --dtype: the sd prior's options on the command line."""
+    out = tmp_path / "rgb"
+    argv = ["sample", "--prior", f"sd:{sd_folder}", "--rgb", "--rgb-res", "16", "--attention-slicing", "--cpu-offload",
+            "--device", "cpu", "--dtype", "fp32", "--rep", "siren", "--method", "sds", "--optim.iters", "2",
+            "--siren.width", "8", "--siren.depth", "1", "--n", "1", "--out", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    import json
+
+    from safetensors.torch import load_file
+
+    config = json.loads((out / "run.json").read_text())["config"]
+    assert config["image_shape"] == [3, 16, 16]  # RGB renders, not latents
+    assert config["prior_options"] == {"device": "cpu", "dtype": "fp32", "attention_slicing": True, "cpu_offload": True,
+                                       "rgb": True, "rgb_res": 16}
+    assert load_file(out / "samples.safetensors")["images"].shape[-3:] == (3, 16, 16)
+
+
 # One-line errors.
 
 def one_line_error(argv, capsys) -> str:

@@ -30,10 +30,26 @@ class PriorArgs:
     """toyworld prior only: number of data images (generated on first use, then cached; default 10000)."""
     res: int | None = None
     """toyworld prior only: resolution, 32 or 64 (default 32)."""
+    device: str | None = None
+    """Where the prior computes: cpu (default), cuda, cuda:N, mps (toyworld, tiny, sd, if)."""
+    dtype: str | None = None
+    """sd, if: weights and activations, fp32 (default), or fp16/bf16 on CUDA (the SD VAE then runs in fp32)."""
+    attention_slicing: bool = False
+    """sd, if: compute attention in slices (less memory, a little slower)."""
+    cpu_offload: bool = False
+    """sd, if: keep each network on the CPU, moved to --device only while it runs (less GPU memory, slower)."""
+    rgb: bool = False
+    """sd only: reps render RGB, upsampled and VAE-encoded with gradient inside the rep (DreamFusion with SD);
+    default: they render latents, decoded for viewing. Diffrep methods only (ddrep, sds, sjc)."""
+    rgb_res: int | None = None
+    """sd --rgb only: the resolution reps render (default 64), upsampled to the VAE's before encoding."""
 
 
-PRIOR_FIELDS = {"prior_path": "path", "toyworld_n": "n", "res": "res"}
-"""Command-line option of ``PriorArgs`` -> the field of a prior's config it sets."""
+PRIOR_FIELDS = {"prior_path": "path", "toyworld_n": "n", "res": "res", "device": "device", "dtype": "dtype",
+                "attention_slicing": "attention_slicing", "cpu_offload": "cpu_offload", "rgb": "rgb",
+                "rgb_res": "rgb_res"}
+"""Command-line option of ``PriorArgs`` -> the field of a prior's config it sets. An option left at its
+default (``None``, or ``False`` for a switch) is not given: the prior's own default applies."""
 
 Prior = Annotated[PriorArgs, tyro.conf.OmitArgPrefixes]
 
@@ -344,7 +360,7 @@ def prior_options(a: PriorArgs) -> dict:
         return {f.name for f in fields(PRIORS[name].config)}
 
     name = check_choice("prior", split_prior(a.prior)[0], PRIORS)  # sd:PATH names prior sd (prior_config checks PATH)
-    given = {flag: getattr(a, flag) for flag in PRIOR_FIELDS if getattr(a, flag) is not None}
+    given = {flag: getattr(a, flag) for flag in PRIOR_FIELDS if getattr(a, flag) is not None and getattr(a, flag) is not False}
     takes = prior_fields(name)
     for flag in given:
         if PRIOR_FIELDS[flag] not in takes:
@@ -352,6 +368,12 @@ def prior_options(a: PriorArgs) -> dict:
             raise InputError(f"option --{flag.replace('_', '-')} is for the {' or '.join(users)} prior; "
                              f"this run uses prior {a.prior!r}")
     return {PRIOR_FIELDS[flag]: value for flag, value in given.items()}
+
+
+def prior_record(a: PriorArgs) -> dict:
+    """What run.json records of the prior's options, beside its name: those the command line gave."""
+    options = prior_options(a)
+    return {"prior_options": options} if options else {}
 
 
 def check_prior(a: PriorArgs, prompt: str):
@@ -406,7 +428,7 @@ def run_sample(a: SampleArgs) -> int:
             result = diffrep.sample(prior, callback=bar, keep_checkpoint=not image, **sampling, **run)
         finally:
             bar.close()
-        result.info["config"] |= {"prior": a.prior.prior}
+        result.info["config"] |= {"prior": a.prior.prior} | prior_record(a.prior)
         return _report(result.save(a.out, a.overwrite), result.info)
 
 
@@ -430,7 +452,7 @@ def run_sdedit(a: SdeditArgs) -> int:
                                 steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta, callback=bar)
     finally:
         bar.close()
-    result.info["config"] |= {"prior": a.prior.prior, "image": str(a.image)}
+    result.info["config"] |= {"prior": a.prior.prior, "image": str(a.image)} | prior_record(a.prior)
     return _report(result.save(a.out, a.overwrite), result.info)
 
 
@@ -455,7 +477,7 @@ def run_inpaint(a: InpaintArgs) -> int:
                                  steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta, callback=bar)
     finally:
         bar.close()
-    result.info["config"] |= {"prior": a.prior.prior, "image": str(a.image), "mask": str(a.mask)}
+    result.info["config"] |= {"prior": a.prior.prior, "image": str(a.image), "mask": str(a.mask)} | prior_record(a.prior)
     return _report(result.save(a.out, a.overwrite), result.info)
 
 
