@@ -249,6 +249,52 @@ def test_options_are_checked_before_loading(sd_folder):
     assert prior.eps(x, t, None).shape == x.shape
 
 
+def test_rgb_with_an_image_method_or_the_panorama_is_refused_before_loading(tmp_path):
+    """From the config and the method/rep tables alone: in a fresh interpreter, on a folder no loader could read,
+    each refusal is one line, exit 2, before torch is imported."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from catalogue import fake_sd_folder, rgb_misuse
+
+    cases = rgb_misuse(str(fake_sd_folder(tmp_path / "fake-sd")))
+    code = ("import sys, diffrep.cli\n"
+            f"codes = [diffrep.cli.main(argv) for argv, _ in {cases!r}]\n"
+            "print(codes, sorted({'torch', 'numpy'} & set(sys.modules)))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False,
+                          env=os.environ | {"PYTHONPATH": str(Path(diffrep.__file__).parents[1])})
+    assert done.stdout.strip() == f"{[2] * len(cases)} []", done.stderr
+    errors = done.stderr.strip().splitlines()
+    assert len(errors) == len(cases), errors
+    for error, (argv, word) in zip(errors, cases):
+        assert error.startswith("diffrep: error: ") and word in error, (argv, error)
+    assert not (tmp_path / "o").exists()
+
+
+def test_rgb_misuse_through_the_api(sd_folder):
+    """A prior by name is checked before it loads; a loaded rgb prior before the run (no UNet call)."""
+    config = prior_config(f"sd:{sd_folder}", rgb=True)
+    for method, image, rep in (("ddim", True, "pixels"), ("sdedit", True, None), ("ddrep", False, "panorama")):
+        with pytest.raises(InputError, match="image space" if image else "canvas"):
+            diffrep.priors.check_run(config, method, image=image, rep=rep)
+    diffrep.priors.check_run(config, "ddrep", image=False, rep="nerf")  # a diffrep method on a per-view rep: fine
+    diffrep.priors.check_run(prior_config(f"sd:{sd_folder}"), "ddim", image=True, rep="panorama")  # latents: fine
+    prior = load(f"sd:{sd_folder}", rgb=True, rgb_res=16)
+    calls = []
+    hook = prior.prior.unet.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        with pytest.raises(InputError, match="image space"):
+            diffrep.sample(prior, method="ddim", steps=2)
+        with pytest.raises(InputError, match="image space"):
+            diffrep.sdedit(prior, torch.zeros(3, 16, 16), steps=2)
+        with pytest.raises(InputError, match="canvas"):
+            diffrep.sample(prior, rep="panorama", method="sds", iters=2)
+    finally:
+        hook.remove()
+    assert calls == []
+
+
 # DeepFloyd IF.
 
 def test_if_loads_and_keeps_the_eps_half_of_its_output(if_folder):

@@ -376,11 +376,13 @@ def prior_record(a: PriorArgs) -> dict:
     return {"prior_options": options} if options else {}
 
 
-def check_prior(a: PriorArgs, prompt: str):
-    """The prior's validated config, and the prompt as far as the prior can check it unloaded, before anything is loaded."""
-    from diffrep.priors import check_prompt, prior_config
+def check_prior(a: PriorArgs, prompt: str, method: str, *, image: bool, rep: str | None = None):
+    """The prior's validated config, the method and rep it runs with (``check_run``: sd --rgb takes no image-space
+    method, no panorama), and the prompt as far as the prior can check it unloaded, before anything is loaded."""
+    from diffrep.priors import check_prompt, check_run, prior_config
 
     config = prior_config(a.prior, **prior_options(a))
+    check_run(config, method, image=image, rep=rep)
     check_prompt(config, prompt)
     return config
 
@@ -413,7 +415,7 @@ def run_sample(a: SampleArgs) -> int:
         run |= {"checkpoint_every": a.checkpoint_every or 0, "resume": a.resume}
     sampling = dict(steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta)
     spec, _ = prepare(sampling=Sampling(**sampling), **run)  # the rep, the method, their options: still no torch
-    prior_config = check_prior(a.prior, a.prompt)  # everything checked before the prior is loaded
+    prior_config = check_prior(a.prior, a.prompt, a.method, image=image, rep=spec.rep)  # all before the prior loads
     if a.prompt and not image:  # and the view prompts of the rep's views (a NeRF's camera bank needs torch)
         from diffrep.priors import check_prompt
         from diffrep.reps import REPS
@@ -440,7 +442,7 @@ def run_sdedit(a: SdeditArgs) -> int:
     from diffrep.spec import check_strength
 
     Sampling(a.steps, a.guidance_scale, a.eta), check_strength(a.strength)
-    prior_config = check_prior(a.prior, a.prompt)
+    prior_config = check_prior(a.prior, a.prompt, "sdedit", image=True)
     import diffrep
 
     load_image(a.image)  # fail on a bad file before loading the prior
@@ -464,7 +466,7 @@ def run_inpaint(a: InpaintArgs) -> int:
     from diffrep.methods import Sampling
 
     Sampling(a.steps, a.guidance_scale, a.eta), check_positive_int("rounds", a.rounds)
-    prior_config = check_prior(a.prior, a.prompt)
+    prior_config = check_prior(a.prior, a.prompt, "inpaint", image=True)
     import diffrep
 
     load_image(a.image), load_image(a.mask)  # fail on a bad file before loading the prior
