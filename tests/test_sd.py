@@ -130,6 +130,60 @@ def test_latents_decode_and_encode(sd):
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
+def hooked_dtypes(module):
+    """The dtypes of the inputs ``module`` is called with, while the hook is in place."""
+    seen = []
+    return seen, module.register_forward_pre_hook(lambda m, i: seen.append(i[0].dtype))
+
+
+def test_fp16_vae_is_upcast_to_fp32(sd):
+    """fp16 networks, the VAE in fp32 for encode and decode (SD's VAE gives NaN in fp16; diffusers' force_upcast).
+    On the CPU: the dtype path, with the modules of the fp32 prior cast to fp16."""
+    import copy
+
+    from diffrep.priors.sd import SDPrior, vae_dtype
+
+    unet, vae, text = (copy.deepcopy(m).half() for m in (sd.unet, sd.vae, sd.text_encoder))
+    prior = SDPrior(unet, vae, text, sd.tokenizer, sd.alphas_cumprod)
+    assert prior.dtype == torch.float16 and next(prior.unet.parameters()).dtype == torch.float16
+    assert prior.vae_dtype == torch.float32 and {p.dtype for p in prior.vae.parameters()} == {torch.float32}
+    for part, run in ((prior.vae.decoder, lambda: prior.decode(torch.randn(2, 4, 8, 8))),
+                      (prior.vae.encoder, lambda: prior.encode(torch.rand(1, 3, 64, 64) * 2 - 1))):
+        seen, hook = hooked_dtypes(part)
+        try:
+            out = run()
+        finally:
+            hook.remove()
+        assert seen == [torch.float32] and out.dtype == torch.float32 and torch.isfinite(out).all()
+    # the rule: fp16 only, and only where the VAE's config does not opt out
+    assert vae_dtype(torch.float16, sd.vae.config) == torch.float32
+    assert vae_dtype(torch.float16, {"force_upcast": False}) == torch.float16
+    assert vae_dtype(torch.bfloat16, {}) == torch.bfloat16 and vae_dtype(torch.float32, {}) == torch.float32
+
+
+def test_the_loader_reads_the_vae_in_fp32_for_fp16(sd_folder):
+    """``load_sd`` with dtype fp16 (forced past the config's CUDA check, to run here): UNet and text encoder in
+    fp16, the VAE read in fp32, decode finite."""
+    from diffrep.priors.sd import load_sd
+
+    config = prior_config(f"sd:{sd_folder}")
+    object.__setattr__(config, "dtype", "fp16")  # the config refuses fp16 without CUDA; the loader is what is tested
+    prior = load_sd(config)
+    assert next(prior.unet.parameters()).dtype == torch.float16
+    assert next(prior.text_encoder.parameters()).dtype == torch.float16
+    assert {p.dtype for p in prior.vae.parameters()} == {torch.float32}
+    assert torch.isfinite(prior.decode(torch.randn(1, 4, 8, 8))).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (fp16)")
+def test_fp16_on_cuda_samples_finite_latents_and_decodes(sd_folder):
+    prior = load(f"sd:{sd_folder}", device="cuda", dtype="fp16")
+    assert prior.vae_dtype == torch.float32
+    result = diffrep.sample(prior, rep="siren", method="ddrep", steps=2, adam_iters=2, n=1, width=16, depth=1,
+                            prompt="a red mug")
+    assert torch.isfinite(result.images).all()
+
+
 # Every method and rep through it.
 
 def test_ddrep_and_sds_on_siren_latents_are_decoded(sd):
