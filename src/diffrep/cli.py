@@ -230,7 +230,7 @@ class BenchArgs:
     """Run a benchmark suite; writes bench/results/SUITE.json (with machine info)."""
 
     suite: Annotated[str, tyro.conf.Positional]
-    """Suite: toyworld, prior, table1, diversity, speed, panorama, prior-quality (docs/benchmarks.md)."""
+    """Suite: toyworld, prior, table1, diversity, speed, panorama, prior-quality, nerf3d, sd-cost (docs/benchmarks.md)."""
     quick: bool = False
     """A short version of the suite (under 2 minutes)."""
     results: Path = Path("bench/results")

@@ -155,9 +155,9 @@ class SDPrior(UNetPrior):
     def __init__(self, unet: nn.Module, vae: nn.Module, text_encoder: nn.Module, tokenizer: Any,
                  alphas_cumprod: Tensor, prediction_type: str = "epsilon", *, offload: Offload | None = None):
         super().__init__(unet, text_encoder, tokenizer, alphas_cumprod, prediction_type, offload=offload)
-        dtype = vae_dtype(next(vae.parameters()).dtype, vae.config)
-        self.vae = self.offload.place(vae.to(dtype))
-        self.vae_dtype = dtype
+        given = next(vae.parameters()).dtype
+        self.vae_dtype = vae_dtype(given, vae.config)
+        self.vae = self.offload.place(vae if self.vae_dtype == given else vae.to(self.vae_dtype))
         self.vae_scale = 2 ** (len(vae.config.block_out_channels) - 1)
 
     def decode(self, latents: Tensor, chunk: int = 4) -> Tensor:
