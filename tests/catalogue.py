@@ -51,9 +51,41 @@ PRIOR_OPTIONS_BEFORE_TORCH = [  # the prior's options, checked against its torch
     ["inpaint", "--image", "in.png", "--mask", "in.png", "--res", "48", "--out", "o"],
     ["bench", "table1", "--prior", "nosuch"],
     ["bench", "table1", "--prior", "tiny", "--prior-path", "/nonexistent/tiny.safetensors"],
+    # the sd and if priors' options (diffrep/priors/sd_config.py), refused before their model is looked for
+    ["sample", "--prior", "sd:/nonexistent", "--dtype", "fp64", "--out", "o"],
+    ["sample", "--prior", "sd:/nonexistent", "--dtype", "fp16", "--out", "o"],  # fp16 needs --device cuda
+    ["sample", "--prior", "sd:/nonexistent", "--device", "tpu", "--out", "o"],
+    ["sample", "--prior", "sd:/nonexistent", "--rgb", "--rgb-res", "4", "--out", "o"],
+    ["sample", "--prior", "if:/nonexistent", "--rgb", "--out", "o"],  # rgb is sd's only
+    ["sample", "--prior", "if:/nonexistent", "--dtype", "bf16", "--device", "cpu", "--out", "o"],
+    ["sample", "--prior", "gmm", "--cpu-offload", "--out", "o"],
+    ["sdedit", "--image", "in.png", "--prior", "toyworld", "--attention-slicing", "--out", "o"],
     # the toy world's prompts, against its torch-free vocabulary (diffrep/toyworld/vocabulary.py)
     ["sample", "--prompt", "a red zebra", "--out", "o"],
 ]
+
+
+
+def fake_sd_folder(folder):
+    """A folder that passes the sd prior's torch-free checks (its layout, empty .safetensors files) and that no
+    loader could read: a command line refused with it was refused before the prior loads."""
+    for component in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
+        (folder / component).mkdir(parents=True)
+        if component in ("unet", "vae", "text_encoder"):
+            (folder / component / "model.safetensors").write_bytes(b"")
+    return folder
+
+
+def rgb_misuse(sd: str) -> list[tuple[list[str], str]]:
+    """Command lines an sd prior with --rgb refuses from the tables before it loads, and a word of each error:
+    image-space methods (the prior denoises only the latents of reps it encodes) and the panorama (canvas noise)."""
+    prior = ["--prior", f"sd:{sd}", "--rgb", "--out", "o"]
+    return [(["sample", "--method", "ddim", *prior], "image space"),
+            (["sample", "--method", "ddpm", *prior], "image space"),
+            (["sdedit", "--image", "in.png", *prior], "image space"),
+            (["inpaint", "--image", "in.png", "--mask", "in.png", *prior], "image space"),
+            (["sample", "--rep", "panorama", "--method", "ddrep", *prior], "canvas"),
+            (["sample", "--rep", "panorama", "--method", "sds", *prior], "canvas")]
 
 
 # ---- command lines: values, paths, parse errors (tests/test_cli.py) ----

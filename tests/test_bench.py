@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -102,7 +104,6 @@ def test_conditioning_gaps_see_the_labels_a_prior_uses_and_none_it_ignores():
 def test_results_name_the_tiny_weights_they_ran_on(tmp_path, monkeypatch):
     """A suite on the tiny prior records the weights file and its SHA-256; on another prior, nothing."""
     import hashlib
-    import json
     import sys
     import types
 
@@ -155,3 +156,28 @@ def test_nerf3d_keeps_finished_runs_and_a_rerun_skips_them(tmp_path, monkeypatch
     assert [r["method"] for r in figures["rows"]] == ["ddrep", "sds", "sjc"]
     assert [r["aggregate"]["occupancy_iou"] for r in figures["rows"]] == [1, 2, 3]
     assert figures["_files"] == {"duck-ddrep.gif": b"ddrep", "duck-sds.gif": b"sds", "duck-sjc.gif": b"sjc"}
+
+
+def test_sd_cost_quick_produces_its_figures(tmp_path):
+    """`diffrep bench sd-cost --quick`: tiny components of SD's kinds, every figure the full suite reports (seconds)."""
+    pytest.importorskip("diffusers")
+    record = json.loads(run_suite("sd-cost", quick=True, results=tmp_path, log=lambda s: None).read_text())
+    figures = record["figures"]
+    assert record["command"] == "diffrep bench sd-cost --quick" and figures["unet_batch"] == 16
+    assert figures["latent_shape"] == [4, 16, 16] and figures["decode_s"] > 0
+    for row in (figures["ddim"], figures["ddrep"]["default"], figures["sds"], figures["sjc"]):
+        assert len(row["steps_s"]) == figures["timed_steps"] and row["step_s"] > 0
+    ratio = figures["ratios"]["default"]
+    assert ratio["per_step"] > 0 and ratio["run_100_steps"] > 0 and "solve_s_per_step" in ratio
+    assert figures["paper"]["ratio"] == 2.1
+
+
+def test_sd_cost_builds_the_real_sd15_shape():
+    """The full suite's components are SD 1.5's (860 M and 84 M parameters), built without running them."""
+    diffusers = pytest.importorskip("diffusers")
+    from diffrep.bench.sd_cost import SD15_UNET, SD15_VAE
+
+    with torch.device("meta"):  # shapes only: no memory, no init cost
+        unet, vae = diffusers.UNet2DConditionModel(**SD15_UNET), diffusers.AutoencoderKL(**SD15_VAE)
+    assert round(sum(p.numel() for p in unet.parameters()) / 1e6) == 860
+    assert round(sum(p.numel() for p in vae.parameters()) / 1e6) == 84

@@ -206,3 +206,20 @@ def test_a_second_run_on_the_same_folder_is_refused(tmp_path, capsys):
     code, _, stderr = run(["sample", "--out", str(out), "--prompt", "red", *SMALL], capsys)
     assert code == 0, stderr
     assert not lock.exists()
+
+
+def test_prior_options_reach_the_config_fields():
+    """Every PriorArgs option maps to a field of some prior's config; a switch left off or an option left unset is
+    not given (the prior's default applies), so a toy-world run is untouched by the sd/if options."""
+    from dataclasses import fields
+
+    from diffrep.cli import PRIOR_FIELDS, PriorArgs, prior_options
+    from diffrep.priors import PRIORS
+
+    assert set(PRIOR_FIELDS) == {f.name for f in fields(PriorArgs)} - {"prior"}
+    assert all(any(v in {f.name for f in fields(e.config)} for e in PRIORS.values()) for v in PRIOR_FIELDS.values())
+    assert prior_options(PriorArgs()) == {}
+    a = PriorArgs(prior="sd:/x", device="cuda", dtype="fp16", attention_slicing=True, cpu_offload=True, rgb=True,
+                  rgb_res=32)
+    assert prior_options(a) == {"device": "cuda", "dtype": "fp16", "attention_slicing": True, "cpu_offload": True,
+                                "rgb": True, "rgb_res": 32}

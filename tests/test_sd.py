@@ -130,6 +130,60 @@ def test_latents_decode_and_encode(sd):
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
+def hooked_dtypes(module):
+    """The dtypes of the inputs ``module`` is called with, while the hook is in place."""
+    seen = []
+    return seen, module.register_forward_pre_hook(lambda m, i: seen.append(i[0].dtype))
+
+
+def test_fp16_vae_is_upcast_to_fp32(sd):
+    """fp16 networks, the VAE in fp32 for encode and decode (SD's VAE gives NaN in fp16; diffusers' force_upcast).
+    On the CPU: the dtype path, with the modules of the fp32 prior cast to fp16."""
+    import copy
+
+    from diffrep.priors.sd import SDPrior, vae_dtype
+
+    unet, vae, text = (copy.deepcopy(m).half() for m in (sd.unet, sd.vae, sd.text_encoder))
+    prior = SDPrior(unet, vae, text, sd.tokenizer, sd.alphas_cumprod)
+    assert prior.dtype == torch.float16 and next(prior.unet.parameters()).dtype == torch.float16
+    assert prior.vae_dtype == torch.float32 and {p.dtype for p in prior.vae.parameters()} == {torch.float32}
+    for part, run in ((prior.vae.decoder, lambda: prior.decode(torch.randn(2, 4, 8, 8))),
+                      (prior.vae.encoder, lambda: prior.encode(torch.rand(1, 3, 64, 64) * 2 - 1))):
+        seen, hook = hooked_dtypes(part)
+        try:
+            out = run()
+        finally:
+            hook.remove()
+        assert seen == [torch.float32] and out.dtype == torch.float32 and torch.isfinite(out).all()
+    # the rule: fp16 only, and only where the VAE's config does not opt out
+    assert vae_dtype(torch.float16, sd.vae.config) == torch.float32
+    assert vae_dtype(torch.float16, {"force_upcast": False}) == torch.float16
+    assert vae_dtype(torch.bfloat16, {}) == torch.bfloat16 and vae_dtype(torch.float32, {}) == torch.float32
+
+
+def test_the_loader_reads_the_vae_in_fp32_for_fp16(sd_folder):
+    """``load_sd`` with dtype fp16 (forced past the config's CUDA check, to run here): UNet and text encoder in
+    fp16, the VAE read in fp32, decode finite."""
+    from diffrep.priors.sd import load_sd
+
+    config = prior_config(f"sd:{sd_folder}")
+    object.__setattr__(config, "dtype", "fp16")  # the config refuses fp16 without CUDA; the loader is what is tested
+    prior = load_sd(config)
+    assert next(prior.unet.parameters()).dtype == torch.float16
+    assert next(prior.text_encoder.parameters()).dtype == torch.float16
+    assert {p.dtype for p in prior.vae.parameters()} == {torch.float32}
+    assert torch.isfinite(prior.decode(torch.randn(1, 4, 8, 8))).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (fp16)")
+def test_fp16_on_cuda_samples_finite_latents_and_decodes(sd_folder):
+    prior = load(f"sd:{sd_folder}", device="cuda", dtype="fp16")
+    assert prior.vae_dtype == torch.float32
+    result = diffrep.sample(prior, rep="siren", method="ddrep", steps=2, adam_iters=2, n=1, width=16, depth=1,
+                            prompt="a red mug")
+    assert torch.isfinite(result.images).all()
+
+
 # Every method and rep through it.
 
 def test_ddrep_and_sds_on_siren_latents_are_decoded(sd):
@@ -170,6 +224,24 @@ def test_command_line_samples_with_a_local_folder(sd_folder, tmp_path, capsys):
     import json
 
     assert json.loads((out / "run.json").read_text())["config"]["prior"] == f"sd:{sd_folder}"
+
+
+def test_command_line_prior_options_reach_the_prior(sd_folder, tmp_path, capsys):
+    """--rgb, --rgb-res, --attention-slicing, --cpu-offload, --device, --dtype: the sd prior's options on the command line."""
+    out = tmp_path / "rgb"
+    argv = ["sample", "--prior", f"sd:{sd_folder}", "--rgb", "--rgb-res", "16", "--attention-slicing", "--cpu-offload",
+            "--device", "cpu", "--dtype", "fp32", "--rep", "siren", "--method", "sds", "--optim.iters", "2",
+            "--siren.width", "8", "--siren.depth", "1", "--n", "1", "--out", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    import json
+
+    from safetensors.torch import load_file
+
+    config = json.loads((out / "run.json").read_text())["config"]
+    assert config["image_shape"] == [3, 16, 16]  # RGB renders, not latents
+    assert config["prior_options"] == {"device": "cpu", "dtype": "fp32", "attention_slicing": True, "cpu_offload": True,
+                                       "rgb": True, "rgb_res": 16}
+    assert load_file(out / "samples.safetensors")["images"].shape[-3:] == (3, 16, 16)
 
 
 # One-line errors.
@@ -229,6 +301,52 @@ def test_options_are_checked_before_loading(sd_folder):
     prior = diffrep.priors.load_config(config)  # slicing and offloading change where, not what
     x, t = torch.randn(1, 4, 8, 8), torch.tensor([300])
     assert prior.eps(x, t, None).shape == x.shape
+
+
+def test_rgb_with_an_image_method_or_the_panorama_is_refused_before_loading(tmp_path):
+    """From the config and the method/rep tables alone: in a fresh interpreter, on a folder no loader could read,
+    each refusal is one line, exit 2, before torch is imported."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from catalogue import fake_sd_folder, rgb_misuse
+
+    cases = rgb_misuse(str(fake_sd_folder(tmp_path / "fake-sd")))
+    code = ("import sys, diffrep.cli\n"
+            f"codes = [diffrep.cli.main(argv) for argv, _ in {cases!r}]\n"
+            "print(codes, sorted({'torch', 'numpy'} & set(sys.modules)))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False,
+                          env=os.environ | {"PYTHONPATH": str(Path(diffrep.__file__).parents[1])})
+    assert done.stdout.strip() == f"{[2] * len(cases)} []", done.stderr
+    errors = done.stderr.strip().splitlines()
+    assert len(errors) == len(cases), errors
+    for error, (argv, word) in zip(errors, cases):
+        assert error.startswith("diffrep: error: ") and word in error, (argv, error)
+    assert not (tmp_path / "o").exists()
+
+
+def test_rgb_misuse_through_the_api(sd_folder):
+    """A prior by name is checked before it loads; a loaded rgb prior before the run (no UNet call)."""
+    config = prior_config(f"sd:{sd_folder}", rgb=True)
+    for method, image, rep in (("ddim", True, "pixels"), ("sdedit", True, None), ("ddrep", False, "panorama")):
+        with pytest.raises(InputError, match="image space" if image else "canvas"):
+            diffrep.priors.check_run(config, method, image=image, rep=rep)
+    diffrep.priors.check_run(config, "ddrep", image=False, rep="nerf")  # a diffrep method on a per-view rep: fine
+    diffrep.priors.check_run(prior_config(f"sd:{sd_folder}"), "ddim", image=True, rep="panorama")  # latents: fine
+    prior = load(f"sd:{sd_folder}", rgb=True, rgb_res=16)
+    calls = []
+    hook = prior.prior.unet.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        with pytest.raises(InputError, match="image space"):
+            diffrep.sample(prior, method="ddim", steps=2)
+        with pytest.raises(InputError, match="image space"):
+            diffrep.sdedit(prior, torch.zeros(3, 16, 16), steps=2)
+        with pytest.raises(InputError, match="canvas"):
+            diffrep.sample(prior, rep="panorama", method="sds", iters=2)
+    finally:
+        hook.remove()
+    assert calls == []
 
 
 # DeepFloyd IF.

@@ -95,13 +95,17 @@ def resolve_prior(prior: Prior | str) -> Prior:
     return prior
 
 
-def _check_prompt_unloaded(prior: Prior | str, prompt: str | None, labels: tuple[str, ...] = ()) -> None:
-    """A prior given by name: its prompt and view prompts checked before it loads (a toy-world data set
-    is generated on first use, ~30 s)."""
-    if isinstance(prior, str) and prompt is not None:
-        from diffrep.priors import check_prompt, prior_config
+def _check_unloaded(prior: Prior | str, prompt: str | None, method: str, *, image: bool, rep: str | None = None,
+                    labels: tuple[str, ...] = ()) -> None:
+    """Before a prior given by name loads (a toy-world data set is generated on first use, ~30 s; a Stable
+    Diffusion reads gigabytes): the method and rep it runs with (``check_run``), its prompt and view prompts.
+    A loaded prior: the method and rep, before the run."""
+    from diffrep.priors import check_prompt, check_run, prior_config
 
-        check_prompt(prior_config(prior), prompt, labels)
+    config = prior_config(prior) if isinstance(prior, str) else prior
+    check_run(config, method, image=image, rep=rep)
+    if isinstance(prior, str) and prompt is not None:
+        check_prompt(config, prompt, labels)
 
 
 def _condition(prior: Prior, prompt: str | None, cond: Any) -> Any:
@@ -234,7 +238,7 @@ def sample(prior: Prior | str = "toyworld", *, rep: str | Any = "pixels", method
     spec, ckpt = prepare(rep, method, sampling=Sampling(steps, guidance_scale, eta), n=n, seed=seed, prompt=prompt,
                          checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, **options)
     labels = REPS[spec.rep].labels(spec.rep_options)
-    _check_prompt_unloaded(prior, prompt, labels)
+    _check_unloaded(prior, prompt, spec.method, image=spec.entry.image, rep=spec.rep, labels=labels)
     prior = resolve_prior(prior)
     check_budget(prior, steps, n, None if spec.entry.image else spec.rep_options, views_per_step(spec.options))
     c = _view_condition(prior, prompt, cond, labels)
@@ -373,7 +377,7 @@ def sdedit(prior: Prior | str, image: Tensor, *, prompt: str | None = None, cond
            callback=None) -> Result:
     """SDEdit an image ``[C, H, W]`` or ``[1, C, H, W]`` in [-1, 1] towards a prompt; ``strength`` in [0, 1]."""
     check_strength(strength), check_positive_int("n", n), Sampling(steps, guidance_scale, eta), check_seed(seed)
-    check_prompt(prompt), _check_prompt_unloaded(prior, prompt)
+    check_prompt(prompt), _check_unloaded(prior, prompt, "sdedit", image=True)
     prior = resolve_prior(prior)
     check_budget(prior, steps, n)
     x0 = _check_images(prior, image, "image").expand(n, -1, -1, -1)
@@ -393,7 +397,7 @@ def inpaint(prior: Prior | str, image: Tensor, mask: Tensor, *, prompt: str | No
             eta: float = 1.0, callback=None) -> Result:
     """RePaint inpainting: keep ``image`` where ``mask`` is 1 (``[H, W]`` or broadcastable), fill the rest."""
     check_positive_int("n", n), check_positive_int("rounds", rounds), Sampling(steps, guidance_scale, eta)
-    check_seed(seed), check_prompt(prompt), _check_prompt_unloaded(prior, prompt)
+    check_seed(seed), check_prompt(prompt), _check_unloaded(prior, prompt, "inpaint", image=True)
     prior = resolve_prior(prior)
     check_budget(prior, steps, n)
     known = _check_images(prior, image, "image").expand(n, -1, -1, -1)

@@ -30,10 +30,26 @@ class PriorArgs:
     """toyworld prior only: number of data images (generated on first use, then cached; default 10000)."""
     res: int | None = None
     """toyworld prior only: resolution, 32 or 64 (default 32)."""
+    device: str | None = None
+    """Where the prior computes: cpu (default), cuda, cuda:N, mps (toyworld, tiny, sd, if)."""
+    dtype: str | None = None
+    """sd, if: weights and activations, fp32 (default), or fp16/bf16 on CUDA (the SD VAE then runs in fp32)."""
+    attention_slicing: bool = False
+    """sd, if: compute attention in slices (less memory, a little slower)."""
+    cpu_offload: bool = False
+    """sd, if: keep each network on the CPU, moved to --device only while it runs (less GPU memory, slower)."""
+    rgb: bool = False
+    """sd only: reps render RGB, upsampled and VAE-encoded with gradient inside the rep (DreamFusion with SD);
+    default: they render latents, decoded for viewing. Diffrep methods only (ddrep, sds, sjc)."""
+    rgb_res: int | None = None
+    """sd --rgb only: the resolution reps render (default 64), upsampled to the VAE's before encoding."""
 
 
-PRIOR_FIELDS = {"prior_path": "path", "toyworld_n": "n", "res": "res"}
-"""Command-line option of ``PriorArgs`` -> the field of a prior's config it sets."""
+PRIOR_FIELDS = {"prior_path": "path", "toyworld_n": "n", "res": "res", "device": "device", "dtype": "dtype",
+                "attention_slicing": "attention_slicing", "cpu_offload": "cpu_offload", "rgb": "rgb",
+                "rgb_res": "rgb_res"}
+"""Command-line option of ``PriorArgs`` -> the field of a prior's config it sets. An option left at its
+default (``None``, or ``False`` for a switch) is not given: the prior's own default applies."""
 
 Prior = Annotated[PriorArgs, tyro.conf.OmitArgPrefixes]
 
@@ -215,7 +231,7 @@ class BenchArgs:
     """Run a benchmark suite; writes bench/results/SUITE.json (with machine info)."""
 
     suite: Annotated[str, tyro.conf.Positional]
-    """Suite: toyworld, prior, table1, diversity, speed, panorama, prior-quality (docs/benchmarks.md)."""
+    """Suite: toyworld, prior, table1, diversity, speed, panorama, prior-quality, nerf3d, sd-cost (docs/benchmarks.md)."""
     quick: bool = False
     """A short version of the suite (under 2 minutes)."""
     results: Path = Path("bench/results")
@@ -393,7 +409,7 @@ def prior_options(a: PriorArgs) -> dict:
         return {f.name for f in fields(PRIORS[name].config)}
 
     name = check_choice("prior", split_prior(a.prior)[0], PRIORS)  # sd:PATH names prior sd (prior_config checks PATH)
-    given = {flag: getattr(a, flag) for flag in PRIOR_FIELDS if getattr(a, flag) is not None}
+    given = {flag: getattr(a, flag) for flag in PRIOR_FIELDS if getattr(a, flag) is not None and getattr(a, flag) is not False}
     takes = prior_fields(name)
     for flag in given:
         if PRIOR_FIELDS[flag] not in takes:
@@ -403,11 +419,19 @@ def prior_options(a: PriorArgs) -> dict:
     return {PRIOR_FIELDS[flag]: value for flag, value in given.items()}
 
 
-def check_prior(a: PriorArgs, prompt: str):
-    """The prior's validated config, and the prompt as far as the prior can check it unloaded, before anything is loaded."""
-    from diffrep.priors import check_prompt, prior_config
+def prior_record(a: PriorArgs) -> dict:
+    """What run.json records of the prior's options, beside its name: those the command line gave."""
+    options = prior_options(a)
+    return {"prior_options": options} if options else {}
+
+
+def check_prior(a: PriorArgs, prompt: str, method: str, *, image: bool, rep: str | None = None):
+    """The prior's validated config, the method and rep it runs with (``check_run``: sd --rgb takes no image-space
+    method, no panorama), and the prompt as far as the prior can check it unloaded, before anything is loaded."""
+    from diffrep.priors import check_prompt, check_run, prior_config
 
     config = prior_config(a.prior, **prior_options(a))
+    check_run(config, method, image=image, rep=rep)
     check_prompt(config, prompt)
     return config
 
@@ -440,7 +464,7 @@ def run_sample(a: SampleArgs) -> int:
         run |= {"checkpoint_every": a.checkpoint_every or 0, "resume": a.resume}
     sampling = dict(steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta)
     spec, _ = prepare(sampling=Sampling(**sampling), **run)  # the rep, the method, their options: still no torch
-    prior_config = check_prior(a.prior, a.prompt)  # everything checked before the prior is loaded
+    prior_config = check_prior(a.prior, a.prompt, a.method, image=image, rep=spec.rep)  # all before the prior loads
     if a.prompt and not image:  # and the view prompts of the rep's views (a NeRF's camera bank needs torch)
         from diffrep.priors import check_prompt
         from diffrep.reps import REPS
@@ -455,7 +479,7 @@ def run_sample(a: SampleArgs) -> int:
             result = diffrep.sample(prior, callback=bar, keep_checkpoint=not image, **sampling, **run)
         finally:
             bar.close()
-        result.info["config"] |= {"prior": a.prior.prior}
+        result.info["config"] |= {"prior": a.prior.prior} | prior_record(a.prior)
         return _report(result.save(a.out, a.overwrite), result.info)
 
 
@@ -467,7 +491,7 @@ def run_sdedit(a: SdeditArgs) -> int:
     from diffrep.spec import check_strength
 
     Sampling(a.steps, a.guidance_scale, a.eta), check_strength(a.strength)
-    prior_config = check_prior(a.prior, a.prompt)
+    prior_config = check_prior(a.prior, a.prompt, "sdedit", image=True)
     import diffrep
 
     load_image(a.image)  # fail on a bad file before loading the prior
@@ -479,7 +503,7 @@ def run_sdedit(a: SdeditArgs) -> int:
                                 steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta, callback=bar)
     finally:
         bar.close()
-    result.info["config"] |= {"prior": a.prior.prior, "image": str(a.image)}
+    result.info["config"] |= {"prior": a.prior.prior, "image": str(a.image)} | prior_record(a.prior)
     return _report(result.save(a.out, a.overwrite), result.info)
 
 
@@ -491,7 +515,7 @@ def run_inpaint(a: InpaintArgs) -> int:
     from diffrep.methods import Sampling
 
     Sampling(a.steps, a.guidance_scale, a.eta), check_positive_int("rounds", a.rounds)
-    prior_config = check_prior(a.prior, a.prompt)
+    prior_config = check_prior(a.prior, a.prompt, "inpaint", image=True)
     import diffrep
 
     load_image(a.image), load_image(a.mask)  # fail on a bad file before loading the prior
@@ -504,7 +528,7 @@ def run_inpaint(a: InpaintArgs) -> int:
                                  steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta, callback=bar)
     finally:
         bar.close()
-    result.info["config"] |= {"prior": a.prior.prior, "image": str(a.image), "mask": str(a.mask)}
+    result.info["config"] |= {"prior": a.prior.prior, "image": str(a.image), "mask": str(a.mask)} | prior_record(a.prior)
     return _report(result.save(a.out, a.overwrite), result.info)
 
 

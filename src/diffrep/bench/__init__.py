@@ -23,6 +23,7 @@ SUITES: dict[str, str] = {
     "panorama": "diffrep.bench.panorama",
     "prior-quality": "diffrep.bench.prior_quality",
     "nerf3d": "diffrep.bench.nerf3d",
+    "sd-cost": "diffrep.bench.sd_cost",
 }
 
 

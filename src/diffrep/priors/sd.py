@@ -149,12 +149,15 @@ class UNetPrior:
 
 class SDPrior(UNetPrior):
     """Stable Diffusion: a ``UNetPrior`` on latents ``[B, 4, H/8, W/8]`` with its VAE; ``decode``/``encode``
-    map latents to and from RGB in [-1, 1] (scaled by the VAE's scaling factor)."""
+    map latents to and from RGB in [-1, 1] (scaled by the VAE's scaling factor). With fp16 networks the VAE
+    computes in fp32 (``vae_dtype``), as diffusers' pipelines do: SD's VAE gives NaN in fp16."""
 
     def __init__(self, unet: nn.Module, vae: nn.Module, text_encoder: nn.Module, tokenizer: Any,
                  alphas_cumprod: Tensor, prediction_type: str = "epsilon", *, offload: Offload | None = None):
         super().__init__(unet, text_encoder, tokenizer, alphas_cumprod, prediction_type, offload=offload)
-        self.vae = self.offload.place(vae)
+        given = next(vae.parameters()).dtype
+        self.vae_dtype = vae_dtype(given, vae.config)
+        self.vae = self.offload.place(vae if self.vae_dtype == given else vae.to(self.vae_dtype))
         self.vae_scale = 2 ** (len(vae.config.block_out_channels) - 1)
 
     def decode(self, latents: Tensor, chunk: int = 4) -> Tensor:
@@ -163,7 +166,7 @@ class SDPrior(UNetPrior):
         out = []
         with self.offload.on_device(self.vae) as vae:
             for z in latents.split(chunk):
-                z = z.to(self.device, self.dtype) / cfg.scaling_factor + (getattr(cfg, "shift_factor", None) or 0)
+                z = z.to(self.device, self.vae_dtype) / cfg.scaling_factor + (getattr(cfg, "shift_factor", None) or 0)
                 out.append(vae.decode(z).sample.float().to(latents.device))
         return torch.cat(out)
 
@@ -172,8 +175,15 @@ class SDPrior(UNetPrior):
         with gradient with respect to ``rgb``."""
         cfg = self.vae.config
         with self.offload.on_device(self.vae) as vae:
-            z = vae.encode(rgb.to(self.device, self.dtype)).latent_dist.mean
+            z = vae.encode(rgb.to(self.device, self.vae_dtype)).latent_dist.mean
         return ((z - (getattr(cfg, "shift_factor", None) or 0)) * cfg.scaling_factor).float().to(rgb.device)
+
+
+def vae_dtype(dtype: torch.dtype, config: Any) -> torch.dtype:
+    """The dtype the VAE computes in when the prior's is ``dtype``: fp32 for fp16 if the VAE's ``config`` asks
+    (``force_upcast``, true for SD 1.x/2.x, whose VAE overflows to NaN in fp16), as diffusers' pipelines upcast it."""
+    force = config.get("force_upcast", True) if isinstance(config, dict) else getattr(config, "force_upcast", True)
+    return torch.float32 if dtype == torch.float16 and force else dtype
 
 
 class EncodedRGBPrior:
@@ -222,7 +232,8 @@ def load_sd(config: SDPriorConfig) -> SDPrior:
     local = {"use_safetensors": True, "local_files_only": True}
     models = local | {"torch_dtype": dtype, "low_cpu_mem_usage": False}
     unet = diffusers.UNet2DConditionModel.from_pretrained(folder, subfolder="unet", **models)
-    vae = diffusers.AutoencoderKL.from_pretrained(folder, subfolder="vae", **models)
+    upcast = vae_dtype(dtype, diffusers.AutoencoderKL.load_config(folder, subfolder="vae", local_files_only=True))
+    vae = diffusers.AutoencoderKL.from_pretrained(folder, subfolder="vae", **models | {"torch_dtype": upcast})
     with quiet_loading():
         text = transformers.CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", **local).to(dtype)
     tokenizer = transformers.CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer", local_files_only=True)

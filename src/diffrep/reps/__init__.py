@@ -39,6 +39,9 @@ class RepEntry:
     """Whether a rep built with ``config`` is linear in its parameters (known before it is built)."""
     labels: Callable[[Any], tuple[str, ...]] = lambda config: ()
     """The view labels a rep built with ``config`` gives its views (their prompts are encoded before the run)."""
+    canvas: bool = False
+    """Whether its noise lives on a canvas its views share (``noise_shape`` is not per view): such a rep cannot
+    render through a prior that encodes RGB (sd with rgb=True), which is refused before the prior loads."""
     outputs: Callable[[Diffrep], dict[str, Any]] | None = None
     """Extra files a saved result holds (name -> bytes, image or tensors), e.g. a NeRF's turntable and mesh."""
 
@@ -50,7 +53,7 @@ REPS: dict[str, RepEntry] = {
     "siren": RepEntry(SirenConfig, Lazy("diffrep.reps.siren:SirenRep"),
                       "SIREN image: a sine MLP over a Fourier embedding of the pixel"),
     "panorama": RepEntry(PanoramaConfig, Lazy("diffrep.reps.panorama:PanoramaRep"),
-                         "360° SIREN panorama; writes the canvas and a strip of views"),
+                         "360° SIREN panorama; writes the canvas and a strip of views", canvas=True),
     "nerf": RepEntry(NerfConfig, Lazy("diffrep.reps.nerf:NerfRep"),
                      "NeRF (voxel or hash grid): views from a camera bank, view-dependent prompts; writes turntables "
                      "and meshes", labels=Lazy("diffrep.reps.nerf:bank_labels"),
