@@ -15,6 +15,7 @@ import torch
 pytest.importorskip("diffusers")
 
 import diffrep  # noqa: E402
+import diffrep.spec  # noqa: E402
 from diffrep.cli import main  # noqa: E402
 from diffrep.errors import InputError  # noqa: E402
 from diffrep.priors import Prior, eps_cond_uncond, latent, load, prior_config  # noqa: E402
@@ -331,9 +332,9 @@ def test_rgb_misuse_through_the_api(sd_folder):
     config = prior_config(f"sd:{sd_folder}", rgb=True)
     for method, image, rep in (("ddim", True, "pixels"), ("sdedit", True, None), ("ddrep", False, "panorama")):
         with pytest.raises(InputError, match="image space" if image else "canvas"):
-            diffrep.priors.check_run(config, method, image=image, rep=rep)
-    diffrep.priors.check_run(config, "ddrep", image=False, rep="nerf")  # a diffrep method on a per-view rep: fine
-    diffrep.priors.check_run(prior_config(f"sd:{sd_folder}"), "ddim", image=True, rep="panorama")  # latents: fine
+            diffrep.spec.check_run(config, method, image=image, rep=rep)
+    diffrep.spec.check_run(config, "ddrep", image=False, rep="nerf")  # a diffrep method on a per-view rep: fine
+    diffrep.spec.check_run(prior_config(f"sd:{sd_folder}"), "ddim", image=True, rep="panorama")  # latents: fine
     prior = load(f"sd:{sd_folder}", rgb=True, rgb_res=16)
     calls = []
     hook = prior.prior.unet.register_forward_hook(lambda *a: calls.append(1))

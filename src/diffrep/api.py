@@ -100,7 +100,8 @@ def _check_unloaded(prior: Prior | str, prompt: str | None, method: str, *, imag
     """Before a prior given by name loads (a toy-world data set is generated on first use, ~30 s; a Stable
     Diffusion reads gigabytes): the method and rep it runs with (``check_run``), its prompt and view prompts.
     A loaded prior: the method and rep, before the run."""
-    from diffrep.priors import check_prompt, check_run, prior_config
+    from diffrep.priors import check_prompt, prior_config
+    from diffrep.spec import check_run
 
     config = prior_config(prior) if isinstance(prior, str) else prior
     check_run(config, method, image=image, rep=rep)
@@ -455,7 +456,7 @@ def edit(prior: Prior | str, image: Tensor, *, prompt: str | None = None, cond: 
     spec_options = method if not isinstance(method, str) else edit_options(method, anchor=anchor, **options)
     name, _ = _method(spec_options)
     Sampling(guidance_scale=guidance_scale), check_positive_int("n", n), check_seed(seed), check_prompt(prompt)
-    _check_prompt_unloaded(prior, prompt)
+    _check_unloaded(prior, prompt, name, image=False, rep="pixels")
     prior = resolve_prior(prior)
     x_in = _check_images(prior, image, "image")
     c = _condition(prior, prompt, cond)

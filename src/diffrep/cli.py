@@ -428,7 +428,8 @@ def prior_record(a: PriorArgs) -> dict:
 def check_prior(a: PriorArgs, prompt: str, method: str, *, image: bool, rep: str | None = None):
     """The prior's validated config, the method and rep it runs with (``check_run``: sd --rgb takes no image-space
     method, no panorama), and the prompt as far as the prior can check it unloaded, before anything is loaded."""
-    from diffrep.priors import check_prompt, check_run, prior_config
+    from diffrep.priors import check_prompt, prior_config
+    from diffrep.spec import check_run
 
     config = prior_config(a.prior, **prior_options(a))
     check_run(config, method, image=image, rep=rep)
@@ -682,7 +683,7 @@ def run_edit(a: EditArgs) -> int:
     Sampling(guidance_scale=a.guidance_scale)
     options = edit_options(a.method, iters=a.iters, lr=a.lr, t_range=a.t_range, source_prompt=a.source_prompt,
                            corrective=a.corrective, anchor=a.anchor)  # bad options: one line, before any work
-    prior_config = check_prior(a.prior, a.prompt)
+    prior_config = check_prior(a.prior, a.prompt, a.method, image=False, rep="pixels")
     import diffrep
 
     load_image(a.image)  # fail on a bad file before loading the prior

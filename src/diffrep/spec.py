@@ -154,3 +154,26 @@ def edit_options(method: str, *, anchor: float = 0.1, iters: int = 200, lr: floa
             raise InputError(f"option --{name.replace('_', '-')} is for method {' or '.join(users)}; this edit uses {method!r}")
     chosen = {k: v for k, v in given.items() if v is not None} | {"t_range": t_range}
     return run_spec("pixels", method, iters=iters, lr=lr, lr_schedule="cosine", **chosen).options
+
+
+def check_run(prior: Any, method: str, *, image: bool, rep: str | None = None) -> None:
+    """Refuse, before any work, a method or rep that the prior cannot run with: ``prior`` is a config (checked
+    before it loads, from the tables alone) or a loaded prior. A prior that encodes the reps' RGB renders
+    (``PriorEntry.encodes``; a loaded one has ``wrap_rep``) denoises only latents of reps that render through
+    its encoder: no image-space ``method`` (``image``: ddim, ddpm, sdedit, inpaint), no ``rep`` whose noise lives
+    on a canvas shared by its views (``RepEntry.canvas``: the panorama)."""
+    from diffrep.priors import PRIORS
+
+    entry = next((e for e in PRIORS.values() if type(prior) is e.config), None)
+    if not (entry.encodes(prior) if entry is not None else getattr(prior, "wrap_rep", None) is not None):
+        return
+    from diffrep.methods import METHODS
+    from diffrep.reps import REPS
+
+    if image:
+        diffreps = ", ".join(m for m, e in METHODS.items() if not e.image)
+        raise InputError(f"method {method!r} samples in image space, but a prior with rgb=True denoises only the "
+                         f"latents of reps that render RGB through its VAE; use a diffrep method ({diffreps}) or rgb=False")
+    if rep is not None and REPS[rep].canvas:
+        raise InputError(f"rep {rep!r} keeps its noise on a canvas, not per view: it cannot render through an "
+                         "rgb=True prior's VAE; use rgb=False (the rep renders latents)")

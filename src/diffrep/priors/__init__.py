@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from diffrep.priors.base import Prior
 
 __all__ = [
-    "PRIORS", "PriorEntry", "Prior", "check_prompt", "check_run", "load", "load_config", "prior_config", "prior_name", "split_prior",
+    "PRIORS", "PriorEntry", "Prior", "check_prompt", "load", "load_config", "prior_config", "prior_name", "split_prior",
     "ToyworldPriorConfig", "GaussianPriorConfig", "GMMPriorConfig", "TinyPriorConfig", "SDPriorConfig", "IFPriorConfig",
     "CountingPrior", "Conditioning", "cfg_eps", "eps_cond_uncond", "encode_prompts", "per_element",
     "latent", "to_rgb", "prior_device", "draw_noise",
@@ -49,7 +49,7 @@ class PriorEntry:
     """The config field that ``NAME:ARGUMENT`` sets (``sd:PATH_OR_ID`` sets ``path``); ``None``: the name takes none."""
     encodes: Callable[[Any], bool] = lambda config: False
     """Whether the prior with ``config`` denoises the latents of RGB that reps render, encoded inside the rep
-    (``wrap_rep``; sd with ``rgb=True``): it takes no image-space method and no rep with canvas noise (``check_run``)."""
+    (``wrap_rep``; sd with ``rgb=True``): it takes no image-space method and no rep with canvas noise (``diffrep.spec.check_run``)."""
 
 
 PRIORS: dict[str, PriorEntry] = {
@@ -114,27 +114,6 @@ def check_prompt(config: Any, prompt: str | None, labels: tuple[str, ...] = ()) 
         check(config, prompt)
         for label in labels:
             check(config, f"{prompt}, {label} view")  # cameras.view_prompt's form (that module imports torch)
-
-
-def check_run(prior: Any, method: str, *, image: bool, rep: str | None = None) -> None:
-    """Refuse, before any work, a method or rep that the prior cannot run with: ``prior`` is a config (checked
-    before it loads, from the tables alone) or a loaded prior. A prior that encodes the reps' RGB renders
-    (``PriorEntry.encodes``; a loaded one has ``wrap_rep``) denoises only latents of reps that render through
-    its encoder: no image-space ``method`` (``image``: ddim, ddpm, sdedit, inpaint), no ``rep`` whose noise lives
-    on a canvas shared by its views (``RepEntry.canvas``: the panorama)."""
-    entry = next((e for e in PRIORS.values() if type(prior) is e.config), None)
-    if not (entry.encodes(prior) if entry is not None else getattr(prior, "wrap_rep", None) is not None):
-        return
-    from diffrep.methods import METHODS
-    from diffrep.reps import REPS
-
-    if image:
-        diffreps = ", ".join(m for m, e in METHODS.items() if not e.image)
-        raise InputError(f"method {method!r} samples in image space, but a prior with rgb=True denoises only the "
-                         f"latents of reps that render RGB through its VAE; use a diffrep method ({diffreps}) or rgb=False")
-    if rep is not None and REPS[rep].canvas:
-        raise InputError(f"rep {rep!r} keeps its noise on a canvas, not per view: it cannot render through an "
-                         "rgb=True prior's VAE; use rgb=False (the rep renders latents)")
 
 
 def load_config(config: Any, *, progress: Callable[[int, int], None] | None = None) -> Prior:
