@@ -615,59 +615,51 @@ def run_bench(a: BenchArgs) -> int:
 
 
 def run_train_prior(a: TrainPriorArgs) -> int:
-    from diffrep.export import check_writable, output_lock
+    from diffrep.export import check_writable
 
     check_writable(a.out, "output folder")  # before torch is imported (the folder may hold a run to resume)
     from diffrep.training.tiny import check_config, train
 
     config = TrainConfig(**{k: v for k, v in asdict(a).items() if k != "resume"})
     check_config(config)  # before the run folder exists: bad input leaves nothing behind
-    bar = Progress("training the tiny prior")
-    a.out.mkdir(parents=True, exist_ok=True)
-    log = (a.out / "train_log.jsonl").open("a")  # the run's log: one JSON line every 50 steps
-
-    def report(d: dict) -> None:
-        bar(d)
-        bar.bar.set_postfix(loss=f"{d['loss']:.4f}")
-        if d["step"] % 50 == 0 or "checkpoint" in d or d["step"] == d["steps"]:
-            log.write(json.dumps({k: (round(v, 5) if isinstance(v, float) else str(v)) for k, v in d.items()}) + "\n")
-            log.flush()
-
-    try:
-        with output_lock(a.out):
-            weights = train(config, resume=a.resume, callback=report)
-    finally:
-        bar.close()
-        log.close()
-    print(f"tiny prior weights: {weights}")
-    return 0
+    return run_training(train, config, a.out, a.resume, "tiny prior", show_loss=True)
 
 
 def run_train_corrective(a: TrainCorrectiveArgs) -> int:
-    from diffrep.export import check_writable, output_lock
+    from diffrep.export import check_writable
 
     check_writable(a.out, "output folder")  # before torch is imported (the folder may hold a run to resume)
     from diffrep.training.corrective import check_config, train
 
     config = CorrectiveTrainConfig(**{k: v for k, v in asdict(a).items() if k != "resume"})
     check_config(config)  # before the run folder exists
-    bar = Progress(f"training the corrective for prior {a.prior}")
-    a.out.mkdir(parents=True, exist_ok=True)
-    log = (a.out / "train_log.jsonl").open("a")
+    return run_training(train, config, a.out, a.resume, "corrective", f" for prior {a.prior}")
+
+
+def run_training(train, config, out: Path, resume: bool, what: str, detail: str = "", show_loss: bool = False) -> int:
+    """A trainer's run (``train(config, resume=, callback=)``) under the output lock, with a progress bar and
+    the run's log: one JSON line every 50 steps, at checkpoints and at the end, in ``OUT/train_log.jsonl``."""
+    from diffrep.export import output_lock
+
+    bar = Progress(f"training the {what}{detail}")
+    out.mkdir(parents=True, exist_ok=True)
+    log = (out / "train_log.jsonl").open("a")
 
     def report(d: dict) -> None:
         bar(d)
+        if show_loss:
+            bar.bar.set_postfix(loss=f"{d['loss']:.4f}")
         if d["step"] % 50 == 0 or "checkpoint" in d or d["step"] == d["steps"]:
             log.write(json.dumps({k: (round(v, 5) if isinstance(v, float) else str(v)) for k, v in d.items()}) + "\n")
             log.flush()
 
     try:
-        with output_lock(a.out):
-            weights = train(config, resume=a.resume, callback=report)
+        with output_lock(out):
+            weights = train(config, resume=resume, callback=report)
     finally:
         bar.close()
         log.close()
-    print(f"corrective weights: {weights}")
+    print(f"{what} weights: {weights}")
     return 0
 
 
