@@ -145,3 +145,64 @@ def test_cli_writes_panoramas_and_scenes_json(tmp_path):
     meta = json.loads((tmp_path / "s" / "scenes.json").read_text())
     assert len(meta["scenes"]) == 3 and (tmp_path / "s" / "panorama-00002.png").exists()
     assert meta["scenes"][0]["views"][0]["caption"].endswith("floor")
+
+
+# The empirical prior over scene views.
+
+@pytest.fixture(scope="module")
+def scene_prior(tmp_path_factory):
+    import os
+
+    from diffrep.priors import load
+
+    old = os.environ.get("DIFFREP_CACHE_DIR")
+    os.environ["DIFFREP_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    try:
+        yield load("toyworld-scenes", n=6, seed=3, view_stride=16)
+    finally:
+        os.environ.pop("DIFFREP_CACHE_DIR") if old is None else os.environ.__setitem__("DIFFREP_CACHE_DIR", old)
+
+
+def test_scene_prior_views_and_labels_are_the_scene_sets(scene_prior, scene_set):
+    """The prior's data are the 8-bit crops every 16 columns of the same scenes, and a query selects exactly
+    the views whose objects (by ``view_objects``) and floor match it."""
+    assert len(scene_prior) == 6 * 12
+    columns = torch.arange(0, 192, 16).expand(6, -1)
+    views = scenes.crop_views(scene_set.panoramas[:6], columns, 32).flatten(0, 1)
+    assert (scene_prior.data - views).abs().max() <= 1 / 127.5 + 1e-6
+    L = scene_set.layout
+    objects = [[(int(L["kind"][i, s]), int(L["colour"][i, s])) for s in scenes.view_objects(scene_set, i, int(j))]
+               for i in range(6) for j in range(0, 192, 16)]
+    floors = [int(L["floor"][i]) for i in range(6) for _ in range(12)]
+    kind, colour = objects[5][0] if objects[5] else (0, 0)
+    for q in [scene_text.SceneQuery(((kind, colour),)), scene_text.SceneQuery(((kind, None),), floors[5]),
+              scene_text.SceneQuery(((None, colour),)), scene_text.SceneQuery((), floors[0])]:
+        want = [v for v in range(len(objects)) if (q.floor is None or floors[v] == q.floor) and all(
+            any((k is None or k == ok) and (c is None or c == oc) for ok, oc in objects[v]) for k, c in q.objects)]
+        assert scene_prior.subset(q).tolist() == want, q
+
+
+def test_scene_prior_denoiser_against_float64_brute_force(scene_prior):
+    from diffrep.priors.base import noise_levels
+
+    g = torch.Generator().manual_seed(0)
+    q = scene_prior.encode_prompt(scene_text.scene_caption([], int(scene_prior.floor[0])))
+    x_t = torch.randn(3, 3, 32, 32, generator=g)
+    t = torch.tensor([50, 300, 900])
+    for cond in (None, q):
+        X = scene_prior.data[scene_prior.subset(cond)].double().flatten(1)
+        a, s = noise_levels(scene_prior.alphas_cumprod, t, torch.float64)
+        d2 = ((x_t.double().flatten(1)[:, None] - a.view(-1, 1, 1) * X[None]) ** 2).sum(-1)
+        w = torch.softmax(-d2 / (2 * s.view(-1, 1) ** 2), 1)
+        x0 = (w @ X).view(-1, 3, 32, 32)
+        eps = (x_t.double() - a.view(-1, 1, 1, 1) * x0) / s.view(-1, 1, 1, 1)
+        assert torch.allclose(scene_prior.eps(x_t, t, cond).double(), eps, atol=2e-3), cond
+
+
+def test_scene_prompts_are_checked_before_torch():
+    code = ("import sys\nfrom diffrep.priors import check_prompt, prior_config\nfrom diffrep.errors import InputError\n"
+            "c = prior_config('toyworld-scenes')\ncheck_prompt(c, 'a red mug and a blue duck on a green floor')\n"
+            "try:\n    check_prompt(c, 'a red zebra')\nexcept InputError as e:\n    print(e)\n"
+            "assert 'torch' not in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "unknown word 'zebra'" in done.stdout, done.stderr

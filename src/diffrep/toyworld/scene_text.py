@@ -145,3 +145,8 @@ def parse_scene_prompt(text: str) -> SceneQuery | None:
     if not objects and floor is None:
         return None
     return SceneQuery(tuple((o.get("kind"), o.get("colour")) for o in objects), floor)
+
+
+def check_scene_prompt(config, text: str) -> None:
+    """The words of ``text`` as the scene prior parses them, before it (or torch) is loaded."""
+    parse_scene_prompt(text)
