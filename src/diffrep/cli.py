@@ -22,14 +22,15 @@ class PriorArgs:
     """The prior, shared by every command that takes one; an option of another prior is refused."""
 
     prior: str = "toyworld"
-    """Prior: toyworld (embedded empirical prior, default), gaussian, gmm, tiny (learned; shipped weights unless --prior-path),
+    """Prior: toyworld (embedded empirical prior, default), toyworld-scenes (views of 360° scenes), gaussian, gmm, tiny (learned; shipped weights unless --prior-path),
     sd:PATH_OR_ID (Stable Diffusion), if:PATH_OR_ID (DeepFloyd IF stage I): local diffusers folders, diffrep[diffusers]."""
     prior_path: str | None = None
     """tiny prior: your own trained weights (a run folder or its tiny.safetensors); default: the shipped ones. sd, if: the model."""
     toyworld_n: int | None = None
-    """toyworld prior only: number of data images (generated on first use, then cached; default 10000)."""
+    """toyworld prior: number of data images (default 10000); toyworld-scenes: number of scenes (default 500);
+    generated on first use, then cached."""
     res: int | None = None
-    """toyworld prior only: resolution, 32 or 64 (default 32)."""
+    """toyworld and toyworld-scenes priors: resolution, 32 or 64 (default 32)."""
     device: str | None = None
     """Where the prior computes: cpu (default), cuda, cuda:N, mps (toyworld, tiny, sd, if)."""
     dtype: str | None = None
