@@ -28,7 +28,14 @@ import torch
 from torch import Tensor
 
 from .objects import COLOUR_RGB, KIND_SPECS, KINDS, N_PARAMS, sample_instance
-from .renderer import AMBIENT, DIFFUSE, HIT_EPS, _intra_op_threads, render_rays, sphere_trace
+from .renderer import (
+    AMBIENT,
+    DIFFUSE,
+    HIT_EPS,
+    _intra_op_threads,
+    render_rays,
+    sphere_trace,
+)
 from .scene_text import MAX_OBJECTS, VIEW_FOV_DEG, SceneConfig, scene_caption
 from .vocabulary import COLOURS
 
@@ -161,7 +168,7 @@ def _render_chunk(layout: dict[str, Tensor], dirs: Tensor, cols: Tensor) -> tupl
     d = dirs[:, :, cols, :].reshape(3, R)
     # Floor and sky; the floor's distance is the depth objects must beat (parts below the floor are hidden).
     floor_rgb = FLOOR_TINT * torch.tensor(COLOUR_RGB)[layout["floor"]] + (1.0 - FLOOR_TINT) * 0.5
-    per_ray = lambda v: v.repeat_interleave(R, 0).T  # noqa: E731  [B, 3] -> [3, B * R]
+    per_ray = lambda v: v.repeat_interleave(R, 0).T
     d_all = d.repeat(1, B)
     rgb = floor_and_sky(d_all, per_ray(floor_rgb), per_ray(layout["light"]))
     depth = torch.where(d_all[2] < 0.0, EYE_HEIGHT / (-d_all[2]).clamp_min(1e-6), math.inf)
@@ -204,7 +211,7 @@ def _object_rays(kind: int, obj: dict[str, Tensor], light: Tensor, scene: Tensor
     c, s = yaw.cos(), yaw.sin()
     beta = torch.deg2rad(obj["bearing"])
     ex, ey, ez = -obj["distance"] * beta.cos(), obj["distance"] * beta.sin(), EYE_HEIGHT - obj["lift"]
-    turn = lambda x, y: (c * x + s * y, c * y - s * x)  # noqa: E731
+    turn = lambda x, y: (c * x + s * y, c * y - s * x)
     eye = torch.stack([*turn(ex, ey), ez])  # [3, P]
     lx, ly = turn(light[:, 0], light[:, 1])
     frames = torch.cat([eye, torch.arange(len(yaw))[None].float(), torch.zeros(8, len(yaw))])
@@ -277,7 +284,7 @@ def view_objects(ds: SceneSet, i: int, column: int) -> list[int]:
     seen = visible_objects(ds.coverage[i : i + 1], torch.tensor([[column]]), ds.config.res)[0, 0]
     Wc = ds.coverage.shape[-1]
     centre = 360.0 * (column + ds.config.res / 2.0) / Wc
-    offset = lambda s: (float(ds.layout["bearing"][i, s]) - centre + 180.0) % 360.0  # noqa: E731
+    offset = lambda s: (float(ds.layout["bearing"][i, s]) - centre + 180.0) % 360.0
     return sorted(seen.nonzero().flatten().tolist(), key=offset)
 
 
