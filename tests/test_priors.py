@@ -153,7 +153,7 @@ def test_load_and_protocol():
 
 # The table: every prior loads, every config validates itself, lists come from PRIORS.
 
-SMALL = {"toyworld": {"n": 64}}  # the default 10,000 images take half a minute; the code path is the same
+SMALL = {"toyworld": {"n": 64}, "toyworld-scenes": {"n": 4}}  # the default 10,000 images take half a minute; the code path is the same
 BAD = {  # per prior: option -> values its config must reject
     "toyworld": {"n": [0, -3, 2.5, True], "res": [48], "seed": [-1], "schedule": ["cosinus"], "device": ["tpu", "cuda:99"]},
     "gaussian": {"size": [1, "8"], "length_scale": [0.0, float("inf")]},
@@ -161,6 +161,7 @@ BAD = {  # per prior: option -> values its config must reject
     "tiny": {"path": ["/nonexistent/tiny.safetensors"], "device": ["cuda:99"]},
     "sd": {"path": [None, "/nonexistent/sd"], "device": ["tpu"], "dtype": ["fp8"], "rgb_res": [0]},
     "if": {"path": [None, "/nonexistent/if"], "device": ["tpu"], "dtype": ["fp8"]},
+    "toyworld-scenes": {"n": [0, 2.5], "res": [48], "seed": [-1], "view_stride": [0], "schedule": ["cosinus"], "device": ["tpu"]},
 }
 NEEDS_MODEL = {"sd", "if"}  # no default model: tests/test_sd.py loads them from tiny folders it builds
 

@@ -22,14 +22,15 @@ class PriorArgs:
     """The prior, shared by every command that takes one; an option of another prior is refused."""
 
     prior: str = "toyworld"
-    """Prior: toyworld (embedded empirical prior, default), gaussian, gmm, tiny (learned; shipped weights unless --prior-path),
+    """Prior: toyworld (embedded empirical prior, default), toyworld-scenes (views of 360° scenes), gaussian, gmm, tiny (learned; shipped weights unless --prior-path),
     sd:PATH_OR_ID (Stable Diffusion), if:PATH_OR_ID (DeepFloyd IF stage I): local diffusers folders, diffrep[diffusers]."""
     prior_path: str | None = None
     """tiny prior: your own trained weights (a run folder or its tiny.safetensors); default: the shipped ones. sd, if: the model."""
     toyworld_n: int | None = None
-    """toyworld prior only: number of data images (generated on first use, then cached; default 10000)."""
+    """toyworld prior: number of data images (default 10000); toyworld-scenes: number of scenes (default 500);
+    generated on first use, then cached."""
     res: int | None = None
-    """toyworld prior only: resolution, 32 or 64 (default 32)."""
+    """toyworld and toyworld-scenes priors: resolution, 32 or 64 (default 32)."""
     device: str | None = None
     """Where the prior computes: cpu (default), cuda, cuda:N, mps (toyworld, tiny, sd, if)."""
     dtype: str | None = None
@@ -188,18 +189,29 @@ class InpaintArgs(ImageArgs):
 
 @dataclass(frozen=True)
 class ToyworldArgs:
-    """Render a toy-world data set: OUT/00000.png ... and OUT/metadata.json."""
+    """Render a toy-world data set: OUT/00000.png ... and OUT/metadata.json; with --scenes, 360-degree scenes:
+    OUT/panorama-00000.png ... and OUT/scenes.json."""
 
     out: Path
     """Output folder (must be empty or new, unless --overwrite)."""
     n: int = 100
-    """Number of images."""
+    """Number of images (scenes with --scenes)."""
     res: int = 32
     """Resolution: 32 or 64."""
     seed: int = 0
     """Random seed."""
     overwrite: bool = False
     """Replace the contents of a non-empty output folder."""
+    scenes: bool = False
+    """Render 360-degree scenes (panoramas of rooms with 3-6 objects) instead of single objects."""
+    min_objects: int | None = None
+    """--scenes only: fewest objects in a scene (default 3)."""
+    max_objects: int | None = None
+    """--scenes only: most objects in a scene (at most 6 and the number of --kinds; default: that)."""
+    kinds: tuple[str, ...] | None = None
+    """--scenes only: the kinds objects are drawn from (default: all)."""
+    colours: tuple[str, ...] | None = None
+    """--scenes only: the colours objects and floors are drawn from (default: all)."""
 
 
 @dataclass(frozen=True)
@@ -541,6 +553,11 @@ def run_toyworld(a: ToyworldArgs) -> int:
     check_positive_int("n", a.n)
     if a.res not in (32, 64):
         raise InputError(f"res={a.res} is not allowed; the toy world renders 32 or 64")
+    scene_options = {"min_objects": a.min_objects, "max_objects": a.max_objects, "kinds": a.kinds, "colours": a.colours}
+    if a.scenes:
+        return run_toyworld_scenes(a, {k: v for k, v in scene_options.items() if v is not None})
+    if given := [k for k, v in scene_options.items() if v is not None]:
+        raise InputError(f"option --{given[0].replace('_', '-')} is for scenes; add --scenes")
     from diffrep import toyworld as tw
 
     bar = Progress("rendering")
@@ -550,6 +567,22 @@ def run_toyworld(a: ToyworldArgs) -> int:
         bar.close()
     tw.write_dataset(ds, a.out, overwrite=a.overwrite)
     print(f"wrote {len(ds)} images and metadata.json to {a.out}")
+    return 0
+
+
+def run_toyworld_scenes(a: ToyworldArgs, options: dict) -> int:
+    from diffrep.toyworld.scene_text import SceneConfig
+
+    config = SceneConfig(n=a.n, res=a.res, seed=a.seed, **options)  # validates, before torch is imported
+    from diffrep.toyworld.scenes import generate_scenes, write_scenes
+
+    bar = Progress("rendering scenes")
+    try:
+        ds = generate_scenes(config, progress=bar.count)
+    finally:
+        bar.close()
+    write_scenes(ds, a.out, overwrite=a.overwrite)
+    print(f"wrote {len(ds)} panoramas and scenes.json to {a.out}")
     return 0
 
 

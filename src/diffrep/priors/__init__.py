@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from diffrep.errors import InputError
 from diffrep.lazy import Lazy, lazy_exports
-from diffrep.priors.configs import GaussianPriorConfig, GMMPriorConfig, TinyPriorConfig, ToyworldPriorConfig
+from diffrep.priors.configs import (
+    GaussianPriorConfig, GMMPriorConfig, ScenesPriorConfig, TinyPriorConfig, ToyworldPriorConfig,
+)
 from diffrep.priors.prompts import LabelQuery, parse_prompt
 from diffrep.priors.sd_config import IFPriorConfig, SDPriorConfig
 
@@ -23,10 +25,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PRIORS", "PriorEntry", "Prior", "check_prompt", "load", "load_config", "prior_config", "prior_name", "split_prior",
-    "ToyworldPriorConfig", "GaussianPriorConfig", "GMMPriorConfig", "TinyPriorConfig", "SDPriorConfig", "IFPriorConfig",
+    "ToyworldPriorConfig", "ScenesPriorConfig", "GaussianPriorConfig", "GMMPriorConfig", "TinyPriorConfig", "SDPriorConfig", "IFPriorConfig",
     "CountingPrior", "Conditioning", "cfg_eps", "eps_cond_uncond", "encode_prompts", "per_element",
     "latent", "to_rgb", "prior_device", "draw_noise",
-    "EmpiricalPrior", "GaussianPrior", "GMMPrior", "LabelQuery", "parse_prompt",
+    "EmpiricalPrior", "SceneViewPrior", "GaussianPrior", "GMMPrior", "LabelQuery", "parse_prompt",
     "toyworld_prior", "default_gaussian", "default_gmm",
 ]
 
@@ -67,6 +69,10 @@ PRIORS: dict[str, PriorEntry] = {
                      argument="path", encodes=lambda config: config.rgb),
     "if": PriorEntry(IFPriorConfig, Lazy("diffrep.priors.deepfloyd:if_from_config"),
                      "DeepFloyd IF stage I, 64² pixels, T5 text: if:PATH_OR_ID (diffrep[diffusers])", argument="path"),
+    "toyworld-scenes": PriorEntry(ScenesPriorConfig, Lazy("diffrep.priors.scenes:scenes_from_config"),
+                                  "exact empirical prior over views of 360° toy-world scenes, prompts like "
+                                  "'a red mug and a blue duck on a green floor'",
+                                  check_prompt=Lazy("diffrep.toyworld.scene_text:check_scene_prompt")),
 }
 
 
@@ -145,5 +151,6 @@ __getattr__ = lazy_exports(__name__, {
     "diffrep.priors.base": ("base", "Conditioning", "CountingPrior", "Prior", "cfg_eps", "draw_noise", "encode_prompts",
                             "eps_cond_uncond", "latent", "per_element", "prior_device", "to_rgb"),
     "diffrep.priors.empirical": ("empirical", "EmpiricalPrior", "toyworld_from_config", "toyworld_prior"),
+    "diffrep.priors.scenes": ("scenes", "SceneViewPrior", "scenes_from_config"),
     "diffrep.priors.tiny": ("tiny", "tiny_from_config"),
 })

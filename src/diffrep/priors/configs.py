@@ -51,6 +51,32 @@ class ToyworldPriorConfig:
 
 
 @dataclass(frozen=True)
+class ScenesPriorConfig:
+    """Options of the ``toyworld-scenes`` prior: the empirical prior over views of generated 360-degree scenes."""
+
+    n: int = 500
+    """Number of scenes (generated on first use, then cached); each gives Wc / view_stride views."""
+    res: int = 32
+    """View resolution: 32 or 64 (the canvas is res x 6 res)."""
+    seed: int = 0
+    """Seed of the scenes."""
+    view_stride: int = 8
+    """Columns between the data set's views of a scene (a view is res columns wide; 8 at 32 gives 24 views a scene)."""
+    schedule: str = "linear"
+    """Noise schedule: linear, scaled_linear or cosine."""
+    device: str = "cpu"
+    """Where the denoiser computes (the views are moved there): cpu, cuda, cuda:N, mps."""
+
+    def __post_init__(self):
+        check_int("n", self.n)
+        check_one_of("res", self.res, (32, 64))
+        check_int("seed", self.seed, minimum=0)
+        check_int("view_stride", self.view_stride)
+        check_one_of("schedule", self.schedule, SCHEDULES)
+        check_device(self.device)
+
+
+@dataclass(frozen=True)
 class GaussianPriorConfig:
     """Options of the ``gaussian`` prior (``default_gaussian``)."""
 

@@ -8,6 +8,9 @@ Example::
     ds.captions[0]             # e.g. "a red mug, back view"
     toyworld.write_dataset(ds, "out/toyworld")
 
+    scenes = toyworld.generate_scenes(toyworld.SceneConfig(n=4))  # 360-degree rooms
+    scenes.panoramas.shape     # (4, 3, 32, 192); views are 32-column crops
+
 See docs/toyworld.md for the kinds, cameras, shading and labels.
 """
 
@@ -21,20 +24,28 @@ __all__ = [
     "FRONTED",
     "KINDS",
     "KIND_SPECS",
+    "MAX_OBJECTS",
     "N_PARAMS",
     "VIEWS",
+    "SceneConfig",
+    "SceneQuery",
+    "SceneSet",
     "ToyDataset",
     "ToyWorldConfig",
     "camera_rays",
     "caption",
     "generate",
+    "generate_scenes",
     "occupancy",
     "parse_caption",
+    "parse_scene_prompt",
     "read_dataset",
     "render",
     "sample_scenes",
+    "scene_caption",
     "view_label",
     "write_dataset",
+    "write_scenes",
 ]
 
 # The renderer and the data set import torch: they load on first use. A prompt is checked against
@@ -42,7 +53,11 @@ __all__ = [
 __getattr__ = lazy_exports(__name__, {
     "diffrep.toyworld.cameras": ("DISTANCE", "FOV_DEG", "VIEWS", "camera_rays", "view_label", "cameras"),
     "diffrep.toyworld.dataset": ("ToyDataset", "ToyWorldConfig", "caption", "generate", "parse_caption", "read_dataset",
-                                 "sample_scenes", "write_dataset", "dataset"),
+                                 "sample_scenes",
+    "scene_caption", "write_dataset", "dataset"),
     "diffrep.toyworld.objects": ("COLOURS", "FRONTED", "KIND_SPECS", "KINDS", "N_PARAMS", "occupancy", "objects"),
     "diffrep.toyworld.renderer": ("BACKGROUND", "render", "renderer"),
+    "diffrep.toyworld.scene_text": ("MAX_OBJECTS", "SceneConfig", "SceneQuery", "parse_scene_prompt", "scene_caption",
+                                    "scene_text"),
+    "diffrep.toyworld.scenes": ("SceneSet", "generate_scenes", "write_scenes", "scenes"),
 })
