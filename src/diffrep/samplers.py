@@ -1,4 +1,5 @@
-"""Image-space samplers (design §3): DDIM with ``eta``, DDPM ancestral, SDEdit, RePaint.
+"""Image-space samplers (design §3): DDIM with ``eta``, DDPM ancestral, SDEdit, RePaint, and
+MultiDiffusion on a 360° canvas.
 
 Plain ``@torch.no_grad()`` functions in the k-diffusion mould: a prior, a start ``x``, a
 decreasing list of integer timesteps, a condition, and the randomness as a generator.
@@ -105,4 +106,58 @@ def sample_repaint(prior: Prior, x: Tensor, ts: list[int], known: Tensor, mask: 
         if callback is not None:
             # Tweedie's estimate at t, from the last round's x_t (the one eps_hat saw), as sample_ddim.
             callback({"i": i, "t": t, "x": x, "x0_hat": predict_x0(x_t, eps_hat, k.a_t, k.s_t)})
+    return x
+
+
+def canvas_view_columns(canvas_w: int, width: int, stride: int, device: torch.device | None = None) -> Tensor:
+    """Columns ``[V, width]`` of the views starting every ``stride`` columns of a ``canvas_w``-wide 360°
+    canvas, wrapping at the seam (``V = ceil(canvas_w / stride)``)."""
+    starts = torch.arange(0, canvas_w, stride, device=device)
+    return (starts[:, None] + torch.arange(width, device=device)) % canvas_w
+
+
+def fuse_views(views: Tensor, cols: Tensor, canvas_w: int) -> Tensor:
+    """MultiDiffusion's fusion (Bar-Tal et al. 2023, eq. 5 with uniform weights): the canvas minimising
+    ``sum_v ||crop_v(x) - views_v||^2``, i.e. each pixel the mean of the views that cover it.
+
+    ``views: [B, V, C, H, W]``, ``cols: [V, W]`` -> ``[B, C, H, canvas_w]``."""
+    B, V, C, H, W = views.shape
+    total = views.new_zeros(B, C, H, canvas_w).index_add_(3, cols.flatten(), views.permute(0, 2, 3, 1, 4).reshape(B, C, H, V * W))
+    count = torch.zeros(canvas_w, dtype=views.dtype, device=views.device).index_add_(0, cols.flatten(), torch.ones_like(cols.flatten(), dtype=views.dtype))
+    return total / count
+
+
+@torch.no_grad()
+def sample_multidiffusion(prior: Prior, x: Tensor, ts: list[int], cond: Any = None, *, stride: int,
+                          guidance_scale: float = 1.0, eta: float = 0.0, generator: torch.Generator | None = None,
+                          callback: Callback = None) -> Tensor:
+    """MultiDiffusion (Bar-Tal et al. 2023, Alg. 1) with DDIM steps on a 360° canvas ``x = x_{ts[0]}: [B, C, H, Wc]``.
+
+    Each step crops the prior-sized views (``W = prior.image_shape[-1]`` columns) starting every ``stride``
+    columns, wrapping at the seam, takes one DDIM step on each and fuses them by the per-pixel mean (the
+    closed-form least-squares fusion). The step's noise ``z`` lives on the canvas and each view takes its
+    crop, so overlapping views add the same noise and the fused canvas keeps unit variance. ``cond``: one
+    condition, or a list with one per canvas. Returns the clean canvas ``[B, C, H, Wc]``.
+    No overlap (``stride = W`` dividing ``Wc``) is independent DDIM on each view."""
+    ab, (B, C, H, Wc), W = prior.alphas_cumprod, x.shape, prior.image_shape[-1]
+    cols = canvas_view_columns(Wc, W, stride, x.device)
+    V = cols.shape[0]
+    conds = [c for c in cond for _ in range(V)] if isinstance(cond, list) else cond
+
+    def crops(canvas: Tensor) -> Tensor:  # [B, C, H, Wc] -> [B * V, C, H, W]
+        return canvas[..., cols].permute(0, 3, 1, 2, 4).reshape(B * V, C, H, W)
+
+    for i, t in enumerate(ts):
+        k = ddim_coefficients(ab, t, _next(ts, i), eta)
+        # Denoise every view of the canvas.
+        x_v = crops(x)
+        eps_hat = cfg_eps(prior, x_v, as_timesteps(t, B * V), conds, guidance_scale)
+        # One DDIM step per view, with the crop of the canvas noise.
+        z = crops(_randn(x, generator)) if k.c > 0 else None
+        x_s = ddim_step(x_v, eps_hat, k, z).view(B, V, C, H, W)
+        # Fuse: each pixel the mean of its views' proposals.
+        x = fuse_views(x_s, cols, Wc)
+        if callback is not None:
+            x0_hat = fuse_views(predict_x0(x_v, eps_hat, k.a_t, k.s_t).view(B, V, C, H, W), cols, Wc)
+            callback({"i": i, "t": t, "x": x, "x0_hat": x0_hat})
     return x
