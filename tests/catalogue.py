@@ -198,7 +198,8 @@ def foreign_groups(method: str, rep: str):
 def disallowed_pairs(out: str) -> list[tuple[list[str], str]]:
     """``sample`` with each method x rep pair the tables exclude, and what its one line must say."""
     return [(["sample", "--method", m, "--rep", r, "--prior", "gmm", "--out", out],
-             f"method {m!r} samples images directly and needs rep 'pixels'") for m, r in PAIRS if not allowed(m, r)]
+             f"method {m!r} samples images directly and needs rep {' or '.join(map(repr, METHODS[m].reps))}")
+            for m, r in PAIRS if not allowed(m, r)]
 
 
 def foreign_options(method: str, rep: str, out: str) -> list[tuple[list[str], str]]:

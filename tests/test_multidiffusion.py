@@ -5,7 +5,12 @@ import pytest
 import torch
 
 from diffrep.priors import EmpiricalPrior, GaussianPrior
-from diffrep.samplers import canvas_view_columns, fuse_views, sample_ddim, sample_multidiffusion
+from diffrep.samplers import (
+    canvas_view_columns,
+    fuse_views,
+    sample_ddim,
+    sample_multidiffusion,
+)
 from diffrep.schedule import ddim_coefficients, timesteps
 
 

@@ -202,10 +202,10 @@ def _method_run(spec: RunSpec, n: int, cond: Any, callback, checkpoint: RunCheck
             if callback is not None:
                 callback(d | {"step": d["i"] + 1, "rep": rep})
 
-        entry.run(p, rep, cond, spec.options, sampling=spec.sampling, generator=g, state=state, callback=step_done)
+        out = entry.run(p, rep, cond, spec.options, sampling=spec.sampling, generator=g, state=state, callback=step_done)
         if checkpoint is not None and not keep_checkpoint:
             checkpoint.remove()
-        images, views = rep.preview()
+        images, views = out if entry.image and out is not None else rep.preview()  # an image method's own images
         outputs, rendered = REPS[spec.rep].outputs, getattr(rep, "rep", rep)  # the RGB rep inside an encoded one
         return Result(images, rep=None if entry.image else rendered, views=views,
                       outputs=None if outputs is None or entry.image else (lambda: outputs(rendered)),

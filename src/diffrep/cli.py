@@ -68,8 +68,8 @@ class SampleArgs:
     rep: str = "pixels"
     """Differentiable representation (see REPS): pixels, siren, panorama."""
     method: str = "ddim"
-    """Method (see METHODS): ddim, ddpm (image space, rep pixels); ddrep (true sampling of any rep); sds, sjc, nfsd,
-    ms-sds, lmc-sds, dds (mode seeking; lmc-sds needs a trained corrective, dds a source prompt)."""
+    """Method (see METHODS): ddim, ddpm (image space, rep pixels); multidiffusion (image space, rep panorama: the 360°
+    canvas); ddrep (true sampling of any rep); sds, sjc, nfsd, ms-sds, lmc-sds, dds (mode seeking; lmc-sds needs a trained corrective, dds a source prompt)."""
     n: int = 8
     """Number of samples."""
     seed: int = 0

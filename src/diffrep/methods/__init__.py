@@ -1,6 +1,6 @@
 """Sampling methods on diffreps, one table: name -> options dataclass + run function (``METHODS``).
 
-Image-space samplers (DDIM, DDPM) write into the pixels rep; DDRep samples any diffrep; the
+Image-space samplers (DDIM, DDPM) write into the pixels rep, MultiDiffusion returns a panorama canvas; DDRep samples any diffrep; the
 mode-seeking family (SDS, SJC) distils into it. Adding a method is one module and one entry
 (docs/extending.md). This module imports no torch: the options are in ``configs``, and each entry
 names its run function with ``Lazy``, imported when the method first runs.
@@ -9,7 +9,7 @@ names its run function with ``Lazy``, imported when the method first runs.
 from diffrep.lazy import Lazy, lazy_exports
 from diffrep.methods.base import MethodEntry, MethodState, Sampling, ViewPrompt, view_conditions
 from diffrep.methods.configs import (
-    DDIMOptions, DDPMOptions, DDRepOptions, DDSOptions, LMCSDSOptions, MultistepSDSOptions, NFSDOptions, Optim,
+    DDIMOptions, DDPMOptions, DDRepOptions, DDSOptions, LMCSDSOptions, MultiDiffusionOptions, MultistepSDSOptions, NFSDOptions, Optim,
     OptimConfig, PullbackConfig, SDSOptions, SJCOptions, dds_requires, lmc_requires,
 )
 
@@ -18,6 +18,9 @@ METHODS: dict[str, MethodEntry] = {
                         "DDIM in image space (eta: 0 = PF-ODE, 1 = DDPM-like)", reps=("pixels",), image=True),
     "ddpm": MethodEntry(DDPMOptions, Lazy("diffrep.methods.image:run_ddpm"), "DDPM ancestral sampling in image space",
                         reps=("pixels",), uses=("steps", "guidance_scale"), image=True),
+    "multidiffusion": MethodEntry(MultiDiffusionOptions, Lazy("diffrep.methods.image:run_multidiffusion"),
+                                  "MultiDiffusion in image space on the 360° canvas (Bar-Tal et al. 2023): overlapping "
+                                  "views fused by their mean", reps=("panorama",), image=True),
     "ddrep": MethodEntry(DDRepOptions, Lazy("diffrep.methods.ddrep:run_ddrep"),
                          "DDRep: true sampling of any diffrep (Savani et al. 2024)",
                          state=Lazy("diffrep.methods.ddrep:DDRepState"),
@@ -48,12 +51,12 @@ PLANNED_METHODS: tuple[str, ...] = ("vsd",)
 
 __all__ = [
     "METHODS", "PLANNED_METHODS", "MethodEntry", "MethodState", "Sampling", "ViewPrompt", "view_conditions",
-    "DDIMOptions", "DDPMOptions", "DDRepOptions", "DDRepState", "DistillState", "Optim", "OptimConfig", "PullbackConfig",
+    "DDIMOptions", "DDPMOptions", "MultiDiffusionOptions", "DDRepOptions", "DDRepState", "DistillState", "Optim", "OptimConfig", "PullbackConfig",
     "SDSOptions", "SJCOptions", "NFSDOptions", "DDSOptions", "MultistepSDSOptions", "LMCSDSOptions",
     "dds_grad", "lmc_grad", "multistep_sds_grad", "nfsd_grad", "sds_split",
     "run_nfsd", "run_dds", "run_multistep_sds", "run_lmc_sds",
     "ddrep_sample", "ddrep_step", "distill", "gauss_newton_step", "pullback",
-    "run_ddim", "run_ddpm", "run_ddrep", "run_sds", "run_sjc", "sds_grad", "sjc_grad", "surrogate_loss",
+    "run_ddim", "run_ddpm", "run_multidiffusion", "run_ddrep", "run_sds", "run_sjc", "sds_grad", "sjc_grad", "surrogate_loss",
 ]
 
 # The implementations import torch: they load when first used (the command line parses without them).
@@ -62,6 +65,6 @@ __getattr__ = lazy_exports(__name__, {
     "diffrep.methods.distillation": ("DistillState", "distill", "run_sds", "run_sjc", "sds_grad", "sjc_grad",
                                      "surrogate_loss", "dds_grad", "lmc_grad", "multistep_sds_grad", "nfsd_grad",
                                      "sds_split", "run_nfsd", "run_dds", "run_multistep_sds", "run_lmc_sds"),
-    "diffrep.methods.image": ("run_ddim", "run_ddpm"),
+    "diffrep.methods.image": ("run_ddim", "run_ddpm", "run_multidiffusion"),
     "diffrep.methods.solvers": ("gauss_newton_step", "pullback"),
 })

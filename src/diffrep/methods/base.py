@@ -69,7 +69,8 @@ class MethodEntry:
     uses: tuple[str, ...] = ("steps", "guidance_scale", "eta")
     """The ``Sampling`` options it reads (the others are not recorded in run.json)."""
     image: bool = False
-    """Samples images directly (the result is the images; no rep options, no rep weights saved)."""
+    """Samples images directly (the result is the images; no rep options, no rep weights saved): ``run`` writes them
+    into the rep (pixels) and returns ``None``, or returns ``(images, views)`` itself (multidiffusion's canvases)."""
     needs_linear: Callable[[Any], str | None] = _not_linear
     """``options -> reason`` when these options need a rep linear in its parameters, else ``None``."""
     requires: Callable[[Any], str | None] = _not_linear

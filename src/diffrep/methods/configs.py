@@ -28,6 +28,19 @@ class DDPMOptions:
     """DDPM ancestral sampling (Ho et al. 2020): takes only the shared --steps and --guidance-scale."""
 
 
+@dataclass(frozen=True)
+class MultiDiffusionOptions:
+    """MultiDiffusion (Bar-Tal et al. 2023) on the panorama's 360° canvas: DDIM steps (--steps, --guidance-scale,
+    --eta) on overlapping views, fused by the per-pixel mean; the result is the sampled canvas, not a SIREN."""
+
+    stride: int = 8
+    """Columns between the starts of the denoised views (wrapping at 360°); at most the view width, so every
+    column is covered (8 at 32: 24 views, each pixel in 4; the view width: no overlap, independent DDIM per view)."""
+
+    def __post_init__(self) -> None:
+        check_positive_int("stride", self.stride)
+
+
 SOLVERS: tuple[str, ...] = ("gn", "adam", "closed")
 
 

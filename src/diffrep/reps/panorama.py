@@ -52,6 +52,14 @@ def crop(canvas: Tensor, views: Tensor, width: int) -> Tensor:
     return picked.permute(0, 1, 3, 4, 2)
 
 
+def canvas_preview(canvas: Tensor, width: int) -> tuple[Tensor, Tensor]:
+    """A canvas ``[n, C, H, Wc]`` and a strip of its 6 evenly spaced ``width``-column views ``[n, 6, C, H, W]``
+    (what a panorama run writes, whether the canvas is a SIREN's or a sampler's)."""
+    n, Wc = canvas.shape[0], canvas.shape[-1]
+    views = torch.arange(6, device=canvas.device).mul(Wc // 6).expand(n, 6)
+    return canvas, crop(canvas, views, width).clamp(-1, 1)
+
+
 class PanoramaRep(SirenMLP):
     """``n`` SIREN panoramas over (height, azimuth); views are column offsets ``[n, k]`` (int64).
 
@@ -103,9 +111,7 @@ class PanoramaRep(SirenMLP):
     @torch.no_grad()
     def preview(self) -> tuple[Tensor, Tensor]:
         """The full canvas ``[n, C, H, Wc]`` and a strip of 6 evenly spaced views ``[n, 6, C, H, W]``."""
-        Wc = self.canvas_shape[-1]
-        views = torch.arange(6).mul(Wc // 6).expand(self.n, 6)
-        return self.canvas(), self(views).clamp(-1, 1)
+        return canvas_preview(self.canvas(), self.image_shape[2])
 
     def forward(self, views: Tensor | None = None) -> Tensor:
         """Render views (column offsets ``[n, k]``) -> ``[n, k, C, H, W]``; ``None``: column 0, k = 1.
