@@ -206,3 +206,58 @@ def test_scene_prompts_are_checked_before_torch():
             "assert 'torch' not in sys.modules\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0 and "unknown word 'zebra'" in done.stdout, done.stderr
+
+
+# A panorama's prompt names the scene (docs/reps.md, per-view conditioning).
+
+def scene_objects(scene_set, i: int) -> set[tuple[int, int]]:
+    """The (kind, colour) objects scene ``i``'s views see, every 16 columns (brute force over ``view_objects``)."""
+    L = scene_set.layout
+    return {(int(L["kind"][i, s]), int(L["colour"][i, s])) for j in range(0, 192, 16)
+            for s in scenes.view_objects(scene_set, i, j)}
+
+
+def test_scene_prompt_selects_every_view_of_the_scenes_holding_its_objects(scene_prior, scene_set):
+    """Objects no single view sees together are refused as a view prompt, accepted as a scene prompt, which
+    selects all 12 views of each scene holding both (and its floor)."""
+    held = [scene_objects(scene_set, i) for i in range(6)]
+    L = scene_set.layout
+    views_of = {o: {j for j in range(0, 192, 16) for s in scenes.view_objects(scene_set, 0, j)
+                    if (int(L["kind"][0, s]), int(L["colour"][0, s])) == o} for o in held[0]}
+    a, b = next((a, b) for a in held[0] for b in held[0] if a != b and not views_of[a] & views_of[b])
+    text = scene_caption([a, b], int(L["floor"][0]))
+    with pytest.raises(InputError, match="no scene view matches"):
+        scene_prior.encode_prompt(text)
+    cond = scene_prior.encode_scene_prompt(text)
+    assert cond == scene_text.ScenePrompt(parse_scene_prompt(text))
+    want = [v for v in range(72) if {a, b} <= held[v // 12] and int(L["floor"][v // 12]) == int(L["floor"][0])]
+    assert scene_prior.subset(cond).tolist() == want and want[:12] == list(range(12))
+    assert scene_prior.encode_scene_prompt("") is None
+
+
+def test_scene_prompt_falls_back_to_the_scenes_holding_most_of_it(scene_prior, scene_set):
+    """No scene holds every object of the prompt: the views of the scenes holding the most of its items."""
+    held = [scene_objects(scene_set, i) for i in range(6)]
+    everything = sorted(set().union(*held))
+    cond = scene_text.ScenePrompt(scene_text.SceneQuery(tuple(everything)))
+    counts = [len(h) for h in held]
+    assert max(counts) < len(everything)
+    want = [v for v in range(72) if counts[v // 12] == max(counts)]
+    assert scene_prior.scene_items(cond).tolist() == counts and scene_prior.subset(cond).tolist() == want
+
+
+def test_panorama_runs_take_the_scene_prompt(scene_prior, scene_set, monkeypatch):
+    """diffrep.sample on the panorama rep conditions its views on the ScenePrompt (multidiffusion and ddrep)."""
+    import diffrep
+
+    L = scene_set.layout
+    text = scene_caption(sorted(scene_objects(scene_set, 0))[:3], int(L["floor"][0]))
+    seen = []
+    real = scene_prior.eps
+    monkeypatch.setattr(scene_prior, "eps", lambda x, t, cond=None: seen.append(cond) or real(x, t, cond))
+    for method, options in [("multidiffusion", {}), ("ddrep", {"width": 16, "depth": 1, "adam_iters": 1})]:
+        seen.clear()
+        result = diffrep.sample(scene_prior, rep="panorama", method=method, prompt=text, n=1, steps=2, **options)
+        assert result.images.shape == (1, 3, 32, 192) and torch.isfinite(result.images).all()
+        conds = [c for cs in seen for c in (cs if isinstance(cs, list) else [cs])]
+        assert scene_text.ScenePrompt(parse_scene_prompt(text)) in conds, method

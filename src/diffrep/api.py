@@ -115,12 +115,16 @@ def _condition(prior: Prior, prompt: str | None, cond: Any) -> Any:
     return prior.encode_prompt(prompt) if prompt is not None else cond
 
 
-def _view_condition(prior: Prior, prompt: str | None, cond: Any, labels: tuple[str, ...] = ()) -> Any:
+def _view_condition(prior: Prior, prompt: str | None, cond: Any, labels: tuple[str, ...] = (),
+                    scene: bool = False) -> Any:
     """A prompt as a ``ViewPrompt``, so reps with view labels condition each view on its own prompt;
-    the prompt and its view prompts (``labels``) are encoded now, so a bad prompt fails before the work."""
+    the prompt and its view prompts (``labels``) are encoded now, so a bad prompt fails before the work.
+    ``scene``: the prompt names a whole scene (the panorama), encoded by the prior's ``encode_scene_prompt``
+    where it has one."""
     if prompt is None or cond is not None:
         return _condition(prior, prompt, cond)
-    view_prompt = ViewPrompt(prompt, prior.encode_prompt)
+    encode = getattr(prior, "encode_scene_prompt", None) if scene else None
+    view_prompt = ViewPrompt(prompt, encode or prior.encode_prompt)
     for label in (None, *labels):
         view_prompt(label)
     return view_prompt
@@ -242,7 +246,7 @@ def sample(prior: Prior | str = "toyworld", *, rep: str | Any = "pixels", method
     _check_unloaded(prior, prompt, spec.method, image=spec.entry.image, rep=spec.rep, labels=labels)
     prior = resolve_prior(prior)
     check_budget(prior, steps, n, None if spec.entry.image else spec.rep_options, views_per_step(spec.options))
-    c = _view_condition(prior, prompt, cond, labels)
+    c = _view_condition(prior, prompt, cond, labels, REPS[spec.rep].scene_prompt)
     run = _method_run(spec, n, c, callback, ckpt, resume, keep_checkpoint)
     return _run(prior, run, {"prompt": prompt, "n": n, "image_shape": list(prior.image_shape)} | spec.record(), seed)
 

@@ -4,6 +4,8 @@ Its data are the crops of every scene's panorama every ``view_stride`` columns; 
 the objects it sees (``toyworld.scenes.visible_objects``: kind and colour) and its scene's floor colour.
 A prompt (``"a red mug and a blue duck on a green floor"``) selects the views that see every object it
 names (each by kind, colour or both) on the floor it names; the denoiser is ``EmpiricalPrior``'s.
+A panorama's prompt names the whole scene: ``encode_scene_prompt`` turns it into a ``ScenePrompt``, which
+selects every view of the scenes that hold its objects on its floor (docs/reps.md, per-view conditioning).
 """
 
 from __future__ import annotations
@@ -18,17 +20,28 @@ from diffrep.errors import InputError
 from diffrep.priors.configs import ScenesPriorConfig
 from diffrep.priors.empirical import EmpiricalPrior, _toyworld_source_hash, cache_dir
 from diffrep.schedule import make_schedule
-from diffrep.toyworld.scene_text import SceneConfig, SceneQuery, parse_scene_prompt
+from diffrep.toyworld.scene_text import SceneConfig, ScenePrompt, SceneQuery, parse_scene_prompt
+
+
+def holds(seen: Tensor, kind: int | None, colour: int | None) -> Tensor:
+    """bool ``[N]``: which rows of ``seen [N, n_kinds, n_colours]`` hold an object of this kind and/or colour."""
+    seen = seen if kind is None else seen[:, kind : kind + 1]
+    seen = seen if colour is None else seen[:, :, colour : colour + 1]
+    return seen.flatten(1).any(1)
 
 
 class SceneViewPrior(EmpiricalPrior):
-    """``EmpiricalPrior`` over views ``[V, C, H, W]``, conditioned by ``SceneQuery``.
+    """``EmpiricalPrior`` over views ``[V, C, H, W]``, conditioned by ``SceneQuery`` (what a view sees) or
+    ``ScenePrompt`` (what its scene holds).
 
-    seen: bool ``[V, n_kinds, n_colours]``, the (kind, colour) objects each view sees; floor: ``[V]``."""
+    seen: bool ``[V, n_kinds, n_colours]``, the (kind, colour) objects each view sees; floor: ``[V]``;
+    scene: ``[V]`` the index of each view's scene (default: each view its own)."""
 
-    def __init__(self, data: Tensor, seen: Tensor, floor: Tensor, alphas_cumprod: Tensor | None = None):
+    def __init__(self, data: Tensor, seen: Tensor, floor: Tensor, alphas_cumprod: Tensor | None = None,
+                 scene: Tensor | None = None):
         super().__init__(data, alphas_cumprod=alphas_cumprod)
         self.seen, self.floor = seen, floor
+        self.scene = torch.arange(len(floor)) if scene is None else scene
 
     def encode_prompt(self, text: str | None) -> SceneQuery | None:
         if not text:
@@ -38,22 +51,49 @@ class SceneViewPrior(EmpiricalPrior):
             self.subset(q)  # raises if no view matches
         return q
 
+    def encode_scene_prompt(self, text: str | None) -> ScenePrompt | None:
+        """A panorama's prompt: every view conditioned on the scene holding its objects (``ScenePrompt``)."""
+        q = parse_scene_prompt(text) if text else None
+        if q is None:
+            return None
+        self.subset(ScenePrompt(q))  # raises if no scene holds any of it
+        return ScenePrompt(q)
+
     def matches(self, cond: SceneQuery) -> Tensor:
         """bool ``[V]``: the views that see every object of ``cond`` on its floor."""
         keep = torch.ones(len(self), dtype=torch.bool)
         for kind, colour in cond.objects:
-            seen = self.seen if kind is None else self.seen[:, kind : kind + 1]
-            seen = seen if colour is None else seen[:, :, colour : colour + 1]
-            keep &= seen.flatten(1).any(1)
+            keep &= holds(self.seen, kind, colour)
         if cond.floor is not None:
             keep &= self.floor == cond.floor
         return keep
 
-    def subset(self, cond: SceneQuery | None) -> Tensor:
+    def scene_items(self, cond: ScenePrompt) -> Tensor:
+        """``[n_scenes]``: how many of the prompt's items (its objects, and its floor) each scene holds."""
+        n = int(self.scene.max()) + 1
+        has = torch.zeros(n, *self.seen.shape[1:]).index_add_(0, self.scene, self.seen.float()) > 0
+        count = sum((holds(has, kind, colour).long() for kind, colour in cond.query.objects), torch.zeros(n, dtype=torch.long))
+        if cond.query.floor is not None:
+            floor = torch.zeros(n, dtype=torch.long).index_copy_(0, self.scene, self.floor)
+            count += (floor == cond.query.floor).long()
+        return count
+
+    def scene_matches(self, cond: ScenePrompt) -> Tensor:
+        """bool ``[V]``: the views of the scenes holding the most of the prompt's items (all, where one does)."""
+        count = self.scene_items(cond)
+        best = int(count.max())
+        return (count == best)[self.scene] if best > 0 else torch.zeros(len(self), dtype=torch.bool)
+
+    def subset(self, cond: SceneQuery | ScenePrompt | None) -> Tensor:
         if cond not in self._subsets:
-            keep = torch.ones(len(self), dtype=torch.bool) if cond is None else self.matches(cond)
+            if cond is None:
+                keep = torch.ones(len(self), dtype=torch.bool)
+            else:
+                keep = self.scene_matches(cond) if isinstance(cond, ScenePrompt) else self.matches(cond)
             if not keep.any():
-                raise InputError(f"no scene view matches {cond}; pick fewer objects, or ones seen together")
+                why = ("no scene holds any of its objects or its floor" if isinstance(cond, ScenePrompt)
+                       else "pick fewer objects, or ones seen together")
+                raise InputError(f"no scene view matches {cond}; {why}")
             self._subsets[cond] = keep.nonzero().squeeze(1)
         return self._subsets[cond]
 
@@ -101,4 +141,5 @@ def scenes_from_config(config: ScenesPriorConfig, *, progress: Callable[[int, in
     """The empirical prior over views of ``config.n`` scenes (generated once, cached on disk)."""
     d = scene_data(SceneConfig(n=config.n, res=config.res, seed=config.seed), progress)
     views, seen, floor = scene_views(d, config.res, config.view_stride)
-    return SceneViewPrior(views.to(config.device), seen, floor, make_schedule(config.schedule))
+    scene = torch.arange(config.n).repeat_interleave(len(floor) // max(config.n, 1))
+    return SceneViewPrior(views.to(config.device), seen, floor, make_schedule(config.schedule), scene=scene)

@@ -42,6 +42,9 @@ class RepEntry:
     canvas: bool = False
     """Whether its noise lives on a canvas its views share (``noise_shape`` is not per view): such a rep cannot
     render through a prior that encodes RGB (sd with rgb=True), which is refused before the prior loads."""
+    scene_prompt: bool = False
+    """Whether its prompt names the whole scene its views are crops of (the panorama): a prior offering
+    ``encode_scene_prompt`` (toyworld-scenes) then encodes the prompt with it, for every view (docs/reps.md)."""
     outputs: Callable[[Diffrep], dict[str, Any]] | None = None
     """Extra files a saved result holds (name -> bytes, image or tensors), e.g. a NeRF's turntable and mesh."""
 
@@ -53,7 +56,8 @@ REPS: dict[str, RepEntry] = {
     "siren": RepEntry(SirenConfig, Lazy("diffrep.reps.siren:SirenRep"),
                       "SIREN image: a sine MLP over a Fourier embedding of the pixel"),
     "panorama": RepEntry(PanoramaConfig, Lazy("diffrep.reps.panorama:PanoramaRep"),
-                         "360° SIREN panorama; writes the canvas and a strip of views", canvas=True),
+                         "360° SIREN panorama; writes the canvas and a strip of views", canvas=True,
+                         scene_prompt=True),
     "nerf": RepEntry(NerfConfig, Lazy("diffrep.reps.nerf:NerfRep"),
                      "NeRF (voxel or hash grid): views from a camera bank, view-dependent prompts; writes turntables "
                      "and meshes", labels=Lazy("diffrep.reps.nerf:bank_labels"),

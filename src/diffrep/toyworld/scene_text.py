@@ -111,6 +111,15 @@ class SceneQuery:
     floor: int | None = None
 
 
+@dataclass(frozen=True)
+class ScenePrompt:
+    """A condition on a view through its scene (a panorama's prompt, docs/reps.md): the view is any view of a
+    scene that holds the query's objects (anywhere around the 360 degrees) on its floor, whether it sees them
+    or not. Where no scene holds them all, the scenes that hold the most of its items (objects and floor)."""
+
+    query: SceneQuery
+
+
 def parse_scene_prompt(text: str) -> SceneQuery | None:
     """``"a red mug and a blue duck on a green floor"`` -> ``SceneQuery(((0, 0), (1, 2)), floor=1)``.
 
