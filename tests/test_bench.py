@@ -181,3 +181,24 @@ def test_sd_cost_builds_the_real_sd15_shape():
         unet, vae = diffusers.UNet2DConditionModel(**SD15_UNET), diffusers.AutoencoderKL(**SD15_VAE)
     assert round(sum(p.numel() for p in unet.parameters()) / 1e6) == 860
     assert round(sum(p.numel() for p in vae.parameters()) / 1e6) == 84
+
+
+def test_object_runs_count_separate_appearances_around_the_circle():
+    from diffrep.bench.panorama_scenes import object_runs
+
+    seen = torch.tensor([[0, 0, 0, 0], [1, 1, 0, 0], [1, 0, 0, 1], [1, 0, 1, 0], [1, 1, 1, 1]], dtype=torch.bool)
+    assert object_runs(seen).tolist() == [0, 1, 1, 2, 1]  # row 2 wraps round the seam: one object
+
+
+def test_panorama_scenes_quick_produces_its_figures(tmp_path):
+    """`diffrep bench panorama-scenes --quick`: every method on one scene prompt, every metric (seconds)."""
+    record = json.loads(run_suite("panorama-scenes", quick=True, results=tmp_path, log=lambda s: None).read_text())
+    figures = record["figures"]
+    assert record["command"] == "diffrep bench panorama-scenes --quick"
+    assert [r["method"] for r in figures["rows"]] == ["ddrep", "ddrep-repaint", "sds", "sjc", "multidiffusion"]
+    ddrep, repaint = figures["rows"][:2]
+    assert ddrep["prior_evaluations"] == repaint["prior_evaluations"]  # equal prior evaluations
+    for row in figures["rows"]:
+        assert 0 <= row["objects_present"] <= 1 and 0 <= row["duplicated_canvases"] <= 1
+        assert row["crop_nearest_rms"] > 0 and row["seam_ratio"] > 0 and row["overlap_disagreement_rms"] > 0
+    assert figures["fresh_crop_nearest_rms"] > 0 and (tmp_path / "panorama-scenes-quick-canvases.png").exists()

@@ -21,6 +21,7 @@ SUITES: dict[str, str] = {
     "diversity": "diffrep.bench.diversity",
     "speed": "diffrep.bench.speed",
     "panorama": "diffrep.bench.panorama",
+    "panorama-scenes": "diffrep.bench.panorama_scenes",
     "prior-quality": "diffrep.bench.prior_quality",
     "nerf3d": "diffrep.bench.nerf3d",
     "sd-cost": "diffrep.bench.sd_cost",

@@ -31,8 +31,13 @@ def overlap_disagreement(prior, rep, cond, t: int = 100) -> float:
     W = rep.image_shape[-1]
     Wc = rep.canvas_shape[-1]
     offsets = torch.arange(0, Wc, W // 2)
-    views = rep(offsets.expand(rep.n, -1))  # [n, V, C, H, W]
-    n, V = views.shape[:2]
+    return views_disagreement(prior, rep(offsets.expand(rep.n, -1)), cond, t)
+
+
+@torch.no_grad()
+def views_disagreement(prior, views: torch.Tensor, cond, t: int = 100) -> float:
+    """``overlap_disagreement`` of views ``[n, V, C, H, W]`` half a view apart around a canvas (any canvas)."""
+    n, V, W = *views.shape[:2], views.shape[-1]
     g = torch.Generator().manual_seed(0)
     ab = prior.alphas_cumprod[t]
     x_t = ab.sqrt() * views.flatten(0, 1) + (1 - ab).sqrt() * torch.randn(views.flatten(0, 1).shape, generator=g)

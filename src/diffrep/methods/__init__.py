@@ -18,9 +18,6 @@ METHODS: dict[str, MethodEntry] = {
                         "DDIM in image space (eta: 0 = PF-ODE, 1 = DDPM-like)", reps=("pixels",), image=True),
     "ddpm": MethodEntry(DDPMOptions, Lazy("diffrep.methods.image:run_ddpm"), "DDPM ancestral sampling in image space",
                         reps=("pixels",), uses=("steps", "guidance_scale"), image=True),
-    "multidiffusion": MethodEntry(MultiDiffusionOptions, Lazy("diffrep.methods.image:run_multidiffusion"),
-                                  "MultiDiffusion in image space on the 360° canvas (Bar-Tal et al. 2023): overlapping "
-                                  "views fused by their mean", reps=("panorama",), image=True),
     "ddrep": MethodEntry(DDRepOptions, Lazy("diffrep.methods.ddrep:run_ddrep"),
                          "DDRep: true sampling of any diffrep (Savani et al. 2024)",
                          state=Lazy("diffrep.methods.ddrep:DDRepState"),
@@ -44,6 +41,9 @@ METHODS: dict[str, MethodEntry] = {
                            "SDS with a learned manifold corrective (Alldieck et al. 2024), needs a trained corrective",
                            state=Lazy("diffrep.methods.distillation:DistillState"), uses=("guidance_scale",),
                            requires=lmc_requires),
+    "multidiffusion": MethodEntry(MultiDiffusionOptions, Lazy("diffrep.methods.image:run_multidiffusion"),
+                                  "MultiDiffusion in image space on the 360° canvas (Bar-Tal et al. 2023): overlapping "
+                                  "views fused by their mean", reps=("panorama",), image=True),
 }
 """Every method by name; the API, the CLI, run.json and error messages derive their lists from it."""
 

@@ -20,7 +20,12 @@ from diffrep.errors import InputError
 from diffrep.priors.configs import ScenesPriorConfig
 from diffrep.priors.empirical import EmpiricalPrior, _toyworld_source_hash, cache_dir
 from diffrep.schedule import make_schedule
-from diffrep.toyworld.scene_text import SceneConfig, ScenePrompt, SceneQuery, parse_scene_prompt
+from diffrep.toyworld.scene_text import (
+    SceneConfig,
+    ScenePrompt,
+    SceneQuery,
+    parse_scene_prompt,
+)
 
 
 def holds(seen: Tensor, kind: int | None, colour: int | None) -> Tensor:
