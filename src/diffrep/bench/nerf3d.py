@@ -71,14 +71,15 @@ def one_run(prior, reference, gt, prompt: str, method: str, seed: int, n: int, o
 
 
 def plan(quick: bool) -> list[dict]:
-    """The suite's runs: prompts x methods x seeds, then (full runs) the hash grid and 4 instances of 2 prompts."""
+    """The suite's runs: prompts x methods x seeds, then (full runs) 4 instances of 2 prompts and the hash grid."""
     prompts, seeds, settings = (PROMPTS[:1], (0,), QUICK) if quick else (PROMPTS, (0, 1), METHODS)
     runs = [{"prompt": p, "method": m, "seed": s, "n": 1, "options": o, "gif": s == 0 and p in prompts[:2]}
             for p in prompts for m, o in settings.items() for s in seeds]
     if not quick:  # the other grid, and 3-D diversity across 4 instances of one run
-        for p in PROMPTS[:2]:
-            runs.append({"prompt": p, "method": "ddrep", "seed": 0, "n": 1, "options": {"grid": "hash"}, "extra": True})
-            runs += [{"prompt": p, "method": m, "seed": 0, "n": 4, "options": o, "extra": True} for m, o in METHODS.items()]
+        runs += [{"prompt": p, "method": m, "seed": 0, "n": 4, "options": o, "extra": True}
+                 for p in PROMPTS[:2] for m, o in METHODS.items()]
+        runs += [{"prompt": p, "method": "ddrep", "seed": 0, "n": 1, "options": {"grid": "hash"}, "extra": True}
+                 for p in PROMPTS[:2]]
     return runs
 
 
