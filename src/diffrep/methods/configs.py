@@ -126,13 +126,11 @@ Optim = Annotated[OptimConfig, tyro.conf.arg(name="optim", prefix_name=False)]
 
 
 @dataclass(frozen=True)
-class SDSOptions:
-    """Score distillation sampling (DreamFusion)."""
+class NoisedOptions:
+    """What every noised mode-seeking method (SDS and its kin) shares: its range of t, its annealing, its loop."""
 
     t_range: tuple[float, float] = (0.02, 0.98)
     """Range of t as fractions of T."""
-    weighting: str = "s2"
-    """w(t): s2 = 1 - ᾱ_t (DreamFusion), one, snr_inverse = (1-ᾱ_t)/ᾱ_t."""
     annealing: str = "none"
     """Anneal t_max towards t_min over the run: none, linear, sqrt."""
     optim: Optim = OptimConfig()
@@ -140,33 +138,33 @@ class SDSOptions:
 
     def __post_init__(self) -> None:
         check_fraction_range("t_range", self.t_range), check_choice("annealing", self.annealing, ANNEALING)
+
+
+@dataclass(frozen=True)
+class SDSOptions(NoisedOptions):
+    """Score distillation sampling (DreamFusion)."""
+
+    weighting: str = "s2"
+    """w(t): s2 = 1 - ᾱ_t (DreamFusion), one, snr_inverse = (1-ᾱ_t)/ᾱ_t."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         check_choice("weighting", self.weighting, WEIGHTINGS)
 
 
 @dataclass(frozen=True)
-class SJCOptions:
+class SJCOptions(NoisedOptions):
     """Score Jacobian chaining (perturb-and-average scoring)."""
 
-    t_range: tuple[float, float] = (0.02, 0.98)
-    """Range of t (hence σ = s_t/a_t) as fractions of T."""
     variance_reduced: bool = True
     """Variance-reduced form g = -(D(x+σn) - x)/σ; off: the plain form with y = x + σn for x."""
-    annealing: str = "none"
-    """Anneal the largest t towards the smallest over the run: none, linear, sqrt."""
-    optim: Optim = OptimConfig()
-    """The optimisation loop."""
-
-    def __post_init__(self) -> None:
-        check_fraction_range("t_range", self.t_range), check_choice("annealing", self.annealing, ANNEALING)
 
 
 @dataclass(frozen=True)
-class NFSDOptions:
+class NFSDOptions(NoisedOptions):
     """Noise-free score distillation (Katzir et al. 2023): g = w(t) (δ_D + ω δ_C), δ_C = ε̂(c) - ε̂(∅),
     δ_D = ε̂(∅) - ε̂(neg) for t ≥ t_threshold·T, ε̂(∅) below it."""
 
-    t_range: tuple[float, float] = (0.02, 0.98)
-    """Range of t as fractions of T."""
     t_threshold: float = 0.2
     """Fraction of T below which δ_D is the plain ε̂(∅) (paper: t < 200 of 1000)."""
     negative_prompt: str = ""
@@ -174,34 +172,24 @@ class NFSDOptions:
     empty: δ_D = 0 at large t, as the prior's empty prompt is its unconditional one."""
     weighting: str = "s2"
     """w(t): s2 = 1 - ᾱ_t (DreamFusion), one, snr_inverse = (1-ᾱ_t)/ᾱ_t."""
-    annealing: str = "none"
-    """Anneal t_max towards t_min over the run: none, linear, sqrt."""
-    optim: Optim = OptimConfig()
-    """The optimisation loop."""
 
     def __post_init__(self) -> None:
-        check_fraction_range("t_range", self.t_range), check_choice("annealing", self.annealing, ANNEALING)
+        super().__post_init__()
         check_choice("weighting", self.weighting, WEIGHTINGS), check_finite("t_threshold", self.t_threshold, at_most=1.0)
 
 
 @dataclass(frozen=True)
-class DDSOptions:
+class DDSOptions(NoisedOptions):
     """Delta denoising score (Hertz et al. 2023): g = w(t) (ε̂_ω(z_t, c_tgt) - ε̂_ω(ẑ_t, c_src)), the same t and ε
     on the edited render z and the source ẑ: the rep's render at the start of the run (diffrep edit: the input image)."""
 
     source_prompt: str | None = None
     """The prompt describing the source image (required; empty = unconditional)."""
-    t_range: tuple[float, float] = (0.02, 0.98)
-    """Range of t as fractions of T."""
     weighting: str = "one"
     """w(t): one (the paper), s2 = 1 - ᾱ_t, snr_inverse = (1-ᾱ_t)/ᾱ_t."""
-    annealing: str = "none"
-    """Anneal t_max towards t_min over the run: none, linear, sqrt."""
-    optim: Optim = OptimConfig()
-    """The optimisation loop."""
 
     def __post_init__(self) -> None:
-        check_fraction_range("t_range", self.t_range), check_choice("annealing", self.annealing, ANNEALING)
+        super().__post_init__()
         check_choice("weighting", self.weighting, WEIGHTINGS)
 
 
@@ -210,28 +198,22 @@ def dds_requires(options: DDSOptions) -> str | None:
 
 
 @dataclass(frozen=True)
-class MultistepSDSOptions:
+class MultistepSDSOptions(NoisedOptions):
     """Multistep SDS: x̂_0 from k deterministic DDIM steps t -> 0 instead of one; g = w(t) (a_t/s_t) (x - x̂_0),
     which is SDS for k = 1."""
 
     k: int = 4
     """DDIM steps from x_t to x̂_0 (timesteps ⌊t (k-j)/k⌋, j = 0..k-1)."""
-    t_range: tuple[float, float] = (0.02, 0.98)
-    """Range of t as fractions of T."""
     weighting: str = "s2"
     """w(t): s2 = 1 - ᾱ_t (DreamFusion), one, snr_inverse = (1-ᾱ_t)/ᾱ_t."""
-    annealing: str = "none"
-    """Anneal t_max towards t_min over the run: none, linear, sqrt."""
-    optim: Optim = OptimConfig()
-    """The optimisation loop."""
 
     def __post_init__(self) -> None:
-        check_fraction_range("t_range", self.t_range), check_choice("annealing", self.annealing, ANNEALING)
+        super().__post_init__()
         check_choice("weighting", self.weighting, WEIGHTINGS), check_positive_int("k", self.k)
 
 
 @dataclass(frozen=True)
-class LMCSDSOptions:
+class LMCSDSOptions(NoisedOptions):
     """LMC-SDS (Alldieck et al. 2024, design §4): g = (ω (ε̂(c) - ε̂(∅)) + b̂(x, t) - x̂_0(∅)) / ω with the
     learned corrective b̂ (diffrep train-corrective), normalised to x̂_0(∅)'s mean and std as in its loss L_k."""
 
@@ -241,15 +223,6 @@ class LMCSDSOptions:
     """Diversity option: keep the ε of the conditional term fixed for the whole run (fresh for the corrective term)."""
     inverse_scale: bool = True
     """Divide the gradient by ω (the paper's 1/ω scaling; needs --guidance-scale ≠ 0)."""
-    t_range: tuple[float, float] = (0.02, 0.98)
-    """Range of t as fractions of T."""
-    annealing: str = "none"
-    """Anneal t_max towards t_min over the run: none, linear, sqrt."""
-    optim: Optim = OptimConfig()
-    """The optimisation loop."""
-
-    def __post_init__(self) -> None:
-        check_fraction_range("t_range", self.t_range), check_choice("annealing", self.annealing, ANNEALING)
 
 
 def lmc_requires(options: LMCSDSOptions) -> str | None:
