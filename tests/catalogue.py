@@ -32,6 +32,9 @@ FIRST_ERRORS: dict[str, dict[str, list[str]]] = {
 into): each must be refused in one line before torch is imported, in well under a second."""
 
 VALUES_BEFORE_TORCH = [  # values the tables and the shared options check: refused before torch is imported too
+    ["sdedit", "--image", "no-such.png", "--out", "o"],  # a wrong input path (export.check_input_image)
+    ["inpaint", "--image", "no-such.png", "--mask", "no-such.png", "--out", "o"],
+    ["edit", "--image", "no-such.png", "--prompt", "blue", "--method", "sds", "--out", "o"],
     ["sample", "--eta", "-0.5", "--out", "o"],
     ["sample", "--n", "0", "--out", "o"],
     ["sample", "--rep", "siren", "--method", "ddrep", "--checkpoint-every", "-1", "--out", "o"],

@@ -497,9 +497,10 @@ def run_sample(a: SampleArgs) -> int:
 
 
 def run_sdedit(a: SdeditArgs) -> int:
-    from diffrep.export import check_output_dir, load_image
+    from diffrep.export import check_input_image, check_output_dir, load_image
 
     check_output_dir(a.out, a.overwrite)
+    check_input_image(a.image)  # a wrong path at once, before torch is imported
     from diffrep.methods import Sampling
     from diffrep.spec import check_strength
 
@@ -521,9 +522,10 @@ def run_sdedit(a: SdeditArgs) -> int:
 
 
 def run_inpaint(a: InpaintArgs) -> int:
-    from diffrep.export import check_output_dir, load_image, load_mask
+    from diffrep.export import check_input_image, check_output_dir, load_image, load_mask
 
     check_output_dir(a.out, a.overwrite)
+    check_input_image(a.image), check_input_image(a.mask)  # a wrong path at once, before torch is imported
     from diffrep.checks import check_positive_int
     from diffrep.methods import Sampling
 
@@ -698,9 +700,10 @@ def run_training(train, config, out: Path, resume: bool, what: str, detail: str 
 
 def run_edit(a: EditArgs) -> int:
     from diffrep.checks import check_choice
-    from diffrep.export import check_output_dir, load_image
+    from diffrep.export import check_input_image, check_output_dir, load_image
 
     check_output_dir(a.out, a.overwrite)
+    check_input_image(a.image)  # a wrong path at once, before torch is imported
     check_choice("method", a.method, EDIT_METHODS)
     from diffrep.spec import edit_options
     from diffrep.methods import Sampling

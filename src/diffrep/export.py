@@ -45,14 +45,20 @@ def image_grid(images: Tensor, nrow: int | None = None, scale: int = 1, pad: int
     return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img
 
 
+def check_input_image(path: str | Path) -> Path:
+    """``path`` as a ``Path``, or an ``InputError`` if it is not a file (no torch: the command line calls it first)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"input image {str(path)!r} does not exist or is not a file")
+    return path
+
+
 def load_image(path: str | Path, size: tuple[int, int] | None = None) -> Tensor:
     """Read a PNG/JPEG as ``[1, 3, H, W]`` in [-1, 1], resized (bicubic) to ``size = (H, W)``."""
     import torch
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"input image {str(path)!r} does not exist or is not a file")
+    path = check_input_image(path)
     try:
         with Image.open(path) as img:
             img = to_rgb8(img)
