@@ -314,6 +314,7 @@ def test_rgb_with_an_image_method_or_the_panorama_is_refused_before_loading(tmp_
     from catalogue import fake_sd_folder, rgb_misuse
 
     cases = rgb_misuse(str(fake_sd_folder(tmp_path / "fake-sd")))
+    (tmp_path / "in.png").write_bytes(b"")  # exists (its path is checked first); never decoded: refused before
     code = ("import sys, diffrep.cli\n"
             f"codes = [diffrep.cli.main(argv) for argv, _ in {cases!r}]\n"
             "print(codes, sorted({'torch', 'numpy'} & set(sys.modules)))\n")
