@@ -170,6 +170,17 @@ def test_sd_cost_quick_produces_its_figures(tmp_path):
     ratio = figures["ratios"]["default"]
     assert ratio["per_step"] > 0 and ratio["run_100_steps"] > 0 and "solve_s_per_step" in ratio
     assert figures["paper"]["ratio"] == 2.1
+    assert figures["device"] == "CPU" and figures["dtype"] == "float32"
+
+
+def test_bench_device_is_checked_before_the_suite_runs(tmp_path):
+    """--device is for suites that take one (sd-cost), and names a device this machine has."""
+    with pytest.raises(InputError, match="does not take --device; suites that do: sd-cost"):
+        run_suite("table1", quick=True, results=tmp_path, device="cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="device='cuda' is not allowed here; allowed: cpu"):
+            run_suite("sd-cost", quick=True, results=tmp_path, device="cuda")
+    assert not list(tmp_path.iterdir())
 
 
 def test_sd_cost_builds_the_real_sd15_shape():

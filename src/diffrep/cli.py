@@ -253,6 +253,8 @@ class BenchArgs:
     (toyworld, tiny, ...) instead of its default; results go to SUITE-PRIOR.json."""
     prior_path: str | None = None
     """tiny prior only: trained weights (default: the shipped ones)."""
+    device: str | None = None
+    """sd-cost only: run on this device (cuda: fp16 UNet); results go to SUITE-cuda.json."""
 
 
 @dataclass(frozen=True)
@@ -644,7 +646,7 @@ def run_bench(a: BenchArgs) -> int:
 
     check_writable(a.results, "results folder")  # not at the end of a run of minutes
     path = run_suite(a.suite, quick=a.quick, results=a.results, log=lambda s: print(s, file=sys.stderr),
-                     prior=a.prior, prior_path=a.prior_path)
+                     prior=a.prior, prior_path=a.prior_path, device=a.device)
     print(f"results: {path}")
     return 0
 

@@ -42,11 +42,12 @@ def machine_info() -> dict[str, Any]:
 
 
 def run_suite(name: str, *, quick: bool, results: Path, log: Callable[[str], None] = print,
-              prior: str | None = None, prior_path: str | None = None) -> Path:
+              prior: str | None = None, prior_path: str | None = None, device: str | None = None) -> Path:
     """Run one suite and write its JSON (figures, the command, machine info, date).
 
     ``prior`` (a name for ``diffrep.priors.load``) replaces a suite's default prior, for the suites
-    that take one; the results then go to ``SUITE-PRIOR[-quick].json``."""
+    that take one; the results then go to ``SUITE-PRIOR[-quick].json``. ``device`` (``cuda``, ...) runs a suite
+    that takes one there; its results go to ``SUITE-TYPE[-quick].json`` (``sd-cost-cuda.json``)."""
     if name not in SUITES:
         raise InputError(f"unknown benchmark suite {name!r}; allowed: {', '.join(SUITES)}")
     if prior is None and prior_path is not None:
@@ -58,16 +59,25 @@ def run_suite(name: str, *, quick: bool, results: Path, log: Callable[[str], Non
     suite = importlib.import_module(SUITES[name])
     kwargs: dict[str, Any] = {}
     command = f"diffrep bench {name}"
+    if device is not None:
+        if "device" not in inspect.signature(suite.run).parameters:
+            takes = [s for s in SUITES if "device" in inspect.signature(importlib.import_module(SUITES[s]).run).parameters]
+            raise InputError(f"suite {name!r} does not take --device; suites that do: {', '.join(takes)}")
+        from diffrep.priors.base import check_device
+
+        kwargs["device"] = check_device(device)
+        command += f" --device {device}"
     if prior is not None:
         if "prior" not in inspect.signature(suite.run).parameters:
             takes = [s for s in SUITES if "prior" in inspect.signature(importlib.import_module(SUITES[s]).run).parameters]
             raise InputError(f"suite {name!r} does not take --prior; suites that do: {', '.join(takes)}")
         from diffrep.priors import load_config
 
-        kwargs = {"prior": load_config(config), "prior_name": prior}
+        kwargs |= {"prior": load_config(config), "prior_name": prior}
         command += f" --prior {prior}" + (f" --prior-path {prior_path}" if prior_path else "")
     default_prior = getattr(suite, "DEFAULT_PRIOR", "toyworld")
     stem = name + (f"-{prior}" if prior is not None and prior != default_prior else "")
+    stem += f"-{device.split(':')[0]}" if device is not None and device != "cpu" else ""
     cache = None
     if "cache" in inspect.signature(suite.run).parameters:  # suites of hours keep their finished runs
         cache = Path(results) / f".{stem}{'-quick' if quick else ''}.cache"

@@ -6,6 +6,8 @@ SIRENs rendering ``4×64×64`` latents (the same UNet batch plus the pullback so
 the paper's Adam-200 (not in ``quick``); one SDS and one SJC iteration. The DDRep/DDIM ratio per step, and extrapolated to the
 paper's 100-step run (decoding the 8 results included), beside the paper's 2.1× (82 s vs 39 s on an A6000).
 ``quick`` builds tiny components of the same kinds instead: it checks the suite, not the figures.
+``device="cuda"`` runs the same suite on a GPU (the UNet in fp16, the VAE upcast to fp32 as diffusers does;
+more timed steps after a warm-up, each step synchronised); its results go to ``sd-cost-cuda.json``.
 """
 
 from __future__ import annotations
@@ -68,15 +70,21 @@ class TextStatesPrior(SDPrior):
         return self.embeddings[text]
 
 
-def build_prior(quick: bool) -> TextStatesPrior:
+def build_prior(quick: bool, device: str = "cpu", dtype: torch.dtype = torch.float32) -> TextStatesPrior:
     """SD 1.5's UNet and VAE (tiny ones for ``quick``) with random weights, and SD's scaled-linear schedule."""
     from diffrep.priors.sd import alphas_cumprod, import_diffusers
 
     diffusers = import_diffusers()
-    unet = diffusers.UNet2DConditionModel(**(TINY_UNET if quick else SD15_UNET))
-    vae = diffusers.AutoencoderKL(**(TINY_VAE if quick else SD15_VAE))
+    unet = diffusers.UNet2DConditionModel(**(TINY_UNET if quick else SD15_UNET)).to(device, dtype)
+    vae = diffusers.AutoencoderKL(**(TINY_VAE if quick else SD15_VAE)).to(device, dtype)
     ab = alphas_cumprod({"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear"})
     return TextStatesPrior(unet, vae, TINY_TEXT if quick else SD15_TEXT, ab)
+
+
+def synchronize() -> None:
+    """Wait for the GPU's queued work, so that a wall-clock reading covers it (nothing on a CPU)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 class StepClock:
@@ -87,9 +95,11 @@ class StepClock:
         self.times: list[float] = []
 
     def start(self) -> None:
+        synchronize()
         self.times = [time.perf_counter()]
 
     def __call__(self, d: dict) -> None:
+        synchronize()
         self.times.append(time.perf_counter())
 
     @property
@@ -103,31 +113,41 @@ def timed(run: Callable[[StepClock], object]) -> dict:
     start = time.perf_counter()
     clock.start()
     run(clock)
+    synchronize()
     total = time.perf_counter() - start
     steps = clock.steps
     return {"step_s": round(statistics.median(steps), 3), "steps_s": [round(s, 3) for s in steps],
             "outside_steps_s": round(total - sum(steps), 3)}
 
 
-def run(quick: bool, log: Callable[[str], None]) -> dict:
-    n, w, k = 8, 7.5, 3 if quick else 2  # k: timed steps (iterations) per measurement
-    prior = build_prior(quick)
+def run(quick: bool, log: Callable[[str], None], device: str = "cpu") -> dict:
+    gpu = torch.device(device).type == "cuda"
+    n, w = 8, 7.5
+    k = 3 if quick else 8 if gpu else 2  # timed steps (iterations) per measurement; the median is reported
+    dtype = torch.float16 if gpu else torch.float32
+    prior = build_prior(quick, device, dtype)
     shape = prior.image_shape
     g = torch.Generator().manual_seed(0)
     conds = [prior.encode_prompt(f"prompt {i}") for i in range(n)]
     ts = timesteps(len(prior.alphas_cumprod), 100)[:k]  # the first k of the paper's 100 steps
     figures: dict = {"components": "tiny (quick)" if quick else "Stable Diffusion 1.5 shape, random weights",
+                     "device": device_name(device), "dtype": str(dtype).removeprefix("torch."),
                      "latent_shape": list(shape), "n": n, "unet_batch": 2 * n, "guidance_scale": w,
                      "timed_steps": k, "threads": torch.get_num_threads()}
+    if gpu or quick:  # kernel selection and the allocator's first growth, outside every timing (quick: to test it)
+        prior.decode(torch.randn(n, *shape, generator=g, device=device))
+        prior.eps(torch.randn(2 * n, *shape, device=device), torch.full((2 * n,), 500), conds + conds)
 
     # Decoding the 8 results: once per run, for DDIM and DDRep alike.
+    synchronize()
     start = time.perf_counter()
-    prior.decode(torch.randn(n, *shape, generator=g))
+    prior.decode(torch.randn(n, *shape, generator=g).to(device))
+    synchronize()
     figures["decode_s"] = round(time.perf_counter() - start, 3)
     log(f"decode {n}: {figures['decode_s']} s")
 
     # Image-space DDIM: one UNet batch of 2n per step.
-    x_T = torch.randn(n, *shape, generator=g)
+    x_T = torch.randn(n, *shape, generator=g).to(device)
     figures["ddim"] = timed(lambda c: sample_ddim(prior, x_T, ts, conds, guidance_scale=w, callback=c))
     log(f"ddim: {figures['ddim']}")
 
@@ -137,7 +157,7 @@ def run(quick: bool, log: Callable[[str], None]) -> dict:
         solvers["adam_200_paper"] = PullbackConfig(solver="adam", adam_iters=200, adam_lr=1e-3)
     figures["ddrep"] = {}
     for name, pull in solvers.items():
-        rep = make_rep("siren", shape, n, generator=torch.Generator().manual_seed(1))
+        rep = make_rep("siren", shape, n, generator=torch.Generator().manual_seed(1)).to(device)
         figures["ddrep"][name] = row = timed(lambda c: ddrep_sample(
             prior, rep, ts, conds, guidance_scale=w, pull=pull, generator=torch.Generator().manual_seed(2), callback=c))
         row["solver"] = {"solver": pull.solver, "adam_iters": pull.adam_iters, "adam_lr": pull.adam_lr}
@@ -147,7 +167,7 @@ def run(quick: bool, log: Callable[[str], None]) -> dict:
     sampling = Sampling(guidance_scale=w)
     for name, method, options in (("sds", run_sds, SDSOptions(optim=OptimConfig(iters=k))),
                                   ("sjc", run_sjc, SJCOptions(optim=OptimConfig(iters=k)))):
-        rep = make_rep("siren", shape, n, generator=torch.Generator().manual_seed(1))
+        rep = make_rep("siren", shape, n, generator=torch.Generator().manual_seed(1)).to(device)
         figures[name] = timed(lambda c: method(prior, rep, conds, options, sampling=sampling,
                                                generator=torch.Generator().manual_seed(3), callback=c))
         log(f"{name}: {figures[name]}")
@@ -155,6 +175,13 @@ def run(quick: bool, log: Callable[[str], None]) -> dict:
     figures["paper"] = PAPER
     figures["goal"] = "DDRep/DDIM <= 1.05 over 100 steps (paper 2.1; 1.0 is the limit)"
     return figures
+
+
+def device_name(device: str) -> str:
+    """The device in words: this machine's CPU, or the GPU's name."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name(torch.device(device))
+    return "CPU"
 
 
 def ratios(figures: dict, steps: int) -> dict:

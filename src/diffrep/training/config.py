@@ -40,14 +40,14 @@ class CorrectiveTrainConfig:
     """Hyperparameters of a corrective (LMC-SDS's b̂) training run: L_k on the prior's clean data images."""
 
     out: Path  # run directory: checkpoints, final corrective.safetensors + corrective.json
-    prior: str = "toyworld"  # the prior (default options) whose one-step denoiser b̂ learns: toyworld, gmm, gaussian
+    prior: str = "toyworld"  # the prior (default options) whose one-step denoiser b̂ learns: toyworld, tiny, gmm, gaussian
     steps: int = 5000  # total optimiser steps
     batch: int = 32  # clean images per step, each at its own t ~ U{0..T-1}
     lr: float = 1e-3  # AdamW learning rate (constant)
     ema_decay: float = 0.999  # EMA of the weights that is exported
     checkpoint_every: int = 500  # steps between checkpoints (0: only at the end)
     sample_every: int = 0  # kept at 0: a corrective has no previews (the shared loop's option)
-    data_n: int = 10_000  # clean images drawn from a prior with an exact sampler (gmm, gaussian)
+    data_n: int = 10_000  # clean images drawn from a prior with an exact sampler (gmm, gaussian), or tiny's toy-world images
     channels: int = 32  # filters at full resolution, doubling per level (the paper: 32)
     levels: int = 4  # encoder levels (the paper: 4)
     seed: int = 0  # seed of the data draw, timesteps, noise and initial weights

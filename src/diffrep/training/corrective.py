@@ -23,15 +23,18 @@ from diffrep.training.config import CorrectiveTrainConfig
 from diffrep.training.loop import LoopConfig, Task, check_loop_config, fit, resolve_device, seeded, subconfig
 
 
-def clean_images(prior: Prior, n: int, generator: torch.Generator) -> Tensor:
-    """The prior's clean data: an empirical prior's images, or ``n`` exact draws of an analytic one; ``[N, C, H, W]``."""
+def clean_images(prior: Prior, n: int, generator: torch.Generator, seed: int = 0) -> Tensor:
+    """The prior's clean data: an empirical prior's images, ``n`` images of the set a learned prior learnt
+    (``data_images(n, seed)``: the toy world for ``tiny``), or ``n`` exact draws of an analytic one; ``[N, C, H, W]``."""
     if (data := getattr(prior, "data", None)) is not None:
         return data.float()
+    if (images := getattr(prior, "data_images", None)) is not None:
+        return images(n, seed).float()
     if (draw := getattr(prior, "sample_x0", None)) is not None:
         x = draw(n, generator=generator)
         return (x[0] if isinstance(x, tuple) else x).float()
     raise InputError(f"prior {type(prior).__name__} has neither a data set nor an exact sampler; train-corrective "
-                     "takes toyworld, gmm or gaussian")
+                     "takes toyworld, tiny, gmm or gaussian")
 
 
 def draw_batch(data: Tensor, batch: int, T: int, g: torch.Generator, rng: Any, *, device: torch.device):
@@ -56,12 +59,10 @@ def train(config: CorrectiveTrainConfig, *, resume: bool = False,
           callback: Callable[[dict[str, Any]], None] | None = None, prior: Prior | None = None) -> Path:
     """Train (or continue) a corrective for ``config.prior`` (or the loaded ``prior`` given for it); returns the
     path of the exported EMA ``corrective.safetensors`` (with ``corrective.json`` naming the prior)."""
-    from diffrep.priors import load
-
     check_config(config)
     device = resolve_device(config.device)
-    prior = load(config.prior) if prior is None else prior
-    data = clean_images(prior, config.data_n, torch.Generator().manual_seed(config.seed))
+    prior = load_on(config.prior, device) if prior is None else prior
+    data = clean_images(prior, config.data_n, torch.Generator().manual_seed(config.seed), config.seed)
     arch = CorrectiveConfig(config.channels, config.levels)
     model = seeded(config.seed, lambda: Corrective(prior.image_shape, len(prior.alphas_cumprod), arch))
     task = Task(model, partial(lk_loss, prior=prior),
@@ -70,6 +71,16 @@ def train(config: CorrectiveTrainConfig, *, resume: bool = False,
     fitted = fit(task, subconfig(LoopConfig, config), resume=resume, callback=callback)
     training = {k: Path(v).name if k == "out" else v for k, v in asdict(config).items()} | {"step": fitted.step, "ema": True}
     return save_corrective(fitted.ema.cpu(), config.out, prior_fingerprint(prior, config.prior), training)
+
+
+def load_on(name: str, device: torch.device) -> Prior:
+    """The prior ``name`` computing on the training's ``device`` where its options have one (toyworld, tiny)."""
+    from dataclasses import fields
+
+    from diffrep.priors import load, prior_config
+
+    on_device = "device" in {f.name for f in fields(prior_config(name))}
+    return load(name, **({"device": str(device)} if on_device else {}))
 
 
 def check_config(config: CorrectiveTrainConfig) -> None:

@@ -61,6 +61,13 @@ class TinyPrior:
             self.encoder = TextEncoder()
         return self.encoder.condition([text], self.model.config.cross_attention)[0]
 
+    def data_images(self, n: int, seed: int) -> Tensor:
+        """Clean images of the distribution it learnt: ``n`` toy-world images at its resolution, ``[n, 3, H, W]``
+        in [-1, 1] (the set ``toyworld`` with the same ``n`` and ``seed`` is built on, from the same cache)."""
+        from diffrep.priors.empirical import toyworld_data
+
+        return toyworld_data(n, self.image_shape[-1], seed)["images"].float() / 127.5 - 1
+
     @torch.no_grad()
     def eps(self, x_t: Tensor, t: Tensor, cond: Any = None) -> Tensor:
         p = next(self.model.parameters())
