@@ -173,7 +173,25 @@ def test_each_method_runs_end_to_end(tmp_path, rep, method):
 def test_missing_source_prompt_or_corrective_fails_before_the_prior_loads():
     with pytest.raises(InputError, match="needs a source prompt"):
         diffrep.sample("toyworld", method="dds", iters=5)
-    with pytest.raises(InputError, match="needs a trained corrective"):
-        diffrep.sample("toyworld", method="lmc-sds", iters=5)
+    with pytest.raises(InputError, match="needs a trained corrective: none is shipped for prior 'gmm'"):
+        diffrep.sample("gmm", method="lmc-sds", iters=5)
     with pytest.raises(InputError, match="holds no corrective.json"):
         diffrep.sample("toyworld", method="lmc-sds", corrective="/nonexistent", iters=5)
+
+
+def test_the_shipped_correctives_are_found_by_fingerprint_and_run():
+    """lmc-sds without a corrective takes the one shipped for the prior (toyworld, tiny); a loaded prior with none
+    shipped is refused in one line."""
+    from diffrep.methods.corrective import SHIPPED, load_corrective, shipped_corrective
+    from diffrep.methods.configs import SHIPPED_CORRECTIVES
+    from diffrep.priors import load
+
+    assert sorted(f.name for f in SHIPPED.iterdir() if f.is_dir()) == sorted(SHIPPED_CORRECTIVES)
+    prior = load("toyworld")
+    assert shipped_corrective(prior) == SHIPPED / "toyworld"
+    b_hat = load_corrective(shipped_corrective(prior), prior, "toyworld")
+    assert sum(p.numel() for p in b_hat.parameters()) > 1e6
+    with pytest.raises(InputError, match="no corrective is shipped for this prior \\(GMMPrior"):
+        shipped_corrective(default_gmm())
+    r = diffrep.sample(prior, method="lmc-sds", prompt="a red mug", n=1, iters=3, guidance_scale=5.0)
+    assert torch.isfinite(r.images).all() and r.info["config"]["method_options"]["corrective"] is None

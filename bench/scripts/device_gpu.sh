@@ -6,7 +6,8 @@
 set -u -o pipefail
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD/src DIFFREP_CACHE_DIR=$PWD/.dcache PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
-diffrep() { python3 -c "import sys; from diffrep.cli import main; sys.exit(main())" "$@"; }
+mkdir -p /tmp/bin && printf '#!/bin/sh\nexec python3 -c "import sys; from diffrep.cli import main; sys.exit(main())" "$@"\n' >/tmp/bin/diffrep
+chmod +x /tmp/bin/diffrep && export PATH=/tmp/bin:$PATH
 nvidia-smi -L; python3 -c "import torch, diffusers; print(torch.__version__, diffusers.__version__, torch.cuda.get_device_name())"
 timeout 60 diffrep bench sd-cost --quick --device cuda --results /tmp/q 2>&1 | tail -3
 timeout 240 diffrep bench sd-cost --device cuda --results /tmp/r 2>&1 | tee $OUT/sd-cost-cuda.log

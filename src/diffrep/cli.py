@@ -69,7 +69,7 @@ class SampleArgs:
     """Differentiable representation (see REPS): pixels, siren, panorama."""
     method: str = "ddim"
     """Method (see METHODS): ddim, ddpm (image space, rep pixels); multidiffusion (image space, rep panorama: the 360°
-    canvas); ddrep (true sampling of any rep); sds, sjc, nfsd, ms-sds, lmc-sds, dds (mode seeking; lmc-sds needs a trained corrective, dds a source prompt)."""
+    canvas); ddrep (true sampling of any rep); sds, sjc, nfsd, ms-sds, lmc-sds, dds (mode seeking; lmc-sds a trained corrective, shipped for toyworld and tiny, dds a source prompt)."""
     n: int = 8
     """Number of samples."""
     seed: int = 0
@@ -289,11 +289,11 @@ class EditArgs:
     """Target prompt (empty = unconditional)."""
     prior: Prior = PriorArgs()
     method: str = "lmc-sds"
-    """Method: lmc-sds (needs --corrective), sds, dds (needs --source-prompt), nfsd."""
+    """Method: lmc-sds (--corrective, or the one shipped for toyworld and tiny), sds, dds (needs --source-prompt), nfsd."""
     source_prompt: str | None = None
     """dds: the prompt describing the input image."""
     corrective: str | None = None
-    """lmc-sds: a corrective trained for this prior (diffrep train-corrective)."""
+    """lmc-sds: a corrective trained for this prior (diffrep train-corrective); default: the shipped one."""
     anchor: float = 0.1
     """Weight λ of the L2 anchor λ/2 ‖x - x_in‖² (0: none)."""
     iters: int = 200
@@ -439,14 +439,14 @@ def prior_record(a: PriorArgs) -> dict:
     return {"prior_options": options} if options else {}
 
 
-def check_prior(a: PriorArgs, prompt: str, method: str, *, image: bool, rep: str | None = None):
+def check_prior(a: PriorArgs, prompt: str, method: str, *, image: bool, rep: str | None = None, options=None):
     """The prior's validated config, the method and rep it runs with (``check_run``: sd --rgb takes no image-space
     method, no panorama), and the prompt as far as the prior can check it unloaded, before anything is loaded."""
     from diffrep.priors import check_prompt, prior_config
     from diffrep.spec import check_run
 
     config = prior_config(a.prior, **prior_options(a))
-    check_run(config, method, image=image, rep=rep)
+    check_run(config, method, image=image, rep=rep, options=options)
     check_prompt(config, prompt)
     return config
 
@@ -479,7 +479,8 @@ def run_sample(a: SampleArgs) -> int:
         run |= {"checkpoint_every": a.checkpoint_every or 0, "resume": a.resume}
     sampling = dict(steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta)
     spec, _ = prepare(sampling=Sampling(**sampling), **run)  # the rep, the method, their options: still no torch
-    prior_config = check_prior(a.prior, a.prompt, a.method, image=image, rep=spec.rep)  # all before the prior loads
+    prior_config = check_prior(a.prior, a.prompt, a.method, image=image, rep=spec.rep,
+                               options=spec.options)  # all before the prior loads
     if a.prompt and not image:  # and the view prompts of the rep's views (a NeRF's camera bank needs torch)
         from diffrep.priors import check_prompt
         from diffrep.reps import REPS
@@ -713,7 +714,7 @@ def run_edit(a: EditArgs) -> int:
     Sampling(guidance_scale=a.guidance_scale)
     options = edit_options(a.method, iters=a.iters, lr=a.lr, t_range=a.t_range, source_prompt=a.source_prompt,
                            corrective=a.corrective, anchor=a.anchor)  # bad options: one line, before any work
-    prior_config = check_prior(a.prior, a.prompt, a.method, image=False, rep="pixels")
+    prior_config = check_prior(a.prior, a.prompt, a.method, image=False, rep="pixels", options=options)
     import diffrep
 
     load_image(a.image)  # fail on a bad file before loading the prior

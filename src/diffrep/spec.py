@@ -156,15 +156,23 @@ def edit_options(method: str, *, anchor: float = 0.1, iters: int = 200, lr: floa
     return run_spec("pixels", method, iters=iters, lr=lr, lr_schedule="cosine", **chosen).options
 
 
-def check_run(prior: Any, method: str, *, image: bool, rep: str | None = None) -> None:
+def check_run(prior: Any, method: str, *, image: bool, rep: str | None = None, options: Any = None) -> None:
     """Refuse, before any work, a method or rep that the prior cannot run with: ``prior`` is a config (checked
     before it loads, from the tables alone) or a loaded prior. A prior that encodes the reps' RGB renders
     (``PriorEntry.encodes``; a loaded one has ``wrap_rep``) denoises only latents of reps that render through
     its encoder: no image-space ``method`` (``image``: ddim, ddpm, sdedit, inpaint), no ``rep`` whose noise lives
-    on a canvas shared by its views (``RepEntry.canvas``: the panorama)."""
+    on a canvas shared by its views (``RepEntry.canvas``: the panorama). ``lmc-sds`` without a corrective in its
+    ``options`` takes the one shipped for the prior: a prior config with none shipped is refused."""
     from diffrep.priors import PRIORS
 
-    entry = next((e for e in PRIORS.values() if type(prior) is e.config), None)
+    name, entry = next(((n, e) for n, e in PRIORS.items() if type(prior) is e.config), (None, None))
+    if getattr(options, "corrective", "given") is None and name is not None:
+        from diffrep.methods.configs import SHIPPED_CORRECTIVES
+
+        if name not in SHIPPED_CORRECTIVES:
+            raise InputError(f"method {method!r} needs a trained corrective: none is shipped for prior {name!r} "
+                             f"(shipped: {', '.join(SHIPPED_CORRECTIVES)}); train one with diffrep train-corrective "
+                             f"--prior {name} --out DIR and give it: --{method}.corrective DIR (edit: --corrective DIR)")
     if not (entry.encodes(prior) if entry is not None else getattr(prior, "wrap_rep", None) is not None):
         return
     from diffrep.methods import METHODS

@@ -135,7 +135,7 @@ def run(quick: bool, log: Callable[[str], None], device: str = "cpu") -> dict:
                      "latent_shape": list(shape), "n": n, "unet_batch": 2 * n, "guidance_scale": w,
                      "timed_steps": k, "threads": torch.get_num_threads()}
     if gpu or quick:  # kernel selection and the allocator's first growth, outside every timing (quick: to test it)
-        prior.decode(torch.randn(n, *shape, generator=g, device=device))
+        prior.decode(torch.randn(n, *shape, generator=g).to(device))
         prior.eps(torch.randn(2 * n, *shape, device=device), torch.full((2 * n,), 500), conds + conds)
 
     # Decoding the 8 results: once per run, for DDIM and DDRep alike.

@@ -218,19 +218,24 @@ class LMCSDSOptions(NoisedOptions):
     learned corrective b̂ (diffrep train-corrective), normalised to x̂_0(∅)'s mean and std as in its loss L_k."""
 
     corrective: str | None = None
-    """Folder (or its corrective.safetensors) of a corrective trained for this prior (required)."""
+    """Folder (or its corrective.safetensors) of a corrective trained for this prior (diffrep train-corrective);
+    default: the one shipped for the prior (toyworld and tiny, methods/correctives/)."""
     fixed_eps: bool = False
     """Diversity option: keep the ε of the conditional term fixed for the whole run (fresh for the corrective term)."""
     inverse_scale: bool = True
     """Divide the gradient by ω (the paper's 1/ω scaling; needs --guidance-scale ≠ 0)."""
 
 
+SHIPPED_CORRECTIVES: tuple[str, ...] = ("toyworld", "tiny")
+"""Priors with a corrective shipped in ``diffrep/methods/correctives/PRIOR`` (trained at their default options)."""
+
+
 def lmc_requires(options: LMCSDSOptions) -> str | None:
     """What an LMC-SDS run lacks, torch-free: the corrective's folder and its JSON sidecar."""
     from pathlib import Path
 
-    if options.corrective is None:
-        return "a trained corrective (--lmc-sds.corrective DIR, made by diffrep train-corrective --prior P --out DIR)"
+    if options.corrective is None:  # the shipped one for the prior (checked with the prior: check_corrective)
+        return None
     path = Path(options.corrective)
     sidecar = (path if path.is_dir() else path.parent) / "corrective.json"
     if not sidecar.is_file():

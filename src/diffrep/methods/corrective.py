@@ -102,6 +102,24 @@ def save_corrective(model: Corrective, folder: Path, fingerprint: dict[str, Any]
     return folder / "corrective.safetensors"
 
 
+SHIPPED = Path(__file__).parent / "correctives"
+"""The shipped correctives, one folder per prior (``SHIPPED_CORRECTIVES``; TRAINING.md says how they were made)."""
+
+FINGERPRINT = ("prior_class", "image_shape", "T", "alphas_sha256")
+
+
+def shipped_corrective(prior: Any) -> Path:
+    """The shipped corrective whose fingerprint (class, image shape, schedule) is ``prior``'s; refused in one
+    line where none is."""
+    mine = prior_fingerprint(prior, None)
+    for folder in sorted(f for f in SHIPPED.iterdir() if (f / "corrective.json").is_file()):
+        meta = json.loads((folder / "corrective.json").read_text())
+        if all(meta.get(key) == mine[key] for key in FINGERPRINT):
+            return folder
+    raise InputError(f"no corrective is shipped for this prior ({mine['prior_class']}, image shape {mine['image_shape']}); "
+                     "train one with diffrep train-corrective and give its folder (--lmc-sds.corrective DIR)")
+
+
 def load_corrective(path: str | Path, prior: Any, name: str | None = None) -> Corrective:
     """The corrective in ``path`` (its folder or ``.safetensors``), refused in one line if it was trained for
     another prior (name, where both are known; image shape; schedule)."""
@@ -116,7 +134,7 @@ def load_corrective(path: str | Path, prior: Any, name: str | None = None) -> Co
     except (OSError, ValueError, SafetensorError) as e:
         raise InputError(f"corrective {str(path)!r} cannot be read ({e}); train one with diffrep train-corrective") from None
     mine = prior_fingerprint(prior, name)
-    for key in ("prior", "prior_class", "image_shape", "T", "alphas_sha256"):
+    for key in ("prior", *FINGERPRINT):
         if None not in (meta.get(key), mine[key]) and meta.get(key) != mine[key]:
             raise InputError(f"corrective {str(path)!r} was trained for prior {meta.get('prior')!r} "
                              f"({key} {meta.get(key)}), not for this one ({key} {mine[key]})")

@@ -320,14 +320,16 @@ def run_lmc_sds(prior: Prior, rep, cond: Any, options: LMCSDSOptions, *, samplin
                 generator: torch.Generator | None = None, state: DistillState | None = None,
                 callback=None) -> DistillState:
     """LMC-SDS on any diffrep (``METHODS["lmc-sds"]``): ``lmc_grad`` in the SDS loop with the corrective of
-    ``options.corrective`` (refused if trained for another prior), optionally with a fixed ε in ``g_cond``."""
-    from diffrep.methods.corrective import load_corrective
+    ``options.corrective`` (refused if trained for another prior; default: the one shipped for the prior),
+    optionally with a fixed ε in ``g_cond``."""
+    from diffrep.methods.corrective import load_corrective, shipped_corrective
     from diffrep.priors.base import prior_device
 
     if options.inverse_scale and sampling.guidance_scale == 0:
         raise InputError("lmc-sds divides by the guidance scale ω (--lmc-sds.inverse-scale); give ω ≠ 0 or "
                          "--lmc-sds.no-inverse-scale")
-    b_hat = load_corrective(options.corrective, prior).to(prior_device(prior))
+    path = shipped_corrective(prior) if options.corrective is None else options.corrective
+    b_hat = load_corrective(path, prior).to(prior_device(prior))
     eps_fixed = fixed_noise(generator) if options.fixed_eps else None
 
     def grad(x: Tensor, conds: Any, t: Tensor, eps: Tensor) -> Tensor:
