@@ -77,11 +77,11 @@ def run_suite(name: str, *, quick: bool, results: Path, log: Callable[[str], Non
         command += f" --prior {prior}" + (f" --prior-path {prior_path}" if prior_path else "")
     default_prior = getattr(suite, "DEFAULT_PRIOR", "toyworld")
     stem = name + (f"-{prior}" if prior is not None and prior != default_prior else "")
-    stem += f"-{device.split(':')[0]}" if device is not None and device != "cpu" else ""
     cache = None
-    if "cache" in inspect.signature(suite.run).parameters:  # suites of hours keep their finished runs
+    if "cache" in inspect.signature(suite.run).parameters:  # suites of hours keep their finished runs, on any device
         cache = Path(results) / f".{stem}{'-quick' if quick else ''}.cache"
         kwargs["cache"] = cache
+    stem += f"-{device.split(':')[0]}" if device is not None and device != "cpu" else ""
     start = time.perf_counter()
     figures = suite.run(quick=quick, log=log, **kwargs)
     images = figures.pop("_images", {})

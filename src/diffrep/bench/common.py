@@ -78,3 +78,10 @@ def ddrep_with_reference(prior, conds, n: int, steps: int, guidance_scale: float
     with torch.no_grad():
         images = rep(None)[:, 0]
     return Timed(images, seconds, counted.evaluations, {"rep": rep}), ref
+
+
+def device_name(device: str) -> str:
+    """The device in words: ``CPU``, or the GPU's name (``NVIDIA H200``)."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name(torch.device(device))
+    return "CPU"

@@ -4,7 +4,8 @@ the toy world's ground truth (evaluate3d: labels at held-out cameras, occupancy 
 method takes to reach a shape); turntable GIFs of each method for two prompts.
 
 A full run takes hours on a CPU: each finished run is kept in ``results/.nerf3d.cache/`` and a rerun of the
-suite with the same settings skips it (the cache is removed when the suite's JSON is written)."""
+suite with the same settings skips it (the cache is removed when the suite's JSON is written). ``device="cuda"``
+runs the prior and the NeRFs on a GPU; each row names the device it ran on (rows from before this field: CPU)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch
 
 import diffrep
 from diffrep.evaluate3d import GroundTruth, as_reference, evaluate_instances, grid_points, occupancy_iou, prompt_labels
+from diffrep.bench.common import device_name
 from diffrep.priors import toyworld_prior
 from diffrep.reps.nerf import SURFACE_DENSITY, nerf_objects, nerf_outputs
 
@@ -57,14 +59,16 @@ def shape_curve(gt: GroundTruth, kind: int, points: int, start: float):
     return track, curve, paused
 
 
-def one_run(prior, reference, gt, prompt: str, method: str, seed: int, n: int, options: dict) -> tuple[dict, object]:
+def one_run(prior, reference, gt, prompt: str, method: str, seed: int, n: int, options: dict,
+            device: str = "cpu") -> tuple[dict, object]:
     """Sample ``n`` NeRFs of ``prompt`` with ``method``; their evaluation, time, prior evaluations and IoU curve."""
     start = time.perf_counter()
     track, curve, paused = shape_curve(gt, prompt_labels(prompt)["kind"], CURVE_POINTS, start)
     result = diffrep.sample(prior, rep="nerf", method=method, prompt=prompt, n=n, seed=seed, callback=track, **options)
     seconds = time.perf_counter() - start - paused[0]
     metrics = evaluate_instances(nerf_objects(result.rep), prompt_labels(prompt), reference, ground_truth=gt)
-    row = {"prompt": prompt, "method": method, "seed": seed, "n": n, "options": options, "seconds": round(seconds, 1),
+    row = {"prompt": prompt, "method": method, "seed": seed, "n": n, "options": options, "device": device_name(device),
+           "seconds": round(seconds, 1),
            "prior_evaluations": result.info["prior_evaluations"], "iou_curve": curve, "aggregate": metrics["aggregate"],
            "instances": metrics["instances"]}
     return row, result.rep
@@ -83,9 +87,10 @@ def plan(quick: bool) -> list[dict]:
     return runs
 
 
-def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "toyworld", cache: Path | None = None) -> dict:
+def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "toyworld", cache: Path | None = None,
+        device: str = "cpu") -> dict:
     torch.set_num_threads(1)  # many small kernels: a second thread on a shared 2-core machine is 10x slower
-    prior = prior or toyworld_prior()
+    prior = prior or toyworld_prior(device=device)
     reference, gt = as_reference(prior), GroundTruth()
     rows, extra, files = [], [], {}
     done = _read_cache(cache, prior_name)
@@ -95,7 +100,8 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
             row = done[key]
             log(f"{spec['prompt']} / {spec['method']} / seed {spec['seed']} / n {spec['n']}: from the cache")
         else:
-            row, rep = one_run(prior, reference, gt, spec["prompt"], spec["method"], spec["seed"], spec["n"], spec["options"])
+            row, rep = one_run(prior, reference, gt, spec["prompt"], spec["method"], spec["seed"], spec["n"], spec["options"],
+                               device)
             log(f"{spec['prompt']} / {spec['method']} / seed {spec['seed']} / n {spec['n']}: {row['seconds']} s, {row['aggregate']}")
             gif = nerf_outputs(rep, formats=())["turntable-0.gif"] if spec.get("gif") else None
             _write_cache(cache, prior_name, key, row, gif)
@@ -111,7 +117,7 @@ def _read_cache(cache: Path | None, prior_name: str) -> dict[str, dict]:
     if cache is None or not (cache / "rows.jsonl").exists():
         return {}
     rows = [json.loads(line) for line in (cache / "rows.jsonl").read_text().splitlines() if line.strip()]
-    return {r["key"]: r["row"] for r in rows if r["prior"] == prior_name}
+    return {r["key"]: {"device": "CPU"} | r["row"] for r in rows if r["prior"] == prior_name}
 
 
 def _write_cache(cache: Path | None, prior_name: str, key: str, row: dict, gif: bytes | None) -> None:

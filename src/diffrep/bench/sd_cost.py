@@ -19,6 +19,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from diffrep.bench.common import device_name
 from diffrep.methods import OptimConfig, PullbackConfig, Sampling, SDSOptions, SJCOptions, ddrep_sample, run_sds, run_sjc
 from diffrep.priors.sd import SDPrior
 from diffrep.reps import make_rep
@@ -175,13 +176,6 @@ def run(quick: bool, log: Callable[[str], None], device: str = "cpu") -> dict:
     figures["paper"] = PAPER
     figures["goal"] = "DDRep/DDIM <= 1.05 over 100 steps (paper 2.1; 1.0 is the limit)"
     return figures
-
-
-def device_name(device: str) -> str:
-    """The device in words: this machine's CPU, or the GPU's name."""
-    if torch.device(device).type == "cuda":
-        return torch.cuda.get_device_name(torch.device(device))
-    return "CPU"
 
 
 def ratios(figures: dict, steps: int) -> dict:

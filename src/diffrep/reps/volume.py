@@ -56,7 +56,7 @@ def stratified_samples(t_near: Tensor, t_far: Tensor, samples: int, generator: t
     if generator is None:
         u = torch.full(shape, 0.5, dtype=t_near.dtype, device=t_near.device)
     else:
-        u = torch.rand(shape, generator=generator, dtype=t_near.dtype, device=t_near.device)
+        u = torch.rand(shape, generator=generator, dtype=t_near.dtype, device=generator.device).to(t_near.device)
     i = torch.arange(samples, dtype=t_near.dtype, device=t_near.device)
     return t_near[..., None] + (i + u) / samples * (t_far - t_near)[..., None]
 
