@@ -166,7 +166,7 @@ def check_run(prior: Any, method: str, *, image: bool, rep: str | None = None, o
     from diffrep.priors import PRIORS
 
     name, entry = next(((n, e) for n, e in PRIORS.items() if type(prior) is e.config), (None, None))
-    if getattr(options, "corrective", "given") is None and name is not None:
+    if getattr(options, "corrective", "given") is None and getattr(options, "projection", "") != "none" and name is not None:
         from diffrep.methods.configs import SHIPPED_CORRECTIVES
 
         if name not in SHIPPED_CORRECTIVES:
