@@ -174,7 +174,7 @@ PARSE_ERRORS = [  # tyro's own parse errors (wrong types, unknown or missing opt
 
 def allowed(method: str, rep: str) -> bool:
     entry = METHODS[method]
-    return entry.reps is None or rep in entry.reps
+    return (entry.reps is None or rep in entry.reps) and method not in dict(REPS[rep].refuses)
 
 
 PAIRS = [(m, r) for m in METHODS for r in REPS]
@@ -200,8 +200,12 @@ def foreign_groups(method: str, rep: str):
 
 def disallowed_pairs(out: str) -> list[tuple[list[str], str]]:
     """``sample`` with each method x rep pair the tables exclude, and what its one line must say."""
-    return [(["sample", "--method", m, "--rep", r, "--prior", "gmm", "--out", out],
-             f"method {m!r} samples images directly and needs rep {' or '.join(map(repr, METHODS[m].reps))}")
+    def message(m: str, r: str) -> str:
+        if METHODS[m].reps is not None and r not in METHODS[m].reps:
+            return f"method {m!r} samples images directly and needs rep {' or '.join(map(repr, METHODS[m].reps))}"
+        return f"rep {r!r} does not take method {m!r}"
+
+    return [(["sample", "--method", m, "--rep", r, "--prior", "gmm", "--out", out], message(m, r))
             for m, r in PAIRS if not allowed(m, r)]
 
 
