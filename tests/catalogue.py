@@ -40,6 +40,8 @@ VALUES_BEFORE_TORCH = [  # values the tables and the shared options check: refus
     ["sample", "--rep", "siren", "--method", "ddrep", "--checkpoint-every", "-1", "--out", "o"],
     ["sample", "--rep", "siren", "--method", "ddrep", "--resume", "--out", "o"],
     ["sample", "--rep", "siren", "--method", "ddim", "--out", "o"],
+    ["sample", "--rep", "canvas", "--method", "ddrep", "--out", "o"],  # a method the rep refuses (RepEntry.refuses)
+    ["sample", "--rep", "canvas", "--method", "sds", "--canvas.whole-phase", "-0.5", "--out", "o"],
     ["sdedit", "--image", "in.png", "--strength", "1.5", "--out", "o"],
     ["inpaint", "--image", "in.png", "--mask", "in.png", "--rounds", "0", "--out", "o"],
 ]
@@ -49,6 +51,8 @@ PRIOR_OPTIONS_BEFORE_TORCH = [  # the prior's options, checked against its torch
     ["sample", "--res", "48", "--out", "o"],
     ["sample", "--toyworld-n", "0", "--out", "o"],
     ["sample", "--prior", "gmm", "--res", "32", "--out", "o"],
+    ["sample", "--rep", "canvas", "--method", "sds", "--canvas.size", "100", "--out", "o"],  # not a multiple of 32
+    ["sample", "--prior", "gmm", "--rep", "canvas", "--method", "sds", "--canvas.size", "24", "--out", "o"],
     ["sample", "--prior", "tiny", "--prior-path", "/nonexistent/tiny.safetensors", "--out", "o"],
     ["sdedit", "--image", "in.png", "--prior", "nosuch", "--out", "o"],
     ["inpaint", "--image", "in.png", "--mask", "in.png", "--res", "48", "--out", "o"],

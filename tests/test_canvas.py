@@ -75,16 +75,18 @@ def test_patch_views_are_exact_crops_at_scale_one():
     assert {0, 24} <= {y for y, _ in corners} and {0, 24} <= {c for _, c in corners}  # both edges are reached
 
 
-def test_rescaled_patches_average_their_window():
-    rep = random_canvas(R=8, S=32, max_patch=2.5, whole_phase=0.0)
-    views = rep.random_views(6, gen(3))
+def test_larger_patches_are_average_pools_of_their_window():
+    rep = random_canvas(R=8, S=32, max_patch=3, whole_phase=0.0)
+    views = rep.random_views(8, gen(3))
     sides = views[..., 2]
-    assert bool(((sides >= 8) & (sides <= 20)).all()) and len(set(sides.flatten().tolist())) > 1
-    assert bool((views[..., :2] + sides[..., None] <= 32).all())
+    assert set(sides.flatten().tolist()) == {8, 16, 24}
+    assert bool((views[..., :2] >= 0).all() and (views[..., :2] + sides[..., None] <= 32).all())
     x = rep(views)
     for i in range(2):
         for v, (y, c, side) in enumerate(views[i].tolist()):
             torch.testing.assert_close(x[i, v].double(), slow_area(rep.theta[i].detach(), y, c, side, 8), rtol=0, atol=1e-6)
+    assert set(random_canvas(R=8, S=16, max_patch=5, whole_phase=0.0).random_views(16, gen())[..., 2].flatten().tolist()) \
+        == {8, 16}  # at most the whole canvas
 
 
 def test_gradients_reach_only_the_viewed_pixels_of_the_viewed_instance():
@@ -105,7 +107,7 @@ def test_gradients_reach_only_the_viewed_pixels_of_the_viewed_instance():
     (["--canvas.size", "100"], "size=100 is not allowed; it must be a multiple of the prior's resolution 32"),
     (["--canvas.size", "-32"], "size=-32 is not allowed"),
     (["--canvas.whole-phase", "-0.5"], "whole_phase=-0.5 is not allowed; it must be in [0, 1]"),
-    (["--canvas.max-patch", "0.5"], "max_patch=0.5 is not allowed"),
+    (["--canvas.max-patch", "0"], "max_patch=0 is not allowed"),
     (["--method", "ddrep"], "rep 'canvas' does not take method 'ddrep'"),
     (["--method", "ddim"], "method 'ddim' samples images directly and needs rep 'pixels'"),
 ])

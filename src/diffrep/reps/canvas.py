@@ -64,12 +64,12 @@ class CanvasRep(Diffrep):
 
     def random_views(self, k: int, generator: torch.Generator, progress: float = 0.0) -> Tensor:
         """``k`` windows per instance, ``[n, k, 3]``: the whole canvas while ``progress < whole_phase``, then
-        patches of side uniform on ``[R, min(S, max_patch R)]`` at a uniform position."""
+        patches of side ``m R``, ``m`` uniform on ``{1, ..., min(max_patch, S/R)}``, at a uniform position."""
         if progress < self.config.whole_phase:
             return self.whole().expand(self.n, k, 3).clone()
         R, S, dev = self.image_shape[1], self.side, generator.device
-        largest = min(S, int(self.config.max_patch * R))
-        side = torch.randint(R, largest + 1, (self.n, k), generator=generator, device=dev)
+        m = torch.randint(1, min(self.config.max_patch, S // R) + 1, (self.n, k), generator=generator, device=dev)
+        side = m * R
         u = torch.rand(self.n, k, 2, generator=generator, device=dev, dtype=torch.float64)
         corner = (u * (S - side + 1)[..., None]).long()  # uniform on {0, ..., S - side}
         return torch.cat([corner, side[..., None]], -1).to(self.theta.device)

@@ -222,16 +222,17 @@ class CanvasConfig:
     whole_phase: float = 0.3
     """Fraction of the run (its progress) whose views are the whole canvas area-downscaled to R x R; afterwards
     random patches. 1: whole-canvas views only; 0: patches from the start."""
-    max_patch: float = 1.0
-    """Largest patch side as a multiple of R: a patch's side is uniform on [R, min(S, max_patch R)] pixels, its
-    position uniform on the canvas, area-resized to R x R; 1: every patch is an exact R x R crop of the canvas."""
+    max_patch: int = 1
+    """Largest patch side in multiples of R: a patch's side is m R, m uniform on {1, ..., min(max_patch, S/R)}, at a
+    uniform position, m x m average-pooled to R x R (every canvas pixel of it weighs the same); 1: every patch is
+    an exact R x R crop of the canvas."""
 
     def __post_init__(self) -> None:
         check_config_types(self, "canvas")
         check_range("canvas", "size", self.size, self.size >= 0, ">= 0 (0: 4x the prior's resolution)")
         check_range("canvas", "whole_phase", self.whole_phase, 0 <= self.whole_phase <= 1, "in [0, 1]")
-        check_range("canvas", "max_patch", self.max_patch, self.max_patch >= 1, ">= 1 (patches are at least the "
-                    "prior's resolution)")
+        check_range("canvas", "max_patch", self.max_patch, self.max_patch >= 1, "a positive integer (patch sides "
+                    "are 1 to max_patch times the prior's resolution)")
 
 
 def canvas_side(config: CanvasConfig, height: int, width: int) -> int:
