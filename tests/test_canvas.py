@@ -163,3 +163,13 @@ def test_lmc_sds_on_the_gmm_end_to_end(tmp_path):
     assert record["config"]["rep"] == "canvas" and record["config"]["rep_options"]["size"] == 64
     rep, _ = diffrep.api.load_run(out, rep="canvas")
     assert rep.theta.shape == (1, 3, 64, 64) and rep.theta.abs().max() > 0  # moved from grey
+
+
+def test_a_whole_phase_run_is_a_pixels_run_upsampled():
+    """Whole-canvas views only: each canvas pixel gets 1/16 of its block's pixel gradient, which Adam's scale
+    invariance undoes, so the canvas is the pixels rep's run, each pixel a 4 x 4 block (up to Adam's epsilon)."""
+    common = dict(method="sds", prompt="red", n=2, seed=2, iters=30, lr=0.05, lr_schedule="cosine")
+    canvas = diffrep.sample("gmm", rep="canvas", size=64, whole_phase=1.0, **common).images
+    pixels = diffrep.sample("gmm", rep="pixels", **common).images
+    assert pixels.abs().max() > 0.3  # the run moved the grey start
+    torch.testing.assert_close(canvas, pixels.repeat_interleave(4, 2).repeat_interleave(4, 3), rtol=0, atol=1e-5)

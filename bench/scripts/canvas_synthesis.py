@@ -3,12 +3,14 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/canvas_synthesis.py [--iters 400]
 
-Each row is one run (2 seeds: the rep's n = 2) through ``diffrep.sample(rep="canvas")``. Per canvas: the RMS
-distance of the canvas area-downscaled to 32² to its nearest data image and that image's labels; and the number
-of red blobs (4-connected regions of at least 16 canvas pixels whose red exceeds green and blue by 0.4 in [-1, 1]:
-one per mug drawn; several when the patch phase repeats the object). Reference rows: the same method on a plain
-32² pixels rep. Writes bench/results/canvas-synthesis.json and docs/images/lmc-canvas-128.png (a row per canvas
-run: its two canvases at full resolution, then their 32² downscales x4)."""
+Each row is one run (2 seeds: the rep's n = 2) through ``diffrep.sample``. Per image: the RMS distance of the
+canvas area-downscaled to 32² to its nearest data image and that image's labels (is the whole still a toy-world
+image?); the mean nearest-data RMS of its 16 non-overlapping 32² tiles and how many of them have a mug as their
+nearest data image (what the patch phase asks of every window: to be a whole toy-world image); and the detail
+RMS, ``RMS(canvas - up(down(canvas)))``, the part finer than the prior's pixels (0 for a canvas that only ever
+saw whole views: each 4 x 4 block stays flat). Reference rows: the same method on a plain 32² pixels rep.
+Writes bench/results/canvas-synthesis.json and docs/images/lmc-canvas-128.png (a row per canvas run: its two
+canvases at full resolution, then their 32² downscales x4)."""
 
 import argparse
 import json
@@ -31,6 +33,7 @@ RUNS = {  # name -> (method, rep, rep options)
     "lmc-sds, 32²-128² patches": ("lmc-sds", "canvas", {"max_patch": 4}),
     "sds, 32²-128² patches": ("sds", "canvas", {"max_patch": 4}),
     "lmc-sds, whole canvas only": ("lmc-sds", "canvas", {"whole_phase": 1.0}),
+    "lmc-sds, 32² crops, t annealed (sqrt)": ("lmc-sds", "canvas", {"max_patch": 1, "annealing": "sqrt"}),
     "lmc-sds, 32² pixels (reference)": ("lmc-sds", "pixels", {}),
     "sds, 32² pixels (reference)": ("sds", "pixels", {}),
 }
@@ -40,35 +43,22 @@ def describe(prior, index: int) -> str:
     return " ".join(prior.vocab[name][int(prior.labels[name][index])] for name in ("colour", "kind", "view"))
 
 
-def red_blobs(canvas: torch.Tensor, min_pixels: int = 16) -> int:
-    """4-connected regions of at least ``min_pixels`` pixels of ``canvas [3, H, W]`` whose red exceeds green and
-    blue by 0.4."""
-    red = (canvas[0] - canvas[1:].max(0).values > 0.4).tolist()
-    H, W = len(red), len(red[0])
-    seen, blobs = [[False] * W for _ in range(H)], 0
-    for y0 in range(H):
-        for x0 in range(W):
-            if not red[y0][x0] or seen[y0][x0]:
-                continue
-            seen[y0][x0], stack, size = True, [(y0, x0)], 0
-            while stack:
-                y, x = stack.pop()
-                size += 1
-                for v, u in ((y + 1, x), (y - 1, x), (y, x + 1), (y, x - 1)):
-                    if 0 <= v < H and 0 <= u < W and red[v][u] and not seen[v][u]:
-                        seen[v][u] = True
-                        stack.append((v, u))
-            blobs += size >= min_pixels
-    return blobs
-
-
 def measure(prior, images: torch.Tensor) -> list[dict]:
-    """Per image ``[n, 3, S, S]``: nearest data image of its 32² downscale, and its red blobs."""
-    R = prior.image_shape[-1]
+    """Per image ``[n, 3, S, S]``: the nearest data image of its 32² downscale, its tiles' nearest data images and
+    its detail finer than the prior's pixels."""
+    R, S = prior.image_shape[-1], images.shape[-1]
     small = F.interpolate(images, size=(R, R), mode="area")
     idx, rms = nearest_data(small, prior.data)
-    return [{"downscaled_nearest_rms": round(rms[i].item(), 4), "downscaled_nearest": describe(prior, idx[i]),
-             "red_blobs": red_blobs(images[i])} for i in range(images.shape[0])]
+    detail = (images - small.repeat_interleave(S // R, 2).repeat_interleave(S // R, 3)).flatten(1).pow(2).mean(1).sqrt()
+    rows = []
+    for i in range(images.shape[0]):
+        tiles = images[i].unfold(1, R, R).unfold(2, R, R).permute(1, 2, 0, 3, 4).flatten(0, 1)  # [(S/R)², 3, R, R]
+        t_idx, t_rms = nearest_data(tiles, prior.data)
+        mugs = int((prior.labels["kind"][t_idx] == prior.vocab["kind"].index("mug")).sum())
+        rows.append({"downscaled_nearest_rms": round(rms[i].item(), 4), "downscaled_nearest": describe(prior, idx[i]),
+                     "tiles": tiles.shape[0], "tile_nearest_rms_mean": round(t_rms.mean().item(), 4),
+                     "tiles_nearest_a_mug": mugs, "detail_rms": round(detail[i].item(), 4)})
+    return rows
 
 
 def main() -> None:
