@@ -242,5 +242,5 @@ def canvas_side(config: CanvasConfig, height: int, width: int) -> int:
         raise InputError(f"rep 'canvas' needs a prior with square images; this one's are {height}x{width}")
     side = 4 * height if config.size == 0 else config.size
     check_range("canvas", "size", config.size, side % height == 0,
-                f"a multiple of the prior's resolution {height} (e.g. {4 * height}; 0: {4 * height})")
+                f"a multiple of the prior's resolution {height} (0: 4 x {height} = {4 * height})")
     return side
