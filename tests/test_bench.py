@@ -136,7 +136,7 @@ def test_nerf3d_keeps_finished_runs_and_a_rerun_skips_them(tmp_path, monkeypatch
 
     calls = []
 
-    def fake_run(prior, reference, gt, prompt, method, seed, n, options):
+    def fake_run(prior, reference, gt, prompt, method, seed, n, options, device="cpu"):
         if len(calls) == 2 and not fake_run.resumed:
             raise KeyboardInterrupt  # killed during the third run
         calls.append(method)
@@ -175,7 +175,7 @@ def test_sd_cost_quick_produces_its_figures(tmp_path):
 
 def test_bench_device_is_checked_before_the_suite_runs(tmp_path):
     """--device is for suites that take one (sd-cost), and names a device this machine has."""
-    with pytest.raises(InputError, match="does not take --device; suites that do: sd-cost"):
+    with pytest.raises(InputError, match="does not take --device; suites that do: nerf3d, sd-cost"):
         run_suite("table1", quick=True, results=tmp_path, device="cpu")
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="device='cuda' is not allowed here; allowed: cpu"):
