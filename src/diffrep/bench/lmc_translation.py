@@ -52,7 +52,7 @@ def run(quick: bool, log: Callable[[str], None]) -> dict:
     from diffrep.training.translator import source_images, source_split, train
 
     prior = load("toyworld")
-    steps = 40 if quick else 700
+    steps = 40 if quick else 600
     base = TranslatorTrainConfig(out=Path("."), steps=steps, batch=8 if quick else 16, channels=8 if quick else 16,
                                  levels=2 if quick else 3, checkpoint_every=0, device="cpu")
     data = source_images(base, prior.image_shape[-1])
