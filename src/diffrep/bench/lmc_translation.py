@@ -22,16 +22,19 @@ ROWS = 6  # held-out mugs shown per target in the image grid
 
 def translation_scores(outputs: Tensor, inputs: Tensor, colour: Tensor, view: Tensor, target: int,
                        data: dict[str, Tensor]) -> dict[str, float]:
-    """Scores of ``outputs [N, C, H, W]`` (translations of ``inputs`` to kind ``target``) by their nearest data
-    image: its kind is the target (``kind``), its colour and view are the input's (``colour``, ``view``), all three
-    (``all``); the RMS distance to that image (``nearest_rms``) and to the input (``input_rms``)."""
-    idx, dist = nearest_data(outputs, data["images"])
-    kind_ok = data["kind"][idx] == target
-    colour_ok, view_ok = data["colour"][idx] == colour, data["view"][idx] == view
-    return {"kind": kind_ok.float().mean().item(), "colour": colour_ok.float().mean().item(),
-            "view": view_ok.float().mean().item(), "all": (kind_ok & colour_ok & view_ok).float().mean().item(),
-            "nearest_rms": dist.mean().item(),
-            "input_rms": ((outputs - inputs).flatten(1).pow(2).mean(1).sqrt()).mean().item()}
+    """Scores of ``outputs [N, C, H, W]`` (translations of ``inputs`` to kind ``target``) by the labeller of
+    ``bench prior-quality`` (kind and view of the nearest data image, colour of the nearest in colour space): its kind
+    is the target (``kind``), its colour and view are the input's (``colour``, ``view``; all five kinds here have
+    a front, so the view is scored exactly), all three (``all``); the RMS distance to the nearest data image
+    (``nearest_rms``) and to the input (``input_rms``)."""
+    from diffrep.bench.prior_quality import nearest_labels, score
+
+    labels = {name: data[name] for name in ("kind", "colour", "view")}
+    got, dist = nearest_labels(outputs, data["images"], labels, data.get("chroma"))
+    asked = torch.stack([torch.full_like(colour, target), colour, view], 1)
+    scores = score(asked, got)
+    return {k: scores[k] for k in ("kind", "colour", "view", "all", "colour_pixel_nn")} | {
+        "nearest_rms": dist.mean().item(), "input_rms": ((outputs - inputs).flatten(1).pow(2).mean(1).sqrt()).mean().item()}
 
 
 def score_all(translate: Callable[[Tensor, str], Tensor], data: dict[str, Tensor], test_idx: Tensor,
@@ -56,6 +59,9 @@ def run(quick: bool, log: Callable[[str], None]) -> dict:
     base = TranslatorTrainConfig(out=Path("."), steps=steps, batch=8 if quick else 16, channels=8 if quick else 16,
                                  levels=2 if quick else 3, checkpoint_every=0, device="cpu")
     data = source_images(base, prior.image_shape[-1])
+    from diffrep.bench.prior_quality import chroma
+
+    data["chroma"] = chroma(data["images"])  # the colour labeller's reference, once
     _, test_idx = source_split(data["kind"], KINDS.index(base.source), base.holdout)
     if quick:
         test_idx = test_idx[:16]
