@@ -13,7 +13,6 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from diffrep.metrics import nearest_data
 from diffrep.toyworld.vocabulary import KINDS
 from diffrep.training.config import TRANSLATOR_LOSSES, TranslatorTrainConfig
 

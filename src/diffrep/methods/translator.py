@@ -37,8 +37,9 @@ class Translator(nn.Module):
     ``y = clamp(x + u(x, k), -1, 1)`` with ``u`` the corrective's U-Net (class code at the input); the clamp passes
     gradients straight through, so a pixel at the boundary can still be moved back."""
 
-    def __init__(self, image_shape: tuple[int, int, int], classes: int, config: CorrectiveConfig = CorrectiveConfig()):
+    def __init__(self, image_shape: tuple[int, int, int], classes: int, config: CorrectiveConfig | None = None):
         super().__init__()
+        config = CorrectiveConfig() if config is None else config
         self.image_shape, self.classes, self.config = tuple(image_shape), classes, config
         self.net = Corrective(image_shape, classes, config)  # its time input is the class here
         nn.init.zeros_(self.net.head.weight)
