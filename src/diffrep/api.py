@@ -96,7 +96,7 @@ def resolve_prior(prior: Prior | str) -> Prior:
 
 
 def _check_unloaded(prior: Prior | str, prompt: str | None, method: str, *, image: bool, rep: str | None = None,
-                    labels: tuple[str, ...] = (), options: Any = None) -> None:
+                    labels: tuple[str, ...] = (), options: Any = None, rep_options: Any = None) -> None:
     """Before a prior given by name loads (a toy-world data set is generated on first use, ~30 s; a Stable
     Diffusion reads gigabytes): the method and rep it runs with (``check_run``), its prompt and view prompts.
     A loaded prior: the method and rep, before the run."""
@@ -104,7 +104,7 @@ def _check_unloaded(prior: Prior | str, prompt: str | None, method: str, *, imag
     from diffrep.spec import check_run
 
     config = prior_config(prior) if isinstance(prior, str) else prior
-    check_run(config, method, image=image, rep=rep, options=options)
+    check_run(config, method, image=image, rep=rep, options=options, rep_options=rep_options)
     if isinstance(prior, str) and prompt is not None:
         check_prompt(config, prompt, labels)
 
@@ -244,7 +244,7 @@ def sample(prior: Prior | str = "toyworld", *, rep: str | Any = "pixels", method
                          checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, **options)
     labels = REPS[spec.rep].labels(spec.rep_options)
     _check_unloaded(prior, prompt, spec.method, image=spec.entry.image, rep=spec.rep, labels=labels,
-                    options=spec.options)
+                    options=spec.options, rep_options=None if spec.entry.image else spec.rep_options)
     prior = resolve_prior(prior)
     check_budget(prior, steps, n, None if spec.entry.image else spec.rep_options, views_per_step(spec.options))
     c = _view_condition(prior, prompt, cond, labels, REPS[spec.rep].scene_prompt)

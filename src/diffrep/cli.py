@@ -468,14 +468,16 @@ def prior_record(a: PriorArgs) -> dict:
     return {"prior_options": options} if options else {}
 
 
-def check_prior(a: PriorArgs, prompt: str, method: str, *, image: bool, rep: str | None = None, options=None):
+def check_prior(a: PriorArgs, prompt: str, method: str, *, image: bool, rep: str | None = None, options=None,
+                rep_options=None):
     """The prior's validated config, the method and rep it runs with (``check_run``: sd --rgb takes no image-space
-    method, no panorama), and the prompt as far as the prior can check it unloaded, before anything is loaded."""
+    method, no panorama; a rep that does not fit the prior's resolution), and the prompt as far as the prior can
+    check it unloaded, before anything is loaded."""
     from diffrep.priors import check_prompt, prior_config
     from diffrep.spec import check_run
 
     config = prior_config(a.prior, **prior_options(a))
-    check_run(config, method, image=image, rep=rep, options=options)
+    check_run(config, method, image=image, rep=rep, options=options, rep_options=rep_options)
     check_prompt(config, prompt)
     return config
 
@@ -508,8 +510,8 @@ def run_sample(a: SampleArgs) -> int:
         run |= {"checkpoint_every": a.checkpoint_every or 0, "resume": a.resume}
     sampling = dict(steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta)
     spec, _ = prepare(sampling=Sampling(**sampling), **run)  # the rep, the method, their options: still no torch
-    prior_config = check_prior(a.prior, a.prompt, a.method, image=image, rep=spec.rep,
-                               options=spec.options)  # all before the prior loads
+    prior_config = check_prior(a.prior, a.prompt, a.method, image=image, rep=spec.rep, options=spec.options,
+                               rep_options=None if image else spec.rep_options)  # all before the prior loads
     if a.prompt and not image:  # and the view prompts of the rep's views (a NeRF's camera bank needs torch)
         from diffrep.priors import check_prompt
         from diffrep.reps import REPS
