@@ -27,6 +27,10 @@ FIRST_ERRORS: dict[str, dict[str, list[str]]] = {
     "evaluate": {"typo": ["evaluate", "run", "--reference-m", "10"], "bad_out": ["evaluate", "no-such-run"]},
     "bench": {"typo": ["bench", "speed", "--quik"], "bad_out": ["bench", "speed", "--quick", "--results", "/proc/o"]},
     "train-prior": {"typo": ["train-prior", "--out", "o", "--stpes", "3"], "bad_out": ["train-prior", "--out", "/proc/o"]},
+    "train-translator": {"typo": ["train-translator", "--out", "o", "--stpes", "3"],
+                         "bad_out": ["train-translator", "--out", "/proc/o"]},
+    "translate": {"typo": ["translate", "--weights", "w", "--image", "in.png", "--to", "duck", "--out", "o", "--overwirte"],
+                  "bad_out": ["translate", "--weights", "w", "--image", "in.png", "--to", "duck", "--out", "/proc/o"]},
 }
 """Per command, a typo and a bad output location (for export and evaluate: the run folder they write
 into): each must be refused in one line before torch is imported, in well under a second."""

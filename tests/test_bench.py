@@ -213,3 +213,18 @@ def test_panorama_scenes_quick_produces_its_figures(tmp_path):
         assert 0 <= row["objects_present"] <= 1 and 0 <= row["duplicated_canvases"] <= 1
         assert row["crop_nearest_rms"] > 0 and row["seam_ratio"] > 0 and row["overlap_disagreement_rms"] > 0
     assert figures["fresh_crop_nearest_rms"] > 0 and (tmp_path / "panorama-scenes-quick-canvases.png").exists()
+
+
+def test_lmc_translation_quick_produces_its_figures(tmp_path):
+    """`diffrep bench lmc-translation --quick`: a translator per loss for a few steps, the identity row, the table's
+    scores per target and the image grid (seconds)."""
+    record = json.loads(run_suite("lmc-translation", quick=True, results=tmp_path, log=lambda s: None).read_text())
+    figures = record["figures"]
+    assert record["command"] == "diffrep bench lmc-translation --quick"
+    assert list(figures["rows"]) == ["input (identity)", "lmc-sds", "sds", "nfsd"]
+    identity = figures["rows"]["input (identity)"]
+    assert identity["kind"] == 0 and identity["colour"] == identity["view"] == 1 and identity["input_rms"] == 0
+    for row in figures["rows"].values():
+        assert set(row["per_target"]) == {"duck", "chair", "house", "car"}
+        assert all(0 <= row[k] <= 1 for k in ("kind", "colour", "view", "all"))
+    assert (tmp_path / "lmc-translation-quick-grid.png").exists()

@@ -482,3 +482,38 @@ def _json_options(options: Any) -> dict[str, Any]:
     import dataclasses
 
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(options).items()}
+
+
+def translate(weights: str | Path, image: str | Path | Tensor, *, to: str, prior: str | None = None) -> Result:
+    """Translate ``image`` (a PNG/JPEG path, resized to the translator's resolution, or ``[C, H, W]`` /
+    ``[N, C, H, W]`` in [-1, 1]) to kind ``to`` with the translator in ``weights`` (``diffrep train-translator``);
+    ``prior`` refuses weights trained with another prior. No prior is loaded: the network runs alone.
+
+    >>> r = diffrep.translate("runs/tr", "mug.png", to="duck"); r.save("outputs/duck")
+    """
+    from diffrep.export import check_input_image, load_image
+    from diffrep.methods.translator import load_translator, translate_images
+    from diffrep.methods.translator_meta import translator_record
+
+    record = translator_record(weights, to=to, prior=prior)  # one line, before anything loads
+    shape = tuple(record["image_shape"])
+    if isinstance(image, (str, Path)):
+        path = check_input_image(image)
+        x = load_image(path, shape[1:])
+    else:
+        x = image if torch.is_tensor(image) else torch.as_tensor(image)
+        if not x.is_floating_point():
+            raise InputError(f"image has dtype {x.dtype}; it must be floating point in [-1, 1] (for 8-bit pixels: x / 127.5 - 1)")
+        x = x[None] if x.ndim == 3 else x
+        if x.ndim != 4 or tuple(x.shape[1:]) != shape:
+            raise InputError(f"image has shape {tuple(x.shape)}; the translator takes [N, {', '.join(map(str, shape))}]")
+        if not torch.isfinite(x).all():
+            raise InputError("image contains non-finite values")
+    model = load_translator(weights, prior=prior)
+    start = time.perf_counter()
+    y = translate_images(model, x.float(), to).clamp(-1, 1).cpu()
+    config = {"weights": str(weights), "to": to, "image": str(image) if isinstance(image, (str, Path)) else None,
+              "prior": record["prior"], "loss": record.get("loss"), "source": record.get("source"),
+              "targets": record["targets"]}
+    return Result(y, {"config": config, "prior_evaluations": 0, "timings": {"translate_s": round(time.perf_counter() - start, 4)},
+                      "versions": versions()})
