@@ -27,6 +27,10 @@ FIRST_ERRORS: dict[str, dict[str, list[str]]] = {
     "evaluate": {"typo": ["evaluate", "run", "--reference-m", "10"], "bad_out": ["evaluate", "no-such-run"]},
     "bench": {"typo": ["bench", "speed", "--quik"], "bad_out": ["bench", "speed", "--quick", "--results", "/proc/o"]},
     "train-prior": {"typo": ["train-prior", "--out", "o", "--stpes", "3"], "bad_out": ["train-prior", "--out", "/proc/o"]},
+    "train-translator": {"typo": ["train-translator", "--out", "o", "--stpes", "3"],
+                         "bad_out": ["train-translator", "--out", "/proc/o"]},
+    "translate": {"typo": ["translate", "--weights", "w", "--image", "in.png", "--to", "duck", "--out", "o", "--overwirte"],
+                  "bad_out": ["translate", "--weights", "w", "--image", "in.png", "--to", "duck", "--out", "/proc/o"]},
 }
 """Per command, a typo and a bad output location (for export and evaluate: the run folder they write
 into): each must be refused in one line before torch is imported, in well under a second."""
@@ -40,6 +44,8 @@ VALUES_BEFORE_TORCH = [  # values the tables and the shared options check: refus
     ["sample", "--rep", "siren", "--method", "ddrep", "--checkpoint-every", "-1", "--out", "o"],
     ["sample", "--rep", "siren", "--method", "ddrep", "--resume", "--out", "o"],
     ["sample", "--rep", "siren", "--method", "ddim", "--out", "o"],
+    ["sample", "--rep", "canvas", "--method", "ddrep", "--out", "o"],  # a method the rep refuses (RepEntry.refuses)
+    ["sample", "--rep", "canvas", "--method", "sds", "--canvas.whole-phase", "-0.5", "--out", "o"],
     ["sdedit", "--image", "in.png", "--strength", "1.5", "--out", "o"],
     ["inpaint", "--image", "in.png", "--mask", "in.png", "--rounds", "0", "--out", "o"],
     ["sample", "--method", "lmc-sds", "--lmc-sds.projection", "nope", "--out", "o"],
@@ -51,6 +57,8 @@ PRIOR_OPTIONS_BEFORE_TORCH = [  # the prior's options, checked against its torch
     ["sample", "--res", "48", "--out", "o"],
     ["sample", "--toyworld-n", "0", "--out", "o"],
     ["sample", "--prior", "gmm", "--res", "32", "--out", "o"],
+    ["sample", "--rep", "canvas", "--method", "sds", "--canvas.size", "100", "--out", "o"],  # not a multiple of 32
+    ["sample", "--prior", "gmm", "--rep", "canvas", "--method", "sds", "--canvas.size", "24", "--out", "o"],
     ["sample", "--prior", "tiny", "--prior-path", "/nonexistent/tiny.safetensors", "--out", "o"],
     ["sdedit", "--image", "in.png", "--prior", "nosuch", "--out", "o"],
     ["inpaint", "--image", "in.png", "--mask", "in.png", "--res", "48", "--out", "o"],
@@ -176,7 +184,7 @@ PARSE_ERRORS = [  # tyro's own parse errors (wrong types, unknown or missing opt
 
 def allowed(method: str, rep: str) -> bool:
     entry = METHODS[method]
-    return entry.reps is None or rep in entry.reps
+    return (entry.reps is None or rep in entry.reps) and method not in dict(REPS[rep].refuses)
 
 
 PAIRS = [(m, r) for m in METHODS for r in REPS]
@@ -202,8 +210,12 @@ def foreign_groups(method: str, rep: str):
 
 def disallowed_pairs(out: str) -> list[tuple[list[str], str]]:
     """``sample`` with each method x rep pair the tables exclude, and what its one line must say."""
-    return [(["sample", "--method", m, "--rep", r, "--prior", "gmm", "--out", out],
-             f"method {m!r} samples images directly and needs rep {' or '.join(map(repr, METHODS[m].reps))}")
+    def message(m: str, r: str) -> str:
+        if METHODS[m].reps is not None and r not in METHODS[m].reps:
+            return f"method {m!r} samples images directly and needs rep {' or '.join(map(repr, METHODS[m].reps))}"
+        return f"rep {r!r} does not take method {m!r}"
+
+    return [(["sample", "--method", m, "--rep", r, "--prior", "gmm", "--out", out], message(m, r))
             for m, r in PAIRS if not allowed(m, r)]
 
 

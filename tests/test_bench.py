@@ -136,7 +136,7 @@ def test_nerf3d_keeps_finished_runs_and_a_rerun_skips_them(tmp_path, monkeypatch
 
     calls = []
 
-    def fake_run(prior, reference, gt, prompt, method, seed, n, options):
+    def fake_run(prior, reference, gt, prompt, method, seed, n, options, device="cpu"):
         if len(calls) == 2 and not fake_run.resumed:
             raise KeyboardInterrupt  # killed during the third run
         calls.append(method)
@@ -175,7 +175,7 @@ def test_sd_cost_quick_produces_its_figures(tmp_path):
 
 def test_bench_device_is_checked_before_the_suite_runs(tmp_path):
     """--device is for suites that take one (sd-cost), and names a device this machine has."""
-    with pytest.raises(InputError, match="does not take --device; suites that do: sd-cost"):
+    with pytest.raises(InputError, match="does not take --device; suites that do: nerf3d, sd-cost"):
         run_suite("table1", quick=True, results=tmp_path, device="cpu")
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="device='cuda' is not allowed here; allowed: cpu"):
@@ -276,3 +276,18 @@ def test_lmc_quick_suite_writes_every_figure(tmp_path):
                                                     *(f"diversity-{p}-{v}" for p in ("toyworld", "tiny")
                                                       for v in ("standard", "fixed_eps")))}
     assert all((tmp_path / n).is_file() for n in names)
+
+
+def test_lmc_translation_quick_produces_its_figures(tmp_path):
+    """`diffrep bench lmc-translation --quick`: a translator per loss for a few steps, the identity row, the table's
+    scores per target and the image grid (seconds)."""
+    record = json.loads(run_suite("lmc-translation", quick=True, results=tmp_path, log=lambda s: None).read_text())
+    figures = record["figures"]
+    assert record["command"] == "diffrep bench lmc-translation --quick"
+    assert list(figures["rows"]) == ["input (identity)", "lmc-sds", "sds", "nfsd"]
+    identity = figures["rows"]["input (identity)"]
+    assert identity["kind"] == 0 and identity["colour"] == identity["view"] == 1 and identity["input_rms"] == 0
+    for row in figures["rows"].values():
+        assert set(row["per_target"]) == {"duck", "chair", "house", "car"}
+        assert all(0 <= row[k] <= 1 for k in ("kind", "colour", "view", "all"))
+    assert (tmp_path / "lmc-translation-quick-grid.png").exists()

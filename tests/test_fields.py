@@ -192,6 +192,17 @@ def test_hash_encode_matches_slow_twin():
     torch.testing.assert_close(hash_encode(points, tables, torch.tensor(resolutions)), fast)
 
 
+def test_hash_encode_of_no_points_and_a_render_that_skips_every_sample():
+    """An occupancy grid can leave a chunk of rays with no sample to evaluate (a hash NeRF's evaluation renders did)."""
+    tables = torch.randn(2, 3, 64, 2)
+    assert hash_encode(torch.zeros(2, 0, 3), tables, (2, 5, 9)).shape == (2, 0, 6)
+    field, n = hash_field(n=2), 2
+    o, d = torch.tensor([[[0.0, 0.0, -3.0]]]).expand(n, 4, 3), torch.tensor([[[0.0, 0.0, 1.0]]]).expand(n, 4, 3)
+    empty = torch.zeros(n, 4, 4, 4, dtype=torch.bool)
+    out = render_rays(field, o, d, samples=8, bound=1.0, background=0.0, occupancy=empty)
+    assert out["opacity"].eq(0).all() and out["rgb"].eq(0).all()
+
+
 def test_level_resolutions_geometric():
     assert level_resolutions(4, 16, 128) == (16, 32, 64, 128)
     assert level_resolutions(1, 16, 16) == (16,)

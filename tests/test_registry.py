@@ -30,7 +30,7 @@ from diffrep.reps import REPS, Diffrep, RepEntry, SirenConfig
 
 TINY = {"pixels": {"init_std": 0.1}, "siren": {"width": 16, "depth": 1, "embed_dim": 8},
         "panorama": {"width": 16, "depth": 1, "embed_dim": 8},
-        "nerf": {"resolution": 8, "samples": 8, "bank": 8, "view_prompts": False}}
+        "nerf": {"resolution": 8, "samples": 8, "bank": 8, "view_prompts": False}, "canvas": {"size": 32}}
 SHORT = {"iters": 1}  # mode-seeking loops
 
 

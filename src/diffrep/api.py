@@ -96,7 +96,7 @@ def resolve_prior(prior: Prior | str) -> Prior:
 
 
 def _check_unloaded(prior: Prior | str, prompt: str | None, method: str, *, image: bool, rep: str | None = None,
-                    labels: tuple[str, ...] = (), options: Any = None) -> None:
+                    labels: tuple[str, ...] = (), options: Any = None, rep_options: Any = None) -> None:
     """Before a prior given by name loads (a toy-world data set is generated on first use, ~30 s; a Stable
     Diffusion reads gigabytes): the method and rep it runs with (``check_run``), its prompt and view prompts.
     A loaded prior: the method and rep, before the run."""
@@ -104,7 +104,7 @@ def _check_unloaded(prior: Prior | str, prompt: str | None, method: str, *, imag
     from diffrep.spec import check_run
 
     config = prior_config(prior) if isinstance(prior, str) else prior
-    check_run(config, method, image=image, rep=rep, options=options)
+    check_run(config, method, image=image, rep=rep, options=options, rep_options=rep_options)
     if isinstance(prior, str) and prompt is not None:
         check_prompt(config, prompt, labels)
 
@@ -244,7 +244,7 @@ def sample(prior: Prior | str = "toyworld", *, rep: str | Any = "pixels", method
                          checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, **options)
     labels = REPS[spec.rep].labels(spec.rep_options)
     _check_unloaded(prior, prompt, spec.method, image=spec.entry.image, rep=spec.rep, labels=labels,
-                    options=spec.options)
+                    options=spec.options, rep_options=None if spec.entry.image else spec.rep_options)
     prior = resolve_prior(prior)
     check_budget(prior, steps, n, None if spec.entry.image else spec.rep_options, views_per_step(spec.options))
     c = _view_condition(prior, prompt, cond, labels, REPS[spec.rep].scene_prompt)
@@ -482,3 +482,38 @@ def _json_options(options: Any) -> dict[str, Any]:
     import dataclasses
 
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(options).items()}
+
+
+def translate(weights: str | Path, image: str | Path | Tensor, *, to: str, prior: str | None = None) -> Result:
+    """Translate ``image`` (a PNG/JPEG path, resized to the translator's resolution, or ``[C, H, W]`` /
+    ``[N, C, H, W]`` in [-1, 1]) to kind ``to`` with the translator in ``weights`` (``diffrep train-translator``);
+    ``prior`` refuses weights trained with another prior. No prior is loaded: the network runs alone.
+
+    >>> r = diffrep.translate("runs/tr", "mug.png", to="duck"); r.save("outputs/duck")
+    """
+    from diffrep.export import check_input_image, load_image
+    from diffrep.methods.translator import load_translator, translate_images
+    from diffrep.methods.translator_meta import translator_record
+
+    record = translator_record(weights, to=to, prior=prior)  # one line, before anything loads
+    shape = tuple(record["image_shape"])
+    if isinstance(image, (str, Path)):
+        path = check_input_image(image)
+        x = load_image(path, shape[1:])
+    else:
+        x = image if torch.is_tensor(image) else torch.as_tensor(image)
+        if not x.is_floating_point():
+            raise InputError(f"image has dtype {x.dtype}; it must be floating point in [-1, 1] (for 8-bit pixels: x / 127.5 - 1)")
+        x = x[None] if x.ndim == 3 else x
+        if x.ndim != 4 or tuple(x.shape[1:]) != shape:
+            raise InputError(f"image has shape {tuple(x.shape)}; the translator takes [N, {', '.join(map(str, shape))}]")
+        if not torch.isfinite(x).all():
+            raise InputError("image contains non-finite values")
+    model = load_translator(weights, prior=prior)
+    start = time.perf_counter()
+    y = translate_images(model, x.float(), to).clamp(-1, 1).cpu()
+    config = {"weights": str(weights), "to": to, "image": str(image) if isinstance(image, (str, Path)) else None,
+              "prior": record["prior"], "loss": record.get("loss"), "source": record.get("source"),
+              "targets": record["targets"]}
+    return Result(y, {"config": config, "prior_evaluations": 0, "timings": {"translate_s": round(time.perf_counter() - start, 4)},
+                      "versions": versions()})

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 import tyro
 
 from diffrep.errors import InputError, RunError
-from diffrep.training.config import CorrectiveTrainConfig, TrainConfig
+from diffrep.training.config import CorrectiveTrainConfig, TrainConfig, TranslatorTrainConfig, check_translator_config
 
 
 @dataclass(frozen=True)
@@ -273,6 +273,34 @@ class TrainCorrectiveArgs(CorrectiveTrainConfig):
     """Continue from OUT's last checkpoint."""
 
 
+@dataclass(frozen=True)
+class TrainTranslatorArgs(TranslatorTrainConfig):
+    """Train an amortised translator (LMC-SDS's "cats to others"): toy-world images of the source kind become each
+    target kind at the same colour and view, by a distillation loss from the prior plus a cosine-scheduled L2 anchor;
+    writes OUT/translator.safetensors + translator.json."""
+
+    resume: bool = False
+    """Continue from OUT's last checkpoint."""
+
+
+@dataclass(frozen=True)
+class TranslateArgs:
+    """Translate an image with a trained translator (diffrep train-translator); writes OUT/samples.png, run.json."""
+
+    weights: Path
+    """The translator's folder (translator.safetensors + translator.json) or its .safetensors file."""
+    image: Path
+    """Input image (PNG/JPEG) of the translator's source kind, resized to its resolution."""
+    to: str
+    """Target kind: one of the translator's targets (translator.json)."""
+    out: Path
+    """Output folder (must be empty or new, unless --overwrite)."""
+    prior: str | None = None
+    """Refuse weights trained with another prior than this one (default: take the weights' prior)."""
+    overwrite: bool = False
+    """Replace an output folder that diffrep wrote before (never a folder holding anything else)."""
+
+
 EDIT_METHODS: tuple[str, ...] = ("lmc-sds", "sds", "dds", "nfsd")
 
 
@@ -314,7 +342,8 @@ class EditArgs:
 
 COMMANDS = {"sample": SampleArgs, "sdedit": SdeditArgs, "inpaint": InpaintArgs, "toyworld": ToyworldArgs,
             "export": ExportArgs, "evaluate": EvaluateArgs, "bench": BenchArgs, "train-prior": TrainPriorArgs,
-            "train-corrective": TrainCorrectiveArgs, "edit": EditArgs}
+            "train-corrective": TrainCorrectiveArgs, "edit": EditArgs, "train-translator": TrainTranslatorArgs,
+            "translate": TranslateArgs}
 
 
 def parse(argv: list[str] | None) -> object:
@@ -439,14 +468,16 @@ def prior_record(a: PriorArgs) -> dict:
     return {"prior_options": options} if options else {}
 
 
-def check_prior(a: PriorArgs, prompt: str, method: str, *, image: bool, rep: str | None = None, options=None):
+def check_prior(a: PriorArgs, prompt: str, method: str, *, image: bool, rep: str | None = None, options=None,
+                rep_options=None):
     """The prior's validated config, the method and rep it runs with (``check_run``: sd --rgb takes no image-space
-    method, no panorama), and the prompt as far as the prior can check it unloaded, before anything is loaded."""
+    method, no panorama; a rep that does not fit the prior's resolution), and the prompt as far as the prior can
+    check it unloaded, before anything is loaded."""
     from diffrep.priors import check_prompt, prior_config
     from diffrep.spec import check_run
 
     config = prior_config(a.prior, **prior_options(a))
-    check_run(config, method, image=image, rep=rep, options=options)
+    check_run(config, method, image=image, rep=rep, options=options, rep_options=rep_options)
     check_prompt(config, prompt)
     return config
 
@@ -479,8 +510,8 @@ def run_sample(a: SampleArgs) -> int:
         run |= {"checkpoint_every": a.checkpoint_every or 0, "resume": a.resume}
     sampling = dict(steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta)
     spec, _ = prepare(sampling=Sampling(**sampling), **run)  # the rep, the method, their options: still no torch
-    prior_config = check_prior(a.prior, a.prompt, a.method, image=image, rep=spec.rep,
-                               options=spec.options)  # all before the prior loads
+    prior_config = check_prior(a.prior, a.prompt, a.method, image=image, rep=spec.rep, options=spec.options,
+                               rep_options=None if image else spec.rep_options)  # all before the prior loads
     if a.prompt and not image:  # and the view prompts of the rep's views (a NeRF's camera bank needs torch)
         from diffrep.priors import check_prompt
         from diffrep.reps import REPS
@@ -674,6 +705,33 @@ def run_train_corrective(a: TrainCorrectiveArgs) -> int:
     return run_training(train, config, a.out, a.resume, "corrective", f" for prior {a.prior}")
 
 
+def run_train_translator(a: TrainTranslatorArgs) -> int:
+    from diffrep.export import check_writable
+
+    check_writable(a.out, "output folder")  # before torch is imported (the folder may hold a run to resume)
+    config = TranslatorTrainConfig(**{k: v for k, v in asdict(a).items() if k != "resume"})
+    check_translator_config(config)  # before the run folder exists, and before torch is imported
+    from diffrep.training.translator import train
+
+    return run_training(train, config, a.out, a.resume, "translator", f" ({a.loss}, prior {a.prior})")
+
+
+def run_translate(a: TranslateArgs) -> int:
+    from diffrep.export import check_input_image, check_output_dir
+    from diffrep.methods.translator_meta import translator_record
+
+    check_output_dir(a.out, a.overwrite)
+    check_input_image(a.image)
+    translator_record(a.weights, to=a.to, prior=a.prior)  # a missing sidecar, another prior, an unknown kind: no torch
+    import diffrep
+
+    result = diffrep.translate(a.weights, a.image, to=a.to, prior=a.prior)
+    result.save(a.out, a.overwrite)
+    print(f"translated ({a.image} -> {a.to}): {a.out / 'samples.png'}")
+    print(f"tensors and run record: {a.out / 'samples.safetensors'}, {a.out / 'run.json'}")
+    return 0
+
+
 def run_training(train, config, out: Path, resume: bool, what: str, detail: str = "", show_loss: bool = False) -> int:
     """A trainer's run (``train(config, resume=, callback=)``) under the output lock, with a progress bar and
     the run's log: one JSON line every 50 steps, at checkpoints and at the end, in ``OUT/train_log.jsonl``."""
@@ -746,7 +804,8 @@ def _report(out: Path, info: dict) -> int:
 
 RUNNERS = {SampleArgs: run_sample, SdeditArgs: run_sdedit, InpaintArgs: run_inpaint, ToyworldArgs: run_toyworld,
            ExportArgs: run_export, EvaluateArgs: run_evaluate, BenchArgs: run_bench, TrainPriorArgs: run_train_prior,
-           TrainCorrectiveArgs: run_train_corrective, EditArgs: run_edit}
+           TrainCorrectiveArgs: run_train_corrective, EditArgs: run_edit, TrainTranslatorArgs: run_train_translator,
+           TranslateArgs: run_translate}
 
 
 if __name__ == "__main__":

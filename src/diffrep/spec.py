@@ -68,11 +68,9 @@ def run_spec(rep: str | Any = "pixels", method: str | Any = "ddim", sampling: Sa
     method, method_options = _method(method)
     entry = METHODS[method]
     rep, rep_options = (check_choice("rep", rep, REPS, PLANNED_REPS), None) if isinstance(rep, str) else (rep_name(rep), rep)
-    if entry.reps is not None and rep not in entry.reps:
-        others = [m for m, e in METHODS.items() if e.reps is None or rep in e.reps]
-        why = "samples images directly and needs" if entry.image else "needs"
-        raise InputError(f"method {method!r} {why} rep {' or '.join(map(repr, entry.reps))}; "
-                         f"for rep {rep!r} use one of: {', '.join(others)}")
+    if (why := pairing(method, rep)) is not None:
+        others = [m for m in METHODS if pairing(m, rep) is None]
+        raise InputError(f"{why}; for rep {rep!r} use one of: {', '.join(others)}")
     rest = dict(options)
     method_options = method_options or build_config(entry.config, rest)
     if not entry.image:
@@ -87,6 +85,17 @@ def run_spec(rep: str | Any = "pixels", method: str | Any = "ddim", sampling: Sa
     if (reason := entry.needs_linear(method_options)) and not REPS[rep].linear(rep_options):
         raise InputError(f"{reason} needs a diffrep linear in its parameters; rep {rep!r} with these options is not")
     return RunSpec(rep, rep_options, method, method_options, sampling)
+
+
+def pairing(method: str, rep: str) -> str | None:
+    """Why ``method`` cannot run on ``rep`` (the method's ``reps``, the rep's ``refuses``), or ``None`` if it can."""
+    entry, refused = METHODS[method], dict(REPS[rep].refuses)
+    if entry.reps is not None and rep not in entry.reps:
+        why = "samples images directly and needs" if entry.image else "needs"
+        return f"method {method!r} {why} rep {' or '.join(map(repr, entry.reps))}"
+    if method in refused:
+        return f"rep {rep!r} does not take method {method!r}: {refused[method]}"
+    return None
 
 
 def check_checkpointing(entry: MethodEntry, checkpoint_every: int, resume: bool) -> None:
@@ -156,16 +165,21 @@ def edit_options(method: str, *, anchor: float = 0.1, iters: int = 200, lr: floa
     return run_spec("pixels", method, iters=iters, lr=lr, lr_schedule="cosine", **chosen).options
 
 
-def check_run(prior: Any, method: str, *, image: bool, rep: str | None = None, options: Any = None) -> None:
+def check_run(prior: Any, method: str, *, image: bool, rep: str | None = None, options: Any = None,
+              rep_options: Any = None) -> None:
     """Refuse, before any work, a method or rep that the prior cannot run with: ``prior`` is a config (checked
     before it loads, from the tables alone) or a loaded prior. A prior that encodes the reps' RGB renders
     (``PriorEntry.encodes``; a loaded one has ``wrap_rep``) denoises only latents of reps that render through
     its encoder: no image-space ``method`` (``image``: ddim, ddpm, sdedit, inpaint), no ``rep`` whose noise lives
     on a canvas shared by its views (``RepEntry.canvas``: the panorama). ``lmc-sds`` without a corrective in its
-    ``options`` takes the one shipped for the prior: a prior config with none shipped is refused."""
+    ``options`` takes the one shipped for the prior: a prior config with none shipped is refused. A rep built
+    with ``rep_options`` must fit the prior's resolution where its config tells it (``RepEntry.fits``)."""
     from diffrep.priors import PRIORS
+    from diffrep.reps import REPS
 
     name, entry = next(((n, e) for n, e in PRIORS.items() if type(prior) is e.config), (None, None))
+    if rep is not None and rep_options is not None and entry is not None and (hw := entry.resolution(prior)):
+        REPS[rep].fits(rep_options, hw)
     if getattr(options, "corrective", "given") is None and getattr(options, "projection", "") != "none" and name is not None:
         from diffrep.methods.configs import SHIPPED_CORRECTIVES
 
@@ -176,7 +190,6 @@ def check_run(prior: Any, method: str, *, image: bool, rep: str | None = None, o
     if not (entry.encodes(prior) if entry is not None else getattr(prior, "wrap_rep", None) is not None):
         return
     from diffrep.methods import METHODS
-    from diffrep.reps import REPS
 
     if image:
         diffreps = ", ".join(m for m, e in METHODS.items() if not e.image)

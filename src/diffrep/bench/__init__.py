@@ -26,6 +26,7 @@ SUITES: dict[str, str] = {
     "nerf3d": "diffrep.bench.nerf3d",
     "sd-cost": "diffrep.bench.sd_cost",
     "lmc": "diffrep.bench.lmc",
+    "lmc-translation": "diffrep.bench.lmc_translation",
 }
 
 

@@ -52,16 +52,22 @@ class PriorEntry:
     encodes: Callable[[Any], bool] = lambda config: False
     """Whether the prior with ``config`` denoises the latents of RGB that reps render, encoded inside the rep
     (``wrap_rep``; sd with ``rgb=True``): it takes no image-space method and no rep with canvas noise (``diffrep.spec.check_run``)."""
+    resolution: Callable[[Any], tuple[int, int] | None] = lambda config: None
+    """``(H, W)`` of the images the prior with ``config`` denoises, where the config tells it without loading
+    anything (a rep's ``fits`` is checked against it before the prior loads); ``None``: known once loaded."""
 
 
 PRIORS: dict[str, PriorEntry] = {
     "toyworld": PriorEntry(ToyworldPriorConfig, Lazy("diffrep.priors.empirical:toyworld_from_config"),
                            "the embedded default: exact empirical prior over toy-world images, prompts by label",
-                           check_prompt=Lazy("diffrep.priors.prompts:check_toyworld_prompt")),
+                           check_prompt=Lazy("diffrep.priors.prompts:check_toyworld_prompt"),
+                           resolution=lambda config: (config.res, config.res)),
     "gaussian": PriorEntry(GaussianPriorConfig, Lazy("diffrep.priors.analytic:gaussian_from_config"),
-                           "analytic correlated Gaussian over small images, unconditional"),
+                           "analytic correlated Gaussian over small images, unconditional",
+                           resolution=lambda config: (config.size, config.size)),
     "gmm": PriorEntry(GMMPriorConfig, Lazy("diffrep.priors.analytic:gmm_from_config"),
-                      "analytic mixture of four flat colours, prompts red/green/blue/yellow"),
+                      "analytic mixture of four flat colours, prompts red/green/blue/yellow",
+                      resolution=lambda config: (config.size, config.size)),
     "tiny": PriorEntry(TinyPriorConfig, Lazy("diffrep.priors.tiny:tiny_from_config"),
                        "learned text-conditioned U-Net on the toy world (prompts need diffrep[tiny])"),
     "sd": PriorEntry(SDPriorConfig, Lazy("diffrep.priors.sd:sd_from_config"),
@@ -72,7 +78,8 @@ PRIORS: dict[str, PriorEntry] = {
     "toyworld-scenes": PriorEntry(ScenesPriorConfig, Lazy("diffrep.priors.scenes:scenes_from_config"),
                                   "exact empirical prior over views of 360° toy-world scenes, prompts like "
                                   "'a red mug and a blue duck on a green floor'",
-                                  check_prompt=Lazy("diffrep.toyworld.scene_text:check_scene_prompt")),
+                                  check_prompt=Lazy("diffrep.toyworld.scene_text:check_scene_prompt"),
+                                  resolution=lambda config: (config.res, config.res)),
 }
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from diffrep.checks import check_choice
 from diffrep.errors import InputError
 from diffrep.lazy import Lazy, lazy_exports
-from diffrep.reps.configs import NerfConfig, PanoramaConfig, PixelsConfig, SirenConfig
+from diffrep.reps.configs import CanvasConfig, NerfConfig, PanoramaConfig, PixelsConfig, SirenConfig, canvas_side
 
 if TYPE_CHECKING:
     import torch
@@ -47,6 +47,13 @@ class RepEntry:
     ``encode_scene_prompt`` (toyworld-scenes) then encodes the prompt with it, for every view (docs/reps.md)."""
     outputs: Callable[[Diffrep], dict[str, Any]] | None = None
     """Extra files a saved result holds (name -> bytes, image or tensors), e.g. a NeRF's turntable and mesh."""
+    fits: Callable[[Any, tuple[int, int]], Any] = lambda config, resolution: None
+    """``fits(config, (H, W))`` raises an ``InputError`` if a rep built with ``config`` cannot render views of a
+    prior of ``H x W`` images (the canvas: a size not a multiple of the prior's); checked torch-free where the
+    prior's config tells its resolution (``PriorEntry.resolution``), and by the constructor in any case."""
+    refuses: tuple[tuple[str, str], ...] = ()
+    """``(method, why)`` pairs: methods of ``METHODS`` this rep cannot run with, refused with ``why`` by the same
+    pairing check as a method's ``reps`` (``diffrep.spec.run_spec``)."""
 
 
 REPS: dict[str, RepEntry] = {
@@ -62,13 +69,19 @@ REPS: dict[str, RepEntry] = {
                      "NeRF (voxel or hash grid): views from a camera bank, view-dependent prompts; writes turntables "
                      "and meshes", labels=Lazy("diffrep.reps.nerf:bank_labels"),
                      outputs=Lazy("diffrep.reps.nerf:nerf_outputs")),
+    "canvas": RepEntry(CanvasConfig, Lazy("diffrep.reps.canvas:CanvasRep"),
+                       "pixel canvas larger than the prior, from 50 % grey: whole-canvas views, then random patches "
+                       "(LMC-SDS synthesis); writes the full canvas",
+                       fits=lambda c, hw: canvas_side(c, *hw),
+                       refuses=(("ddrep", "DDRep keeps one noise per view, but canvas views resample the pixels "
+                                 "(downscaled whole, rescaled patches) they share"),)),
 }
 """Every diffrep by name; the API, the CLI, run.json and error messages derive their lists from it."""
 
 PLANNED_REPS: tuple[str, ...] = ()
 
 __all__ = [
-    "REPS", "PLANNED_REPS", "RepEntry", "Diffrep", "make_rep", "rep_name", "NerfConfig", "NerfRep", "PixelRep", "PixelsConfig", "SirenRep",
+    "REPS", "PLANNED_REPS", "RepEntry", "Diffrep", "make_rep", "rep_name", "CanvasConfig", "CanvasRep", "NerfConfig", "NerfRep", "PixelRep", "PixelsConfig", "SirenRep",
     "SirenConfig", "PanoramaRep", "PanoramaConfig", "crop", "canvas_width", "azimuth_phase", "panorama_embedding",
     "rotate_scale",
 ]
@@ -111,6 +124,7 @@ def rep_name(config: Any) -> str:
 # The implementations import torch: they load when first used (the command line parses without them).
 __getattr__ = lazy_exports(__name__, {
     "diffrep.reps.base": ("Diffrep",),
+    "diffrep.reps.canvas": ("CanvasRep",),
     "diffrep.reps.nerf": ("NerfRep",),
     "diffrep.reps.panorama": ("PanoramaRep", "azimuth_phase", "canvas_width", "crop", "panorama_embedding"),
     "diffrep.reps.pixels": ("PixelRep", "rotate_scale"),

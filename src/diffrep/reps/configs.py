@@ -207,3 +207,40 @@ class NerfConfig:
         check_range("nerf", "albedo_warmup", self.albedo_warmup, 0 <= self.albedo_warmup <= 1, "in [0, 1]")
         check_range("nerf", "blob_radius", self.blob_radius, self.blob_radius > 0, "> 0")
         check_range("nerf", "param_scale", self.param_scale, self.param_scale > 0, "> 0")
+
+
+@dataclass(frozen=True)
+class CanvasConfig:
+    """Options of the ``canvas`` rep: a free pixel canvas larger than the prior's images, started at 50 % grey,
+    seen first whole (area-downscaled to the prior's resolution), then through random patches (LMC-SDS's synthesis
+    schedule, Alldieck et al. 2024; docs/lmc.md)."""
+
+    rep_name: ClassVar[str] = "canvas"
+
+    size: int = 0
+    """Canvas side S in pixels, a multiple of the prior's (square) resolution R; 0: 4 R (128 for a 32² prior)."""
+    whole_phase: float = 0.3
+    """Fraction of the run (its progress) whose views are the whole canvas area-downscaled to R x R; afterwards
+    random patches. 1: whole-canvas views only; 0: patches from the start."""
+    max_patch: int = 1
+    """Largest patch side in multiples of R: a patch's side is m R, m uniform on {1, ..., min(max_patch, S/R)}, at a
+    uniform position, m x m average-pooled to R x R (every canvas pixel of it weighs the same); 1: every patch is
+    an exact R x R crop of the canvas."""
+
+    def __post_init__(self) -> None:
+        check_config_types(self, "canvas")
+        check_range("canvas", "size", self.size, self.size >= 0, ">= 0 (0: 4x the prior's resolution)")
+        check_range("canvas", "whole_phase", self.whole_phase, 0 <= self.whole_phase <= 1, "in [0, 1]")
+        check_range("canvas", "max_patch", self.max_patch, self.max_patch >= 1, "a positive integer (patch sides "
+                    "are 1 to max_patch times the prior's resolution)")
+
+
+def canvas_side(config: CanvasConfig, height: int, width: int) -> int:
+    """The canvas side S for a prior of ``height x width`` images, or an ``InputError`` naming why the canvas
+    cannot be built (a non-square prior, a size that is not a positive multiple of its resolution)."""
+    if height != width:
+        raise InputError(f"rep 'canvas' needs a prior with square images; this one's are {height}x{width}")
+    side = 4 * height if config.size == 0 else config.size
+    check_range("canvas", "size", config.size, side % height == 0,
+                f"a multiple of the prior's resolution {height} (0: 4 x {height} = {4 * height})")
+    return side

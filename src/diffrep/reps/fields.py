@@ -148,7 +148,7 @@ def hash_encode(points01: Tensor, tables: Tensor, resolutions: Tensor | Sequence
         wx, wy, wz = (torch.cat([1.0 - frac[a], frac[a]]) for a in range(3))
         w = wz[:, None, None] * wy[None, :, None] * wx[None, None, :]
         out.append((feats * w.view(8, n * P)).sum(1))  # [F, n P]
-    return torch.stack(out).view(-1, n * P).T.reshape(n, P, -1)
+    return torch.stack(out).view(len(out) * Fe, n * P).T.reshape(n, P, len(out) * Fe)  # explicit sizes: P may be 0
 
 
 class HashField(Field):

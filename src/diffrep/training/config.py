@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from diffrep.errors import InputError
+
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -52,3 +57,79 @@ class CorrectiveTrainConfig:
     levels: int = 4  # encoder levels (the paper: 4)
     seed: int = 0  # seed of the data draw, timesteps, noise and initial weights
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
+
+
+TRANSLATOR_LOSSES: tuple[str, ...] = ("lmc-sds", "sds", "nfsd")
+"""The distillation losses a translator trains with (``diffrep.training.translator.LOSSES``)."""
+TRANSLATOR_PRIORS: tuple[str, ...] = ("toyworld", "tiny")
+"""The priors a translator trains with: those that know the toy world's kinds, colours and views."""
+
+
+@dataclass(frozen=True)
+class TranslatorTrainConfig:
+    """Hyperparameters of a translator run (LMC-SDS's amortised translation): source-kind toy-world images become the
+    target kind at the same colour and view, by a distillation loss from the prior plus an L2 anchor to the input."""
+
+    out: Path  # run directory: checkpoints, final translator.safetensors + translator.json
+    prior: str = "toyworld"  # the prior (default options) whose distillation gradient trains the network: toyworld, tiny
+    loss: str = "lmc-sds"  # distillation loss: lmc-sds (the prior's shipped corrective), sds, nfsd
+    source: str = "mug"  # the kind of the input images
+    targets: tuple[str, ...] = ("duck", "chair", "house", "car")  # the kinds the network is asked for (its class input)
+    steps: int = 600  # total optimiser steps
+    batch: int = 16  # source images per step, each with a random target kind, t and ε
+    lr: float = 1e-3  # AdamW learning rate (constant)
+    ema_decay: float = 0.99  # EMA of the weights that is exported
+    checkpoint_every: int = 200  # steps between checkpoints (0: only at the end)
+    sample_every: int = 0  # kept at 0: no previews (the shared loop's option)
+    anchor: float = 0.1  # λ_0 of the L2 anchor λ_k/2 ‖y - x‖², λ_k = λ_0 (1 + cos(π k / steps)) / 2 (cosine to 0)
+    guidance_scale: float = 7.5  # ω of the distillation gradient
+    t_range: tuple[float, float] = (0.02, 0.98)  # t ~ U[t_min, t_max] as fractions of T
+    holdout: float = 0.2  # fraction of the source images kept out of training (every 1/holdout-th; evaluation)
+    data_n: int = 10_000  # toy-world images generated (the toyworld prior's own set at the default)
+    data_seed: int = 0  # seed of the toy-world set (0: the toyworld prior's own set)
+    channels: int = 16  # U-Net filters at full resolution, doubling per level
+    levels: int = 3  # U-Net encoder levels
+    seed: int = 0  # seed of the batches, targets, t, ε and initial weights
+    device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
+
+
+def check_loop_config(config: Any) -> None:
+    """Validate the loop's options of a ``LoopConfig`` (or of a trainer's config, which repeats them) at the edge,
+    torch-free; messages name the option and its allowed values."""
+    if config.steps < 1:
+        raise InputError(f"steps={config.steps} must be a positive integer")
+    for name, zero in (("checkpoint_every", "only at the end"), ("sample_every", "never")):
+        if getattr(config, name) < 0:
+            raise InputError(f"{name}={getattr(config, name)} must be >= 0 (0: {zero})")
+    if config.device not in DEVICES:
+        raise InputError(f"device={config.device!r} is not allowed; allowed: {', '.join(DEVICES)}")
+
+
+def check_translator_config(config: TranslatorTrainConfig) -> None:
+    """Validate a ``TranslatorTrainConfig`` at the edge, torch-free."""
+    from diffrep.checks import (
+        check_choice,
+        check_finite,
+        check_fraction_range,
+        check_int,
+    )
+    from diffrep.toyworld.vocabulary import KINDS
+
+    check_choice("prior", config.prior, TRANSLATOR_PRIORS)
+    check_choice("loss", config.loss, TRANSLATOR_LOSSES)
+    check_choice("source kind", config.source, KINDS)
+    if not config.targets:
+        raise InputError("targets is empty; give one or more kinds: " + ", ".join(KINDS))
+    for kind in config.targets:
+        check_choice("target kind", kind, KINDS)
+    if len(set(config.targets)) != len(config.targets) or config.source in config.targets:
+        raise InputError(f"targets={list(config.targets)} must be distinct kinds other than the source {config.source!r}")
+    check_loop_config(config)
+    for name in ("batch", "data_n", "channels", "levels"):
+        check_int(name, getattr(config, name))
+    check_int("data_seed", config.data_seed, 0)
+    check_finite("anchor", config.anchor)
+    check_finite("guidance_scale", config.guidance_scale, positive=config.loss == "lmc-sds")
+    check_fraction_range("t_range", config.t_range)
+    if not (isinstance(config.holdout, (int, float)) and 0 < config.holdout < 1):
+        raise InputError(f"holdout={config.holdout!r} is not allowed; it must be a fraction in (0, 1)")

@@ -21,14 +21,13 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
-from diffrep.errors import InputError
 from diffrep.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
+from diffrep.training.config import DEVICES, check_loop_config  # noqa: F401 (torch-free, re-exported)
 
 T = TypeVar("T")
 C = TypeVar("C")
 Loss = Callable[[torch.nn.Module, Any, torch.Generator], tuple[Tensor, dict[str, float]]]
 Batches = Callable[[torch.Generator, random.Random], Any]
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -55,6 +54,7 @@ class Task:
     extra: dict[str, torch.nn.Module] = field(default_factory=dict)  # trained beside the model (no EMA), e.g. a head
     preview: Callable[[torch.nn.Module, Path], Path] | None = None  # (EMA model, file) -> file written
     meta: dict[str, Any] = field(default_factory=dict)  # JSON kept in each checkpoint (the run's config)
+    at_step: Callable[[int], None] | None = None  # told the step about to run (0-based), before its batch: schedules
 
     def __post_init__(self):
         if {"model", "ema"} & self.extra.keys():
@@ -68,17 +68,6 @@ class Fitted:
     model: torch.nn.Module
     ema: torch.nn.Module
     step: int
-
-
-def check_loop_config(config: LoopConfig) -> None:
-    """Validate a ``LoopConfig`` at the edge (messages name the option and its allowed values)."""
-    if config.steps < 1:
-        raise InputError(f"steps={config.steps} must be a positive integer")
-    for name, zero in (("checkpoint_every", "only at the end"), ("sample_every", "never")):
-        if getattr(config, name) < 0:
-            raise InputError(f"{name}={getattr(config, name)} must be >= 0 (0: {zero})")
-    if config.device not in DEVICES:
-        raise InputError(f"device={config.device!r} is not allowed; allowed: {', '.join(DEVICES)}")
 
 
 def subconfig(cls: type[C], config: Any) -> C:
@@ -114,6 +103,8 @@ def fit(task: Task, config: LoopConfig, *, resume: bool = False,
     state.to(device)
     t0 = time.perf_counter()
     while step < config.steps:
+        if task.at_step is not None:
+            task.at_step(step)
         metrics = train_step(task, opt, state.g, state.rng)
         ema_update(ema, task.model, ema_decay_at(config.ema_decay, step))
         step += 1
