@@ -40,7 +40,7 @@ reliability: install
 	$(PY) bench/scripts/reliability_figures.py
 	OMP_NUM_THREADS=1 $(PY) bench/scripts/memory_estimate.py
 
-SUITES := toyworld prior table1 diversity speed panorama prior-quality lmc-translation nerf3d
+SUITES := toyworld prior table1 diversity speed panorama prior-quality lmc lmc-translation nerf3d
 
 bench: install  # all suites, and table1/diversity on the tiny prior: about 100 minutes on the 2-core machine, plus nerf3d (hours)
 	for s in $(SUITES); do $(VENV)/bin/diffrep bench $$s || exit 1; done

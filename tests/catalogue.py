@@ -48,6 +48,8 @@ VALUES_BEFORE_TORCH = [  # values the tables and the shared options check: refus
     ["sample", "--rep", "canvas", "--method", "sds", "--canvas.whole-phase", "-0.5", "--out", "o"],
     ["sdedit", "--image", "in.png", "--strength", "1.5", "--out", "o"],
     ["inpaint", "--image", "in.png", "--mask", "in.png", "--rounds", "0", "--out", "o"],
+    ["sample", "--method", "lmc-sds", "--lmc-sds.projection", "nope", "--out", "o"],
+    ["sample", "--method", "lmc-sds", "--lmc-sds.projection", "none", "--lmc-sds.corrective", "d", "--out", "o"],
 ]
 
 PRIOR_OPTIONS_BEFORE_TORCH = [  # the prior's options, checked against its torch-free config (diffrep/priors/configs.py)

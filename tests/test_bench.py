@@ -215,6 +215,69 @@ def test_panorama_scenes_quick_produces_its_figures(tmp_path):
     assert figures["fresh_crop_nearest_rms"] > 0 and (tmp_path / "panorama-scenes-quick-canvases.png").exists()
 
 
+def test_lmc_image_statistics_against_closed_forms():
+    """bench lmc's statistics on images whose values are known: HSV saturation, the radial power spectrum of a
+    cosine, the log-spectrum distance, the mean pairwise RMS."""
+    from diffrep.bench.lmc import mean_pairwise_rms, radial_spectrum, saturation, spectrum_distance
+
+    grey = torch.full((1, 3, 8, 8), 0.2)
+    red = torch.tensor([1.0, -1.0, -1.0]).view(1, 3, 1, 1).expand(1, 3, 8, 8)
+    half = grey.clone()
+    half[..., :4] = red[..., :4]
+    torch.testing.assert_close(saturation(torch.cat([grey, red, half])), torch.tensor([0.0, 1.0, 0.5]))
+    cols = torch.arange(16.0)
+    wave = torch.cos(2 * torch.pi * 3 * cols / 16).view(1, 1, 1, 16).expand(1, 3, 16, 16) * 0.5
+    s = radial_spectrum(torch.cat([wave, torch.zeros(1, 3, 16, 16)]))
+    assert s.shape == (2, 8) and s[1].abs().max() == 0
+    ring = sum(1 for ky in range(-8, 8) for kx in range(-8, 8) if round((ky * ky + kx * kx) ** 0.5) == 3)
+    expected = torch.zeros(8)
+    expected[2] = 2 * (0.5 * 16 * 16 / 2) ** 2 / (16 * 16) / ring  # two peaks of |F| = A·H·W/2, averaged over the ring
+    torch.testing.assert_close(s[0], expected, atol=1e-5, rtol=1e-4)
+    ref = torch.rand(5, 8) + 0.1
+    assert spectrum_distance(ref, ref) == 0 and abs(spectrum_distance(10 * ref, ref) - 1) < 1e-5
+    pair = torch.stack([grey[0], grey[0] + 0.3, grey[0] - 0.3])
+    assert abs(mean_pairwise_rms(pair) - (0.3 + 0.3 + 0.6) / 3) < 1e-6
+
+
+def test_lmc_quick_suite_writes_every_figure(tmp_path):
+    """bench lmc --quick: every (prior, method, ω) row with every metric, the claims as booleans, the diversity
+    ratio, every edit row, every grid; and what follows from the definitions."""
+    from diffrep.bench.lmc import EDIT_METHODS, SYNTHESIS_METHODS
+
+    record = json.loads(run_suite("lmc", quick=True, results=tmp_path, log=lambda s: None).read_text())
+    f = record["figures"]
+    assert record["command"] == "diffrep bench lmc --quick"
+    assert f["methods"]["l_cond_only"] == {"method": "lmc-sds", "options": {"projection": "none"}}
+    metrics = {"nearest_rms", "saturation", "saturation_in_data_range", "fraction_saturation_in_range",
+               "spectrum_log10_rms", "kind_accuracy", "colour_accuracy", "fraction_pixels_outside_unit_range"}
+    for prior in ("toyworld", "tiny"):
+        sat = f["data"][prior]["saturation_p5_p95_mean"]
+        assert 0 <= sat["p5"] <= sat["mean"] <= sat["p95"] <= 1
+        assert set(f["synthesis"][prior]) == set(SYNTHESIS_METHODS)
+        for rows in f["synthesis"][prior].values():
+            assert set(rows) == {str(w) for w in f["guidance_scales"]}
+            for row in rows.values():
+                assert metrics <= set(row) and 0 <= row["kind_accuracy"] <= 1 and row["nearest_rms"] >= 0
+                assert row["saturation_in_data_range"] == (sat["p5"] <= row["saturation"] <= sat["p95"])
+        claims = f["claims"][prior]
+        for key in ("lmc_saturation_in_data_range_at_100", "sds_saturation_in_data_range_at_100",
+                    "lmc_in_range_where_sds_not_at_100", "lmc_nearer_data_than_sds_at_all_omega_le_10",
+                    "fixed_eps_diversity_rise_ge_3x"):
+            assert isinstance(claims[key], bool)
+        assert claims["lmc_in_range_where_sds_not_at_100"] == (claims["lmc_saturation_in_data_range_at_100"]
+                                                               and not claims["sds_saturation_in_data_range_at_100"])
+        d = f["diversity"][prior]
+        assert abs(d["ratio_fixed_over_standard"] - d["fixed_eps"]["mean_pairwise_rms"] / d["standard"]["mean_pairwise_rms"]) < 2e-3
+    rows = f["editing"]["rows"]
+    assert len(rows) == len(EDIT_METHODS) * len(f["editing"]["anchors"]) and {r["method"] for r in rows} == set(EDIT_METHODS)
+    assert all(r["success"] <= min(r["target_colour_accuracy"], r["kind_and_view_kept"]) for r in rows)
+    names = {p.rsplit("/", 1)[-1] for p in record["images"]}
+    assert names == {f"lmc-quick-{n}.png" for n in ("synthesis-toyworld", "synthesis-tiny", "edit",
+                                                    *(f"diversity-{p}-{v}" for p in ("toyworld", "tiny")
+                                                      for v in ("standard", "fixed_eps")))}
+    assert all((tmp_path / n).is_file() for n in names)
+
+
 def test_lmc_translation_quick_produces_its_figures(tmp_path):
     """`diffrep bench lmc-translation --quick`: a translator per loss for a few steps, the identity row, the table's
     scores per target and the image grid (seconds)."""

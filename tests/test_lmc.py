@@ -119,6 +119,28 @@ def test_lmc_gradient_is_explicit_formula_through_linear_renderer(fixed, inverse
     torch.testing.assert_close(rep.theta.grad, g_ref.flatten(1) @ rep.A / 2, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("inverse_scale", [True, False])
+def test_lmc_without_projection_is_the_conditional_term_alone(inverse_scale):
+    """projection='none' (the paper's "L_cond only"): g = ω (ε̂(c) - ε̂(∅)) (/ω), the corrective never asked."""
+    prior, rep, x, t, eps, _ = setup(5)
+    cond = prior.encode_prompt("red")
+    g = lmc_grad(prior, x.detach(), cond, None, t=t, eps=eps, guidance_scale=4.0, inverse_scale=inverse_scale)
+    x_t, _ = x_t_of(prior, x.detach(), t, eps)
+    g_cond = 4.0 * (prior.eps(x_t, t, cond) - prior.eps(x_t, t, None))
+    check_pullback(rep, x, g, g_cond / (4.0 if inverse_scale else 1.0))
+    g_cond_split, _ = sds_split(prior, x.detach(), cond, t=t, eps=eps, guidance_scale=4.0)
+    torch.testing.assert_close(g * (4.0 if inverse_scale else 1.0), g_cond_split)
+
+
+def test_lmc_without_projection_runs_without_a_corrective_and_refuses_one():
+    r = diffrep.sample("gmm", method="lmc-sds", projection="none", prompt="blue", n=2, iters=5, guidance_scale=5.0)
+    assert torch.isfinite(r.images).all() and r.info["config"]["method_options"]["projection"] == "none"
+    with pytest.raises(InputError, match="corrective='x' is unused with projection='none'"):
+        diffrep.sample("gmm", method="lmc-sds", projection="none", corrective="x", iters=5)
+    with pytest.raises(InputError, match="unknown projection 'nope'; allowed: corrective, none"):
+        diffrep.sample("gmm", method="lmc-sds", projection="nope", iters=5)
+
+
 def test_sds_is_the_sum_of_the_conditional_and_projection_terms():
     prior, _, x, t, eps, _ = setup(4)
     cond = prior.encode_prompt("yellow")

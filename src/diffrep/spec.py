@@ -180,7 +180,7 @@ def check_run(prior: Any, method: str, *, image: bool, rep: str | None = None, o
     name, entry = next(((n, e) for n, e in PRIORS.items() if type(prior) is e.config), (None, None))
     if rep is not None and rep_options is not None and entry is not None and (hw := entry.resolution(prior)):
         REPS[rep].fits(rep_options, hw)
-    if getattr(options, "corrective", "given") is None and name is not None:
+    if getattr(options, "corrective", "given") is None and getattr(options, "projection", "") != "none" and name is not None:
         from diffrep.methods.configs import SHIPPED_CORRECTIVES
 
         if name not in SHIPPED_CORRECTIVES:

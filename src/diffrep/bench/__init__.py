@@ -25,6 +25,7 @@ SUITES: dict[str, str] = {
     "prior-quality": "diffrep.bench.prior_quality",
     "nerf3d": "diffrep.bench.nerf3d",
     "sd-cost": "diffrep.bench.sd_cost",
+    "lmc": "diffrep.bench.lmc",
     "lmc-translation": "diffrep.bench.lmc_translation",
 }
 

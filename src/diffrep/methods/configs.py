@@ -16,6 +16,7 @@ from diffrep.checks import (
     check_fraction_range,
     check_positive_int,
 )
+from diffrep.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,19 @@ class LMCSDSOptions(NoisedOptions):
     """Diversity option: keep the ε of the conditional term fixed for the whole run (fresh for the corrective term)."""
     inverse_scale: bool = True
     """Divide the gradient by ω (the paper's 1/ω scaling; needs --guidance-scale ≠ 0)."""
+    projection: str = "corrective"
+    """The term added to g_cond: corrective (g_lmc = b̂ - x̂_0, the method), none (g_cond alone: the paper's
+    "L_cond only" ablation; no corrective is loaded)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice("projection", self.projection, LMC_PROJECTIONS)
+        if self.projection == "none" and self.corrective is not None:
+            raise InputError(f"corrective={self.corrective!r} is unused with projection='none' (g_cond alone); "
+                             "drop it or use projection='corrective'")
+
+
+LMC_PROJECTIONS: tuple[str, ...] = ("corrective", "none")
 
 
 SHIPPED_CORRECTIVES: tuple[str, ...] = ("toyworld", "tiny")
@@ -234,7 +248,7 @@ def lmc_requires(options: LMCSDSOptions) -> str | None:
     """What an LMC-SDS run lacks, torch-free: the corrective's folder and its JSON sidecar."""
     from pathlib import Path
 
-    if options.corrective is None:  # the shipped one for the prior (checked with the prior: check_corrective)
+    if options.corrective is None:  # the shipped one for the prior, or none (projection='none') (checked with the prior: check_corrective)
         return None
     path = Path(options.corrective)
     sidecar = (path if path.is_dir() else path.parent) / "corrective.json"

@@ -114,17 +114,20 @@ def multistep_sds_grad(prior: Prior, x: Tensor, cond: Any, *, t: Tensor, eps: Te
     return sds_weight(prior.alphas_cumprod, t, weighting).to(x.dtype) * (a / s) * (x - x0_hat)
 
 
-def lmc_grad(prior: Prior, x: Tensor, cond: Any, corrective: Callable[[Tensor, Tensor], Tensor], *, t: Tensor,
+def lmc_grad(prior: Prior, x: Tensor, cond: Any, corrective: Callable[[Tensor, Tensor], Tensor] | None, *, t: Tensor,
              eps: Tensor, guidance_scale: float, eps_cond: Tensor | None = None, inverse_scale: bool = True) -> Tensor:
     """LMC-SDS (Alldieck et al. 2024; design §4): ``g = (g_cond + g_lmc) / ω`` (``/ω`` with ``inverse_scale``),
     ``g_cond = ω (ε̂(x_t', c) - ε̂(x_t', ∅))`` on ``x_t' = a_t x + s_t ε_cond`` (``ε_cond``: the run's fixed ε,
-    default ``ε``), ``g_lmc = normalise(b̂(x, t), x̂_0) - x̂_0`` with ``x̂_0 = (x_t - s_t ε̂(x_t, ∅)) / a_t``, ``x_t = a_t x + s_t ε``."""
+    default ``ε``), ``g_lmc = normalise(b̂(x, t), x̂_0) - x̂_0`` with ``x̂_0 = (x_t - s_t ε̂(x_t, ∅)) / a_t``, ``x_t = a_t x + s_t ε``.
+    ``corrective=None``: ``g_lmc = 0``, ``g_cond`` alone (the paper's "L_cond only" ablation)."""
     from diffrep.methods.corrective import normalise
 
     a, s = noise_levels(prior.alphas_cumprod, t, x.dtype)
     eps_cond = eps if eps_cond is None else eps_cond
     eps_c, eps_u = eps_cond_uncond(prior, a * x + s * eps_cond, t, cond)
     g_cond = guidance_scale * (eps_c - eps_u)
+    if corrective is None:
+        return g_cond / guidance_scale if inverse_scale else g_cond
     x_t = a * x + s * eps
     if eps_cond is not eps:  # the corrective term's own, fresh ε
         eps_u = prior.eps(x_t, t, None)
@@ -321,15 +324,17 @@ def run_lmc_sds(prior: Prior, rep, cond: Any, options: LMCSDSOptions, *, samplin
                 callback=None) -> DistillState:
     """LMC-SDS on any diffrep (``METHODS["lmc-sds"]``): ``lmc_grad`` in the SDS loop with the corrective of
     ``options.corrective`` (refused if trained for another prior; default: the one shipped for the prior),
-    optionally with a fixed ε in ``g_cond``."""
+    optionally with a fixed ε in ``g_cond``; ``options.projection == "none"``: ``g_cond`` alone, no corrective."""
     from diffrep.methods.corrective import load_corrective, shipped_corrective
     from diffrep.priors.base import prior_device
 
     if options.inverse_scale and sampling.guidance_scale == 0:
         raise InputError("lmc-sds divides by the guidance scale ω (--lmc-sds.inverse-scale); give ω ≠ 0 or "
                          "--lmc-sds.no-inverse-scale")
-    path = shipped_corrective(prior) if options.corrective is None else options.corrective
-    b_hat = load_corrective(path, prior).to(prior_device(prior))
+    b_hat = None  # projection 'none': g_cond alone
+    if options.projection == "corrective":
+        path = shipped_corrective(prior) if options.corrective is None else options.corrective
+        b_hat = load_corrective(path, prior).to(prior_device(prior))
     eps_fixed = fixed_noise(generator) if options.fixed_eps else None
 
     def grad(x: Tensor, conds: Any, t: Tensor, eps: Tensor) -> Tensor:
