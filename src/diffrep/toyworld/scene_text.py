@@ -105,19 +105,50 @@ def scene_caption(objects: list[tuple[int, int]], floor: int) -> str:
 
 @dataclass(frozen=True)
 class SceneQuery:
-    """A condition on a scene view: objects it must see (each a kind and/or a colour) and the floor colour."""
+    """A condition on a scene view: objects it must see (each a kind and/or a colour) and the floor colour.
+
+    ``only``: and no other object (a panorama's layout-conditioned view, ``ScenePrompt.view_queries``; with
+    no objects, the bare floor and wall). The prior then takes the views holding the most of its objects,
+    then of its floor, then seeing nothing else (an exact match where the data have one; never refused)."""
 
     objects: tuple[tuple[int | None, int | None], ...] = ()
     floor: int | None = None
+    only: bool = False
 
 
 @dataclass(frozen=True)
 class ScenePrompt:
-    """A condition on a view through its scene (a panorama's prompt, docs/reps.md): the view is any view of a
-    scene that holds the query's objects (anywhere around the 360 degrees) on its floor, whether it sees them
-    or not. Where no scene holds them all, the scenes that hold the most of its items (objects and floor)."""
+    """A condition on a view through its scene (a panorama's prompt, docs/reps.md).
+
+    Without a ``layout`` (set conditioning): the view is any view of a scene that holds the query's objects
+    (anywhere around the 360 degrees) on its floor, whether it sees them or not. Where no scene holds them
+    all, the scenes that hold the most of its items (objects and floor).
+
+    With a ``layout`` (layout conditioning, the default of ``toyworld-scenes``): ``layout[i][j]`` is the
+    bearing (degrees clockwise from +x, the canvas's column bearings) where instance ``i``'s scene has the
+    query's object ``j``; each view is conditioned by ``view_queries`` on exactly the objects whose bearing
+    falls in its field of view, on the floor (``SceneQuery(..., only=True)``)."""
 
     query: SceneQuery
+    layout: tuple[tuple[float, ...], ...] | None = None
+
+    def view_query(self, instance: int, column: int, width: int, canvas_w: int) -> SceneQuery:
+        """The condition of instance ``instance``'s view of columns ``column .. column + width - 1`` (mod
+        ``canvas_w``): the query's objects whose bearing ``b`` has ``(b / 360 canvas_w - column) mod canvas_w
+        < width`` (in the query's order), the floor, and nothing else."""
+        inside = tuple(obj for obj, b in zip(self.query.objects, self.layout[instance])
+                       if (b / 360.0 * canvas_w - column) % canvas_w < width)
+        return SceneQuery(inside, self.query.floor, only=True)
+
+    def view_queries(self, columns: list[list[int]], width: int, canvas_w: int) -> list[SceneQuery]:
+        """``view_query`` of every view ``columns[i][v]`` (start columns per instance), instance-major."""
+        return [self.view_query(i, int(c), width, canvas_w) for i, row in enumerate(columns) for c in row]
+
+    def layout_record(self) -> list[list[dict]]:
+        """The layout, JSON-ready: per instance, each object's kind, colour and bearing (run.json)."""
+        name = lambda names, i: None if i is None else names[i]
+        return [[{"kind": name(KINDS, k), "colour": name(COLOURS, c), "bearing": round(b, 3)}
+                 for (k, c), b in zip(self.query.objects, row)] for row in self.layout or ()]
 
 
 def parse_scene_prompt(text: str) -> SceneQuery | None:
