@@ -298,12 +298,15 @@ def test_layout_views_name_exactly_the_objects_in_their_field_of_view():
     queries = prompt.view_queries([list(range(192))] * 2, 32, 192)
     for i in range(2):
         for j in range(192):
-            want = tuple(o for o, b in zip(q.objects, layout[i]) if inside_slow(b, j))
-            assert queries[i * 192 + j] == scene_text.SceneQuery(want, 1, only=True), (i, j)
+            inside = [(o, b) for o, b in zip(q.objects, layout[i]) if inside_slow(b, j)]
+            # The slice of the view: which quarter of its 60 degrees, counted from its left edge, holds b.
+            at = tuple(int(((b - 360.0 * j / 192) % 360.0) // 15.0) for _, b in inside)
+            assert queries[i * 192 + j] == scene_text.SceneQuery(tuple(o for o, _ in inside), 1, only=True, at=at), (i, j)
     by_start = {j: prompt.view_query(0, j, 32, 192).objects for j in (0, 159, 160, 180, 191, 192 + 170)}
     assert by_start[0] == () and by_start[159] == () and all(by_start[j] == ((0, 0),) for j in (160, 180, 191, 362))
     assert prompt.view_query(0, 40, 32, 192).objects == ((1, 2), (None, 4))  # 100 and 120 degrees: both in view
     assert prompt.view_query(1, 191, 32, 192).objects == ((0, 0), (None, 4))  # 0.5 degrees is column 0.27
+    assert prompt.view_query(0, 160, 32, 192).at == (3,) and prompt.view_query(0, 191, 32, 192).at == (0,)
 
 
 def test_layout_is_deterministic_from_the_seed_and_spread_like_scenes():
@@ -333,6 +336,19 @@ def test_layout_view_condition_selects_views_seeing_exactly_its_objects(scene_pr
               scene_text.SceneQuery((), None, only=True)):
         want = [v for v in range(72) if objects[v] == set(q.objects) and (q.floor is None or floors[v] == q.floor)]
         assert want and scene_prior.subset(q).tolist() == want, q
+    # With a place in the view: the views seeing it alone on its floor with its centre in that slice.
+    o = next(iter(single))
+    f = floors[objects.index(single)]
+    checked = 0
+    for at in range(scene_text.VIEW_BINS):
+        q = scene_text.SceneQuery((o,), f, only=True, at=(at,))
+        placed = [v for v in range(72) if objects[v] == {o} and floors[v] == f and any(
+            (int(L["kind"][v // 12, s]), int(L["colour"][v // 12, s])) == o
+            and scene_text.view_bin(float(L["bearing"][v // 12, s]), 16 * (v % 12), 32, 192) == at for s in range(6))]
+        if placed:
+            assert scene_prior.subset(q).tolist() == placed, at
+            checked += 1
+    assert checked >= 2
     # Two objects of scene 0 no view sees together: the views seeing most of them, then on the floor, then
     # seeing nothing else (the brute-force key, lexicographic).
     held = sorted(scene_objects(scene_set, 0))

@@ -24,6 +24,7 @@ from diffrep.priors.configs import ScenesPriorConfig
 from diffrep.priors.empirical import EmpiricalPrior, _toyworld_source_hash, cache_dir
 from diffrep.schedule import make_schedule
 from diffrep.toyworld.scene_text import (
+    VIEW_BINS,
     SceneConfig,
     ScenePrompt,
     SceneQuery,
@@ -44,12 +45,15 @@ class SceneViewPrior(EmpiricalPrior):
 
     seen: bool ``[V, n_kinds, n_colours]``, the (kind, colour) objects each view sees; floor: ``[V]``;
     scene: ``[V]`` the index of each view's scene (default: each view its own); scene_prompt: how a panorama's
-    prompt conditions its views, ``"layout"`` or ``"set"`` (``ScenesPriorConfig.scene_prompt``)."""
+    prompt conditions its views, ``"layout"`` or ``"set"`` (``ScenesPriorConfig.scene_prompt``); where: int8
+    ``[V, n_kinds, n_colours]``, the slice of the view each seen object's centre stands in (``view_bin``; -1:
+    outside the view, or not seen; default: unknown, -1)."""
 
     def __init__(self, data: Tensor, seen: Tensor, floor: Tensor, alphas_cumprod: Tensor | None = None,
-                 scene: Tensor | None = None, scene_prompt: str = "layout"):
+                 scene: Tensor | None = None, scene_prompt: str = "layout", where: Tensor | None = None):
         super().__init__(data, alphas_cumprod=alphas_cumprod)
         self.seen, self.floor = seen, floor
+        self.where = torch.full(seen.shape, -1, dtype=torch.int8) if where is None else where
         self.scene = torch.arange(len(floor)) if scene is None else scene
         self.scene_prompt = scene_prompt
 
@@ -87,15 +91,18 @@ class SceneViewPrior(EmpiricalPrior):
 
     def best_matches(self, cond: SceneQuery) -> Tensor:
         """bool ``[V]``: for a layout view's ``SceneQuery(..., only=True)``, the views holding the most of its
-        objects, then (among those) on its floor, then seeing no other object: the exact matches (all its
-        objects, its floor, nothing else) where the data have any."""
-        objects = sum((holds(self.seen, k, c).long() for k, c in cond.objects), torch.zeros(len(self), dtype=torch.long))
+        objects where ``cond.at`` puts them, then anywhere, then (among those) on its floor, then seeing no
+        other object: the exact matches (all its objects in place, its floor, nothing else) where the data
+        have any."""
+        zero = torch.zeros(len(self), dtype=torch.long)
+        objects = sum((holds(self.seen, k, c).long() for k, c in cond.objects), zero)
+        placed = sum((holds(self.seen & (self.where == b), k, c).long() for (k, c), b in zip(cond.objects, cond.at)), zero)
         floor = (self.floor == cond.floor).long() if cond.floor is not None else torch.zeros_like(objects)
         allowed = torch.zeros(self.seen.shape[1:], dtype=torch.bool)
         for kind, colour in cond.objects:
             allowed[slice(None) if kind is None else kind, slice(None) if colour is None else colour] = True
         clean = (~(self.seen & ~allowed).flatten(1).any(1)).long()
-        key = objects * 4 + floor * 2 + clean
+        key = placed * 32 + objects * 4 + floor * 2 + clean  # lexicographic: at most 6 objects
         return key == key.max()
 
     def scene_items(self, cond: ScenePrompt) -> Tensor:
@@ -151,9 +158,11 @@ def scene_data(config: SceneConfig, progress: Callable[[int, int], None] | None 
     return tensors
 
 
-def scene_views(d: dict[str, Tensor], res: int, view_stride: int) -> tuple[Tensor, Tensor, Tensor]:
+def scene_views(d: dict[str, Tensor], res: int, view_stride: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Views ``[V, 3, res, res]`` in [-1, 1] (scene-major, every ``view_stride`` columns), what each sees
-    (bool ``[V, n_kinds, n_colours]``) and its floor ``[V]``, from ``scene_data``'s tensors."""
+    (bool ``[V, n_kinds, n_colours]``), its floor ``[V]`` and where in it each seen object's centre stands
+    (int8 ``[V, n_kinds, n_colours]``, ``view_bin`` of its bearing; -1 outside, or not seen), from
+    ``scene_data``'s tensors."""
     from diffrep.toyworld.objects import COLOURS, KINDS
     from diffrep.toyworld.scenes import crop_views, visible_objects
 
@@ -164,16 +173,21 @@ def scene_views(d: dict[str, Tensor], res: int, view_stride: int) -> tuple[Tenso
     seen = torch.zeros(*visible.shape[:2], len(KINDS), len(COLOURS), dtype=torch.bool)
     b, k, s = visible.nonzero().T
     seen[b, k, d["kind"][b, s].long(), d["colour"][b, s].long()] = True
-    return views, seen.flatten(0, 1), d["floor"].long().repeat_interleave(columns.shape[1])
+    # view_bin, on tensors: the centre's column offset from the view's start, in slices of the view.
+    offset = torch.remainder(d["bearing"][b, s].double() / 360.0 * Wc - columns[b, k], Wc)
+    bins = torch.where(offset < res, (offset * VIEW_BINS).div(res, rounding_mode="floor"), -1).to(torch.int8)
+    where = torch.full(seen.shape, -1, dtype=torch.int8)
+    where[b, k, d["kind"][b, s].long(), d["colour"][b, s].long()] = bins
+    return views, seen.flatten(0, 1), d["floor"].long().repeat_interleave(columns.shape[1]), where.flatten(0, 1)
 
 
 def scenes_from_config(config: ScenesPriorConfig, *, progress: Callable[[int, int], None] | None = None) -> SceneViewPrior:
     """The empirical prior over views of ``config.n`` scenes (generated once, cached on disk)."""
     d = scene_data(SceneConfig(n=config.n, res=config.res, seed=config.seed), progress)
-    views, seen, floor = scene_views(d, config.res, config.view_stride)
+    views, seen, floor, where = scene_views(d, config.res, config.view_stride)
     scene = torch.arange(config.n).repeat_interleave(len(floor) // max(config.n, 1))
     return SceneViewPrior(views.to(config.device), seen, floor, make_schedule(config.schedule), scene=scene,
-                          scene_prompt=config.scene_prompt)
+                          scene_prompt=config.scene_prompt, where=where)
 
 
 LAYOUT_SEED_OFFSET: int = 1_000_003

@@ -21,6 +21,16 @@ MAX_OBJECTS: int = 6
 """The most objects a scene holds: six sectors of 60 degrees round the camera, one object each."""
 VIEW_FOV_DEG: float = 60.0
 """Horizontal field of view of a view: a view is ``res`` columns of the ``res * 360 / 60``-column canvas."""
+VIEW_BINS: int = 4
+"""Where in a view an object stands: its centre's bearing in one of this many equal slices of the view
+(left to right), the position a panorama's layout asks of a view (``SceneQuery.at``)."""
+
+
+def view_bin(bearing: float, column: int, width: int, canvas_w: int) -> int:
+    """The slice (``0 .. VIEW_BINS - 1``, left to right) of the view of columns ``column .. column + width - 1``
+    (mod ``canvas_w``) holding ``bearing`` (degrees, the canvas's column bearings), or -1 outside the view."""
+    offset = (bearing / 360.0 * canvas_w - column) % canvas_w
+    return int(offset * VIEW_BINS // width) if offset < width else -1
 
 
 @dataclass(frozen=True)
@@ -108,12 +118,15 @@ class SceneQuery:
     """A condition on a scene view: objects it must see (each a kind and/or a colour) and the floor colour.
 
     ``only``: and no other object (a panorama's layout-conditioned view, ``ScenePrompt.view_queries``; with
-    no objects, the bare floor and wall). The prior then takes the views holding the most of its objects,
-    then of its floor, then seeing nothing else (an exact match where the data have one; never refused)."""
+    no objects, the bare floor and wall); ``at``: with ``only``, the slice of the view (``view_bin``) each
+    object's centre stands in. The prior then takes the views holding the most of its objects where ``at``
+    puts them, then anywhere, then its floor, then seeing nothing else (an exact match where the data have
+    one; never refused)."""
 
     objects: tuple[tuple[int | None, int | None], ...] = ()
     floor: int | None = None
     only: bool = False
+    at: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -135,10 +148,11 @@ class ScenePrompt:
     def view_query(self, instance: int, column: int, width: int, canvas_w: int) -> SceneQuery:
         """The condition of instance ``instance``'s view of columns ``column .. column + width - 1`` (mod
         ``canvas_w``): the query's objects whose bearing ``b`` has ``(b / 360 canvas_w - column) mod canvas_w
-        < width`` (in the query's order), the floor, and nothing else."""
-        inside = tuple(obj for obj, b in zip(self.query.objects, self.layout[instance])
-                       if (b / 360.0 * canvas_w - column) % canvas_w < width)
-        return SceneQuery(inside, self.query.floor, only=True)
+        < width`` (in the query's order), each in its slice of the view (``view_bin``), the floor, and
+        nothing else."""
+        bins = [view_bin(b, column, width, canvas_w) for b in self.layout[instance]]
+        inside = [(obj, k) for obj, k in zip(self.query.objects, bins) if k >= 0]
+        return SceneQuery(tuple(o for o, _ in inside), self.query.floor, only=True, at=tuple(k for _, k in inside))
 
     def view_queries(self, columns: list[list[int]], width: int, canvas_w: int) -> list[SceneQuery]:
         """``view_query`` of every view ``columns[i][v]`` (start columns per instance), instance-major."""
