@@ -66,12 +66,20 @@ def nearest_panorama_rms(canvas: torch.Tensor, panoramas: torch.Tensor) -> torch
 
 
 def prompt_scenes(query, n: int, res: int, seed: int) -> torch.Tensor | None:
-    """``n`` ground-truth panoramas ``[n, C, H, Wc]`` of the prompt ``query``: scenes holding exactly its
-    objects (their kinds and colours) on its floor, laid out, posed and shaped as the scene generator does;
+    """``n`` ground-truth panoramas ``[n, C, H, Wc]`` of the prompt ``query`` (``prompt_scene_layouts``)."""
+    from diffrep.toyworld.scenes import render_columns
+
+    layout = prompt_scene_layouts(query, n, res, seed)
+    return None if layout is None else render_columns(layout, res, torch.arange(round(res * 6)))[0]
+
+
+def prompt_scene_layouts(query, n: int, res: int, seed: int) -> dict | None:
+    """Layouts (``toyworld.scenes.sample_layouts``'s) of ``n`` scenes holding exactly the objects of the prompt
+    ``query`` (their kinds and colours) on its floor, laid out, posed and shaped as the scene generator does;
     ``None`` where an object lacks a kind or a colour, two share a kind, or the floor is not named."""
     from diffrep.toyworld.objects import COLOURS, KINDS
     from diffrep.toyworld.scene_text import SceneConfig
-    from diffrep.toyworld.scenes import render_columns, sample_layouts
+    from diffrep.toyworld.scenes import sample_layouts
 
     kinds = [k for k, _ in query.objects]
     if query.floor is None or None in kinds or any(c is None for _, c in query.objects) or len(set(kinds)) < len(kinds):
@@ -83,7 +91,7 @@ def prompt_scenes(query, n: int, res: int, seed: int) -> torch.Tensor | None:
     present = layout["kind"] >= 0
     layout["colour"] = torch.where(present, layout["kind"].clamp_min(0).apply_(lambda i: colour_of.get(i, -1)), -1)
     layout["floor"] = torch.full_like(layout["floor"], query.floor)
-    return render_columns(layout, res, torch.arange(round(res * 6)))[0]
+    return layout
 
 
 def score(prior, canvas: torch.Tensor, cond, truth: dict | None = None) -> dict:
