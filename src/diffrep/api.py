@@ -25,7 +25,6 @@ from diffrep.priors import CountingPrior, Prior, draw_noise, load, prior_device,
 from diffrep.reps import REPS, make_rep
 from diffrep.samplers import sample_repaint, sample_sdedit
 from diffrep.schedule import timesteps
-from diffrep.toyworld.scene_text import ScenePrompt
 from diffrep.spec import (  # noqa: F401 (re-exported: the API's checks before the work)
     RunSpec,
     build_config,
@@ -36,6 +35,7 @@ from diffrep.spec import (  # noqa: F401 (re-exported: the API's checks before t
     prepare,
     run_spec,
 )
+from diffrep.toyworld.scene_text import ScenePrompt
 
 
 @dataclass

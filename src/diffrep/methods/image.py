@@ -13,7 +13,12 @@ from diffrep.errors import InputError
 from diffrep.methods.base import Sampling, view_conditions
 from diffrep.methods.configs import DDIMOptions, DDPMOptions, MultiDiffusionOptions
 from diffrep.priors.base import Prior, draw_noise, prior_device
-from diffrep.samplers import canvas_view_columns, sample_ddim, sample_ddpm, sample_multidiffusion
+from diffrep.samplers import (
+    canvas_view_columns,
+    sample_ddim,
+    sample_ddpm,
+    sample_multidiffusion,
+)
 from diffrep.schedule import timesteps
 
 
