@@ -212,7 +212,10 @@ def test_panorama_scenes_quick_produces_its_figures(tmp_path):
     for row in figures["rows"]:
         assert 0 <= row["objects_present"] <= 1 and 0 <= row["duplicated_canvases"] <= 1
         assert row["crop_nearest_rms"] > 0 and row["seam_ratio"] > 0 and row["overlap_disagreement_rms"] > 0
+        assert row["prompt_panorama_rms"] > 0 and row["data_panorama_rms"] > 0
     assert figures["fresh_crop_nearest_rms"] > 0 and (tmp_path / "panorama-scenes-quick-canvases.png").exists()
+    assert figures["scene_prompt"] == "layout" and figures["fresh_data_panorama_rms"] > 0
+    assert all(v > 0 for v in figures["fresh_prompt_panorama_rms"].values())
 
 
 def test_lmc_image_statistics_against_closed_forms():
@@ -291,3 +294,30 @@ def test_lmc_translation_quick_produces_its_figures(tmp_path):
         assert set(row["per_target"]) == {"duck", "chair", "house", "car"}
         assert all(0 <= row[k] <= 1 for k in ("kind", "colour", "view", "all"))
     assert (tmp_path / "lmc-translation-quick-grid.png").exists()
+
+
+def test_nearest_panorama_rms_takes_the_nearest_scene_under_every_rotation():
+    """Against a slow twin (every scene, every shift, the RMS by hand); a turned copy of a scene is at 0."""
+    from diffrep.bench.panorama_scenes import nearest_panorama_rms
+
+    g = torch.Generator().manual_seed(0)
+    scenes, canvas = torch.randn(5, 3, 4, 12, generator=g), torch.randn(2, 3, 4, 12, generator=g)
+    canvas[1] = scenes[3].roll(5, -1)
+    slow = [min(((c.roll(s, -1) - p) ** 2).mean().sqrt().item() for p in scenes for s in range(12)) for c in canvas]
+    got = nearest_panorama_rms(canvas, scenes)
+    assert torch.allclose(got, torch.tensor(slow), atol=1e-5) and got[1] < 1e-5
+
+
+def test_prompt_scenes_hold_exactly_the_prompts_objects_on_its_floor():
+    """Ground-truth panoramas of a prompt: its objects, in its colours, on its floor, and nothing else."""
+    from diffrep.bench.panorama_scenes import prompt_scene_layouts, prompt_scenes
+    from diffrep.toyworld.scene_text import parse_scene_prompt
+
+    assert prompt_scenes(parse_scene_prompt("a red object and a duck on a green floor"), 2, 32, 0) is None
+    q = parse_scene_prompt("a red mug and a blue duck on a green floor")
+    layout = prompt_scene_layouts(q, 5, 32, 0)
+    assert layout["count"].tolist() == [2] * 5 and layout["floor"].tolist() == [1] * 5
+    for i in range(5):
+        assert sorted(zip(layout["kind"][i, :2].tolist(), layout["colour"][i, :2].tolist())) == [(0, 0), (1, 2)]
+        assert (layout["kind"][i, 2:] == -1).all() and (layout["colour"][i, 2:] == -1).all()
+    assert prompt_scenes(q, 2, 32, 0).shape == (2, 3, 32, 192)

@@ -161,7 +161,8 @@ BAD = {  # per prior: option -> values its config must reject
     "tiny": {"path": ["/nonexistent/tiny.safetensors"], "device": ["cuda:99"]},
     "sd": {"path": [None, "/nonexistent/sd"], "device": ["tpu"], "dtype": ["fp8"], "rgb_res": [0]},
     "if": {"path": [None, "/nonexistent/if"], "device": ["tpu"], "dtype": ["fp8"]},
-    "toyworld-scenes": {"n": [0, 2.5], "res": [48], "seed": [-1], "view_stride": [0], "schedule": ["cosinus"], "device": ["tpu"]},
+    "toyworld-scenes": {"n": [0, 2.5], "res": [48], "seed": [-1], "view_stride": [0], "schedule": ["cosinus"], "device": ["tpu"],
+                        "scene_prompt": ["grid", None]},
 }
 NEEDS_MODEL = {"sd", "if"}  # no default model: tests/test_sd.py loads them from tiny folders it builds
 

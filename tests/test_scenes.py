@@ -246,18 +246,114 @@ def test_scene_prompt_falls_back_to_the_scenes_holding_most_of_it(scene_prior, s
     assert scene_prior.scene_items(cond).tolist() == counts and scene_prior.subset(cond).tolist() == want
 
 
-def test_panorama_runs_take_the_scene_prompt(scene_prior, scene_set, monkeypatch):
-    """diffrep.sample on the panorama rep conditions its views on the ScenePrompt (multidiffusion and ddrep)."""
+@pytest.mark.parametrize("mode", ["layout", "set"])
+def test_panorama_runs_take_the_scene_prompt(scene_prior, scene_set, monkeypatch, tmp_path, mode):
+    """diffrep.sample on the panorama rep conditions its views through the scene prompt (multidiffusion and
+    ddrep): with "set" every view on the ScenePrompt; with "layout" (the default) each view on the objects its
+    field of view holds in the layout drawn from the seed, which run.json records."""
+    import json
+
     import diffrep
+    from diffrep.priors.scenes import scene_layout
 
     L = scene_set.layout
     text = scene_caption(sorted(scene_objects(scene_set, 0))[:3], int(L["floor"][0]))
+    monkeypatch.setattr(scene_prior, "scene_prompt", mode)
     seen = []
     real = scene_prior.eps
     monkeypatch.setattr(scene_prior, "eps", lambda x, t, cond=None: seen.append(cond) or real(x, t, cond))
-    for method, options in [("multidiffusion", {}), ("ddrep", {"width": 16, "depth": 1, "adam_iters": 1})]:
+    layout = scene_layout(parse_scene_prompt(text), 1, 4)
+    for method, options in [("multidiffusion", {"stride": 8}), ("ddrep", {"width": 16, "depth": 1, "adam_iters": 1})]:
         seen.clear()
-        result = diffrep.sample(scene_prior, rep="panorama", method=method, prompt=text, n=1, steps=2, **options)
+        result = diffrep.sample(scene_prior, rep="panorama", method=method, prompt=text, n=1, seed=4, steps=2, **options)
         assert result.images.shape == (1, 3, 32, 192) and torch.isfinite(result.images).all()
-        conds = [c for cs in seen for c in (cs if isinstance(cs, list) else [cs])]
-        assert scene_text.ScenePrompt(parse_scene_prompt(text)) in conds, method
+        conds = {c for cs in seen for c in (cs if isinstance(cs, list) else [cs])} - {None}
+        if mode == "set":
+            assert conds == {scene_text.ScenePrompt(parse_scene_prompt(text))} and "scene_layout" not in result.info
+            continue
+        if method == "multidiffusion":  # its 24 views, every 8 columns: all their conditions, and only those
+            assert conds == set(layout.view_queries([list(range(0, 192, 8))], 32, 192)), conds
+        else:
+            assert conds <= set(layout.view_queries([list(range(192))], 32, 192)), conds
+        assert len({c.objects for c in conds}) > 1  # views differ in what they are told to show
+        saved = json.loads((result.save(tmp_path / f"{mode}-{method}") / "run.json").read_text())
+        assert saved["scene_layout"] == layout.layout_record() and len(saved["scene_layout"][0]) == 3
+
+
+# Layout conditioning (the default): each instance's objects stand at bearings drawn from the run's seed.
+
+def inside_slow(bearing: float, column: int, width: int = 32, canvas_w: int = 192) -> bool:
+    """Slow twin of ``ScenePrompt.view_query``'s test: the view's azimuths [360 j / Wc, 360 (j + W) / Wc)
+    hold the bearing, or the bearing one turn on (the view across the seam)."""
+    lo, hi = 360.0 * column / canvas_w, 360.0 * (column + width) / canvas_w
+    return any(lo <= bearing + turn < hi for turn in (0.0, 360.0))
+
+
+def test_layout_views_name_exactly_the_objects_in_their_field_of_view():
+    """Every start column against the slow twin, and the seam by hand: an object at 359 degrees (column
+    191.5) is seen by views starting at 160..191 (wrapping), not by one starting at 0."""
+    q = scene_text.SceneQuery(((0, 0), (1, 2), (None, 4)), floor=1)
+    layout = ((359.0, 100.0, 120.0), (0.5, 250.0, 30.0))
+    prompt = scene_text.ScenePrompt(q, layout)
+    queries = prompt.view_queries([list(range(192))] * 2, 32, 192)
+    for i in range(2):
+        for j in range(192):
+            inside = [(o, b) for o, b in zip(q.objects, layout[i]) if inside_slow(b, j)]
+            # The slice of the view: which quarter of its 60 degrees, counted from its left edge, holds b.
+            at = tuple(int(((b - 360.0 * j / 192) % 360.0) // 15.0) for _, b in inside)
+            assert queries[i * 192 + j] == scene_text.SceneQuery(tuple(o for o, _ in inside), 1, only=True, at=at), (i, j)
+    by_start = {j: prompt.view_query(0, j, 32, 192).objects for j in (0, 159, 160, 180, 191, 192 + 170)}
+    assert by_start[0] == () and by_start[159] == () and all(by_start[j] == ((0, 0),) for j in (160, 180, 191, 362))
+    assert prompt.view_query(0, 40, 32, 192).objects == ((1, 2), (None, 4))  # 100 and 120 degrees: both in view
+    assert prompt.view_query(1, 191, 32, 192).objects == ((0, 0), (None, 4))  # 0.5 degrees is column 0.27
+    assert prompt.view_query(0, 160, 32, 192).at == (3,) and prompt.view_query(0, 191, 32, 192).at == (0,)
+
+
+def test_layout_is_deterministic_from_the_seed_and_spread_like_scenes():
+    from diffrep.priors.scenes import scene_layout
+
+    q = parse_scene_prompt("a red mug, a blue duck and a green robot on a purple floor")
+    a, b, c = scene_layout(q, 5, 7), scene_layout(q, 5, 7), scene_layout(q, 5, 8)
+    assert a == b and a.layout != c.layout and scene_layout(q, 2, 7).layout == a.layout[:2]
+    bearings = torch.tensor(a.layout)
+    assert bearings.shape == (5, 3) and ((bearings >= 0) & (bearings < 360)).all()
+    ordered = bearings.sort(1).values
+    gaps = torch.cat([ordered.diff(dim=1), 360 - ordered[:, -1:] + ordered[:, :1]], 1)
+    assert (gaps >= scenes.SPAN_DEG - 1e-9).all()  # one object per sector of 120 degrees, 50 kept free
+    assert len({tuple(row.argsort().tolist()) for row in bearings}) > 1  # the objects' order round the circle varies
+
+
+def test_layout_view_condition_selects_views_seeing_exactly_its_objects(scene_prior, scene_set):
+    """``SceneQuery(..., only=True)``: the views seeing its objects on its floor and nothing else (brute force
+    over ``view_objects``), the bare floor for none; where no view is exact, those holding the most of it."""
+    L = scene_set.layout
+    objects = [{(int(L["kind"][v // 12, s]), int(L["colour"][v // 12, s])) for s in scenes.view_objects(scene_set, v // 12, 16 * (v % 12))}
+               for v in range(72)]
+    floors = [int(L["floor"][v // 12]) for v in range(72)]
+    single = next(o for o in objects if len(o) == 1)
+    for q in (scene_text.SceneQuery(tuple(single), None, only=True),
+              scene_text.SceneQuery(tuple(single), floors[objects.index(single)], only=True),
+              scene_text.SceneQuery((), None, only=True)):
+        want = [v for v in range(72) if objects[v] == set(q.objects) and (q.floor is None or floors[v] == q.floor)]
+        assert want and scene_prior.subset(q).tolist() == want, q
+    # With a place in the view: the views seeing it alone on its floor with its centre in that slice.
+    o = next(iter(single))
+    f = floors[objects.index(single)]
+    checked = 0
+    for at in range(scene_text.VIEW_BINS):
+        q = scene_text.SceneQuery((o,), f, only=True, at=(at,))
+        placed = [v for v in range(72) if objects[v] == {o} and floors[v] == f and any(
+            (int(L["kind"][v // 12, s]), int(L["colour"][v // 12, s])) == o
+            and scene_text.view_bin(float(L["bearing"][v // 12, s]), 16 * (v % 12), 32, 192) == at for s in range(6))]
+        if placed:
+            assert scene_prior.subset(q).tolist() == placed, at
+            checked += 1
+    assert checked >= 2
+    # Two objects of scene 0 no view sees together: the views seeing most of them, then on the floor, then
+    # seeing nothing else (the brute-force key, lexicographic).
+    held = sorted(scene_objects(scene_set, 0))
+    a, b = next((a, b) for a in held for b in held if a < b and not any({a, b} <= o for o in objects))
+    q = scene_text.SceneQuery((a, b), floors[0], only=True)
+    key = [(len({a, b} & objects[v]), floors[v] == floors[0], objects[v] <= {a, b}) for v in range(72)]
+    assert scene_prior.subset(q).tolist() == [v for v in range(72) if key[v] == max(key)]
+    assert max(key)[0] == 1  # the fallback was taken

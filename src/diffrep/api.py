@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 import shutil
 import time
@@ -34,6 +35,7 @@ from diffrep.spec import (  # noqa: F401 (re-exported: the API's checks before t
     prepare,
     run_spec,
 )
+from diffrep.toyworld.scene_text import ScenePrompt
 
 
 @dataclass
@@ -116,14 +118,15 @@ def _condition(prior: Prior, prompt: str | None, cond: Any) -> Any:
 
 
 def _view_condition(prior: Prior, prompt: str | None, cond: Any, labels: tuple[str, ...] = (),
-                    scene: bool = False) -> Any:
+                    scene: bool = False, n: int | None = None, seed: int | None = None) -> Any:
     """A prompt as a ``ViewPrompt``, so reps with view labels condition each view on its own prompt;
     the prompt and its view prompts (``labels``) are encoded now, so a bad prompt fails before the work.
     ``scene``: the prompt names a whole scene (the panorama), encoded by the prior's ``encode_scene_prompt``
-    where it has one."""
+    where it has one (given the run's ``n`` and ``seed``, from which it may draw a layout per instance)."""
     if prompt is None or cond is not None:
         return _condition(prior, prompt, cond)
     encode = getattr(prior, "encode_scene_prompt", None) if scene else None
+    encode = encode and functools.partial(encode, n=n, seed=seed)
     view_prompt = ViewPrompt(prompt, encode or prior.encode_prompt)
     for label in (None, *labels):
         view_prompt(label)
@@ -247,9 +250,13 @@ def sample(prior: Prior | str = "toyworld", *, rep: str | Any = "pixels", method
                     options=spec.options, rep_options=None if spec.entry.image else spec.rep_options)
     prior = resolve_prior(prior)
     check_budget(prior, steps, n, None if spec.entry.image else spec.rep_options, views_per_step(spec.options))
-    c = _view_condition(prior, prompt, cond, labels, REPS[spec.rep].scene_prompt)
+    c = _view_condition(prior, prompt, cond, labels, REPS[spec.rep].scene_prompt, n, seed)
     run = _method_run(spec, n, c, callback, ckpt, resume, keep_checkpoint)
-    return _run(prior, run, {"prompt": prompt, "n": n, "image_shape": list(prior.image_shape)} | spec.record(), seed)
+    result = _run(prior, run, {"prompt": prompt, "n": n, "image_shape": list(prior.image_shape)} | spec.record(), seed)
+    scene = c(None) if isinstance(c, ViewPrompt) else None
+    if isinstance(scene, ScenePrompt) and scene.layout is not None:
+        result.info["scene_layout"] = scene.layout_record()  # where each instance's objects stand (docs/reps.md)
+    return result
 
 
 def check_budget(prior: Prior, steps: int, n: int, rep_options: Any = None, views: int = 1) -> None:

@@ -31,6 +31,10 @@ class PriorArgs:
     generated on first use, then cached."""
     res: int | None = None
     """toyworld and toyworld-scenes priors: resolution, 32 or 64 (default 32)."""
+    scene_prompt: str | None = None
+    """toyworld-scenes prior: how a panorama's prompt conditions its views: layout (default; each instance draws
+    where the prompt's objects stand, each view is told the objects in its field of view) or set (every view: a
+    view of a scene holding them). docs/reps.md."""
     device: str | None = None
     """Where the prior computes: cpu (default), cuda, cuda:N, mps (toyworld, tiny, sd, if)."""
     dtype: str | None = None
@@ -46,8 +50,8 @@ class PriorArgs:
     """sd --rgb only: the resolution reps render (default 64), upsampled to the VAE's before encoding."""
 
 
-PRIOR_FIELDS = {"prior_path": "path", "toyworld_n": "n", "res": "res", "device": "device", "dtype": "dtype",
-                "attention_slicing": "attention_slicing", "cpu_offload": "cpu_offload", "rgb": "rgb",
+PRIOR_FIELDS = {"prior_path": "path", "toyworld_n": "n", "res": "res", "scene_prompt": "scene_prompt", "device": "device",
+                "dtype": "dtype", "attention_slicing": "attention_slicing", "cpu_offload": "cpu_offload", "rgb": "rgb",
                 "rgb_res": "rgb_res"}
 """Command-line option of ``PriorArgs`` -> the field of a prior's config it sets. An option left at its
 default (``None``, or ``False`` for a switch) is not given: the prior's own default applies."""

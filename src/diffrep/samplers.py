@@ -137,12 +137,16 @@ def sample_multidiffusion(prior: Prior, x: Tensor, ts: list[int], cond: Any = No
     columns, wrapping at the seam, takes one DDIM step on each and fuses them by the per-pixel mean (the
     closed-form least-squares fusion). The step's noise ``z`` lives on the canvas and each view takes its
     crop, so overlapping views add the same noise and the fused canvas keeps unit variance. ``cond``: one
-    condition, or a list with one per canvas. Returns the clean canvas ``[B, C, H, Wc]``.
+    condition, a list with one per canvas, or one per view (``B * V``, canvas-major, views in the order of
+    ``canvas_view_columns``). Returns the clean canvas ``[B, C, H, Wc]``.
     No overlap (``stride = W`` dividing ``Wc``) is independent DDIM on each view."""
     ab, (B, C, H, Wc), W = prior.alphas_cumprod, x.shape, prior.image_shape[-1]
     cols = canvas_view_columns(Wc, W, stride, x.device)
     V = cols.shape[0]
-    conds = [c for c in cond for _ in range(V)] if isinstance(cond, list) else cond
+    per_canvas = isinstance(cond, list) and len(cond) == B
+    conds = [c for c in cond for _ in range(V)] if per_canvas else cond
+    if isinstance(conds, list) and len(conds) != B * V:
+        raise ValueError(f"cond: {len(conds)} conditions for {B} canvases of {V} views; give {B} or {B * V}")
 
     def crops(canvas: Tensor) -> Tensor:  # [B, C, H, Wc] -> [B * V, C, H, W]
         return canvas[..., cols].permute(0, 3, 1, 2, 4).reshape(B * V, C, H, W)

@@ -36,12 +36,13 @@ def overlap_disagreement(prior, rep, cond, t: int = 100) -> float:
 
 @torch.no_grad()
 def views_disagreement(prior, views: torch.Tensor, cond, t: int = 100) -> float:
-    """``overlap_disagreement`` of views ``[n, V, C, H, W]`` half a view apart around a canvas (any canvas)."""
+    """``overlap_disagreement`` of views ``[n, V, C, H, W]`` half a view apart around a canvas (any canvas);
+    ``cond``: one condition, or a list with one per view (instance-major)."""
     n, V, W = *views.shape[:2], views.shape[-1]
     g = torch.Generator().manual_seed(0)
     ab = prior.alphas_cumprod[t]
     x_t = ab.sqrt() * views.flatten(0, 1) + (1 - ab).sqrt() * torch.randn(views.flatten(0, 1).shape, generator=g)
-    conds = [cond] * (n * V)
+    conds = cond if isinstance(cond, list) else [cond] * (n * V)
     tt = as_timesteps(t, n * V)
     D = ((x_t - (1 - ab).sqrt() * prior.eps(x_t, tt, conds)) / ab.sqrt()).view_as(views)  # Tweedie
     left, right = D[:, :, ..., W // 2:], D.roll(-1, dims=1)[:, :, ..., : W - W // 2]

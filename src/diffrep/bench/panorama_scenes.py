@@ -4,7 +4,11 @@ SDS, SJC and MultiDiffusion on scene prompts x seeds over the ``toyworld-scenes`
 Each canvas is scored by its crops half a view apart: the RMS distance of each crop to its nearest data view
 (against that of crops of fresh scenes the prior never saw), the seam ratio, the overlap disagreement, the
 prompt's objects present (by the labels of the crops' nearest data views), objects duplicated around the
-360° (an object seen in two separate runs of crops) and the wall time."""
+360° (an object seen in two separate runs of crops), the wall time, and the distance of the whole canvas to
+the nearest ground-truth scene panorama (``nearest_panorama_rms``: over every rotation of the canvas), of two
+sets: ``GT_SCENES`` scenes rendered with exactly the prompt's objects on its floor (``prompt_scenes``), and
+the prior's data scenes; each against what fresh ground-truth panoramas score. The views are conditioned by
+the prior's ``scene_prompt`` (default: layout; docs/reps.md)."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from diffrep.priors.scenes import holds
 from diffrep.reps.panorama import crop
 
 DEFAULT_PRIOR = "toyworld-scenes"
+GT_SCENES = 32  # ground-truth panoramas of each prompt's objects (and as many fresh ones as the reference)
 
 # (method, options): DDRep's two rows take equal prior evaluations (rounds x steps constant).
 RUNS: list[tuple[str, str, dict]] = [
@@ -48,31 +53,103 @@ def object_runs(seen: torch.Tensor) -> torch.Tensor:
     return torch.where(seen.all(1), torch.ones_like(seen[:, 0], dtype=torch.long), starts.sum(1))
 
 
-def score(prior, canvas: torch.Tensor, cond) -> dict:
-    """The suite's metrics of canvases ``[n, C, H, Wc]`` for a ``ScenePrompt`` ``cond``."""
+def nearest_panorama_rms(canvas: torch.Tensor, panoramas: torch.Tensor) -> torch.Tensor:
+    """RMS distance ``[n]`` of each canvas ``[n, C, H, Wc]`` to the nearest of ``panoramas [M, C, H, Wc]``
+    under every rotation (a shift by whole columns round the 360°): a panorama is the same scene turned."""
+    Wc = canvas.shape[-1]
+    P = panoramas.flatten(1).float()
+    best = []
+    for c in canvas.float():
+        turned = torch.stack([c.roll(s, -1) for s in range(Wc)]).flatten(1)  # [Wc, D]
+        best.append(torch.cdist(turned, P).min())
+    return torch.stack(best) / P.shape[1] ** 0.5
+
+
+def prompt_scenes(query, n: int, res: int, seed: int) -> torch.Tensor | None:
+    """``n`` ground-truth panoramas ``[n, C, H, Wc]`` of the prompt ``query`` (``prompt_scene_layouts``)."""
+    from diffrep.toyworld.scenes import render_columns
+
+    layout = prompt_scene_layouts(query, n, res, seed)
+    return None if layout is None else render_columns(layout, res, torch.arange(round(res * 6)))[0]
+
+
+def prompt_scene_layouts(query, n: int, res: int, seed: int) -> dict | None:
+    """Layouts (``toyworld.scenes.sample_layouts``'s) of ``n`` scenes holding exactly the objects of the prompt
+    ``query`` (their kinds and colours) on its floor, laid out, posed and shaped as the scene generator does;
+    ``None`` where an object lacks a kind or a colour, two share a kind, or the floor is not named."""
+    from diffrep.toyworld.objects import COLOURS, KINDS
+    from diffrep.toyworld.scene_text import SceneConfig
+    from diffrep.toyworld.scenes import sample_layouts
+
+    kinds = [k for k, _ in query.objects]
+    if query.floor is None or None in kinds or any(c is None for _, c in query.objects) or len(set(kinds)) < len(kinds):
+        return None
+    k = len(kinds)
+    layout = sample_layouts(SceneConfig(n=n, res=res, seed=seed, kinds=tuple(KINDS[i] for i in kinds),
+                                        colours=COLOURS, min_objects=k, max_objects=k))
+    colour_of = dict(query.objects)
+    present = layout["kind"] >= 0
+    layout["colour"] = torch.where(present, layout["kind"].clamp_min(0).apply_(lambda i: colour_of.get(i, -1)), -1)
+    layout["floor"] = torch.full_like(layout["floor"], query.floor)
+    return layout
+
+
+def score(prior, canvas: torch.Tensor, cond, truth: dict | None = None) -> dict:
+    """The suite's metrics of canvases ``[n, C, H, Wc]`` for a ``ScenePrompt`` ``cond``; ``truth``: ground-truth
+    panoramas (``"prompt"``: of the prompt's objects, ``"data"``: the prior's scenes) for the panorama distances."""
     W = prior.image_shape[-1]
     views = canvas_crops(canvas, W)
     n, V = views.shape[:2]
+    # Each crop denoised under its own condition: with a layout, the objects in its field of view.
+    view_conds = (cond.view_queries([list(range(0, canvas.shape[-1], W // 2))] * n, W, canvas.shape[-1])
+                  if cond.layout is not None else cond)
     idx, dist = nearest_data(views.flatten(0, 1), prior.data)
     seen = prior.seen[idx].view(n, V, *prior.seen.shape[1:])
     runs = torch.stack([object_runs(holds(seen.flatten(0, 1), k, c).view(n, V)) for k, c in cond.query.objects], 1)
     return {"crop_nearest_rms": round(dist.mean().item(), 4), "seam_ratio": round(seam_ratio(canvas), 3),
-            "overlap_disagreement_rms": round(views_disagreement(prior, views, cond), 4),
+            "overlap_disagreement_rms": round(views_disagreement(prior, views, view_conds), 4),
             "objects_present": round((runs > 0).float().mean().item(), 3),
-            "duplicated_canvases": round((runs > 1).any(1).float().mean().item(), 3)}
+            "duplicated_canvases": round((runs > 1).any(1).float().mean().item(), 3)} | {
+            f"{name}_panorama_rms": round(nearest_panorama_rms(canvas.cpu(), panoramas).mean().item(), 4)
+            for name, panoramas in (truth or {}).items() if panoramas is not None}
 
 
-def fresh_reference(prior, n: int) -> float:
-    """Crop nearest-data RMS of ``n`` fresh scenes (another seed): what real scenes score."""
+def data_panoramas(prior) -> torch.Tensor:
+    """The prior's data scenes' panoramas ``[N, C, H, Wc]`` in [-1, 1]."""
+    from diffrep.priors.scenes import scene_data
+    from diffrep.toyworld.scene_text import SceneConfig
+
+    d = scene_data(SceneConfig(n=int(prior.scene.max()) + 1, res=prior.image_shape[-1], seed=0))
+    return d["panoramas"].float() / 127.5 - 1
+
+
+def fresh_reference(prior, n: int, data: torch.Tensor) -> dict:
+    """What ``n`` fresh scenes (another seed) score: crop nearest-data RMS, and panorama RMS to the nearest
+    data scene ``data``."""
     from diffrep.toyworld.scene_text import SceneConfig
     from diffrep.toyworld.scenes import generate_scenes
 
     fresh = generate_scenes(SceneConfig(n=n, res=prior.image_shape[-1], seed=10_000)).panoramas
-    return round(nearest_data(canvas_crops(fresh, prior.image_shape[-1]).flatten(0, 1), prior.data)[1].mean().item(), 4)
+    crops = nearest_data(canvas_crops(fresh, prior.image_shape[-1]).flatten(0, 1), prior.data)[1].mean().item()
+    return {"fresh_crop_nearest_rms": round(crops, 4),
+            "fresh_data_panorama_rms": round(nearest_panorama_rms(fresh, data).mean().item(), 4)}
+
+
+def prompt_truth(prior, prompt: str, n: int) -> tuple[torch.Tensor | None, float | None]:
+    """``n`` ground-truth panoramas of ``prompt`` (``prompt_scenes``, seed 0), and the panorama RMS of ``n``
+    fresh ones (seed 1) to their nearest: what a real scene of the prompt scores."""
+    from diffrep.toyworld.scene_text import parse_scene_prompt
+
+    q, res = parse_scene_prompt(prompt), prior.image_shape[-1]
+    truth = prompt_scenes(q, n, res, 0)
+    if truth is None:
+        return None, None
+    fresh = prompt_scenes(q, n, res, 1)
+    return truth, round(nearest_panorama_rms(fresh, truth).mean().item(), 4)
 
 
 def run_one(prior, prompt: str, name: str, method: str, extra: dict, *, n: int, steps: int, iters: int, width: int,
-            seed: int) -> tuple[dict, torch.Tensor]:
+            seed: int, truth: dict | None = None) -> tuple[dict, torch.Tensor]:
     import diffrep
 
     rep = {} if method == "multidiffusion" else {"width": width, "freq_scale": 0.1}
@@ -84,27 +161,35 @@ def run_one(prior, prompt: str, name: str, method: str, extra: dict, *, n: int, 
     result = diffrep.sample(prior, rep="panorama", method=method, prompt=prompt, n=n, seed=seed, **rep, **options)
     seconds = time.perf_counter() - start
     row = {"method": name, "prompt": prompt, "seed": seed, "prior_evaluations": result.info["prior_evaluations"],
-           "seconds": round(seconds, 1)} | score(prior, result.images, prior.encode_scene_prompt(prompt))
+           "seconds": round(seconds, 1)} | score(prior, result.images, prior.encode_scene_prompt(prompt, n=n, seed=seed), truth)
     return row, result.images
 
 
-def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = DEFAULT_PRIOR) -> dict:
+def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = DEFAULT_PRIOR, *,
+        prompts: list[str] | None = None, seeds: list[int] | None = None, runs: list[tuple[str, str, dict]] | None = None) -> dict:
+    """The suite; ``prompts``, ``seeds`` and ``runs`` (rows of ``RUNS``) narrow it for a reduced check."""
     from diffrep.priors import load
 
     prior = prior or load("toyworld-scenes", **({"n": 60, "view_stride": 16} if quick else {}))
-    prompts, seeds = (scene_prompts(prior, 1), [0]) if quick else (scene_prompts(prior, 6), [0, 1])
+    prompts = prompts or (scene_prompts(prior, 1) if quick else scene_prompts(prior, 6))
+    seeds = seeds or ([0] if quick else [0, 1])
+    runs = runs or RUNS
     n, steps, iters, width = (1, 6, 12, 32) if quick else (2, 30, 60, 128)
-    rows, canvases = [], []
+    gt = 4 if quick else GT_SCENES
+    data = data_panoramas(prior)
+    rows, canvases, fresh_prompt = [], [], {}
     for prompt in prompts:
+        truth, fresh_prompt[prompt] = prompt_truth(prior, prompt, gt)
         for seed in seeds:
-            for name, method, extra in RUNS:
+            for name, method, extra in runs:
                 row, canvas = run_one(prior, prompt, name, method, extra, n=n, steps=steps, iters=iters, width=width,
-                                      seed=seed)
+                                      seed=seed, truth={"prompt": truth, "data": data})
                 log(str(row))
                 rows.append(row), canvases.append(canvas[:1])
     shown = torch.cat([torch.cat([c, c], -1) for c in canvases])  # each twice around: the seam in the middle
-    return {"prior": prior_name, "n": n, "steps": steps, "iters": iters, "width": width, "freq_scale": 0.1,
-            "fresh_crop_nearest_rms": fresh_reference(prior, 4 if quick else 20), "rows": rows,
+    return {"prior": prior_name, "scene_prompt": prior.scene_prompt, "n": n, "steps": steps, "iters": iters,
+            "width": width, "freq_scale": 0.1, **fresh_reference(prior, 4 if quick else 20, data),
+            "ground_truth_scenes": gt, "fresh_prompt_panorama_rms": fresh_prompt, "rows": rows,
             "_images": {"canvases": (shown, 1)},
-            "image_rows": f"first canvas of each run, in the order of rows ({', '.join(r[0] for r in RUNS)} per prompt "
+            "image_rows": f"first canvas of each run, in the order of rows ({', '.join(r[0] for r in runs)} per prompt "
                           "and seed), each shown twice around, seam in the middle"}

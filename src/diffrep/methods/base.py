@@ -107,11 +107,18 @@ def view_conditions(cond: Any, rep: Any, views: Any) -> Any:
     """The condition of each rendered view, in the order of ``rep(views).flatten(0, 1)``.
 
     ``cond`` is one condition for every view, a list with one per instance, or a ``ViewPrompt``
-    (one per view from the rep's view labels)."""
+    (one per view from the rep's view labels). A scene prompt with a layout (``ScenePrompt.layout``, on a
+    canvas rep whose views are start columns) gives each view the objects in its field of view."""
+    from diffrep.toyworld.scene_text import ScenePrompt
+
     V = 1 if views is None else views.shape[1]
     if isinstance(cond, ViewPrompt):
         labels = rep.view_labels(views)
-        return cond(None) if labels is None else [cond(label) for row in labels for label in row]
+        cond = cond(None) if labels is None else [cond(label) for row in labels for label in row]
+        if isinstance(cond, ScenePrompt) and cond.layout is not None:
+            columns = [[0]] * rep.n if views is None else views.tolist()
+            return cond.view_queries(columns, rep.image_shape[-1], rep.canvas_shape[-1])
+        return cond
     if isinstance(cond, list):
         return [c for c in cond for _ in range(V)]
     return cond

@@ -13,7 +13,12 @@ from diffrep.errors import InputError
 from diffrep.methods.base import Sampling, view_conditions
 from diffrep.methods.configs import DDIMOptions, DDPMOptions, MultiDiffusionOptions
 from diffrep.priors.base import Prior, draw_noise, prior_device
-from diffrep.samplers import sample_ddim, sample_ddpm, sample_multidiffusion
+from diffrep.samplers import (
+    canvas_view_columns,
+    sample_ddim,
+    sample_ddpm,
+    sample_multidiffusion,
+)
 from diffrep.schedule import timesteps
 
 
@@ -53,7 +58,8 @@ def run_multidiffusion(prior: Prior, rep, cond: Any, options: MultiDiffusionOpti
                          "so that every column of the canvas is denoised")
     ts = timesteps(len(prior.alphas_cumprod), sampling.steps)
     x = draw_noise((rep.n, *rep.canvas_shape), generator, device=prior_device(prior))
-    x = sample_multidiffusion(prior, x, ts, view_conditions(cond, rep, None), stride=options.stride,
+    starts = canvas_view_columns(rep.canvas_shape[-1], W, options.stride)[:, 0].expand(rep.n, -1)
+    x = sample_multidiffusion(prior, x, ts, view_conditions(cond, rep, starts), stride=options.stride,
                               guidance_scale=sampling.guidance_scale, eta=sampling.eta, generator=generator,
                               callback=_progress(callback, len(ts)))
     return canvas_preview(x, W)

@@ -62,6 +62,11 @@ class ScenesPriorConfig:
     """Seed of the scenes."""
     view_stride: int = 8
     """Columns between the data set's views of a scene (a view is res columns wide; 8 at 32 gives 24 views a scene)."""
+    scene_prompt: str = "layout"
+    """How a panorama's prompt (a whole scene) conditions each view: layout (each instance draws where the
+    prompt's objects stand round the 360 degrees, from the run's seed, and a view is conditioned on exactly
+    the objects in its field of view on the floor, or on the bare floor) or set (every view: any view of a
+    scene holding the objects). docs/reps.md."""
     schedule: str = "linear"
     """Noise schedule: linear, scaled_linear or cosine."""
     device: str = "cpu"
@@ -72,6 +77,7 @@ class ScenesPriorConfig:
         check_one_of("res", self.res, (32, 64))
         check_int("seed", self.seed, minimum=0)
         check_int("view_stride", self.view_stride)
+        check_one_of("scene_prompt", self.scene_prompt, ("layout", "set"))
         check_one_of("schedule", self.schedule, SCHEDULES)
         check_device(self.device)
 

@@ -21,6 +21,16 @@ MAX_OBJECTS: int = 6
 """The most objects a scene holds: six sectors of 60 degrees round the camera, one object each."""
 VIEW_FOV_DEG: float = 60.0
 """Horizontal field of view of a view: a view is ``res`` columns of the ``res * 360 / 60``-column canvas."""
+VIEW_BINS: int = 4
+"""Where in a view an object stands: its centre's bearing in one of this many equal slices of the view
+(left to right), the position a panorama's layout asks of a view (``SceneQuery.at``)."""
+
+
+def view_bin(bearing: float, column: int, width: int, canvas_w: int) -> int:
+    """The slice (``0 .. VIEW_BINS - 1``, left to right) of the view of columns ``column .. column + width - 1``
+    (mod ``canvas_w``) holding ``bearing`` (degrees, the canvas's column bearings), or -1 outside the view."""
+    offset = (bearing / 360.0 * canvas_w - column) % canvas_w
+    return int(offset * VIEW_BINS // width) if offset < width else -1
 
 
 @dataclass(frozen=True)
@@ -105,19 +115,54 @@ def scene_caption(objects: list[tuple[int, int]], floor: int) -> str:
 
 @dataclass(frozen=True)
 class SceneQuery:
-    """A condition on a scene view: objects it must see (each a kind and/or a colour) and the floor colour."""
+    """A condition on a scene view: objects it must see (each a kind and/or a colour) and the floor colour.
+
+    ``only``: and no other object (a panorama's layout-conditioned view, ``ScenePrompt.view_queries``; with
+    no objects, the bare floor and wall); ``at``: with ``only``, the slice of the view (``view_bin``) each
+    object's centre stands in. The prior then takes the views holding the most of its objects where ``at``
+    puts them, then anywhere, then its floor, then seeing nothing else (an exact match where the data have
+    one; never refused)."""
 
     objects: tuple[tuple[int | None, int | None], ...] = ()
     floor: int | None = None
+    only: bool = False
+    at: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
 class ScenePrompt:
-    """A condition on a view through its scene (a panorama's prompt, docs/reps.md): the view is any view of a
-    scene that holds the query's objects (anywhere around the 360 degrees) on its floor, whether it sees them
-    or not. Where no scene holds them all, the scenes that hold the most of its items (objects and floor)."""
+    """A condition on a view through its scene (a panorama's prompt, docs/reps.md).
+
+    Without a ``layout`` (set conditioning): the view is any view of a scene that holds the query's objects
+    (anywhere around the 360 degrees) on its floor, whether it sees them or not. Where no scene holds them
+    all, the scenes that hold the most of its items (objects and floor).
+
+    With a ``layout`` (layout conditioning, the default of ``toyworld-scenes``): ``layout[i][j]`` is the
+    bearing (degrees clockwise from +x, the canvas's column bearings) where instance ``i``'s scene has the
+    query's object ``j``; each view is conditioned by ``view_queries`` on exactly the objects whose bearing
+    falls in its field of view, on the floor (``SceneQuery(..., only=True)``)."""
 
     query: SceneQuery
+    layout: tuple[tuple[float, ...], ...] | None = None
+
+    def view_query(self, instance: int, column: int, width: int, canvas_w: int) -> SceneQuery:
+        """The condition of instance ``instance``'s view of columns ``column .. column + width - 1`` (mod
+        ``canvas_w``): the query's objects whose bearing ``b`` has ``(b / 360 canvas_w - column) mod canvas_w
+        < width`` (in the query's order), each in its slice of the view (``view_bin``), the floor, and
+        nothing else."""
+        bins = [view_bin(b, column, width, canvas_w) for b in self.layout[instance]]
+        inside = [(obj, k) for obj, k in zip(self.query.objects, bins) if k >= 0]
+        return SceneQuery(tuple(o for o, _ in inside), self.query.floor, only=True, at=tuple(k for _, k in inside))
+
+    def view_queries(self, columns: list[list[int]], width: int, canvas_w: int) -> list[SceneQuery]:
+        """``view_query`` of every view ``columns[i][v]`` (start columns per instance), instance-major."""
+        return [self.view_query(i, int(c), width, canvas_w) for i, row in enumerate(columns) for c in row]
+
+    def layout_record(self) -> list[list[dict]]:
+        """The layout, JSON-ready: per instance, each object's kind, colour and bearing (run.json)."""
+        name = lambda names, i: None if i is None else names[i]
+        return [[{"kind": name(KINDS, k), "colour": name(COLOURS, c), "bearing": round(b, 3)}
+                 for (k, c), b in zip(self.query.objects, row)] for row in self.layout or ()]
 
 
 def parse_scene_prompt(text: str) -> SceneQuery | None:

@@ -75,9 +75,7 @@ def sample_layouts(config: SceneConfig) -> dict[str, Tensor]:
     present = torch.arange(MAX_OBJECTS) < count[:, None]
     kind = torch.where(present, order, -1)
     colour = colours[(slots[..., 0] * len(colours)).long().clamp_max(len(colours) - 1)]
-    # One sector of 360 / count degrees per object, the object anywhere in it that leaves SPAN_DEG to the next.
-    sector = 360.0 / count[:, None].double()
-    bearing = (360.0 * u[:, 4:5] + torch.arange(MAX_OBJECTS) * sector + slots[..., 1] * (sector - SPAN_DEG).clamp_min(0.0)) % 360.0
+    bearing = spread_bearings(u[:, 4:5], slots[..., 1], count)
     lo, hi = DISTANCE_RANGE
     distance = lo + (hi - lo) * slots[..., 2]
     yaw = 360.0 * slots[..., 3]
@@ -86,6 +84,28 @@ def sample_layouts(config: SceneConfig) -> dict[str, Tensor]:
     lift[present] = -lowest_point(kind[present], instance[present])
     return {"count": count, "floor": floor, "light": light, "kind": kind, "colour": torch.where(present, colour, -1),
             "bearing": bearing.float(), "distance": distance.float(), "yaw": yaw.float(), "instance": instance, "lift": lift}
+
+
+def spread_bearings(phase: Tensor, jitter: Tensor, count: Tensor) -> Tensor:
+    """Bearings ``[N, M]`` (degrees, float64) of ``M`` object slots round the camera: one sector of
+    ``360 / count`` degrees per object, from a random start ``360 phase``, the object anywhere in its sector
+    that leaves ``SPAN_DEG`` to the next (``jitter`` in [0, 1]). Slots ``>= count`` get bearings too (unused).
+
+    phase: ``[N, 1]``, jitter: ``[N, M]`` uniforms; count: ``[N]``. Scenes and panorama layouts
+    (``prompt_layout``) both place their objects with it."""
+    sector = 360.0 / count[:, None].double()
+    return (360.0 * phase + torch.arange(jitter.shape[1]) * sector + jitter * (sector - SPAN_DEG).clamp_min(0.0)) % 360.0
+
+
+def prompt_layout(k: int, n: int, generator: torch.Generator) -> Tensor:
+    """Where ``k`` objects of a panorama's prompt stand in each of ``n`` scenes: bearings ``[n, k]`` (degrees,
+    clockwise from +x, the canvas's column bearings) spread as a scene's objects are (``spread_bearings`` with
+    ``count = k``), the objects' order round the circle random. Row ``i`` is decided by the ``i``-th row of
+    one draw ``[n, 1 + 2k]`` of uniforms from ``generator``."""
+    u = torch.rand(n, 1 + 2 * k, generator=generator, dtype=torch.float64)
+    bearing = spread_bearings(u[:, :1], u[:, 1 : 1 + k], torch.full((n,), k))
+    order = u[:, 1 + k :].argsort(1)  # object order[i, j] takes sector j
+    return torch.empty_like(bearing).scatter_(1, order, bearing)
 
 
 def _light(u: Tensor, v: Tensor) -> Tensor:
