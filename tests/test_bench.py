@@ -169,6 +169,10 @@ def test_sd_cost_quick_produces_its_figures(tmp_path):
         assert len(row["steps_s"]) == figures["timed_steps"] and row["step_s"] > 0
     ratio = figures["ratios"]["default"]
     assert ratio["per_step"] > 0 and ratio["run_100_steps"] > 0 and "solve_s_per_step" in ratio
+    for row in (figures["ddim"], figures["ddrep"]["default"], figures["sds"], figures["sjc"]):
+        assert 0 < row["unet_s"] <= row["step_s"] and row["own_s"] >= 0  # the UNet's share of each step, and the rest
+    ddim, ddrep = figures["ddim"], figures["ddrep"]["default"]
+    assert ratio["same_unet"]["per_step"] == round((ddim["unet_s"] + ddrep["own_s"]) / (ddim["unet_s"] + ddim["own_s"]), 3)
     assert figures["paper"]["ratio"] == 2.1
     assert figures["device"] == "CPU" and figures["dtype"] == "float32"
 

@@ -88,36 +88,65 @@ def synchronize() -> None:
         torch.cuda.synchronize()
 
 
+class UNetClock:
+    """Seconds spent inside the UNet's forward, summed over its calls (hooks on the module): read per step, it
+    splits a step into the prior's share and the method's own (the solve), both measured in the same step."""
+
+    def __init__(self, unet: nn.Module):
+        self.total, self._t0 = 0.0, 0.0
+        unet.register_forward_pre_hook(self._enter)
+        unet.register_forward_hook(self._leave)
+
+    def _enter(self, module, args) -> None:
+        synchronize()
+        self._t0 = time.perf_counter()
+
+    def _leave(self, module, args, out) -> None:
+        synchronize()
+        self.total += time.perf_counter() - self._t0
+
+
 class StepClock:
     """A callback that notes the time of each step: ``steps`` are the durations between them, the first measured
-    from ``start()``."""
+    from ``start()``; ``unet`` the UNet's seconds within each (from a ``UNetClock``)."""
 
-    def __init__(self):
+    def __init__(self, unet_clock: UNetClock):
+        self.unet_clock = unet_clock
         self.times: list[float] = []
+        self.unet_totals: list[float] = []
 
     def start(self) -> None:
         synchronize()
-        self.times = [time.perf_counter()]
+        self.times, self.unet_totals = [time.perf_counter()], [self.unet_clock.total]
 
     def __call__(self, d: dict) -> None:
         synchronize()
         self.times.append(time.perf_counter())
+        self.unet_totals.append(self.unet_clock.total)
 
     @property
     def steps(self) -> list[float]:
         return [b - a for a, b in zip(self.times, self.times[1:])]
 
+    @property
+    def unet(self) -> list[float]:
+        return [b - a for a, b in zip(self.unet_totals, self.unet_totals[1:])]
 
-def timed(run: Callable[[StepClock], object]) -> dict:
-    """Run ``run(clock)`` once: its per-step seconds (median, all) and the seconds outside the steps."""
-    clock = StepClock()
+
+def timed(run: Callable[[StepClock], object], unet_clock: UNetClock) -> dict:
+    """Run ``run(clock)`` once: its per-step seconds (median, all), the UNet's seconds within each step and the
+    rest of each step (``own``: the method's work beside the prior, e.g. DDRep's solve; medians), and the seconds
+    outside the steps."""
+    clock = StepClock(unet_clock)
     start = time.perf_counter()
     clock.start()
     run(clock)
     synchronize()
     total = time.perf_counter() - start
-    steps = clock.steps
+    steps, unet = clock.steps, clock.unet
     return {"step_s": round(statistics.median(steps), 3), "steps_s": [round(s, 3) for s in steps],
+            "unet_s": round(statistics.median(unet), 3),
+            "own_s": round(statistics.median([s - u for s, u in zip(steps, unet)]), 3),
             "outside_steps_s": round(total - sum(steps), 3)}
 
 
@@ -127,6 +156,7 @@ def run(quick: bool, log: Callable[[str], None], device: str = "cpu") -> dict:
     k = 3 if quick else 8 if gpu else 2  # timed steps (iterations) per measurement; the median is reported
     dtype = torch.float16 if gpu else torch.float32
     prior = build_prior(quick, device, dtype)
+    unet_clock = UNetClock(prior.unet)
     shape = prior.image_shape
     g = torch.Generator().manual_seed(0)
     conds = [prior.encode_prompt(f"prompt {i}") for i in range(n)]
@@ -149,7 +179,7 @@ def run(quick: bool, log: Callable[[str], None], device: str = "cpu") -> dict:
 
     # Image-space DDIM: one UNet batch of 2n per step.
     x_T = torch.randn(n, *shape, generator=g).to(device)
-    figures["ddim"] = timed(lambda c: sample_ddim(prior, x_T, ts, conds, guidance_scale=w, callback=c))
+    figures["ddim"] = timed(lambda c: sample_ddim(prior, x_T, ts, conds, guidance_scale=w, callback=c), unet_clock)
     log(f"ddim: {figures['ddim']}")
 
     # DDRep on 8 SIRENs rendering latents: the same UNet batch, then the pullback solve.
@@ -160,7 +190,8 @@ def run(quick: bool, log: Callable[[str], None], device: str = "cpu") -> dict:
     for name, pull in solvers.items():
         rep = make_rep("siren", shape, n, generator=torch.Generator().manual_seed(1)).to(device)
         figures["ddrep"][name] = row = timed(lambda c: ddrep_sample(
-            prior, rep, ts, conds, guidance_scale=w, pull=pull, generator=torch.Generator().manual_seed(2), callback=c))
+            prior, rep, ts, conds, guidance_scale=w, pull=pull, generator=torch.Generator().manual_seed(2), callback=c),
+            unet_clock)
         row["solver"] = {"solver": pull.solver, "adam_iters": pull.adam_iters, "adam_lr": pull.adam_lr}
         log(f"ddrep {name}: {row}")
 
@@ -170,7 +201,7 @@ def run(quick: bool, log: Callable[[str], None], device: str = "cpu") -> dict:
                                   ("sjc", run_sjc, SJCOptions(optim=OptimConfig(iters=k)))):
         rep = make_rep("siren", shape, n, generator=torch.Generator().manual_seed(1)).to(device)
         figures[name] = timed(lambda c: method(prior, rep, conds, options, sampling=sampling,
-                                               generator=torch.Generator().manual_seed(3), callback=c))
+                                               generator=torch.Generator().manual_seed(3), callback=c), unet_clock)
         log(f"{name}: {figures[name]}")
     figures["ratios"] = ratios(figures, PAPER["steps"])
     figures["paper"] = PAPER
@@ -180,14 +211,23 @@ def run(quick: bool, log: Callable[[str], None], device: str = "cpu") -> dict:
 
 def ratios(figures: dict, steps: int) -> dict:
     """DDRep/DDIM per step, and over a ``steps``-step run with the decode of the results (and each method's time
-    outside its steps) counted once; the solve's seconds per step (DDRep's step less DDIM's)."""
+    outside its steps) counted once; the solve's seconds per step. Two estimates: from the whole steps
+    (``per_step``, ``run_N_steps``: DDRep's steps and DDIM's ran minutes apart, so the machine's drift enters),
+    and ``same_unet``: one UNet time ``U`` (DDIM's median) for both, plus each method's own seconds measured
+    inside its steps, ``(U + own_DDRep) / (U + own_DDIM)`` (the drift of the UNet's time between runs cancels)."""
     ddim = figures["ddim"]
-    ddim_run = steps * ddim["step_s"] + ddim["outside_steps_s"] + figures["decode_s"]
-    out = {"ddim_run_s": round(ddim_run, 1)}
+    U, decode = ddim["unet_s"], figures["decode_s"]
+    ddim_run = steps * ddim["step_s"] + ddim["outside_steps_s"] + decode
+    ddim_same = steps * (U + ddim["own_s"]) + ddim["outside_steps_s"] + decode
+    out = {"ddim_run_s": round(ddim_run, 1), "unet_s": U}
     for name, row in figures["ddrep"].items():
-        run_s = steps * row["step_s"] + row["outside_steps_s"] + figures["decode_s"]
+        run_s = steps * row["step_s"] + row["outside_steps_s"] + decode
+        same = steps * (U + row["own_s"]) + row["outside_steps_s"] + decode
         out[name] = {"per_step": round(row["step_s"] / ddim["step_s"], 3), f"run_{steps}_steps": round(run_s / ddim_run, 3),
-                     "run_s": round(run_s, 1), "solve_s_per_step": round(row["step_s"] - ddim["step_s"], 3)}
+                     "run_s": round(run_s, 1), "solve_s_per_step": row["own_s"],
+                     "same_unet": {"per_step": round((U + row["own_s"]) / (U + ddim["own_s"]), 3),
+                                   f"run_{steps}_steps": round(same / ddim_same, 3)}}
     for name in ("sds", "sjc"):
         out[f"{name}_iteration_over_ddim_step"] = round(figures[name]["step_s"] / ddim["step_s"], 3)
+        out[f"{name}_iteration_same_unet"] = round((U + figures[name]["own_s"]) / (U + ddim["own_s"]), 3)
     return out
