@@ -247,7 +247,8 @@ class BenchArgs:
     """Run a benchmark suite; writes bench/results/SUITE.json (with machine info)."""
 
     suite: Annotated[str, tyro.conf.Positional]
-    """Suite: toyworld, prior, table1, diversity, speed, panorama, prior-quality, nerf3d, sd-cost (docs/benchmarks.md)."""
+    """Suite: toyworld, prior, table1, diversity, speed, panorama, panorama-scenes, prior-quality, nerf3d, sd-cost, lmc,
+    lmc-translation (docs/benchmarks.md)."""
     quick: bool = False
     """A short version of the suite (under 2 minutes)."""
     results: Path = Path("bench/results")
@@ -258,7 +259,7 @@ class BenchArgs:
     prior_path: str | None = None
     """tiny prior only: trained weights (default: the shipped ones)."""
     device: str | None = None
-    """sd-cost only: run on this device (cuda: fp16 UNet); results go to SUITE-cuda.json."""
+    """sd-cost and nerf3d: run on this device (cuda: sd-cost in fp16); results go to SUITE-cuda.json."""
 
 
 @dataclass(frozen=True)
