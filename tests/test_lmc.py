@@ -217,3 +217,13 @@ def test_the_shipped_correctives_are_found_by_fingerprint_and_run():
         shipped_corrective(default_gmm())
     r = diffrep.sample(prior, method="lmc-sds", prompt="a red mug", n=1, iters=3, guidance_scale=5.0)
     assert torch.isfinite(r.images).all() and r.info["config"]["method_options"]["corrective"] is None
+
+
+def test_train_corrective_refuses_a_prior_without_clean_images_before_it_loads(tmp_path, capsys):
+    """A Stable Diffusion folder would load gigabytes before clean_images found it has no data: refused first."""
+    from diffrep.cli import main
+
+    assert main(["train-corrective", "--prior", "sd:/no/such/model", "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "train-corrective needs the prior's clean images" in err[0]
+    assert not (tmp_path / "c").exists()

@@ -23,6 +23,10 @@ from diffrep.training.config import CorrectiveTrainConfig
 from diffrep.training.loop import LoopConfig, Task, check_loop_config, fit, resolve_device, seeded, subconfig
 
 
+CLEAN_DATA_PRIORS: tuple[str, ...] = ("toyworld", "toyworld-scenes", "tiny", "gmm", "gaussian")
+"""Priors whose clean data images ``clean_images`` can give (a data set, the set it learnt, an exact sampler)."""
+
+
 def clean_images(prior: Prior, n: int, generator: torch.Generator, seed: int = 0) -> Tensor:
     """The prior's clean data: an empirical prior's images, ``n`` images of the set a learned prior learnt
     (``data_images(n, seed)``: the toy world for ``tiny``), or ``n`` exact draws of an analytic one; ``[N, C, H, W]``."""
@@ -85,8 +89,11 @@ def load_on(name: str, device: torch.device) -> Prior:
 
 def check_config(config: CorrectiveTrainConfig) -> None:
     """Validate a ``CorrectiveTrainConfig`` at the edge, torch-free apart from this module's imports."""
-    from diffrep.priors import prior_config
+    from diffrep.priors import prior_config, split_prior
 
+    if split_prior(config.prior)[0] not in CLEAN_DATA_PRIORS:  # before the prior loads (a Stable Diffusion: gigabytes)
+        raise InputError(f"prior={config.prior!r} is not allowed: train-corrective needs the prior's clean images, "
+                         f"which only {', '.join(CLEAN_DATA_PRIORS)} provide")
     prior_config(config.prior)
     check_loop_config(subconfig(LoopConfig, config))
     for name in ("batch", "data_n", "channels", "levels"):
