@@ -164,7 +164,6 @@ def run(quick: bool, log: Callable[[str], None]) -> dict:
         out["synthesis"][prior_name] = rows
         images[f"synthesis-{prior_name}"] = (torch.cat(grid).clamp(-1, 1), len(shown_scales) * len(prompt_set))
         lmc, sds = rows["lmc-sds"], rows["sds"]
-        sat = data.saturation
         out["claims"][prior_name] = {
             "lmc_nearer_data_than_sds_at_each_omega_le_10": {str(w): lmc[str(w)]["nearest_rms"] < sds[str(w)]["nearest_rms"]
                                                              for w in scales if w <= 10},
