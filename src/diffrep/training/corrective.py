@@ -89,9 +89,10 @@ def load_on(name: str, device: torch.device) -> Prior:
 
 def check_config(config: CorrectiveTrainConfig) -> None:
     """Validate a ``CorrectiveTrainConfig`` at the edge, torch-free apart from this module's imports."""
-    from diffrep.priors import prior_config, split_prior
+    from diffrep.priors import PRIORS, prior_config, split_prior
 
-    if split_prior(config.prior)[0] not in CLEAN_DATA_PRIORS:  # before the prior loads (a Stable Diffusion: gigabytes)
+    name = split_prior(config.prior)[0]
+    if name in PRIORS and name not in CLEAN_DATA_PRIORS:  # before its path is looked up (a Stable Diffusion: gigabytes)
         raise InputError(f"prior={config.prior!r} is not allowed: train-corrective needs the prior's clean images, "
                          f"which only {', '.join(CLEAN_DATA_PRIORS)} provide")
     prior_config(config.prior)
