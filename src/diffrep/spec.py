@@ -171,8 +171,8 @@ def check_run(prior: Any, method: str, *, image: bool, rep: str | None = None, o
     before it loads, from the tables alone) or a loaded prior. A prior that encodes the reps' RGB renders
     (``PriorEntry.encodes``; a loaded one has ``wrap_rep``) denoises only latents of reps that render through
     its encoder: no image-space ``method`` (``image``: ddim, ddpm, sdedit, inpaint), no ``rep`` whose noise lives
-    on a canvas shared by its views (``RepEntry.canvas``: the panorama). ``lmc-sds`` without a corrective in its
-    ``options`` takes the one shipped for the prior: a prior config with none shipped is refused. A rep built
+    on a canvas shared by its views (``RepEntry.canvas``: the panorama). What the method's ``options`` lack for
+    this prior (``MethodEntry.requires`` with its name: lmc-sds's shipped corrective) is refused. A rep built
     with ``rep_options`` must fit the prior's resolution where its config tells it (``RepEntry.fits``)."""
     from diffrep.priors import PRIORS
     from diffrep.reps import REPS
@@ -180,17 +180,10 @@ def check_run(prior: Any, method: str, *, image: bool, rep: str | None = None, o
     name, entry = next(((n, e) for n, e in PRIORS.items() if type(prior) is e.config), (None, None))
     if rep is not None and rep_options is not None and entry is not None and (hw := entry.resolution(prior)):
         REPS[rep].fits(rep_options, hw)
-    if getattr(options, "corrective", "given") is None and getattr(options, "projection", "") != "none" and name is not None:
-        from diffrep.methods.configs import SHIPPED_CORRECTIVES
-
-        if name not in SHIPPED_CORRECTIVES:
-            raise InputError(f"method {method!r} needs a trained corrective: none is shipped for prior {name!r} "
-                             f"(shipped: {', '.join(SHIPPED_CORRECTIVES)}); train one with diffrep train-corrective "
-                             f"--prior {name} --out DIR and give it: --{method}.corrective DIR (edit: --corrective DIR)")
+    if options is not None and name is not None and (missing := METHODS[method].requires(options, name)) is not None:
+        raise InputError(f"method {method!r} needs {missing}")
     if not (entry.encodes(prior) if entry is not None else getattr(prior, "wrap_rep", None) is not None):
         return
-    from diffrep.methods import METHODS
-
     if image:
         diffreps = ", ".join(m for m, e in METHODS.items() if not e.image)
         raise InputError(f"method {method!r} samples in image space, but a prior with rgb=True denoises only the "

@@ -52,6 +52,10 @@ def _not_linear(options: Any) -> str | None:
     return None
 
 
+def _no_requirement(options: Any, prior: str | None = None) -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class MethodEntry:
     """One row of ``METHODS``: a method's options, its run function and what it takes."""
@@ -73,8 +77,9 @@ class MethodEntry:
     into the rep (pixels) and returns ``None``, or returns ``(images, views)`` itself (multidiffusion's canvases)."""
     needs_linear: Callable[[Any], str | None] = _not_linear
     """``options -> reason`` when these options need a rep linear in its parameters, else ``None``."""
-    requires: Callable[[Any], str | None] = _not_linear
-    """``options -> what is missing`` (a source prompt, a trained corrective), checked before any work; ``None``: nothing."""
+    requires: Callable[..., str | None] = _no_requirement
+    """``(options, prior) -> what is missing`` (a source prompt, a trained corrective), checked before any work;
+    ``prior``: the prior's name where known (``None`` while only the method is checked); ``None``: nothing."""
 
 
 def steps_callback(callback: Callable[[dict], None] | None, total: int, state: Callable[[dict], Any]):

@@ -194,7 +194,7 @@ class DDSOptions(NoisedOptions):
         check_choice("weighting", self.weighting, WEIGHTINGS)
 
 
-def dds_requires(options: DDSOptions) -> str | None:
+def dds_requires(options: DDSOptions, prior: str | None = None) -> str | None:
     return "a source prompt (--dds.source-prompt, or --source-prompt of diffrep edit)" if options.source_prompt is None else None
 
 
@@ -244,12 +244,22 @@ SHIPPED_CORRECTIVES: tuple[str, ...] = ("toyworld", "tiny")
 """Priors with a corrective shipped in ``diffrep/methods/correctives/PRIOR`` (trained at their default options)."""
 
 
-def lmc_requires(options: LMCSDSOptions) -> str | None:
-    """What an LMC-SDS run lacks, torch-free: the corrective's folder and its JSON sidecar."""
+def lmc_requires(options: LMCSDSOptions, prior: str | None = None) -> str | None:
+    """What an LMC-SDS run lacks, torch-free: the corrective's folder and its JSON sidecar; with no corrective
+    given, one shipped for ``prior`` (a prior's name; ``None``: not known yet), unless ``projection='none'``."""
     from pathlib import Path
 
-    if options.corrective is None:  # the shipped one for the prior, or none (projection='none') (checked with the prior: check_corrective)
-        return None
+    if options.corrective is None:
+        if options.projection == "none" or prior is None or prior in SHIPPED_CORRECTIVES:
+            return None
+        return (f"a trained corrective: none is shipped for prior {prior!r} (shipped: {', '.join(SHIPPED_CORRECTIVES)}); "
+                f"train one with diffrep train-corrective --prior {prior} --out DIR and give it: --lmc-sds.corrective DIR "
+                "(edit: --corrective DIR)")
+    path = Path(options.corrective)
+    sidecar = (path if path.is_dir() else path.parent) / "corrective.json"
+    if not sidecar.is_file():
+        return f"a trained corrective; {options.corrective!r} holds no corrective.json (diffrep train-corrective writes one)"
+    return None
     path = Path(options.corrective)
     sidecar = (path if path.is_dir() else path.parent) / "corrective.json"
     if not sidecar.is_file():
