@@ -39,12 +39,16 @@ def label_accuracy(indices: Tensor, labels: dict[str, Tensor], query) -> dict[st
     return {name: (labels[name][indices] == value).float().mean().item() for name, value in query.items()}
 
 
+def mean_pairwise_rms(images: Tensor) -> float:
+    """Mean RMS distance over the pairs of ``images [N, ...]`` (0 for fewer than two)."""
+    n, flat = images.shape[0], images.flatten(1).float()
+    d = torch.cdist(flat, flat, compute_mode="donot_use_mm_for_euclid_dist") / flat.shape[1] ** 0.5
+    return d.sum().item() / max(1, n * (n - 1))
+
+
 def diversity(images: Tensor, nearest: Tensor) -> dict[str, float]:
     """Coverage (distinct nearest data images / samples) and mean pairwise RMS distance."""
-    n = images.shape[0]
-    d = torch.cdist(images.flatten(1).float(), images.flatten(1).float()) / images[0].numel() ** 0.5
-    mean_pair = d.sum().item() / max(1, n * (n - 1))
-    return {"coverage": len(set(nearest.tolist())) / n, "mean_pairwise_rms": mean_pair}
+    return {"coverage": len(set(nearest.tolist())) / images.shape[0], "mean_pairwise_rms": mean_pairwise_rms(images)}
 
 
 def mean_std(values: Tensor) -> dict[str, float]:

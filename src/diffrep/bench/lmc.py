@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from itertools import combinations
 
 import torch
 from torch import Tensor
 
 from diffrep.bench.prior_quality import chroma, labelled_set, nearest_labels
-from diffrep.metrics import nearest_data
+from diffrep.metrics import mean_pairwise_rms, nearest_data
 from diffrep.methods import METHODS, OptimConfig, Sampling
 from diffrep.priors import load
 from diffrep.reps import make_rep
@@ -61,10 +60,6 @@ def radial_spectrum(x: Tensor) -> Tensor:
 def spectrum_distance(spectra: Tensor, reference: Tensor) -> float:
     """RMS over radial bins of ``log10`` of the mean spectrum of ``spectra`` against ``reference`` (each ``[N, bins]``)."""
     return (spectra.mean(0).log10() - reference.mean(0).log10()).pow(2).mean().sqrt().item()
-
-
-def mean_pairwise_rms(x: Tensor) -> float:
-    return sum(((a - b).pow(2).mean().sqrt().item() for a, b in combinations(x.float(), 2))) / max(1, len(x) * (len(x) - 1) // 2)
 
 
 class Data:
