@@ -50,6 +50,8 @@ VALUES_BEFORE_TORCH = [  # values the tables and the shared options check: refus
     ["inpaint", "--image", "in.png", "--mask", "in.png", "--rounds", "0", "--out", "o"],
     ["sample", "--method", "lmc-sds", "--lmc-sds.projection", "nope", "--out", "o"],
     ["sample", "--method", "lmc-sds", "--lmc-sds.projection", "none", "--lmc-sds.corrective", "d", "--out", "o"],
+    ["train-corrective", "--prior", "sd:/nonexistent", "--out", "o"],  # sd has no clean images: needs --data
+    ["train-corrective", "--prior", "sd:/nonexistent", "--data", "no-such-dir", "--out", "o"],
 ]
 
 PRIOR_OPTIONS_BEFORE_TORCH = [  # the prior's options, checked against its torch-free config (diffrep/priors/configs.py)

@@ -351,6 +351,95 @@ def test_rgb_misuse_through_the_api(sd_folder):
     assert calls == []
 
 
+# LMC-SDS: a corrective trained on a folder of images, VAE-encoded once.
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    """Five small images of different sizes (resized on loading) and a file that is not an image."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("images")
+    g = torch.Generator().manual_seed(0)
+    for i, (h, w) in enumerate([(48, 40), (64, 64), (30, 70), (64, 64), (20, 20)]):
+        pixels = (torch.rand(h, w, 3, generator=g) * 255).to(torch.uint8).numpy()
+        Image.fromarray(pixels).save(folder / (f"{i:02d}.png" if i < 4 else f"{i:02d}.JPG"))
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_clean_images_of_a_folder_are_encoded_once_at_the_vae_resolution(sd, if_folder, image_folder):
+    """Latents of a latent prior: each file read at the decoder's 64² and encoded alone (the slow twin) equals the
+    batched encoding; a pixel prior (IF) takes the files at its own resolution as they are; data_n caps the count."""
+    from diffrep.export import load_image
+    from diffrep.training.config import data_files
+    from diffrep.training.corrective import clean_images
+
+    files = data_files(image_folder)
+    assert [f.name for f in files] == ["00.png", "01.png", "02.png", "03.png", "04.JPG"]
+    z = clean_images(sd, 10, torch.Generator(), folder=image_folder)
+    assert z.shape == (5, 4, 8, 8) and z.dtype == torch.float32 and not z.requires_grad
+    with torch.no_grad():
+        twin = torch.cat([sd.encode(load_image(f, (64, 64))) for f in files])
+    torch.testing.assert_close(z, twin, rtol=1e-4, atol=1e-5)
+    assert torch.equal(clean_images(sd, 2, torch.Generator(), folder=image_folder), z[:2])
+    pixels = clean_images(load(f"if:{if_folder}"), 10, torch.Generator(), folder=image_folder)
+    assert torch.equal(pixels, torch.cat([load_image(f, (8, 8)) for f in files]))
+
+
+def test_train_corrective_on_sd_needs_data_refused_before_loading(tmp_path, image_folder, capsys):
+    """Without --data (or with a bad one) sd and if are refused in one line, exit 2, before the model is looked
+    for (the path does not exist), nothing written."""
+    out = tmp_path / "c"
+    err = one_line_error(["train-corrective", "--prior", "sd:/no/such/model", "--out", str(out)], capsys)
+    assert "--data DIR" in err and "clean images" in err
+    err = one_line_error(["train-corrective", "--prior", "if:/no/such/model", "--out", str(out)], capsys)
+    assert "--data DIR" in err
+    err = one_line_error(["train-corrective", "--prior", "sd:/no/such/model", "--data", str(tmp_path / "none"),
+                          "--out", str(out)], capsys)
+    assert "is not a folder" in err
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "a.txt").write_text("x")
+    err = one_line_error(["train-corrective", "--prior", "sd:/no/such/model", "--data", str(tmp_path / "empty"),
+                          "--out", str(out)], capsys)
+    assert "holds no images" in err
+    err = one_line_error(["train-corrective", "--prior", "sd:/no/such/model", "--data", str(image_folder),
+                          "--out", str(out)], capsys)
+    assert "/no/such/model" in err  # with data, the model is looked for: not there
+    assert not out.exists()
+
+
+def test_lmc_sds_on_sd_with_a_corrective_trained_on_images(sd_folder, image_folder, tmp_path, capsys, monkeypatch):
+    """train-corrective --data, then sample --method lmc-sds --lmc-sds.corrective DIR, both from the command line;
+    the corrective is the one asked during the run, on the rep's latents."""
+    from diffrep.methods.corrective import Corrective
+
+    corrective = tmp_path / "corr"
+    assert main(["train-corrective", "--prior", f"sd:{sd_folder}", "--data", str(image_folder), "--out", str(corrective),
+                 "--steps", "2", "--batch", "2", "--channels", "4", "--levels", "2", "--device", "cpu"]) == 0
+    import json
+
+    meta = json.loads((corrective / "corrective.json").read_text())
+    assert meta["prior_class"] == "SDPrior" and meta["image_shape"] == [4, 8, 8]
+    assert meta["training"]["data"] == str(image_folder)
+    seen = []
+    forward = Corrective.forward
+    monkeypatch.setattr(Corrective, "forward", lambda self, x, t: seen.append(tuple(x.shape)) or forward(self, x, t))
+    out = tmp_path / "lmc"
+    argv = ["sample", "--prior", f"sd:{sd_folder}", "--rep", "siren", "--method", "lmc-sds", "--lmc-sds.corrective",
+            str(corrective), "--optim.iters", "2", "--siren.width", "8", "--siren.depth", "1", "--n", "1",
+            "--prompt", "a red mug", "--out", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert seen == [(1, 4, 8, 8)] * 2  # one corrective evaluation per iteration, on latents
+    from safetensors.torch import load_file
+
+    assert load_file(out / "samples.safetensors")["images"].shape == (1, 3, 64, 64)  # decoded
+    capsys.readouterr()
+    # without a corrective: refused before loading, naming how to train one for sd
+    err = one_line_error(["sample", "--prior", f"sd:{sd_folder}", "--method", "lmc-sds", "--out", str(tmp_path / "o")],
+                         capsys)
+    assert "--data IMAGES" in err and not (tmp_path / "o").exists()
+
+
 # DeepFloyd IF.
 
 def test_if_loads_and_keeps_the_eps_half_of_its_output(if_folder):

@@ -272,7 +272,8 @@ class TrainPriorArgs(TrainConfig):
 
 @dataclass(frozen=True)
 class TrainCorrectiveArgs(CorrectiveTrainConfig):
-    """Train LMC-SDS's corrective b̂ for a prior on its clean data; writes OUT/corrective.safetensors + corrective.json."""
+    """Train LMC-SDS's corrective b̂ for a prior on its clean data, or on a folder of images (--data DIR: needed for sd and
+    if); writes OUT/corrective.safetensors + corrective.json."""
 
     resume: bool = False
     """Continue from OUT's last checkpoint."""
@@ -703,10 +704,12 @@ def run_train_corrective(a: TrainCorrectiveArgs) -> int:
     from diffrep.export import check_writable
 
     check_writable(a.out, "output folder")  # before torch is imported (the folder may hold a run to resume)
-    from diffrep.training.corrective import check_config, train
+    from diffrep.training.config import check_corrective_config
 
     config = CorrectiveTrainConfig(**{k: v for k, v in asdict(a).items() if k != "resume"})
-    check_config(config)  # before the run folder exists
+    check_corrective_config(config)  # before the run folder exists, and before torch is imported
+    from diffrep.training.corrective import train
+
     return run_training(train, config, a.out, a.resume, "corrective", f" for prior {a.prior}")
 
 

@@ -252,8 +252,11 @@ def lmc_requires(options: LMCSDSOptions, prior: str | None = None) -> str | None
     if options.corrective is None:
         if options.projection == "none" or prior is None or prior in SHIPPED_CORRECTIVES:
             return None
+        from diffrep.training.config import CLEAN_DATA_PRIORS
+
+        train = f"--prior {prior}" if prior in CLEAN_DATA_PRIORS else f"--prior {prior}:PATH --data IMAGES"  # sd, if
         return (f"a trained corrective: none is shipped for prior {prior!r} (shipped: {', '.join(SHIPPED_CORRECTIVES)}); "
-                f"train one with diffrep train-corrective --prior {prior} --out DIR and give it: --lmc-sds.corrective DIR "
+                f"train one with diffrep train-corrective {train} --out DIR and give it: --lmc-sds.corrective DIR "
                 "(edit: --corrective DIR)")
     path = Path(options.corrective)
     sidecar = (path if path.is_dir() else path.parent) / "corrective.json"

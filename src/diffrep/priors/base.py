@@ -173,6 +173,28 @@ def to_rgb(prior: Prior, x: Tensor) -> Tensor:
     return prior.decode(x) if latent(prior) else x
 
 
+def rgb_size(prior: Prior) -> tuple[int, int]:
+    """``(H, W)`` of the RGB images the prior's images stand for: its decoder's output for a latent prior
+    (``vae_scale`` times the latents', or one decoded), else its ``image_shape``'s."""
+    _, h, w = prior.image_shape
+    if not latent(prior):
+        return h, w
+    if (f := getattr(prior, "vae_scale", None)) is not None:
+        return h * f, w * f
+    with torch.no_grad():
+        return tuple(prior.decode(torch.zeros(1, *prior.image_shape, device=prior_device(prior))).shape[-2:])
+
+
+def from_rgb(prior: Prior, rgb: Tensor) -> Tensor:
+    """What ``prior`` denoises from RGB ``[B, 3, H, W]`` in [-1, 1] at ``rgb_size(prior)``: ``prior.encode(rgb)``
+    for a latent prior, else ``rgb``; the inverse of ``to_rgb`` up to the VAE's reconstruction error."""
+    if not latent(prior):
+        return rgb
+    if not callable(getattr(prior, "encode", None)):
+        raise InputError(f"prior {type(prior).__name__} decodes latents but has no encode: it cannot take RGB images")
+    return prior.encode(rgb)
+
+
 class CountingPrior:
     """Wraps a prior and counts prior evaluations (one per image of each ``eps`` batch, two per
     image of an ``eps_cond_uncond`` pair); other members (``device``, ``decode``...) are the prior's."""

@@ -45,18 +45,55 @@ class CorrectiveTrainConfig:
     """Hyperparameters of a corrective (LMC-SDS's b̂) training run: L_k on the prior's clean data images."""
 
     out: Path  # run directory: checkpoints, final corrective.safetensors + corrective.json
-    prior: str = "toyworld"  # the prior (default options) whose one-step denoiser b̂ learns: toyworld, tiny, gmm, gaussian
+    prior: str = "toyworld"  # the prior (default options) whose one-step denoiser b̂ learns: toyworld, tiny, gmm, gaussian; sd:PATH, if:PATH with --data
+    data: Path | None = None  # a folder of PNG/JPEG images to train on (at the prior's pixel resolution; VAE-encoded once for sd), instead of the prior's own data; needed for sd and if
     steps: int = 5000  # total optimiser steps
     batch: int = 32  # clean images per step, each at its own t ~ U{0..T-1}
     lr: float = 1e-3  # AdamW learning rate (constant)
     ema_decay: float = 0.999  # EMA of the weights that is exported
     checkpoint_every: int = 500  # steps between checkpoints (0: only at the end)
     sample_every: int = 0  # kept at 0: a corrective has no previews (the shared loop's option)
-    data_n: int = 10_000  # clean images drawn from a prior with an exact sampler (gmm, gaussian), or tiny's toy-world images
+    data_n: int = 10_000  # clean images drawn from a prior with an exact sampler (gmm, gaussian), tiny's toy-world images, or at most this many of --data's (sorted by name)
     channels: int = 32  # filters at full resolution, doubling per level (the paper: 32)
     levels: int = 4  # encoder levels (the paper: 4)
     seed: int = 0  # seed of the data draw, timesteps, noise and initial weights
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
+
+
+CLEAN_DATA_PRIORS: tuple[str, ...] = ("toyworld", "toyworld-scenes", "tiny", "gmm", "gaussian")
+"""Priors whose clean data images a corrective can train on without ``--data`` (a data set, the set it learnt,
+an exact sampler); the others (sd, if) need a folder of images."""
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")
+"""The image files ``--data`` folders hold (case-insensitive)."""
+
+
+def data_files(folder: Path) -> list[Path]:
+    """The PNG/JPEG files directly in ``folder``, sorted by name; an ``InputError`` if it is not a folder or holds none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"data={str(folder)!r} is not a folder; give a folder of PNG/JPEG images")
+    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+    if not files:
+        raise InputError(f"data={str(folder)!r} holds no images ({', '.join(IMAGE_SUFFIXES)}); give a folder of PNG/JPEG images")
+    return files
+
+
+def check_corrective_config(config: CorrectiveTrainConfig) -> None:
+    """Validate a ``CorrectiveTrainConfig`` at the edge, torch-free: a prior without clean images (sd, if) only with
+    ``data``, refused by name before its path is looked up (a Stable Diffusion: gigabytes); the data folder."""
+    from diffrep.priors import PRIORS, prior_config, split_prior
+
+    name = split_prior(config.prior)[0]
+    if config.data is None and name in PRIORS and name not in CLEAN_DATA_PRIORS:
+        raise InputError(f"prior={config.prior!r} is not allowed without --data: train-corrective needs the prior's clean "
+                         f"images, which only {', '.join(CLEAN_DATA_PRIORS)} provide; give a folder of images: --data DIR")
+    if config.data is not None:
+        data_files(config.data)
+    prior_config(config.prior)
+    check_loop_config(config)
+    for field in ("batch", "data_n", "channels", "levels"):
+        if getattr(config, field) < 1:
+            raise InputError(f"{field}={getattr(config, field)} must be a positive integer")
 
 
 TRANSLATOR_LOSSES: tuple[str, ...] = ("lmc-sds", "sds", "nfsd")

@@ -1,6 +1,7 @@
 """Training of LMC-SDS's corrective ``b̂_ψ`` (design §4): ``L_k`` between ``b̂(x, t)`` and the prior's
 one-step unconditional denoised image of ``a_t x + s_t ε``, on the prior's clean data images, minimised by
-the shared loop (``diffrep.training.fit``).
+the shared loop (``diffrep.training.fit``). A prior without data of its own (Stable Diffusion, DeepFloyd IF)
+trains on a folder of images (``data``), encoded once into its latents where it has a VAE.
 
 >>> weights = train(CorrectiveTrainConfig(out=Path("runs/corr-gmm"), prior="gmm", steps=2000), resume=True)
 """
@@ -17,19 +18,20 @@ import torch
 from torch import Tensor
 
 from diffrep.errors import InputError
+from diffrep.export import load_image
 from diffrep.methods.corrective import Corrective, CorrectiveConfig, corrective_loss, prior_fingerprint, save_corrective
-from diffrep.priors.base import Prior, noise_levels
-from diffrep.training.config import CorrectiveTrainConfig
-from diffrep.training.loop import LoopConfig, Task, check_loop_config, fit, resolve_device, seeded, subconfig
+from diffrep.priors.base import Prior, from_rgb, latent, noise_levels, prior_device, rgb_size
+from diffrep.training.config import CLEAN_DATA_PRIORS, CorrectiveTrainConfig, data_files  # noqa: F401 (re-exported)
+from diffrep.training.config import check_corrective_config as check_config  # noqa: F401 (re-exported)
+from diffrep.training.loop import LoopConfig, Task, fit, resolve_device, seeded, subconfig
 
 
-CLEAN_DATA_PRIORS: tuple[str, ...] = ("toyworld", "toyworld-scenes", "tiny", "gmm", "gaussian")
-"""Priors whose clean data images ``clean_images`` can give (a data set, the set it learnt, an exact sampler)."""
-
-
-def clean_images(prior: Prior, n: int, generator: torch.Generator, seed: int = 0) -> Tensor:
-    """The prior's clean data: an empirical prior's images, ``n`` images of the set a learned prior learnt
-    (``data_images(n, seed)``: the toy world for ``tiny``), or ``n`` exact draws of an analytic one; ``[N, C, H, W]``."""
+def clean_images(prior: Prior, n: int, generator: torch.Generator, seed: int = 0, folder: Path | None = None) -> Tensor:
+    """The prior's clean data: at most ``n`` images of ``folder`` (``folder_images``), an empirical prior's images,
+    ``n`` images of the set a learned prior learnt (``data_images(n, seed)``: the toy world for ``tiny``), or ``n``
+    exact draws of an analytic one; ``[N, C, H, W]`` in the prior's space."""
+    if folder is not None:
+        return folder_images(prior, data_files(folder)[:n])
     if (data := getattr(prior, "data", None)) is not None:
         return data.float()
     if (images := getattr(prior, "data_images", None)) is not None:
@@ -38,7 +40,18 @@ def clean_images(prior: Prior, n: int, generator: torch.Generator, seed: int = 0
         x = draw(n, generator=generator)
         return (x[0] if isinstance(x, tuple) else x).float()
     raise InputError(f"prior {type(prior).__name__} has neither a data set nor an exact sampler; train-corrective "
-                     "takes toyworld, tiny, gmm or gaussian")
+                     "takes toyworld, tiny, gmm or gaussian, or a folder of images (--data DIR)")
+
+
+@torch.no_grad()
+def folder_images(prior: Prior, files: list[Path], batch: int = 16) -> Tensor:
+    """``files`` (PNG/JPEG) read at the prior's pixel resolution (``rgb_size``) and mapped into its space
+    (``from_rgb``: a latent prior's VAE encoder), ``batch`` at a time, once; ``[N, *image_shape]`` on the CPU."""
+    if not latent(prior) and prior.image_shape[0] != 3:
+        raise InputError(f"prior {type(prior).__name__} denoises {prior.image_shape[0]}-channel images; --data holds RGB")
+    size = rgb_size(prior)
+    chunks = [torch.cat([load_image(f, size) for f in files[i:i + batch]]) for i in range(0, len(files), batch)]
+    return torch.cat([from_rgb(prior, x.to(prior_device(prior))).float().cpu() for x in chunks])
 
 
 def draw_batch(data: Tensor, batch: int, T: int, g: torch.Generator, rng: Any, *, device: torch.device):
@@ -66,7 +79,7 @@ def train(config: CorrectiveTrainConfig, *, resume: bool = False,
     check_config(config)
     device = resolve_device(config.device)
     prior = load_on(config.prior, device) if prior is None else prior
-    data = clean_images(prior, config.data_n, torch.Generator().manual_seed(config.seed), config.seed)
+    data = clean_images(prior, config.data_n, torch.Generator().manual_seed(config.seed), config.seed, config.data)
     arch = CorrectiveConfig(config.channels, config.levels)
     model = seeded(config.seed, lambda: Corrective(prior.image_shape, len(prior.alphas_cumprod), arch))
     task = Task(model, partial(lk_loss, prior=prior),
@@ -85,18 +98,3 @@ def load_on(name: str, device: torch.device) -> Prior:
 
     on_device = "device" in {f.name for f in fields(prior_config(name))}
     return load(name, **({"device": str(device)} if on_device else {}))
-
-
-def check_config(config: CorrectiveTrainConfig) -> None:
-    """Validate a ``CorrectiveTrainConfig`` at the edge, torch-free apart from this module's imports."""
-    from diffrep.priors import PRIORS, prior_config, split_prior
-
-    name = split_prior(config.prior)[0]
-    if name in PRIORS and name not in CLEAN_DATA_PRIORS:  # before its path is looked up (a Stable Diffusion: gigabytes)
-        raise InputError(f"prior={config.prior!r} is not allowed: train-corrective needs the prior's clean images, "
-                         f"which only {', '.join(CLEAN_DATA_PRIORS)} provide")
-    prior_config(config.prior)
-    check_loop_config(subconfig(LoopConfig, config))
-    for name in ("batch", "data_n", "channels", "levels"):
-        if getattr(config, name) < 1:
-            raise InputError(f"{name}={getattr(config, name)} must be a positive integer")
