@@ -440,6 +440,59 @@ def test_lmc_sds_on_sd_with_a_corrective_trained_on_images(sd_folder, image_fold
     assert "--data IMAGES" in err and not (tmp_path / "o").exists()
 
 
+# Editing an image with a latent prior: RGB in at the VAE's resolution, latents worked on, RGB out.
+
+def test_edit_starts_at_the_images_latents_and_decodes(sd, sd_folder):
+    """DDS with ω = 0 has no gradient and the anchor none at the start: the edit is the image's latents decoded,
+    exactly; SDS moves them. SDEdit at strength 0 and RePaint with everything known give the same. With rgb=True
+    the anchored pixels render through the encoder: DDS at ω = 0 returns the image itself."""
+    x = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        expected = sd.decode(sd.encode(x[None])).clamp(-1, 1)
+    keep = diffrep.edit(sd, x, prompt="a red mug", method="dds", source_prompt="a mug", guidance_scale=0.0, anchor=1.0,
+                        iters=3)
+    assert keep.images.shape == (1, 3, 64, 64) and torch.equal(keep.images, expected)
+    moved = diffrep.edit(sd, x, prompt="a red mug", method="sds", anchor=0.1, iters=3, n=2)
+    assert moved.images.shape == (2, 3, 64, 64) and torch.isfinite(moved.images).all()
+    assert (moved.images - expected).abs().mean() > 1e-3 and moved.info["prior_evaluations"] > 0
+    assert torch.equal(diffrep.sdedit(sd, x, strength=0.0, steps=4).images, expected)
+    assert torch.equal(diffrep.inpaint(sd, x, torch.ones(8, 8), steps=4, rounds=1).images, expected)  # mask: latents'
+    with pytest.raises(InputError, match=r"give RGB \(3, 64, 64\) in \[-1, 1\] \(VAE-encoded\) or latents \(4, 8, 8\)"):
+        diffrep.edit(sd, torch.zeros(3, 32, 32), prompt="a red mug", method="sds", iters=2)
+    rgb = load(f"sd:{sd_folder}", rgb=True, rgb_res=16)
+    x16 = x[:, ::4, ::4].contiguous()
+    keep = diffrep.edit(rgb, x16, prompt="a red mug", method="dds", source_prompt="a mug", guidance_scale=0.0, iters=3)
+    assert torch.equal(keep.images[0], x16)
+    moved = diffrep.edit(rgb, x16, prompt="a red mug", method="sds", iters=3)
+    assert moved.images.shape == (1, 3, 16, 16) and (moved.images[0] - x16).abs().mean() > 1e-4
+
+
+@pytest.mark.parametrize("method", ["dds", "sds"])
+def test_command_line_edit_on_sd_reads_the_image_at_the_vae_resolution(sd, sd_folder, tmp_path, capsys, method):
+    from PIL import Image
+    from safetensors.torch import load_file
+
+    from diffrep.export import load_image
+
+    pixels = (torch.rand(40, 50, 3, generator=torch.Generator().manual_seed(1)) * 255).to(torch.uint8).numpy()
+    Image.fromarray(pixels).save(tmp_path / "in.png")
+    out = tmp_path / method
+    extra = ["--source-prompt", "a mug", "--guidance-scale", "0"] if method == "dds" else []
+    assert main(["edit", "--prior", f"sd:{sd_folder}", "--image", str(tmp_path / "in.png"), "--prompt", "a red mug",
+                 "--method", method, "--iters", "2", "--out", str(out), *extra]) == 0, capsys.readouterr().err
+    images = load_file(out / "samples.safetensors")["images"]
+    assert images.shape == (1, 3, 64, 64)
+    if method == "dds":  # ω = 0: the image's latents, decoded
+        with torch.no_grad():
+            assert torch.equal(images, sd.decode(sd.encode(load_image(tmp_path / "in.png", (64, 64)))).clamp(-1, 1))
+    if method == "sds":
+        return
+    sdedit = tmp_path / "sdedit"
+    assert main(["sdedit", "--prior", f"sd:{sd_folder}", "--image", str(tmp_path / "in.png"), "--steps", "4", "--n", "1",
+                 "--out", str(sdedit)]) == 0
+    assert load_file(sdedit / "samples.safetensors")["images"].shape == (1, 3, 64, 64)
+
+
 # DeepFloyd IF.
 
 def test_if_loads_and_keeps_the_eps_half_of_its_output(if_folder):

@@ -21,7 +21,8 @@ from diffrep.checkpoint import RunCheckpoint
 from diffrep.checks import check_positive_int
 from diffrep.errors import InputError, RunError
 from diffrep.methods import METHODS, MethodEntry, Sampling, ViewPrompt
-from diffrep.priors import CountingPrior, Prior, draw_noise, load, prior_device, to_rgb
+from diffrep.priors import CountingPrior, Prior, draw_noise, latent, load, prior_device, to_rgb
+from diffrep.priors.base import from_rgb, rgb_size
 from diffrep.reps import REPS, make_rep
 from diffrep.samplers import sample_repaint, sample_sdedit
 from diffrep.schedule import timesteps
@@ -351,7 +352,8 @@ def load_run(folder: str | Path, *, rep: str | None = None) -> tuple[Any, dict[s
 
 
 def _check_images(prior: Prior, image: Any, name: str) -> Tensor:
-    """One image ``[C, H, W]`` or ``[1, C, H, W]``, floating point in [-1, 1], of the prior's shape."""
+    """One image ``[C, H, W]`` or ``[1, C, H, W]``, floating point in [-1, 1], of the prior's shape; a latent prior
+    also takes RGB ``[3, H, W]`` at its decoder's resolution (``rgb_size``), VAE-encoded here into its latents."""
     if not torch.is_tensor(image):
         try:
             image = torch.as_tensor(image)
@@ -364,10 +366,15 @@ def _check_images(prior: Prior, image: Any, name: str) -> Tensor:
         image = image[None]
     if image.ndim != 4 or image.shape[0] != 1:
         raise InputError(f"{name} has shape {tuple(image.shape)}; give one image [C, H, W] (n= makes several)")
-    if tuple(image.shape[1:]) != tuple(prior.image_shape):
-        raise InputError(f"{name} has shape {tuple(image.shape[1:])}; the prior denoises {tuple(prior.image_shape)}")
+    shape, rgb = tuple(image.shape[1:]), (3, *rgb_size(prior)) if latent(prior) else None
+    if shape not in (tuple(prior.image_shape), rgb):
+        either = f"; give RGB {rgb} in [-1, 1] (VAE-encoded) or latents {tuple(prior.image_shape)}" if rgb else ""
+        raise InputError(f"{name} has shape {shape}; the prior denoises {tuple(prior.image_shape)}{either}")
     if not torch.isfinite(image).all():
         raise InputError(f"{name} contains non-finite values")
+    if shape != tuple(prior.image_shape):  # a latent prior's RGB: its latents, the starting point of the work
+        with torch.no_grad():
+            return from_rgb(prior, image.float())
     return image.float()
 
 
@@ -458,7 +465,8 @@ def edit(prior: Prior | str, image: Tensor, *, prompt: str | None = None, cond: 
          **options: Any) -> Result:
     """Edit an image ``[C, H, W]`` or ``[1, C, H, W]`` in [-1, 1] towards a prompt with a mode-seeking method
     (``lmc-sds``, ``sds``, ``dds``, ``nfsd``, ...; or its options object): a pixels rep starts at the image and is
-    optimised with the method's gradient plus ``anchor/2 ‖x - image‖²``. ``options``: ``iters``, ``lr``,
+    optimised with the method's gradient plus ``anchor/2 ‖x - image‖²``. A latent prior (Stable Diffusion) takes
+    RGB at its decoder's resolution: the rep starts at its latents, is anchored to them, and the result is decoded. ``options``: ``iters``, ``lr``,
     ``t_range``, ``source_prompt`` (dds), ``corrective`` (lmc-sds); the loop decays its rate on a cosine.
 
     >>> r = diffrep.edit("gmm", image, prompt="blue", method="dds", source_prompt="red", iters=100)
@@ -475,8 +483,10 @@ def edit(prior: Prior | str, image: Tensor, *, prompt: str | None = None, cond: 
     entry = METHODS[name]
 
     def run(p: Prior, g: torch.Generator) -> Tensor:
-        rep = AnchoredPixels(x_in.to(prior_device(p)), n, anchor)
-        entry.run(p, rep, c, spec_options, sampling=Sampling(guidance_scale=guidance_scale), generator=g,
+        rep = AnchoredPixels(x_in.to(prior_device(p)), n, anchor)  # latents of a latent prior: anchored there
+        wrap_rep = getattr(p, "wrap_rep", None)  # a prior that encodes RGB renders (sd, rgb=True): through its VAE
+        entry.run(p, rep if wrap_rep is None else wrap_rep(rep), c, spec_options,
+                  sampling=Sampling(guidance_scale=guidance_scale), generator=g,
                   callback=_progress(callback, spec_options.optim.iters))
         return rep.inner.grid().detach()
 

@@ -151,7 +151,7 @@ class ImageArgs:
     """The options of the commands that start from an input image (sdedit, inpaint)."""
 
     image: Path
-    """Input image (PNG/JPEG), resized to the prior's resolution."""
+    """Input image (PNG/JPEG), resized to the prior's resolution (a latent prior's: its VAE's, then encoded)."""
     out: Path
     """Output folder (must be empty or new, unless --overwrite)."""
     prompt: str = ""
@@ -316,7 +316,7 @@ class EditArgs:
     with the method's gradient plus an L2 anchor to the input; writes OUT/samples.png, run.json."""
 
     image: Path
-    """Input image (PNG/JPEG), resized to the prior's resolution."""
+    """Input image (PNG/JPEG), resized to the prior's resolution (a latent prior's: its VAE's, then encoded)."""
     out: Path
     """Output folder (must be empty or new, unless --overwrite)."""
     prompt: str = ""
@@ -547,10 +547,11 @@ def run_sdedit(a: SdeditArgs) -> int:
     Sampling(a.steps, a.guidance_scale, a.eta), check_strength(a.strength)
     prior_config = check_prior(a.prior, a.prompt, "sdedit", image=True)
     import diffrep
+    from diffrep.priors.base import rgb_size
 
     load_image(a.image)  # fail on a bad file before loading the prior
     prior = load_prior(prior_config)
-    image = load_image(a.image, prior.image_shape[1:])
+    image = load_image(a.image, rgb_size(prior))  # a latent prior's decoder resolution; encoded by the API
     bar = Progress("sdedit")
     try:
         result = diffrep.sdedit(prior, image, prompt=a.prompt, strength=a.strength, n=a.n, seed=a.seed,
@@ -572,11 +573,12 @@ def run_inpaint(a: InpaintArgs) -> int:
     Sampling(a.steps, a.guidance_scale, a.eta), check_positive_int("rounds", a.rounds)
     prior_config = check_prior(a.prior, a.prompt, "inpaint", image=True)
     import diffrep
+    from diffrep.priors.base import rgb_size
 
     load_image(a.image), load_image(a.mask)  # fail on a bad file before loading the prior
     prior = load_prior(prior_config)
-    image = load_image(a.image, prior.image_shape[1:])
-    mask = load_mask(a.mask, prior.image_shape[1:])
+    image = load_image(a.image, rgb_size(prior))  # a latent prior's decoder resolution; encoded by the API
+    mask = load_mask(a.mask, prior.image_shape[1:])  # a latent prior: at its latents' resolution, where RePaint keeps them
     bar = Progress("repaint")
     try:
         result = diffrep.inpaint(prior, image, mask, prompt=a.prompt, rounds=a.rounds, n=a.n, seed=a.seed,
@@ -782,17 +784,18 @@ def run_edit(a: EditArgs) -> int:
                            corrective=a.corrective, anchor=a.anchor)  # bad options: one line, before any work
     prior_config = check_prior(a.prior, a.prompt, a.method, image=False, rep="pixels", options=options)
     import diffrep
+    from diffrep.priors.base import rgb_size
 
     load_image(a.image)  # fail on a bad file before loading the prior
     prior = load_prior(prior_config)
-    image = load_image(a.image, prior.image_shape[1:])
+    image = load_image(a.image, rgb_size(prior))  # a latent prior's decoder resolution; encoded by the API
     bar = Progress(f"edit ({a.method})")
     try:
         result = diffrep.edit(prior, image, prompt=a.prompt, method=options, anchor=a.anchor, n=a.n, seed=a.seed,
                               guidance_scale=a.guidance_scale, callback=bar)
     finally:
         bar.close()
-    result.info["config"] |= {"prior": a.prior.prior, "image": str(a.image)}
+    result.info["config"] |= {"prior": a.prior.prior, "image": str(a.image)} | prior_record(a.prior)
     return _report(result.save(a.out, a.overwrite), result.info)
 
 
