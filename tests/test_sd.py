@@ -410,7 +410,7 @@ def test_train_corrective_on_sd_needs_data_refused_before_loading(tmp_path, imag
 
 def test_lmc_sds_on_sd_with_a_corrective_trained_on_images(sd_folder, image_folder, tmp_path, capsys, monkeypatch):
     """train-corrective --data, then sample --method lmc-sds --lmc-sds.corrective DIR, both from the command line;
-    the corrective is the one asked during the run, on the rep's latents."""
+    the corrective is the one asked during the run, on the rep's latents, and on an rgb=True prior's encoded renders."""
     from diffrep.methods.corrective import Corrective
 
     corrective = tmp_path / "corr"
@@ -433,6 +433,10 @@ def test_lmc_sds_on_sd_with_a_corrective_trained_on_images(sd_folder, image_fold
     from safetensors.torch import load_file
 
     assert load_file(out / "samples.safetensors")["images"].shape == (1, 3, 64, 64)  # decoded
+    # rgb=True renders are encoded: the same latent corrective fits them (here an RGB canvas, LMC-SDS's synthesis)
+    rgb = load(f"sd:{sd_folder}", rgb=True, rgb_res=16)
+    r = diffrep.sample(rgb, rep="canvas", method="lmc-sds", corrective=str(corrective), size=32, iters=2, prompt="a mug")
+    assert seen[2:] == [(1, 4, 8, 8)] * 2 and r.images.shape == (1, 3, 32, 32)
     capsys.readouterr()
     # without a corrective: refused before loading, naming how to train one for sd
     err = one_line_error(["sample", "--prior", f"sd:{sd_folder}", "--method", "lmc-sds", "--out", str(tmp_path / "o")],
@@ -491,6 +495,44 @@ def test_command_line_edit_on_sd_reads_the_image_at_the_vae_resolution(sd, sd_fo
     assert main(["sdedit", "--prior", f"sd:{sd_folder}", "--image", str(tmp_path / "in.png"), "--steps", "4", "--n", "1",
                  "--out", str(sdedit)]) == 0
     assert load_file(sdedit / "samples.safetensors")["images"].shape == (1, 3, 64, 64)
+
+
+# The canvas (LMC-SDS synthesis larger than the prior) on a latent prior.
+
+def test_canvas_of_latents_is_decoded_and_an_rgb_canvas_is_encoded_per_view(sd, sd_folder):
+    """Latents: the canvas is a [4, S, S] latent canvas, views are its windows, the result its decoding (8 S pixels).
+    rgb=True: the canvas is RGB, each window resized to rgb_res then VAE-encoded; the result is the canvas itself."""
+    r = diffrep.sample(sd, rep="canvas", method="sds", size=16, whole_phase=0.5, iters=4, prompt="a red mug")
+    theta = r.rep.theta.detach()
+    assert theta.shape == (1, 4, 16, 16) and theta.abs().sum() > 0  # moved from its start at 0
+    with torch.no_grad():
+        assert r.images.shape == (1, 3, 128, 128) and torch.equal(r.images, sd.decode(theta).clamp(-1, 1))
+    lmc = diffrep.sample(sd, rep="canvas", method="lmc-sds", projection="none", size=16, iters=2, prompt="a red mug")
+    assert lmc.images.shape == (1, 3, 128, 128) and torch.isfinite(lmc.images).all()
+    rgb = load(f"sd:{sd_folder}", rgb=True, rgb_res=16)
+    r = diffrep.sample(rgb, rep="canvas", method="sds", size=32, whole_phase=0.5, iters=4, prompt="a red mug")
+    assert type(r.rep).__name__ == "CanvasRep" and r.rep.theta.shape == (1, 3, 32, 32)  # the RGB canvas, not the encoder
+    assert r.rep.theta.abs().sum() > 0 and torch.equal(r.images, r.rep.theta.detach().clamp(-1, 1))
+
+
+def test_a_canvas_that_does_not_fit_is_refused_before_the_model_loads(sd_folder, if_folder, tmp_path, capsys,
+                                                                        monkeypatch):
+    """The resolution comes from the folder's unet/config.json (latents 8) or rgb_res, torch-free: the loader is
+    never called."""
+    import diffrep.priors.sd as sd_module
+    from diffrep.priors.sd_config import model_resolution
+
+    assert model_resolution(prior_config(f"sd:{sd_folder}")) == (8, 8)
+    assert model_resolution(prior_config(f"sd:{sd_folder}", rgb=True, rgb_res=16)) == (16, 16)
+    assert model_resolution(prior_config(f"if:{if_folder}")) == (8, 8)
+    monkeypatch.setattr(sd_module, "sd_from_config", lambda *a, **k: pytest.fail("the model was loaded"))
+    base = ["sample", "--prior", f"sd:{sd_folder}", "--rep", "canvas", "--method", "sds", "--out", str(tmp_path / "o")]
+    assert "multiple of the prior's resolution 8" in one_line_error([*base, "--canvas.size", "12"], capsys)
+    assert "multiple of the prior's resolution 16" in one_line_error([*base, "--rgb", "--rgb-res", "16",
+                                                                      "--canvas.size", "24"], capsys)
+    with pytest.raises(InputError, match="multiple of the prior's resolution 8"):
+        diffrep.sample(f"sd:{sd_folder}", rep="canvas", method="sds", size=12)
+    assert not (tmp_path / "o").exists()
 
 
 # DeepFloyd IF.

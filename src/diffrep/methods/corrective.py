@@ -87,7 +87,9 @@ def prior_fingerprint(prior: Any, name: str | None) -> dict[str, Any]:
     """What a corrective is tied to: the prior's name (where known), class, image shape, schedule length and hash."""
     ab = prior.alphas_cumprod.detach().to("cpu", torch.float64).contiguous()
     inner = getattr(prior, "prior", prior)  # a CountingPrior's prior
-    return {"prior": name, "prior_class": type(inner).__name__, "image_shape": list(prior.image_shape), "T": len(ab),
+    if getattr(inner, "wrap_rep", None) is not None:  # sd with rgb=True: b̂ sees the latents of the encoded renders
+        inner = inner.prior
+    return {"prior": name, "prior_class": type(inner).__name__, "image_shape": list(inner.image_shape), "T": len(ab),
             "alphas_sha256": hashlib.sha256(ab.numpy().tobytes()).hexdigest()}
 
 

@@ -18,7 +18,7 @@ from diffrep.priors.configs import (
     GaussianPriorConfig, GMMPriorConfig, ScenesPriorConfig, TinyPriorConfig, ToyworldPriorConfig,
 )
 from diffrep.priors.prompts import LabelQuery, parse_prompt
-from diffrep.priors.sd_config import IFPriorConfig, SDPriorConfig
+from diffrep.priors.sd_config import IFPriorConfig, SDPriorConfig, model_resolution
 
 if TYPE_CHECKING:
     from diffrep.priors.base import Prior
@@ -72,9 +72,10 @@ PRIORS: dict[str, PriorEntry] = {
                        "learned text-conditioned U-Net on the toy world (prompts need diffrep[tiny])"),
     "sd": PriorEntry(SDPriorConfig, Lazy("diffrep.priors.sd:sd_from_config"),
                      "Stable Diffusion 1.x/2.x, latent, from a local folder or cached hub id: sd:PATH_OR_ID (diffrep[diffusers])",
-                     argument="path", encodes=lambda config: config.rgb),
+                     argument="path", encodes=lambda config: config.rgb, resolution=model_resolution),
     "if": PriorEntry(IFPriorConfig, Lazy("diffrep.priors.deepfloyd:if_from_config"),
-                     "DeepFloyd IF stage I, 64² pixels, T5 text: if:PATH_OR_ID (diffrep[diffusers])", argument="path"),
+                     "DeepFloyd IF stage I, 64² pixels, T5 text: if:PATH_OR_ID (diffrep[diffusers])", argument="path",
+                     resolution=model_resolution),
     "toyworld-scenes": PriorEntry(ScenesPriorConfig, Lazy("diffrep.priors.scenes:scenes_from_config"),
                                   "exact empirical prior over views of 360° toy-world scenes, prompts like "
                                   "'a red mug and a blue duck on a green floor'",

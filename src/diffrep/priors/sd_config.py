@@ -84,6 +84,21 @@ class IFPriorConfig:
         check_model_options(self)
 
 
+def model_resolution(config: SDPriorConfig | IFPriorConfig) -> tuple[int, int] | None:
+    """``(H, W)`` of what the prior of ``config`` denoises, torch-free (a rep's fit is checked before the model
+    loads): ``rgb_res`` for sd with ``rgb``, else the ``sample_size`` of the folder's ``unet/config.json`` (sd: the
+    latents', if: the pixels'); ``None`` where the file does not tell."""
+    if getattr(config, "rgb", False):
+        return config.rgb_res, config.rgb_res
+    import json
+
+    try:
+        size = json.loads((model_folder(config.path, config.components) / "unet" / "config.json").read_text())["sample_size"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (size, size) if isinstance(size, int) else tuple(size)
+
+
 def model_folder(path: str | os.PathLike | None, components: tuple[str, ...]) -> Path:
     """The local folder of the model ``path`` (a folder, or a hub id in the local cache), after checking that
     it has each of ``components`` and that the networks among them have ``.safetensors`` weights."""
