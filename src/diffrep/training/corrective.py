@@ -22,7 +22,7 @@ from diffrep.export import load_image
 from diffrep.methods.corrective import Corrective, CorrectiveConfig, corrective_loss, prior_fingerprint, save_corrective
 from diffrep.priors.base import Prior, from_rgb, latent, noise_levels, prior_device, rgb_size
 from diffrep.training.config import CLEAN_DATA_PRIORS, CorrectiveTrainConfig, data_files  # noqa: F401 (re-exported)
-from diffrep.training.config import check_corrective_config as check_config  # noqa: F401 (re-exported)
+from diffrep.training.config import check_corrective_config as check_config
 from diffrep.training.loop import LoopConfig, Task, fit, resolve_device, seeded, subconfig
 
 
