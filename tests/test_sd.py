@@ -519,7 +519,7 @@ def test_a_canvas_that_does_not_fit_is_refused_before_the_model_loads(sd_folder,
                                                                         monkeypatch):
     """The resolution comes from the folder's unet/config.json (latents 8) or rgb_res, torch-free: the loader is
     never called."""
-    import diffrep.priors.sd as sd_module
+    from diffrep.priors import sd as sd_module
     from diffrep.priors.sd_config import model_resolution
 
     assert model_resolution(prior_config(f"sd:{sd_folder}")) == (8, 8)
