@@ -289,6 +289,14 @@ def inside_slow(bearing: float, column: int, width: int = 32, canvas_w: int = 19
     return any(lo <= bearing + turn < hi for turn in (0.0, 360.0))
 
 
+def near_slow(bearing: float, column: int, width: int = 32, canvas_w: int = 192) -> bool:
+    """Slow twin of ``near_view``: outside the view, its centre less than width/8 columns (7.5 degrees at 32
+    of 192) beyond the left or right edge, the seam included."""
+    lo, hi, m = 360.0 * column / canvas_w, 360.0 * (column + width) / canvas_w, 360.0 * width / 8 / canvas_w
+    return not inside_slow(bearing, column, width, canvas_w) and any(
+        lo - m < bearing + turn < lo or hi <= bearing + turn < hi + m for turn in (-360.0, 0.0, 360.0))
+
+
 def test_layout_views_name_exactly_the_objects_in_their_field_of_view():
     """Every start column against the slow twin, and the seam by hand: an object at 359 degrees (column
     191.5) is seen by views starting at 160..191 (wrapping), not by one starting at 0."""
@@ -301,12 +309,18 @@ def test_layout_views_name_exactly_the_objects_in_their_field_of_view():
             inside = [(o, b) for o, b in zip(q.objects, layout[i]) if inside_slow(b, j)]
             # The slice of the view: which quarter of its 60 degrees, counted from its left edge, holds b.
             at = tuple(int(((b - 360.0 * j / 192) % 360.0) // 15.0) for _, b in inside)
-            assert queries[i * 192 + j] == scene_text.SceneQuery(tuple(o for o, _ in inside), 1, only=True, at=at), (i, j)
+            near = tuple(o for o, b in zip(q.objects, layout[i]) if near_slow(b, j))
+            assert queries[i * 192 + j] == scene_text.SceneQuery(tuple(o for o, _ in inside), 1, only=True, at=at,
+                                                                 near=near), (i, j)
     by_start = {j: prompt.view_query(0, j, 32, 192).objects for j in (0, 159, 160, 180, 191, 192 + 170)}
     assert by_start[0] == () and by_start[159] == () and all(by_start[j] == ((0, 0),) for j in (160, 180, 191, 362))
     assert prompt.view_query(0, 40, 32, 192).objects == ((1, 2), (None, 4))  # 100 and 120 degrees: both in view
     assert prompt.view_query(1, 191, 32, 192).objects == ((0, 0), (None, 4))  # 0.5 degrees is column 0.27
     assert prompt.view_query(0, 160, 32, 192).at == (3,) and prompt.view_query(0, 191, 32, 192).at == (0,)
+    # 359 degrees (column 191.5) stands half a column beyond the view at 0 and the view at 159 (159..190): both may
+    # see part of it; the view at 150 (150..181) ends 9.5 columns short of it, beyond the margin of 4.
+    assert prompt.view_query(0, 0, 32, 192).near == ((0, 0),) and prompt.view_query(0, 159, 32, 192).near == ((0, 0),)
+    assert prompt.view_query(0, 150, 32, 192).near == () and prompt.view_query(0, 180, 32, 192).near == ()
 
 
 def test_layout_is_deterministic_from_the_seed_and_spread_like_scenes():
@@ -356,4 +370,12 @@ def test_layout_view_condition_selects_views_seeing_exactly_its_objects(scene_pr
     q = scene_text.SceneQuery((a, b), floors[0], only=True)
     key = [(len({a, b} & objects[v]), floors[v] == floors[0], objects[v] <= {a, b}) for v in range(72)]
     assert scene_prior.subset(q).tolist() == [v for v in range(72) if key[v] == max(key)]
+    # An object near the view (``near``: its centre just outside) may be seen in part: the views seeing the
+    # query's object with it are kept beside those seeing the object alone, any other object still refused.
+    pair = next(o for o in objects if len(o) == 2)
+    v0 = objects.index(pair)
+    a, b = sorted(pair)
+    q = scene_text.SceneQuery((a,), floors[v0], only=True, near=(b,))
+    want = [v for v in range(72) if a in objects[v] and objects[v] <= {a, b} and floors[v] == floors[v0]]
+    assert v0 in want and scene_prior.subset(q).tolist() == want
     assert max(key)[0] == 1  # the fallback was taken

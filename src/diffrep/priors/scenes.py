@@ -92,14 +92,14 @@ class SceneViewPrior(EmpiricalPrior):
     def best_matches(self, cond: SceneQuery) -> Tensor:
         """bool ``[V]``: for a layout view's ``SceneQuery(..., only=True)``, the views holding the most of its
         objects where ``cond.at`` puts them, then anywhere, then (among those) on its floor, then seeing no
-        other object: the exact matches (all its objects in place, its floor, nothing else) where the data
+        other object than those and ``cond.near``'s: the exact matches (all its objects in place, its floor, nothing else) where the data
         have any."""
         zero = torch.zeros(len(self), dtype=torch.long)
         objects = sum((holds(self.seen, k, c).long() for k, c in cond.objects), zero)
         placed = sum((holds(self.seen & (self.where == b), k, c).long() for (k, c), b in zip(cond.objects, cond.at)), zero)
         floor = (self.floor == cond.floor).long() if cond.floor is not None else torch.zeros_like(objects)
         allowed = torch.zeros(self.seen.shape[1:], dtype=torch.bool)
-        for kind, colour in cond.objects:
+        for kind, colour in cond.objects + cond.near:  # near: objects the view may see in part, not refused
             allowed[slice(None) if kind is None else kind, slice(None) if colour is None else colour] = True
         clean = (~(self.seen & ~allowed).flatten(1).any(1)).long()
         key = placed * 32 + objects * 4 + floor * 2 + clean  # lexicographic: at most 6 objects

@@ -33,6 +33,19 @@ def view_bin(bearing: float, column: int, width: int, canvas_w: int) -> int:
     return int(offset * VIEW_BINS // width) if offset < width else -1
 
 
+PARTIAL_MARGIN: float = 1 / 8
+"""How far outside a view (as a share of its width) an object's centre may stand and the view still see part
+of it: a view sees an object holding 30 % of its pixels (``VISIBLE_FRACTION``), and of the data's views that
+see an object with its centre outside, 99 % have it within 3.7 columns of the edge at 32 (4 columns = 1/8)."""
+
+
+def near_view(bearing: float, column: int, width: int, canvas_w: int) -> bool:
+    """Whether ``bearing`` (degrees) stands outside the view of columns ``column .. column + width - 1`` but
+    within ``PARTIAL_MARGIN`` of its width from either edge: the view may see part of such an object."""
+    offset = (bearing / 360.0 * canvas_w - column) % canvas_w
+    return offset >= width and min(offset - width, canvas_w - offset) < PARTIAL_MARGIN * width
+
+
 @dataclass(frozen=True)
 class SceneConfig:
     """How to generate toy-world scenes: 360-degree rooms seen from a central camera."""
@@ -118,8 +131,9 @@ class SceneQuery:
     """A condition on a scene view: objects it must see (each a kind and/or a colour) and the floor colour.
 
     ``only``: and no other object (a panorama's layout-conditioned view, ``ScenePrompt.view_queries``; with
-    no objects, the bare floor and wall); ``at``: with ``only``, the slice of the view (``view_bin``) each
-    object's centre stands in. The prior then takes the views holding the most of its objects where ``at``
+    no objects, the bare floor and wall) but those of ``near``, which it may see in part (their centre just
+    outside it, ``near_view``); ``at``: with ``only``, the slice of the view (``view_bin``) each object's
+    centre stands in. The prior then takes the views holding the most of its objects where ``at``
     puts them, then anywhere, then its floor, then seeing nothing else (an exact match where the data have
     one; never refused)."""
 
@@ -127,6 +141,7 @@ class SceneQuery:
     floor: int | None = None
     only: bool = False
     at: tuple[int, ...] = ()
+    near: tuple[tuple[int | None, int | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -149,10 +164,14 @@ class ScenePrompt:
         """The condition of instance ``instance``'s view of columns ``column .. column + width - 1`` (mod
         ``canvas_w``): the query's objects whose bearing ``b`` has ``(b / 360 canvas_w - column) mod canvas_w
         < width`` (in the query's order), each in its slice of the view (``view_bin``), the floor, and
-        nothing else."""
-        bins = [view_bin(b, column, width, canvas_w) for b in self.layout[instance]]
+        nothing else but the objects standing just outside it (``near_view``), which it may see in part: were
+        those refused, the view holding part of one would erase it while the next view draws it."""
+        bearings = self.layout[instance]
+        bins = [view_bin(b, column, width, canvas_w) for b in bearings]
         inside = [(obj, k) for obj, k in zip(self.query.objects, bins) if k >= 0]
-        return SceneQuery(tuple(o for o, _ in inside), self.query.floor, only=True, at=tuple(k for _, k in inside))
+        near = tuple(obj for obj, b in zip(self.query.objects, bearings) if near_view(b, column, width, canvas_w))
+        return SceneQuery(tuple(o for o, _ in inside), self.query.floor, only=True, at=tuple(k for _, k in inside),
+                          near=near)
 
     def view_queries(self, columns: list[list[int]], width: int, canvas_w: int) -> list[SceneQuery]:
         """``view_query`` of every view ``columns[i][v]`` (start columns per instance), instance-major."""
