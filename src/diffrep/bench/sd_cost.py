@@ -2,8 +2,8 @@
 weights (the same cost as trained ones; nothing downloaded), on this machine's CPU.
 
 Per step: image-space DDIM for 8 latents with guidance (one UNet batch of 16) against one DDRep step for 8
-SIRENs rendering ``4×64×64`` latents (the same UNet batch plus the pullback solve), with the default solver and
-the paper's Adam-200 (not in ``quick``); one SDS and one SJC iteration. The DDRep/DDIM ratio per step, and extrapolated to the
+SIRENs rendering ``4×64×64`` latents (the same UNet batch plus the pullback solve), with the default solver,
+Adam-8 and the paper's Adam-200 (``SOLVERS``; not in ``quick``); one SDS and one SJC iteration. The DDRep/DDIM ratio per step, and extrapolated to the
 paper's 100-step run (decoding the 8 results included), beside the paper's 2.1× (82 s vs 39 s on an A6000).
 ``quick`` builds tiny components of the same kinds instead: it checks the suite, not the figures.
 ``device="cuda"`` runs the same suite on a GPU (the UNet in fp16, the VAE upcast to fp32 as diffusers does;
@@ -51,6 +51,13 @@ TINY_VAE = dict(in_channels=3, out_channels=3, latent_channels=4, block_out_chan
                 down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
                 norm_num_groups=2, sample_size=128)
 TINY_TEXT = (16, 32)
+
+SOLVERS: dict[str, PullbackConfig] = {
+    "default": PullbackConfig(),
+    "adam_8": PullbackConfig(adam_iters=8),  # the budget the goal leaves on this CPU (table1-solver: its fidelity)
+    "adam_200_paper": PullbackConfig(solver="adam", adam_iters=200, adam_lr=1e-3),
+}
+"""DDRep's solver settings timed (``quick``: the default only): the default (Adam 20), Adam 8, the paper's Adam 200."""
 
 PAPER = {"ddrep_s": 82, "ddim_s": 39, "ratio": 2.1, "steps": 100, "n": 8, "gpu": "RTX A6000"}
 """The DDRep paper's cost figure: 8 SIRENs, Stable Diffusion 1.5, 100 steps."""
@@ -150,7 +157,10 @@ def timed(run: Callable[[StepClock], object], unet_clock: UNetClock) -> dict:
             "outside_steps_s": round(total - sum(steps), 3)}
 
 
-def run(quick: bool, log: Callable[[str], None], device: str = "cpu") -> dict:
+def run(quick: bool, log: Callable[[str], None], device: str = "cpu", *, solvers: list[str] | None = None,
+        distill: bool = True) -> dict:
+    """The suite; ``solvers`` (keys of ``SOLVERS``) and ``distill=False`` (no SDS/SJC rows) narrow it for a
+    reduced run."""
     gpu = torch.device(device).type == "cuda"
     n, w = 8, 7.5
     k = 3 if quick else 8 if gpu else 2  # timed steps (iterations) per measurement; the median is reported
@@ -183,11 +193,10 @@ def run(quick: bool, log: Callable[[str], None], device: str = "cpu") -> dict:
     log(f"ddim: {figures['ddim']}")
 
     # DDRep on 8 SIRENs rendering latents: the same UNet batch, then the pullback solve.
-    solvers = {"default": PullbackConfig()}
-    if not quick:  # 200 Adam iterations per step: 6 s a step even on the tiny components
-        solvers["adam_200_paper"] = PullbackConfig(solver="adam", adam_iters=200, adam_lr=1e-3)
+    names = solvers or (["default"] if quick else list(SOLVERS))  # quick: no 200 iterations (6 s a step when tiny)
     figures["ddrep"] = {}
-    for name, pull in solvers.items():
+    for name in names:
+        pull = SOLVERS[name]
         rep = make_rep("siren", shape, n, generator=torch.Generator().manual_seed(1)).to(device)
         figures["ddrep"][name] = row = timed(lambda c: ddrep_sample(
             prior, rep, ts, conds, guidance_scale=w, pull=pull, generator=torch.Generator().manual_seed(2), callback=c),
@@ -198,7 +207,7 @@ def run(quick: bool, log: Callable[[str], None], device: str = "cpu") -> dict:
     # One SDS and one SJC iteration on 8 latent SIRENs.
     sampling = Sampling(guidance_scale=w)
     for name, method, options in (("sds", run_sds, SDSOptions(optim=OptimConfig(iters=k))),
-                                  ("sjc", run_sjc, SJCOptions(optim=OptimConfig(iters=k)))):
+                                  ("sjc", run_sjc, SJCOptions(optim=OptimConfig(iters=k))))[:2 if distill else 0]:
         rep = make_rep("siren", shape, n, generator=torch.Generator().manual_seed(1)).to(device)
         figures[name] = timed(lambda c: method(prior, rep, conds, options, sampling=sampling,
                                                generator=torch.Generator().manual_seed(3), callback=c), unet_clock)
@@ -228,6 +237,8 @@ def ratios(figures: dict, steps: int) -> dict:
                      "same_unet": {"per_step": round((U + row["own_s"]) / (U + ddim["own_s"]), 3),
                                    f"run_{steps}_steps": round(same / ddim_same, 3)}}
     for name in ("sds", "sjc"):
+        if name not in figures:
+            continue
         out[f"{name}_iteration_over_ddim_step"] = round(figures[name]["step_s"] / ddim["step_s"], 3)
         out[f"{name}_iteration_same_unet"] = round((U + figures[name]["own_s"]) / (U + ddim["own_s"]), 3)
     return out
