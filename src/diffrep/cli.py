@@ -327,11 +327,11 @@ class EditArgs:
     """dds: the prompt describing the input image."""
     corrective: str | None = None
     """lmc-sds: a corrective trained for this prior (diffrep train-corrective); default: the shipped one."""
-    anchor: float = 0.1
+    anchor: float = 0.03
     """Weight λ of the L2 anchor λ/2 ‖x - x_in‖² (0: none)."""
     iters: int = 200
     """Optimisation iterations."""
-    lr: float = 2e-2
+    lr: float = 0.1
     """Adam learning rate (cosine decay)."""
     t_range: tuple[float, float] = (0.02, 0.98)
     """Range of t as fractions of T."""
