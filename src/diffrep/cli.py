@@ -260,6 +260,9 @@ class BenchArgs:
     """tiny prior only: trained weights (default: the shipped ones)."""
     device: str | None = None
     """sd-cost and nerf3d: run on this device (cuda: sd-cost in fp16); results go to SUITE-cuda.json."""
+    section: str | None = None
+    """Run one section of a suite that has them (lmc: synthesis, diversity, editing) and update its existing
+    results JSON in place."""
 
 
 @dataclass(frozen=True)
@@ -683,7 +686,7 @@ def run_bench(a: BenchArgs) -> int:
 
     check_writable(a.results, "results folder")  # not at the end of a run of minutes
     path = run_suite(a.suite, quick=a.quick, results=a.results, log=lambda s: print(s, file=sys.stderr),
-                     prior=a.prior, prior_path=a.prior_path, device=a.device)
+                     prior=a.prior, prior_path=a.prior_path, device=a.device, section=a.section)
     print(f"results: {path}")
     return 0
 
