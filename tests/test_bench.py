@@ -325,3 +325,25 @@ def test_prompt_scenes_hold_exactly_the_prompts_objects_on_its_floor():
         assert sorted(zip(layout["kind"][i, :2].tolist(), layout["colour"][i, :2].tolist())) == [(0, 0), (1, 2)]
         assert (layout["kind"][i, 2:] == -1).all() and (layout["colour"][i, 2:] == -1).all()
     assert prompt_scenes(q, 2, 32, 0).shape == (2, 3, 32, 192)
+
+
+def test_a_section_rerun_updates_the_suite_json_in_place(tmp_path):
+    """`diffrep bench lmc --section editing --quick`: refused without an existing JSON or for an unknown section (one
+    line, before any work); otherwise only the editing figures are replaced, the rest of the record is kept, and
+    the rerun is recorded."""
+    with pytest.raises(InputError, match="does not exist; run the whole suite first"):
+        run_suite("lmc", quick=True, results=tmp_path, log=lambda s: None, section="editing")
+    with pytest.raises(InputError, match="allowed: synthesis, diversity, editing"):
+        run_suite("lmc", quick=True, results=tmp_path, log=lambda s: None, section="nope")
+    with pytest.raises(InputError, match="suites with sections: lmc"):
+        run_suite("speed", quick=True, results=tmp_path, log=lambda s: None, section="editing")
+    old = {"suite": "lmc", "command": "diffrep bench lmc --quick", "images": ["x-synthesis.png"],
+           "figures": {"synthesis": {"kept": 1}, "editing": {"rows": []}, "timings_s": {"synthesis_toyworld": 1.0}}}
+    (tmp_path / "lmc-quick.json").write_text(json.dumps(old))
+    record = json.loads(run_suite("lmc", quick=True, results=tmp_path, log=lambda s: None, section="editing").read_text())
+    f = record["figures"]
+    assert f["synthesis"] == {"kept": 1} and record["command"] == old["command"]
+    assert f["timings_s"]["synthesis_toyworld"] == 1.0 and f["timings_s"]["edit"] > 0
+    assert len(f["editing"]["rows"]) == 4 * len(f["editing"]["anchors"]) and f["editing"]["iters"] == 15
+    assert [r["command"] for r in record["sections_rerun"]] == ["diffrep bench lmc --section editing --quick"]
+    assert "x-synthesis.png" in record["images"] and any(p.endswith("lmc-quick-edit.png") for p in record["images"])

@@ -461,7 +461,7 @@ class AnchoredPixels(torch.nn.Module):
 
 
 def edit(prior: Prior | str, image: Tensor, *, prompt: str | None = None, cond: Any = None, method: str | Any = "lmc-sds",
-         anchor: float = 0.1, n: int = 1, seed: int = 0, guidance_scale: float = 7.5, callback=None,
+         anchor: float = 0.03, n: int = 1, seed: int = 0, guidance_scale: float = 7.5, callback=None,
          **options: Any) -> Result:
     """Edit an image ``[C, H, W]`` or ``[1, C, H, W]`` in [-1, 1] towards a prompt with a mode-seeking method
     (``lmc-sds``, ``sds``, ``dds``, ``nfsd``, ...; or its options object): a pixels rep starts at the image and is

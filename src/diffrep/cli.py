@@ -260,6 +260,9 @@ class BenchArgs:
     """tiny prior only: trained weights (default: the shipped ones)."""
     device: str | None = None
     """sd-cost and nerf3d: run on this device (cuda: sd-cost in fp16); results go to SUITE-cuda.json."""
+    section: str | None = None
+    """Run one section of a suite that has them (lmc: synthesis, diversity, editing) and update its existing
+    results JSON in place."""
 
 
 @dataclass(frozen=True)
@@ -328,11 +331,11 @@ class EditArgs:
     """dds: the prompt describing the input image."""
     corrective: str | None = None
     """lmc-sds: a corrective trained for this prior (diffrep train-corrective); default: the shipped one."""
-    anchor: float = 0.1
+    anchor: float = 0.03
     """Weight λ of the L2 anchor λ/2 ‖x - x_in‖² (0: none)."""
     iters: int = 200
     """Optimisation iterations."""
-    lr: float = 2e-2
+    lr: float = 0.1
     """Adam learning rate (cosine decay)."""
     t_range: tuple[float, float] = (0.02, 0.98)
     """Range of t as fractions of T."""
@@ -686,7 +689,7 @@ def run_bench(a: BenchArgs) -> int:
 
     check_writable(a.results, "results folder")  # not at the end of a run of minutes
     path = run_suite(a.suite, quick=a.quick, results=a.results, log=lambda s: print(s, file=sys.stderr),
-                     prior=a.prior, prior_path=a.prior_path, device=a.device)
+                     prior=a.prior, prior_path=a.prior_path, device=a.device, section=a.section)
     print(f"results: {path}")
     return 0
 

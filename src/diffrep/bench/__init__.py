@@ -44,12 +44,15 @@ def machine_info() -> dict[str, Any]:
 
 
 def run_suite(name: str, *, quick: bool, results: Path, log: Callable[[str], None] = print,
-              prior: str | None = None, prior_path: str | None = None, device: str | None = None) -> Path:
+              prior: str | None = None, prior_path: str | None = None, device: str | None = None,
+              section: str | None = None) -> Path:
     """Run one suite and write its JSON (figures, the command, machine info, date).
 
     ``prior`` (a name for ``diffrep.priors.load``) replaces a suite's default prior, for the suites
     that take one; the results then go to ``SUITE-PRIOR[-quick].json``. ``device`` (``cuda``, ...) runs a suite
-    that takes one there; its results go to ``SUITE-TYPE[-quick].json`` (``sd-cost-cuda.json``)."""
+    that takes one there; its results go to ``SUITE-TYPE[-quick].json`` (``sd-cost-cuda.json``). ``section`` (one
+    of the suite's ``SECTIONS``) runs that part alone and updates the suite's existing JSON in place: the
+    section's figures replace the old ones (dicts merged key by key), and ``sections_rerun`` records the run."""
     if name not in SUITES:
         raise InputError(f"unknown benchmark suite {name!r}; allowed: {', '.join(SUITES)}")
     if prior is None and prior_path is not None:
@@ -79,32 +82,59 @@ def run_suite(name: str, *, quick: bool, results: Path, log: Callable[[str], Non
         command += f" --prior {prior}" + (f" --prior-path {prior_path}" if prior_path else "")
     default_prior = getattr(suite, "DEFAULT_PRIOR", "toyworld")
     stem = name + (f"-{prior}" if prior is not None and prior != default_prior else "")
+    if section is not None:
+        sections = getattr(suite, "SECTIONS", ())
+        if section not in sections:
+            having = [s for s in SUITES if getattr(importlib.import_module(SUITES[s]), "SECTIONS", ())]
+            raise InputError(f"suite {name!r} has no section {section!r}; " + (
+                f"allowed: {', '.join(sections)}" if sections else f"suites with sections: {', '.join(having)}"))
+        kwargs["section"] = section
+        command += f" --section {section}"
     cache = None
     if "cache" in inspect.signature(suite.run).parameters:  # suites of hours keep their finished runs, on any device
         cache = Path(results) / f".{stem}{'-quick' if quick else ''}.cache"
         kwargs["cache"] = cache
     stem += f"-{device.split(':')[0]}" if device is not None and device != "cpu" else ""
+    path = Path(results) / f"{stem}{'-quick' if quick else ''}.json"
+    if section is not None and not path.is_file():
+        raise InputError(f"--section {section} updates {path}, which does not exist; run the whole suite first")
     start = time.perf_counter()
     figures = suite.run(quick=quick, log=log, **kwargs)
     images = figures.pop("_images", {})
     files = figures.pop("_files", {})
-    record = {"suite": name, "quick": quick, "command": command + (" --quick" if quick else ""),
-              "date": time.strftime("%Y-%m-%d %H:%M:%S"), "wall_s": round(time.perf_counter() - start, 2),
-              "machine": machine_info(), "figures": figures}
+    run = {"command": command + (" --quick" if quick else ""), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+           "wall_s": round(time.perf_counter() - start, 2), "machine": machine_info()}
+    if section is None:
+        record = {"suite": name, "quick": quick, **run, "figures": figures}
+    else:
+        record = json.loads(path.read_text())
+        merge(record["figures"], figures)
+        record["sections_rerun"] = [r for r in record.get("sections_rerun", []) if r["section"] != section] + [
+            {"section": section, **run}]
     if (prior or default_prior) == "tiny":
         record["prior_weights"] = tiny_weights_record(prior_path)
     from diffrep.export import atomic_write_text
 
-    path = Path(results) / f"{stem}{'-quick' if quick else ''}.json"
     folder = Path(results) if quick else Path(results).parent.parent / "docs" / "images"
-    record["images"] = save_images(images, folder, f"{stem}{'-quick' if quick else ''}")
-    record["files"] = save_files(files, folder, f"{stem}{'-quick' if quick else ''}")
+    saved = save_images(images, folder, f"{stem}{'-quick' if quick else ''}")
+    record["images"] = sorted(set(record.get("images", [])) | set(saved)) if section is not None else saved
+    saved = save_files(files, folder, f"{stem}{'-quick' if quick else ''}")
+    record["files"] = sorted(set(record.get("files", [])) | set(saved)) if section is not None else saved
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     if cache is not None and cache.exists():
         import shutil
 
         shutil.rmtree(cache)
     return path
+
+
+def merge(old: dict, new: dict) -> None:
+    """``old`` updated in place by ``new``: nested dicts merged key by key, other values replaced."""
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(old.get(key), dict):
+            merge(old[key], value)
+        else:
+            old[key] = value
 
 
 def tiny_weights_record(prior_path: str | None) -> dict[str, str]:

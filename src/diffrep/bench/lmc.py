@@ -111,8 +111,9 @@ def synthesis_row(x: Tensor, data: Data, asked: dict[str, Tensor]) -> dict:
 
 
 def source_image(data: Data, kind: str, colour: str, res: int) -> tuple[Tensor, int]:
-    """A fresh toy-world image (not in either prior's data) of ``colour kind`` seen from the front, and its view."""
-    images, labels = labelled_set(500, res, 1)
+    """A fresh toy-world image (not in either prior's data) of ``colour kind`` seen from the front, and its view.
+    (2,000 images: 500 held no blue duck seen from the front, and the duck of the first editing run was a back view.)"""
+    images, labels = labelled_set(2000, res, 1)
     hit = ((labels["kind"] == KINDS.index(kind)) & (labels["colour"] == COLOURS.index(colour))
            & (labels["view"] == VIEWS.index("front"))).nonzero()
     if len(hit) == 0:
@@ -121,81 +122,143 @@ def source_image(data: Data, kind: str, colour: str, res: int) -> tuple[Tensor, 
     return images[i], labels["view"][i].item()
 
 
-def run(quick: bool, log: Callable[[str], None]) -> dict:
-    from diffrep.api import edit
+SECTIONS: tuple[str, ...] = ("synthesis", "diversity", "editing")
+"""Parts of the suite that ``diffrep bench lmc --section NAME`` runs alone (updating bench/results/lmc.json)."""
 
+
+def run(quick: bool, log: Callable[[str], None], section: str | None = None) -> dict:
+    out: dict = {}
+    if section in (None, "synthesis", "diversity"):
+        out = synthesis_and_diversity(quick, log, section)
+    if section in (None, "editing"):
+        editing = editing_figures(quick, log)
+        images = out.pop("_images", {}) | editing.pop("_images")
+        out = merge_figures(out, editing) | {"_images": images}
+    if section is None:
+        out["paper"] = {"diversity_lpips_standard_fixed": PAPER_DIVERSITY_LPIPS,
+                        "claims": "LMC-SDS nearer the data than SDS at ω ≤ 10; within the data's saturation range at "
+                                  "ω = 100 where SDS is not; fixed ε raises diversity ≥ 3×"}
+    if section in (None, "synthesis", "diversity"):
+        from diffrep.bench import tiny_weights_record
+
+        out["tiny_prior_weights"] = tiny_weights_record(None)
+    return out
+
+
+def merge_figures(a: dict, b: dict) -> dict:
+    """``a`` and ``b`` with ``timings_s`` joined."""
+    return a | b | {"timings_s": a.get("timings_s", {}) | b.get("timings_s", {})}
+
+
+def synthesis_and_diversity(quick: bool, log: Callable[[str], None], section: str | None) -> dict:
+    """Synthesis per method and ω, and fixed-ε diversity, on both priors (``section``: one of the two, or both)."""
     scales = (8.0, 100.0) if quick else (3.0, 5.0, 8.0, 15.0, 30.0, 100.0)
     prompt_set = (("a red mug", "mug", "red"), ("a blue duck", "duck", "blue"))[:1 if quick else 2]
     per_prompt = 2
     iters, lr = (15, 3e-2) if quick else (80, 3e-2)
     div_runs, div_iters = (3, 15) if quick else (10, 80)
-    edits, anchors, edit_iters, edit_n = (EDITS[:1], (1.0, 0.1), 15, 2) if quick else (EDITS, (1.0, 0.3, 0.1), 80, 2)
     shown_scales = scales if quick else (3.0, 8.0, 30.0, 100.0)
-    out: dict = {"rep": "pixels", "prompts": [p for p, _, _ in prompt_set], "instances_per_prompt": per_prompt,
-                 "guidance_scales": list(scales), "iters": iters, "lr": lr, "lr_schedule": "cosine",
-                 "methods": {k: {"method": m, "options": o} for k, (m, o) in SYNTHESIS_METHODS.items()},
-                 "synthesis": {}, "data": {}, "diversity": {}, "claims": {}, "timings_s": {}}
+    out: dict = {"data": {}, "claims": {}, "timings_s": {}}
+    if section != "diversity":
+        out |= {"rep": "pixels", "prompts": [p for p, _, _ in prompt_set], "instances_per_prompt": per_prompt,
+                "guidance_scales": list(scales), "iters": iters, "lr": lr, "lr_schedule": "cosine",
+                "methods": {k: {"method": m, "options": o} for k, (m, o) in SYNTHESIS_METHODS.items()}, "synthesis": {},
+                "grids": {"synthesis-PRIOR": f"rows: {', '.join(SYNTHESIS_METHODS)}; columns: ω in {list(shown_scales)}, "
+                                             f"one sample per prompt"}}
+    if section != "synthesis":
+        out |= {"diversity": {}}
+        out.setdefault("grids", {})["diversity-PRIOR-VARIANT"] = "the runs of one prompt"
     images: dict = {}
     for prior_name in ("toyworld", "tiny"):
-        start = time.perf_counter()
         prior = load(prior_name)
         data = prior_data(prior_name, prior, quick)
         out["data"][prior_name] = {"images": len(data.images), "saturation_p5_p95_mean": data.saturation}
-        conds = [prior.encode_prompt(p) for p, _, _ in prompt_set for _ in range(per_prompt)]
-        asked = {"kind": torch.tensor([KINDS.index(k) for _, k, _ in prompt_set for _ in range(per_prompt)]),
-                 "colour": torch.tensor([COLOURS.index(c) for _, _, c in prompt_set for _ in range(per_prompt)])}
-        rows, grid = {}, []
-        for name, (method, options) in SYNTHESIS_METHODS.items():
-            rows[name], shown = {}, []
-            for w in scales:
-                t0 = time.perf_counter()
-                x = distill_pixels(prior, method, options, conds, w, iters, lr, seed=int(w))
-                row = synthesis_row(x, data, asked) | {"seconds": round(time.perf_counter() - t0, 1)}
-                rows[name][str(w)] = row
-                log(f"{prior_name} {name} ω={w}: {row}")
-                if w in shown_scales:  # one sample per prompt
-                    shown += [x[j * per_prompt] for j in range(len(prompt_set))]
-            grid.append(torch.stack(shown))
-        out["synthesis"][prior_name] = rows
-        images[f"synthesis-{prior_name}"] = (torch.cat(grid).clamp(-1, 1), len(shown_scales) * len(prompt_set))
-        lmc, sds = rows["lmc-sds"], rows["sds"]
-        out["claims"][prior_name] = {
-            "lmc_nearer_data_than_sds_at_each_omega_le_10": {str(w): lmc[str(w)]["nearest_rms"] < sds[str(w)]["nearest_rms"]
-                                                             for w in scales if w <= 10},
-            "lmc_saturation_in_data_range_at_100": lmc["100.0"]["saturation_in_data_range"],
-            "sds_saturation_in_data_range_at_100": sds["100.0"]["saturation_in_data_range"],
-            "lmc_in_range_where_sds_not_at_100": lmc["100.0"]["saturation_in_data_range"]
-            and not sds["100.0"]["saturation_in_data_range"]}
-        out["claims"][prior_name]["lmc_nearer_data_than_sds_at_all_omega_le_10"] = all(
-            out["claims"][prior_name]["lmc_nearer_data_than_sds_at_each_omega_le_10"].values())
-        out["timings_s"][f"synthesis_{prior_name}"] = round(time.perf_counter() - start, 1)
+        out["claims"][prior_name] = {}
+        if section != "diversity":
+            synthesis(prior_name, prior, data, out, images, log, prompt_set, per_prompt, scales, shown_scales, iters, lr)
+        if section != "synthesis":
+            diversity(prior_name, prior, data, out, images, log, prompt_set[0], div_runs, div_iters, lr)
+    out["_images"] = images
+    return out
 
-        # Diversity: `div_runs` LMC-SDS runs of one prompt, standard vs fixed ε. They run as one batch: each
-        # instance draws its own t and ε (and its own fixed ε) and Adam is elementwise, so they are independent runs.
-        start = time.perf_counter()
-        prompt = prompt_set[0][0]
-        div = {}
-        for label, options in (("standard", {}), ("fixed_eps", {"fixed_eps": True})):
-            x = distill_pixels(prior, "lmc-sds", options, [prior.encode_prompt(prompt)] * div_runs, 8.0, div_iters, lr, seed=7)
-            div[label] = {"mean_pairwise_rms": round(mean_pairwise_rms(x.clamp(-1, 1)), 4),
-                          "nearest_rms": round(nearest_data(x.clamp(-1, 1), data.images)[1].mean().item(), 4)}
-            images[f"diversity-{prior_name}-{label}"] = (x.clamp(-1, 1), div_runs)
-        same = (data.labels["kind"] == KINDS.index(prompt_set[0][1])) & (data.labels["colour"] == COLOURS.index(prompt_set[0][2]))
-        div["data_same_prompt_mean_pairwise_rms"] = round(mean_pairwise_rms(data.images[same.nonzero()[:50, 0]]), 4)
-        div["ratio_fixed_over_standard"] = round(div["fixed_eps"]["mean_pairwise_rms"] / div["standard"]["mean_pairwise_rms"], 3)
-        div.update(prompt=prompt, runs=div_runs, iters=div_iters, guidance_scale=8.0)
-        out["diversity"][prior_name] = div
-        out["claims"][prior_name]["fixed_eps_diversity_rise_ge_3x"] = div["ratio_fixed_over_standard"] >= 3
-        log(f"{prior_name} diversity: {div}")
-        out["timings_s"][f"diversity_{prior_name}"] = round(time.perf_counter() - start, 1)
 
-    # Editing on the toy-world prior: fresh source images, each method at each anchor λ (weaker anchor: stronger edit).
+def synthesis(prior_name: str, prior, data: Data, out: dict, images: dict, log, prompt_set, per_prompt: int,
+              scales, shown_scales, iters: int, lr: float) -> None:
+    """One prior's synthesis rows, claims and grid, into ``out`` and ``images``."""
+    start = time.perf_counter()
+    conds = [prior.encode_prompt(p) for p, _, _ in prompt_set for _ in range(per_prompt)]
+    asked = {"kind": torch.tensor([KINDS.index(k) for _, k, _ in prompt_set for _ in range(per_prompt)]),
+             "colour": torch.tensor([COLOURS.index(c) for _, _, c in prompt_set for _ in range(per_prompt)])}
+    rows, grid = {}, []
+    for name, (method, options) in SYNTHESIS_METHODS.items():
+        rows[name], shown = {}, []
+        for w in scales:
+            t0 = time.perf_counter()
+            x = distill_pixels(prior, method, options, conds, w, iters, lr, seed=int(w))
+            row = synthesis_row(x, data, asked) | {"seconds": round(time.perf_counter() - t0, 1)}
+            rows[name][str(w)] = row
+            log(f"{prior_name} {name} ω={w}: {row}")
+            if w in shown_scales:  # one sample per prompt
+                shown += [x[j * per_prompt] for j in range(len(prompt_set))]
+        grid.append(torch.stack(shown))
+    out["synthesis"][prior_name] = rows
+    images[f"synthesis-{prior_name}"] = (torch.cat(grid).clamp(-1, 1), len(shown_scales) * len(prompt_set))
+    lmc, sds = rows["lmc-sds"], rows["sds"]
+    out["claims"][prior_name] |= {
+        "lmc_nearer_data_than_sds_at_each_omega_le_10": {str(w): lmc[str(w)]["nearest_rms"] < sds[str(w)]["nearest_rms"]
+                                                         for w in scales if w <= 10},
+        "lmc_saturation_in_data_range_at_100": lmc["100.0"]["saturation_in_data_range"],
+        "sds_saturation_in_data_range_at_100": sds["100.0"]["saturation_in_data_range"],
+        "lmc_in_range_where_sds_not_at_100": lmc["100.0"]["saturation_in_data_range"]
+        and not sds["100.0"]["saturation_in_data_range"]}
+    out["claims"][prior_name]["lmc_nearer_data_than_sds_at_all_omega_le_10"] = all(
+        out["claims"][prior_name]["lmc_nearer_data_than_sds_at_each_omega_le_10"].values())
+    out["timings_s"][f"synthesis_{prior_name}"] = round(time.perf_counter() - start, 1)
+
+
+def diversity(prior_name: str, prior, data: Data, out: dict, images: dict, log, prompt: tuple[str, str, str],
+              div_runs: int, div_iters: int, lr: float) -> None:
+    """One prior's fixed-ε diversity figures and claim, into ``out`` and ``images``."""
+    # Diversity: `div_runs` LMC-SDS runs of one prompt, standard vs fixed ε. They run as one batch: each
+    # instance draws its own t and ε (and its own fixed ε) and Adam is elementwise, so they are independent runs.
+    start = time.perf_counter()
+    prompt, kind, colour = prompt
+    div = {}
+    for label, options in (("standard", {}), ("fixed_eps", {"fixed_eps": True})):
+        x = distill_pixels(prior, "lmc-sds", options, [prior.encode_prompt(prompt)] * div_runs, 8.0, div_iters, lr, seed=7)
+        div[label] = {"mean_pairwise_rms": round(mean_pairwise_rms(x.clamp(-1, 1)), 4),
+                      "nearest_rms": round(nearest_data(x.clamp(-1, 1), data.images)[1].mean().item(), 4)}
+        images[f"diversity-{prior_name}-{label}"] = (x.clamp(-1, 1), div_runs)
+    same = (data.labels["kind"] == KINDS.index(kind)) & (data.labels["colour"] == COLOURS.index(colour))
+    div["data_same_prompt_mean_pairwise_rms"] = round(mean_pairwise_rms(data.images[same.nonzero()[:50, 0]]), 4)
+    div["ratio_fixed_over_standard"] = round(div["fixed_eps"]["mean_pairwise_rms"] / div["standard"]["mean_pairwise_rms"], 3)
+    div.update(prompt=prompt, runs=div_runs, iters=div_iters, guidance_scale=8.0)
+    out["diversity"][prior_name] = div
+    out["claims"][prior_name]["fixed_eps_diversity_rise_ge_3x"] = div["ratio_fixed_over_standard"] >= 3
+    log(f"{prior_name} diversity: {div}")
+    out["timings_s"][f"diversity_{prior_name}"] = round(time.perf_counter() - start, 1)
+
+
+def editing_figures(quick: bool, log: Callable[[str], None]) -> dict:
+    """Editing on the toy-world prior: fresh source images, each method at each anchor λ (weaker anchor: stronger
+    edit), at the edit defaults (``spec.edit_options``: iterations, rate, t range); ``--quick``: 15 iterations."""
+    import inspect
+
+    from diffrep.api import edit
+    from diffrep.spec import edit_options
+
+    defaults = {k: p.default for k, p in inspect.signature(edit_options).parameters.items() if k in ("iters", "lr", "t_range")}
+    edits, anchors, edit_n = (EDITS[:1], (0.3, 0.03), 2) if quick else (EDITS, (0.3, 0.1, 0.03, 0.01), 2)
+    edit_iters = 15 if quick else defaults["iters"]
     start = time.perf_counter()
     prior = load("toyworld")
     data = prior_data("toyworld", prior)
     edit_rows, edit_grid = [], []
     for src_prompt, kind, colour, tgt_prompt, tgt_colour in edits:
-        x_src, view = source_image(data, kind, colour, prior.image_shape[-1])
+        x_src, _ = source_image(data, kind, colour, prior.image_shape[-1])
+        # kept = the labeller gives the edit the source's own kind and view (the toy world's front view of a duck
+        # is a three-quarter view that the nearest-data labeller calls "side"; its true label would never match)
+        src_labels, _ = data.labels_of(x_src[None])
         for method in EDIT_METHODS:
             shown = [x_src]
             for anchor in anchors:
@@ -205,8 +268,9 @@ def run(quick: bool, log: Callable[[str], None]) -> dict:
                 x = r.images
                 got, _ = data.labels_of(x)
                 colour_ok = got["colour"] == COLOURS.index(tgt_colour)
-                kept = (got["kind"] == KINDS.index(kind)) & (got["view"] == view)
+                kept = (got["kind"] == src_labels["kind"]) & (got["view"] == src_labels["view"])
                 row = {"edit": f"{src_prompt} -> {tgt_prompt}", "method": method, "anchor": anchor,
+                       "source_labelled_view": VIEWS[src_labels["view"][0].item()],
                        "target_colour_accuracy": round(colour_ok.float().mean().item(), 3),
                        "kind_and_view_kept": round(kept.float().mean().item(), 3),
                        "success": round((colour_ok & kept).float().mean().item(), 3),
@@ -215,18 +279,9 @@ def run(quick: bool, log: Callable[[str], None]) -> dict:
                 edit_rows.append(row)
                 shown.append(x[0])
             edit_grid.append(torch.stack(shown))
-    images["edit"] = (torch.cat(edit_grid), 1 + len(anchors))
-    out["timings_s"]["edit"] = round(time.perf_counter() - start, 1)
-    out["editing"] = {"prior": "toyworld", "anchors": list(anchors), "iters": edit_iters, "instances": edit_n,
-                      "guidance_scale": 7.5, "rows": edit_rows,
-                      "grid": "rows: each edit x method (lmc-sds, sds, dds, nfsd); columns: source, then anchors"}
-    out["grids"] = {"synthesis-PRIOR": f"rows: {', '.join(SYNTHESIS_METHODS)}; columns: ω in {list(shown_scales)}, "
-                                       f"one sample per prompt", "diversity-PRIOR-VARIANT": "the runs of one prompt"}
-    out["paper"] = {"diversity_lpips_standard_fixed": PAPER_DIVERSITY_LPIPS,
-                    "claims": "LMC-SDS nearer the data than SDS at ω ≤ 10; within the data's saturation range at "
-                              "ω = 100 where SDS is not; fixed ε raises diversity ≥ 3×"}
-    from diffrep.bench import tiny_weights_record
-
-    out["tiny_prior_weights"] = tiny_weights_record(None)
-    out["_images"] = images
-    return out
+    return {"timings_s": {"edit": round(time.perf_counter() - start, 1)},
+            "editing": {"prior": "toyworld", "anchors": list(anchors), "iters": edit_iters, "lr": defaults["lr"],
+                        "lr_schedule": "cosine", "t_range": list(defaults["t_range"]), "instances": edit_n,
+                        "guidance_scale": 7.5, "rows": edit_rows,
+                        "grid": "rows: each edit x method (lmc-sds, sds, dds, nfsd); columns: source, then anchors"},
+            "_images": {"edit": (torch.cat(edit_grid), 1 + len(anchors))}}
