@@ -216,6 +216,44 @@ def test_nerf_renders_rgb_through_the_encoder(sd_folder, method):
     assert type(result.rep).__name__ == "NerfRep"  # the rendering NeRF, for meshes and turntables
 
 
+def every_pair():
+    from catalogue import PAIRS, allowed
+
+    return [p for p in PAIRS if allowed(*p)]
+
+
+@pytest.mark.parametrize("method,rep", every_pair())
+def test_every_method_runs_on_every_rep_through_stable_diffusion(sd, sd_folder, tmp_path, method, rep):
+    """Issue 14's "every method on every diffrep": each allowed pair of the tables runs one step on the tiny
+    Stable Diffusion, latents rendered directly, except the NeRF, which renders RGB through the encoder
+    (``rgb=True``); lmc-sds with a corrective made for this prior, dds with its source prompt."""
+    from dataclasses import fields, is_dataclass
+
+    from test_registry import SHORT, TINY
+
+    from diffrep.methods import METHODS
+    from diffrep.methods.corrective import Corrective, CorrectiveConfig, prior_fingerprint, save_corrective
+
+    prior = load(f"sd:{sd_folder}", rgb=True, rgb_res=16) if rep == "nerf" else sd
+    entry = METHODS[method]
+    options = {} if entry.image else TINY[rep] | {k: v for k, v in SHORT.items()
+                                                  if any(k in {g.name for g in fields(f.default)}
+                                                         for f in fields(entry.config) if is_dataclass(f.default))}
+    if rep == "canvas":
+        options["size"] = 16  # latents 8x8: a canvas of twice the prior's side
+    if method == "lmc-sds":
+        save_corrective(Corrective(sd.image_shape, len(sd.alphas_cumprod), CorrectiveConfig(4, 2)), tmp_path / "c",
+                        prior_fingerprint(sd, "sd"), {})
+        options["corrective"] = str(tmp_path / "c")
+    if method == "dds":
+        options["source_prompt"] = "a red mug"
+    steps = []
+    result = diffrep.sample(prior, rep=rep, method=method, prompt="a blue mug", n=1, steps=1,
+                            callback=lambda d: steps.append(d["step"]), **options)
+    assert steps == [1] and torch.isfinite(result.images).all()
+    assert result.images.shape[1] == 3  # decoded to RGB, whatever the rep rendered
+
+
 def test_command_line_samples_with_a_local_folder(sd_folder, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["sample", "--prior", f"sd:{sd_folder}", "--rep", "siren", "--method", "sds", "--optim.iters", "2",
