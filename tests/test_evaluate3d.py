@@ -148,6 +148,22 @@ def test_pairwise_occupancy_iou_matches_slow_twin(gen):
             [_slow_pairwise_iou(grids[[i, j]]) for j in range(i + 1, 5)])
 
 
+def test_pairwise_mask_iou_matches_slow_twin_pooled_over_views(gen):
+    masks = torch.rand(4, 3, 5, 5, generator=gen) < torch.tensor([0.2, 0.5, 0.7, 0.0])[:, None, None, None]
+    slow = [e3._pooled_iou(a, b) for a, b in itertools.combinations(masks, 2)]
+    assert e3.pairwise_mask_iou(masks) == pytest.approx(sum(slow) / len(slow), abs=1e-6)
+    assert e3.pairwise_mask_iou(masks[:1]) is None
+
+
+def test_mugs_spread_less_in_silhouette_than_in_occupancy(truth):
+    """The mug's thin walls barely overlap from one instance to the next (occupancy IoU far under the duck's),
+    while their silhouettes do: the reason for the silhouette spread beside the occupancy one."""
+    mug = toyworld.KINDS.index("mug")
+    cameras = e3.held_out_cameras(8)
+    masks = e3.gt_render(mug, 0, truth.instances(mug)[:8], cameras, 32)[1].view(8, 8, 32, 32)
+    assert e3.pairwise_occupancy_iou(truth.grids(mug)[:8]) < 0.5 < e3.pairwise_mask_iou(masks)
+
+
 def test_pairwise_iou_of_identical_objects_is_one_and_the_data_spread_is_below(truth):
     duck = truth.object(DUCK, 0, 3)
     assert e3.pairwise_occupancy_iou([duck, duck, duck], res=32) == 1.0
@@ -219,10 +235,11 @@ def test_evaluate_instances_of_ground_truth_ducks(reference, truth):
     assert mean["janus_rate"] == pytest.approx(sum(r["janus"] for r in rows) / 4)
     assert truth_row["janus_rate"] == 0.0 and truth_row["labels"]["kind"] > 0.9 and truth_row["instances"] == 16
     assert truth_row["pairwise_occupancy_iou"] == round(truth.pairwise_iou(DUCK), 4)
+    assert 0.5 < truth_row["pairwise_mask_iou"] < 1.0 and mean["pairwise_mask_iou"] < 1.0  # four different ducks
     assert results["setup"]["prompt"] == {"kind": "duck", "colour": "orange"} and len(results["setup"]["cameras"]) == 16
     assert [c["stage"] for c in calls] == ["labels", "occupancy", "ground truth"]
     table = e3.format_table(results)
-    assert "ground truth" in table and "kind=duck, colour=orange" in table and len(table.splitlines()) == 9
+    assert "ground truth" in table and "kind=duck, colour=orange" in table and len(table.splitlines()) == 10
 
 
 def test_evaluate_instances_without_a_kind_or_a_front(reference, truth):

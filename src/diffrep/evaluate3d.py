@@ -39,7 +39,7 @@ __all__ = [
     "Evaluate3DConfig", "GroundTruth", "Object3D", "Reference", "as_reference", "back_cameras", "best_matching_instance",
     "evaluate_instances", "format_table", "grid_points", "ground_truth_object", "gt_instances", "gt_light", "gt_render",
     "held_out_cameras", "janus_rate", "label_accuracy_3d", "load_reference", "mask_iou", "nearest_labels",
-    "occupancy_grid", "occupancy_iou", "pairwise_occupancy_iou", "prompt_labels", "silhouette",
+    "occupancy_grid", "occupancy_iou", "pairwise_mask_iou", "pairwise_occupancy_iou", "prompt_labels", "silhouette",
 ]
 
 ELEVATION_RANGE: tuple[float, float] = ToyWorldConfig().elevation_range  # the toy world's cameras
@@ -329,6 +329,22 @@ def pairwise_occupancy_iou(grids: Tensor | Sequence[Object3D], res: int = 64, ch
     return float(iou[i, j].mean())
 
 
+def pairwise_mask_iou(masks: Tensor) -> float | None:
+    """Mean over the pairs ``i < j`` of the silhouette IoU pooled over views (``mask_iou``'s) of ``masks [n, V, H, W]``
+    bool; None if n < 2. The 3-D spread seen from outside: unlike occupancy, two thin-walled mugs whose walls
+    miss each other by a wall's thickness have near-identical silhouettes."""
+    n = masks.shape[0]
+    if n < 2:
+        return None
+    flat = masks.flatten(1).float()
+    inter = flat @ flat.T
+    size = flat.sum(1)
+    union = size[:, None] + size[None, :] - inter
+    iou = torch.where(union > 0, inter / union.clamp_min(1.0), 1.0)
+    i, j = torch.triu_indices(n, n, 1)
+    return float(iou[i, j].mean())
+
+
 # ----------------------------------------------------------------------------------
 # Silhouettes and the Janus rate
 
@@ -402,7 +418,9 @@ def evaluate_instances(objects: Sequence[Object3D], prompt_labels: dict[str, int
             row.update(_shape_metrics(obj, grid, image, labels, ref, cameras, gt))
     # Means, 3-D diversity, and the same metrics of ground-truth instances.
     _report(callback, "ground truth")
+    masks = torch.stack([silhouette(o, cameras, ref.res, image) for o, image in zip(objects, images)])
     aggregate = {**_means(rows), "pairwise_occupancy_iou": _round(pairwise_occupancy_iou(grids)),
+                 "pairwise_mask_iou": _round(pairwise_mask_iou(masks)),
                  "ground_truth": None if kind is None else _baseline(labels, ref, cameras, back, gt, cfg.baseline)}
     setup = {
         "prompt": {name: dict(zip(LABELS, (KINDS, COLOURS, VIEWS)))[name][v] for name, v in labels.items()},
@@ -446,11 +464,13 @@ def _baseline(labels: dict[str, int], ref: Reference, cameras: Tensor, back: Ten
     kind, m = labels["kind"], min(count, gt.m)
     colour = labels["colour"] if "colour" in labels else torch.arange(m) % len(COLOURS)
     shape = (m, -1, 3, ref.res, ref.res)
-    images = gt_render(kind, colour, gt.instances(kind)[:m], cameras, ref.res)[0].view(shape)
+    images, masks = gt_render(kind, colour, gt.instances(kind)[:m], cameras, ref.res)
+    images, masks = images.view(shape), masks.view(m, -1, ref.res, ref.res)
     back_images = gt_render(kind, colour, gt.instances(kind)[:m], back, ref.res)[0].view(shape) if _fronted(labels) else None
     means = _means(_label_rows(images, back_images, labels, ref, cameras))
     return {"labels": means["labels"], "back_front_fraction": means["back_front_fraction"], "janus_rate": means["janus_rate"],
-            "pairwise_occupancy_iou": _round(gt.pairwise_iou(kind)), "instances": m}
+            "pairwise_occupancy_iou": _round(gt.pairwise_iou(kind)), "pairwise_mask_iou": _round(pairwise_mask_iou(masks)),
+            "instances": m}
 
 
 def _means(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -484,6 +504,8 @@ def format_table(results: dict[str, Any]) -> str:
     text += ["  ".join(s.rjust(w) for s, w in zip(row, widths)) for row in [header, *lines]]
     gt_spread = "-" if truth is None else f"{_cell(truth['pairwise_occupancy_iou'])} over {setup['instances']} instances"
     text.append(f"3-D diversity, mean pairwise occupancy IoU: {_cell(mean['pairwise_occupancy_iou'])} (ground truth {gt_spread})")
+    gt_masks = "-" if truth is None else f"{_cell(truth['pairwise_mask_iou'])} over {truth['instances']} instances"
+    text.append(f"3-D diversity, mean pairwise silhouette IoU: {_cell(mean['pairwise_mask_iou'])} (ground truth {gt_masks})")
     return "\n".join(text)
 
 
