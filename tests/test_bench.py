@@ -205,6 +205,51 @@ def test_object_runs_count_separate_appearances_around_the_circle():
     assert object_runs(seen).tolist() == [0, 1, 1, 2, 1]  # row 2 wraps round the seam: one object
 
 
+def test_blob_centres_find_each_object_once_round_the_seam():
+    from diffrep.bench.panorama_scenes import blob_centres
+
+    canvas = torch.zeros(2, 3, 8, 48) + torch.linspace(-0.6, 0.4, 8)[None, None, :, None]  # wall and floor rows
+    canvas[0, :, 2:6, 10:15] = 0.9  # columns 10..14: centre 12
+    canvas[0, :, 3:5, 45:48] = -0.9  # wrapping round the seam: 45..50 = 45..47, 0..2, centre (45 + 50) // 2 = 47
+    canvas[0, :, 3:5, 0:3] = -0.9
+    canvas[0, 1, 4, 30] = 0.9  # one pixel: noise, not an object
+    assert blob_centres(canvas) == [[12, 47], []]
+
+
+def test_blob_colour_is_the_palette_colour_under_any_shading():
+    from diffrep.bench.panorama_scenes import BlobLabeller
+    from diffrep.toyworld.objects import COLOUR_RGB
+
+    labeller = BlobLabeller.__new__(BlobLabeller)
+    rgb = torch.tensor(COLOUR_RGB)
+    labeller.palette = rgb / rgb.sum(1, keepdim=True)
+    shade = torch.linspace(0.35, 1.0, 20)
+    for i, c in enumerate(COLOUR_RGB):
+        pixels = torch.tensor(c)[:, None] * shade[None]  # the albedo shaded from dark to lit
+        pixels = torch.cat([pixels, torch.full((3, 8), 0.9)], 1)  # and a white label
+        assert labeller.colour(pixels * 2 - 1) == i
+
+
+def test_blob_labeller_reads_ground_truth_scenes_of_a_prompt():
+    """Calibration: fresh ground-truth panoramas of a prompt show as many blobs as objects, their colours read
+    right, no object twice; kinds by silhouette well above chance (1/12) even on the quick prior's 60 scenes
+    (0.96 of the objects present on the default 500: docs/benchmarks.md)."""
+    from diffrep.bench import panorama_scenes as ps
+    from diffrep.priors import load
+    from diffrep.toyworld.scene_text import ScenePrompt, parse_scene_prompt
+
+    prior = load("toyworld-scenes", n=60, view_stride=16)
+    labeller = ps.BlobLabeller(prior, ps.data_panoramas(prior))
+    for prompt in ps.scene_prompts(prior, 2):
+        q = parse_scene_prompt(prompt)
+        labels = labeller(ps.prompt_scenes(q, 8, 32, 1))
+        assert all(len(row) == len(q.objects) for row in labels)
+        colours = sorted(c for _, c in q.objects)
+        assert sum(sorted(c for _, c in row) == colours for row in labels) >= 7
+        scores = ps.blob_scores(labeller, ps.prompt_scenes(q, 8, 32, 1), ScenePrompt(q))
+        assert scores["objects_present_blobs"] >= 0.4 and scores["duplicated_canvases_blobs"] == 0
+
+
 def test_panorama_scenes_quick_produces_its_figures(tmp_path):
     """`diffrep bench panorama-scenes --quick`: every method on one scene prompt, every metric (seconds)."""
     record = json.loads(run_suite("panorama-scenes", quick=True, results=tmp_path, log=lambda s: None).read_text())
@@ -215,11 +260,13 @@ def test_panorama_scenes_quick_produces_its_figures(tmp_path):
     assert ddrep["prior_evaluations"] == repaint["prior_evaluations"]  # equal prior evaluations
     for row in figures["rows"]:
         assert 0 <= row["objects_present"] <= 1 and 0 <= row["duplicated_canvases"] <= 1
+        assert 0 <= row["objects_present_blobs"] <= 1 and 0 <= row["duplicated_canvases_blobs"] <= 1
         assert row["crop_nearest_rms"] > 0 and row["seam_ratio"] > 0 and row["overlap_disagreement_rms"] > 0
         assert row["prompt_panorama_rms"] > 0 and row["data_panorama_rms"] > 0
     assert figures["fresh_crop_nearest_rms"] > 0 and (tmp_path / "panorama-scenes-quick-canvases.png").exists()
     assert figures["scene_prompt"] == "layout" and figures["fresh_data_panorama_rms"] > 0
     assert all(v > 0 for v in figures["fresh_prompt_panorama_rms"].values())
+    assert all(0 <= v["objects_present_blobs"] <= 1 for v in figures["fresh_prompt_blobs"].values())
 
 
 def test_lmc_image_statistics_against_closed_forms():
