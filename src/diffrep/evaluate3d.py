@@ -331,18 +331,9 @@ def pairwise_occupancy_iou(grids: Tensor | Sequence[Object3D], res: int = 64, ch
 
 def pairwise_mask_iou(masks: Tensor) -> float | None:
     """Mean over the pairs ``i < j`` of the silhouette IoU pooled over views (``mask_iou``'s) of ``masks [n, V, H, W]``
-    bool; None if n < 2. The 3-D spread seen from outside: unlike occupancy, two thin-walled mugs whose walls
-    miss each other by a wall's thickness have near-identical silhouettes."""
-    n = masks.shape[0]
-    if n < 2:
-        return None
-    flat = masks.flatten(1).float()
-    inter = flat @ flat.T
-    size = flat.sum(1)
-    union = size[:, None] + size[None, :] - inter
-    iou = torch.where(union > 0, inter / union.clamp_min(1.0), 1.0)
-    i, j = torch.triu_indices(n, n, 1)
-    return float(iou[i, j].mean())
+    bool; None if n < 2: the pairwise IoU of the flattened masks. The 3-D spread seen from outside: unlike
+    occupancy, two thin-walled mugs whose walls miss each other by a wall's thickness have near-identical silhouettes."""
+    return pairwise_occupancy_iou(masks.flatten(1))
 
 
 # ----------------------------------------------------------------------------------

@@ -131,9 +131,9 @@ def run(quick: bool, log: Callable[[str], None], section: str | None = None) -> 
     if section in (None, "synthesis", "diversity"):
         out = synthesis_and_diversity(quick, log, section)
     if section in (None, "editing"):
-        editing = editing_figures(quick, log)
-        images = out.pop("_images", {}) | editing.pop("_images")
-        out = merge_figures(out, editing) | {"_images": images}
+        from diffrep.bench import merge
+
+        merge(out, editing_figures(quick, log))  # timings_s and _images joined key by key
     if section is None:
         out["paper"] = {"diversity_lpips_standard_fixed": PAPER_DIVERSITY_LPIPS,
                         "claims": "LMC-SDS nearer the data than SDS at ω ≤ 10; within the data's saturation range at "
@@ -143,11 +143,6 @@ def run(quick: bool, log: Callable[[str], None], section: str | None = None) -> 
 
         out["tiny_prior_weights"] = tiny_weights_record(None)
     return out
-
-
-def merge_figures(a: dict, b: dict) -> dict:
-    """``a`` and ``b`` with ``timings_s`` joined."""
-    return a | b | {"timings_s": a.get("timings_s", {}) | b.get("timings_s", {})}
 
 
 def synthesis_and_diversity(quick: bool, log: Callable[[str], None], section: str | None) -> dict:

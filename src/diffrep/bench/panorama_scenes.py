@@ -241,27 +241,18 @@ def fresh_reference(prior, n: int, data: torch.Tensor) -> dict:
             "fresh_data_panorama_rms": round(nearest_panorama_rms(fresh, data).mean().item(), 4)}
 
 
-def prompt_truth(prior, prompt: str, n: int) -> tuple[torch.Tensor | None, float | None]:
-    """``n`` ground-truth panoramas of ``prompt`` (``prompt_scenes``, seed 0), and the panorama RMS of ``n``
-    fresh ones (seed 1) to their nearest: what a real scene of the prompt scores."""
-    from diffrep.toyworld.scene_text import parse_scene_prompt
+def prompt_truth(prior, prompt: str, n: int, labeller: BlobLabeller) -> tuple[torch.Tensor | None, float | None, dict | None]:
+    """``n`` ground-truth panoramas of ``prompt`` (``prompt_scenes``, seed 0), and what ``n`` fresh ones (seed 1)
+    score, the references of a real scene of the prompt: their panorama RMS to the nearest of the first, and
+    what the labeller reads in them (``blob_scores``)."""
+    from diffrep.toyworld.scene_text import ScenePrompt, parse_scene_prompt
 
     q, res = parse_scene_prompt(prompt), prior.image_shape[-1]
     truth = prompt_scenes(q, n, res, 0)
     if truth is None:
-        return None, None
+        return None, None, None
     fresh = prompt_scenes(q, n, res, 1)
-    return truth, round(nearest_panorama_rms(fresh, truth).mean().item(), 4)
-
-
-def fresh_prompt_blobs(labeller: BlobLabeller, prompt: str, n: int, res: int) -> dict | None:
-    """``blob_scores`` of ``n`` fresh ground-truth panoramas of ``prompt`` (seed 1): what the labeller reads in a
-    real scene of it, the reference for the methods' objects present and duplicated."""
-    from diffrep.toyworld.scene_text import ScenePrompt, parse_scene_prompt
-
-    q = parse_scene_prompt(prompt)
-    fresh = prompt_scenes(q, n, res, 1)
-    return None if fresh is None else blob_scores(labeller, fresh, ScenePrompt(q))
+    return truth, round(nearest_panorama_rms(fresh, truth).mean().item(), 4), blob_scores(labeller, fresh, ScenePrompt(q))
 
 
 def run_one(prior, prompt: str, name: str, method: str, extra: dict, *, n: int, steps: int, iters: int, width: int,
@@ -297,8 +288,7 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = D
     labeller = BlobLabeller(prior, data)
     rows, canvases, fresh_prompt, fresh_blobs = [], [], {}, {}
     for prompt in prompts:
-        truth, fresh_prompt[prompt] = prompt_truth(prior, prompt, gt)
-        fresh_blobs[prompt] = fresh_prompt_blobs(labeller, prompt, gt, prior.image_shape[-1])
+        truth, fresh_prompt[prompt], fresh_blobs[prompt] = prompt_truth(prior, prompt, gt, labeller)
         for seed in seeds:
             for name, method, extra in runs:
                 row, canvas = run_one(prior, prompt, name, method, extra, n=n, steps=steps, iters=iters, width=width,

@@ -206,8 +206,9 @@ def run(quick: bool, log: Callable[[str], None], device: str = "cpu", *, solvers
 
     # One SDS and one SJC iteration on 8 latent SIRENs.
     sampling = Sampling(guidance_scale=w)
-    for name, method, options in (("sds", run_sds, SDSOptions(optim=OptimConfig(iters=k))),
-                                  ("sjc", run_sjc, SJCOptions(optim=OptimConfig(iters=k))))[:2 if distill else 0]:
+    distilled = (("sds", run_sds, SDSOptions(optim=OptimConfig(iters=k))),
+                 ("sjc", run_sjc, SJCOptions(optim=OptimConfig(iters=k)))) if distill else ()
+    for name, method, options in distilled:
         rep = make_rep("siren", shape, n, generator=torch.Generator().manual_seed(1)).to(device)
         figures[name] = timed(lambda c: method(prior, rep, conds, options, sampling=sampling,
                                                generator=torch.Generator().manual_seed(3), callback=c), unet_clock)

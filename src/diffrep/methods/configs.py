@@ -263,8 +263,3 @@ def lmc_requires(options: LMCSDSOptions, prior: str | None = None) -> str | None
     if not sidecar.is_file():
         return f"a trained corrective; {options.corrective!r} holds no corrective.json (diffrep train-corrective writes one)"
     return None
-    path = Path(options.corrective)
-    sidecar = (path if path.is_dir() else path.parent) / "corrective.json"
-    if not sidecar.is_file():
-        return f"a trained corrective; {options.corrective!r} holds no corrective.json (diffrep train-corrective writes one)"
-    return None

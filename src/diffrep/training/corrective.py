@@ -21,8 +21,7 @@ from diffrep.errors import InputError
 from diffrep.export import load_image
 from diffrep.methods.corrective import Corrective, CorrectiveConfig, corrective_loss, prior_fingerprint, save_corrective
 from diffrep.priors.base import Prior, from_rgb, latent, noise_levels, prior_device, rgb_size
-from diffrep.training.config import CLEAN_DATA_PRIORS, CorrectiveTrainConfig, data_files  # noqa: F401 (re-exported)
-from diffrep.training.config import check_corrective_config as check_config
+from diffrep.training.config import CorrectiveTrainConfig, check_corrective_config, data_files
 from diffrep.training.loop import LoopConfig, Task, fit, resolve_device, seeded, subconfig
 
 
@@ -76,7 +75,7 @@ def train(config: CorrectiveTrainConfig, *, resume: bool = False,
           callback: Callable[[dict[str, Any]], None] | None = None, prior: Prior | None = None) -> Path:
     """Train (or continue) a corrective for ``config.prior`` (or the loaded ``prior`` given for it); returns the
     path of the exported EMA ``corrective.safetensors`` (with ``corrective.json`` naming the prior)."""
-    check_config(config)
+    check_corrective_config(config)
     device = resolve_device(config.device)
     prior = load_on(config.prior, device) if prior is None else prior
     data = clean_images(prior, config.data_n, torch.Generator().manual_seed(config.seed), config.seed, config.data)
