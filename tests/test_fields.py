@@ -407,3 +407,29 @@ def test_occupancy_grid_is_conservative_and_skipping_changes_renders_only_below_
     for key in ("rgb", "opacity", "normals"):
         torch.testing.assert_close(skip[key], full[key], atol=bound, rtol=0)
     assert (skip["opacity"] - full["opacity"]).abs().max() > 0  # something was skipped
+
+
+@pytest.mark.parametrize("make", [voxel_field, hash_field])
+def test_normals_at_weighty_samples_only_differ_by_the_weight_left_out(make):
+    """``normal_weight_min`` drops the normals of samples at or below it in every instance: the rendered normals
+    (a weighted sum of unit normals) move by at most the weight left out; colour, opacity and depth do not
+    move, and the density is evaluated at fewer points."""
+    field = make(n=2)
+    o, d = some_rays(2)
+    calls = []
+    density = field.density
+    field.density = lambda x: calls.append(x.shape[1]) or density(x)
+    render = lambda w: render_rays(field, o, d, samples=16, bound=1.0, background=0.8, normals=True,  # noqa: E731
+                                   normal_eps=0.05, normal_weight_min=w)
+    exact, exact_points = render(0.0), sum(calls)
+    calls.clear()
+    some = render(2e-2)
+    assert 0 < sum(calls) < exact_points
+    for key in ("rgb", "opacity", "depth", "weights"):
+        torch.testing.assert_close(some[key], exact[key], rtol=0, atol=0)
+    w = exact["weights"]
+    dropped = (w <= 2e-2).all(0, keepdim=True)  # [1, R, S]: no instance above the threshold
+    left_out = (w * dropped).sum(-1)  # [n, R]
+    gap = (some["normals"] - exact["normals"]).norm(dim=-1)
+    assert gap.max() > 0 and left_out.max() > 0
+    assert (gap <= left_out + 1e-6).all()

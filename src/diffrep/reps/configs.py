@@ -152,6 +152,9 @@ class NerfConfig:
     normal_eps: float = 0.05
     """Normals by central differences of this step (world units; about a voxel of the 32^3 grid smooths them
     across voxels, at 6 more density evaluations per sample); 0: autograd of the density (constant in a voxel)."""
+    normal_weight_min: float = 0.0
+    """Difference normals only at samples whose render weight exceeds this in some instance (elsewhere 0: a
+    normal enters the render times its weight); 0: at every evaluated sample (exact)."""
     skip_density: float = 0.01
     """Occupancy-grid skipping: samples in cells where the density stays below this (checked on the grid's
     vertices and the neighbouring cells, each render) are not evaluated; 0: off."""
@@ -198,7 +201,7 @@ class NerfConfig:
         check_range("nerf", "fov", self.fov, 0 < self.fov < 180, "in (0, 180) degrees")
         check_range("nerf", "elevation_max", self.elevation_max, -90 <= self.elevation_min <= self.elevation_max <= 90,
                     f">= elevation_min={self.elevation_min}, both in [-90, 90]")
-        for name in ("skip_density", "normal_eps", "entropy_weight", "orientation_weight", "emptiness_weight", "emptiness_scale",
+        for name in ("skip_density", "normal_eps", "normal_weight_min", "entropy_weight", "orientation_weight", "emptiness_weight", "emptiness_scale",
                      "centre_depth_weight", "blob_density"):
             check_range("nerf", name, getattr(self, name), getattr(self, name) >= 0, ">= 0")
         check_range("nerf", "back_deg", self.back_deg, 0 <= self.front_deg <= self.back_deg <= 180,

@@ -87,7 +87,8 @@ class NerfRep(Diffrep):
         if c.skip_density > 0:  # the voxel grid's cells lie between its vertices, the voxel centres
             occupancy = self.field.occupancy_grid(c.resolution - (c.grid == "voxel"), c.skip_density)
         out = render_rays(self.field, o, d, samples=c.samples, bound=1.0, background=0.0, normals=True,
-                          normals_grad=c.normals_grad, normal_eps=c.normal_eps or None, occupancy=occupancy)
+                          normals_grad=c.normals_grad, normal_eps=c.normal_eps or None,
+                          normal_weight_min=c.normal_weight_min, occupancy=occupancy)
         light = default_light(cameras) if light is None else light
         shading = torch.ones(n, V, device=o.device) if shading is None else shading
         rgb = shade(out["rgb"].view(n, V, H * H, 3), out["normals"].view(n, V, H * H, 3),

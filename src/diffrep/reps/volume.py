@@ -85,7 +85,7 @@ def volume_render(sigma: Tensor, rgb: Tensor, t: Tensor, background: Tensor | fl
 
 def render_rays(field, origins: Tensor, dirs: Tensor, *, samples: int, bound: float, background: Tensor | float,
                 generator: torch.Generator | None = None, normals: bool = False, normals_grad: bool = True,
-                normal_eps: float | None = None, max_points: int = 1 << 18,
+                normal_eps: float | None = None, normal_weight_min: float = 0.0, max_points: int = 1 << 18,
                 occupancy: Tensor | None = None) -> dict[str, Tensor]:
     """Volume-render ``field`` along rays ``origins, dirs [n, R, 3]`` of ``n`` instances.
 
@@ -111,7 +111,7 @@ def render_rays(field, origins: Tensor, dirs: Tensor, *, samples: int, bound: fl
     _check_rays(origins, dirs, samples, bound, normal_eps, max_points)
     n, R, _ = origins.shape
     dirs = dirs / torch.linalg.vector_norm(dirs, dim=-1, keepdim=True)
-    how = Normals(normals_grad, normal_eps) if normals else None
+    how = Normals(normals_grad, normal_eps, normal_weight_min) if normals else None
     rays = max(1, max_points // (n * samples * (7 if normals and normal_eps is not None else 1)))
     parts = [_render_chunk(field, origins[:, s:s + rays], dirs[:, s:s + rays], samples, bound,
                            _ray_slice(background, R, s, rays), generator, how, occupancy)
@@ -125,6 +125,7 @@ class Normals:
 
     grad: bool
     eps: float | None
+    weight_min: float = 0.0
 
 
 def _ray_slice(background: Tensor | float, R: int, start: int, rays: int) -> Tensor | float:
@@ -145,7 +146,7 @@ def _render_chunk(field, o: Tensor, d: Tensor, samples: int, bound: float, backg
     x = (o[:, :, None, :] + t[..., None] * d[:, :, None, :]).reshape(n, R * samples, 3)
     # Skip samples in empty cells: evaluate the field at the others only.
     keep = None if occupancy is None else occupied_samples(occupancy, x, bound)
-    x = x if keep is None else x[:, keep]
+    x_all, x = x, (x if keep is None else x[:, keep])
     # Evaluate the field; autograd normals differentiate this very evaluation (a graph even under no_grad).
     graph = torch.is_grad_enabled()
     autograd = normals is not None and normals.eps is None
@@ -156,13 +157,12 @@ def _render_chunk(field, o: Tensor, d: Tensor, samples: int, bound: float, backg
             (grad,) = torch.autograd.grad(sigma.sum(), x, create_graph=graph and normals.grad, retain_graph=graph)
     if autograd and not graph:
         sigma, rgb = sigma.detach(), rgb.detach()
-    if normals is not None and not autograd:
-        with torch.set_grad_enabled(graph and normals.grad):
-            grad = density_gradient(field, x, normals.eps)
     if keep is not None:
         sigma, rgb = _scatter(sigma, keep, R * samples), _scatter(rgb, keep, R * samples)
-        grad = _scatter(grad, keep, R * samples) if normals is not None else None
+        grad = _scatter(grad, keep, R * samples) if autograd else None
     out = volume_render(sigma.view(n, R, samples), rgb.view(n, R, samples, 3), t, background, t_far=t_far)
+    if normals is not None and not autograd:
+        grad = _difference_gradient(field, x_all, keep, out["weights"], normals, graph)
     weights = out["weights"]
     if normals is not None:
         n_i = unit_normals(grad).view(n, R, samples, 3)
@@ -170,6 +170,19 @@ def _render_chunk(field, o: Tensor, d: Tensor, samples: int, bound: float, backg
         # Ref-NeRF's orientation term: visible samples whose normal faces away from the camera.
         out["orientation"] = (weights * (n_i * d[:, :, None, :]).sum(-1).clamp_min(0.0) ** 2).sum(-1)
     return out
+
+
+def _difference_gradient(field, x: Tensor, keep: Tensor | None, weights: Tensor, normals: Normals, graph: bool) -> Tensor:
+    """``density_gradient`` ``[n, P, 3]`` at the chunk's points ``x [n, P, 3]``: at the evaluated ones (``keep``,
+    all if None), or with ``normals.weight_min > 0`` only where some instance's sample weight exceeds it
+    (a normal enters the render times its weight); zeros elsewhere."""
+    P = x.shape[1]
+    if normals.weight_min > 0:
+        keep = (weights.detach().reshape(weights.shape[0], P) > normals.weight_min).any(0).nonzero().squeeze(1)
+    with torch.set_grad_enabled(graph and normals.grad):
+        if keep is None:
+            return density_gradient(field, x, normals.eps)
+        return _scatter(density_gradient(field, x[:, keep], normals.eps), keep, P)
 
 
 def occupied_samples(occupancy: Tensor, x: Tensor, bound: float) -> Tensor:
