@@ -104,7 +104,9 @@ def render_rays(field, origins: Tensor, dirs: Tensor, *, samples: int, bound: fl
     Rays are processed in chunks of at most ``max_points`` sample points (all
     instances together, difference points included). ``occupancy [n, G, G, G]`` (bool, indexed
     ``[x, y, z]`` over the box, ``Field.occupancy_grid``): samples in cells empty for every instance are
-    not evaluated (density 0, no gradient; nerfacc's skipping, batched over instances).
+    not evaluated (density 0, no gradient; nerfacc's skipping, batched over instances). ``normal_weight_min > 0``:
+    difference normals only at samples whose weight exceeds it in some instance (0 elsewhere; the rendered
+    normals move by at most the weight left out).
 
     Example: ``out = render_rays(field, o, d, samples=48, bound=1.0, background=0.8)``.
     """
