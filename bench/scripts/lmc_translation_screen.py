@@ -1,0 +1,47 @@
+"""Screens of the amortised translator's training (issue 15: the suite's translators re-shade mugs instead of
+turning them into ducks, chairs, houses, cars): one translator, trained and scored as `diffrep bench
+lmc-translation` scores (`score_all` on the same held-out mugs, silhouette kind included), printed as one JSON line;
+the outputs for 6 mugs saved as OUT/grid.pt. The runs of 2026-11-30 (docs/benchmarks.md, *Amortised translation*):
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/lmc_translation_screen.py sds 2000 3e-3 16 3 OUT
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/lmc_translation_screen.py sds 6000 3e-3 16 3 OUT
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/lmc_translation_screen.py sds 2000 3e-3 32 4 OUT
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/lmc_translation_screen.py sds 2000 3e-3 16 3 OUT 0.1 0.5
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/lmc_translation_screen.py sds 2000 1e-2 16 3 OUT 0.01
+
+Arguments: LOSS STEPS LR CHANNELS LEVELS OUT [ANCHOR (0.1)] [T_MIN as a fraction of T (0.02)]."""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from diffrep.bench.lmc_translation import score_all
+from diffrep.bench.prior_quality import chroma
+from diffrep.methods.translator import load_translator, translate_images
+from diffrep.priors import load
+from diffrep.toyworld.objects import KINDS
+from diffrep.training.config import TranslatorTrainConfig
+from diffrep.training.translator import source_images, source_split, train
+
+loss, steps, lr, channels, levels, out = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), Path(sys.argv[6])
+anchor = float(sys.argv[7]) if len(sys.argv) > 7 else 0.1
+t_min = float(sys.argv[8]) if len(sys.argv) > 8 else 0.02
+torch.set_num_threads(1)
+prior = load("toyworld")
+config = TranslatorTrainConfig(out=out, loss=loss, steps=steps, lr=lr, channels=channels, levels=levels, anchor=anchor,
+                               t_range=(t_min, 0.98), checkpoint_every=500, device="cpu")
+data = source_images(config, prior.image_shape[-1])
+data["chroma"] = chroma(data["images"])
+_, test_idx = source_split(data["kind"], KINDS.index(config.source), config.holdout)
+start = time.perf_counter()
+train(config, prior=prior, resume=True)
+seconds = time.perf_counter() - start
+model = load_translator(out, prior="toyworld")
+scores, outs = score_all(lambda x, name: translate_images(model, x, name), data, test_idx, config.targets)
+print(json.dumps({"loss": loss, "steps": steps, "lr": lr, "channels": channels, "levels": levels, "anchor": anchor,
+                  "t_min": t_min, "train_s": round(seconds), **scores}))
+grid = torch.cat([torch.stack([data["images"][test_idx[i]], *(outs[t][i] for t in config.targets)]) for i in range(6)])
+torch.save(grid, out / "grid.pt")
