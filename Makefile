@@ -40,9 +40,9 @@ reliability: install
 	$(PY) bench/scripts/reliability_figures.py
 	OMP_NUM_THREADS=1 $(PY) bench/scripts/memory_estimate.py
 
-SUITES := toyworld prior table1 diversity speed panorama prior-quality lmc lmc-translation nerf3d
+SUITES := toyworld prior table1 diversity speed panorama panorama-scenes prior-quality sd-cost lmc lmc-translation nerf3d
 
-bench: install  # all suites, and table1/diversity on the tiny prior: about 100 minutes on the 2-core machine, plus nerf3d (hours)
+bench: install  # all suites, and table1/diversity on the tiny prior: about 2.5 hours on the 2-core machine, plus nerf3d (about 2.2 hours)
 	for s in $(SUITES); do $(VENV)/bin/diffrep bench $$s || exit 1; done
 	for s in table1 diversity; do $(VENV)/bin/diffrep bench $$s --prior tiny || exit 1; done
 
