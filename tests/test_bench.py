@@ -411,3 +411,14 @@ def test_a_section_rerun_updates_the_suite_json_in_place(tmp_path):
     assert len(f["editing"]["rows"]) == 4 * len(f["editing"]["anchors"]) and f["editing"]["iters"] == 15
     assert [r["command"] for r in record["sections_rerun"]] == ["diffrep bench lmc --section editing --quick"]
     assert "x-synthesis.png" in record["images"] and any(p.endswith("lmc-quick-edit.png") for p in record["images"])
+
+
+def test_nearest_iou_against_a_loop():
+    """``metrics.nearest_iou`` (both labellers' silhouette match) equals the IoU argmax of a slow loop."""
+    from diffrep.metrics import nearest_iou
+
+    g = torch.Generator().manual_seed(0)
+    masks, refs = torch.rand(7, 40, generator=g) > 0.6, torch.rand(30, 40, generator=g) > 0.5
+    slow = [max(range(30), key=lambda j: ((m & refs[j]).sum() / (m | refs[j]).sum().clamp_min(1)).item()) for m in masks]
+    assert nearest_iou(masks, refs).tolist() == slow
+    assert nearest_iou(refs[3:5], refs).tolist() == [3, 4]  # a reference is its own nearest

@@ -404,12 +404,12 @@ def evaluate_instances(objects: Sequence[Object3D], prompt_labels: dict[str, int
     # Occupancy, then the best-matching ground-truth instance and its renders.
     _report(callback, "occupancy")
     grids = torch.stack([occupancy_grid(o, gt.grid) for o in objects])
+    masks = torch.stack([silhouette(o, cameras, ref.res, image) for o, image in zip(objects, images)])  # a render each
     if kind is not None:
-        for obj, row, grid, image in zip(objects, rows, grids, images):
-            row.update(_shape_metrics(obj, grid, image, labels, ref, cameras, gt))
+        for row, grid, image, mask in zip(rows, grids, images, masks):
+            row.update(_shape_metrics(grid, image, mask, labels, ref, cameras, gt))
     # Means, 3-D diversity, and the same metrics of ground-truth instances.
     _report(callback, "ground truth")
-    masks = torch.stack([silhouette(o, cameras, ref.res, image) for o, image in zip(objects, images)])
     aggregate = {**_means(rows), "pairwise_occupancy_iou": _round(pairwise_occupancy_iou(grids)),
                  "pairwise_mask_iou": _round(pairwise_mask_iou(masks)),
                  "ground_truth": None if kind is None else _baseline(labels, ref, cameras, back, gt, cfg.baseline)}
@@ -436,14 +436,15 @@ def _label_rows(images: Tensor, back_images: Tensor | None, labels: dict[str, in
     return rows
 
 
-def _shape_metrics(obj: Object3D, grid: Tensor, images: Tensor, labels: dict[str, int], ref: Reference,
+def _shape_metrics(grid: Tensor, images: Tensor, mask: Tensor, labels: dict[str, int], ref: Reference,
                    cameras: Tensor, gt: GroundTruth) -> dict[str, Any]:
-    """Occupancy IoU with the best-matching ground-truth instance, mask IoU and PSNR against its renders."""
+    """Occupancy IoU of an object's ``grid`` with the best-matching ground-truth instance; IoU of its silhouettes
+    ``mask`` and PSNR of its renders ``images`` against that instance's."""
     kind = labels["kind"]
     iou, best = best_matching_instance(grid, gt.grids(kind))
     gt_images, gt_masks = gt_render(kind, labels.get("colour", 0), gt.instances(kind)[best:best + 1], cameras, ref.res)
     out = {"occupancy_iou": _round(iou), "best_instance": best,
-           "mask_iou": _round(_pooled_iou(silhouette(obj, cameras, ref.res, images), gt_masks))}
+           "mask_iou": _round(_pooled_iou(mask, gt_masks))}
     if "colour" in labels:
         out["psnr"] = _round(_psnr(images, gt_images))
     return out

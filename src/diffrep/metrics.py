@@ -34,6 +34,14 @@ def nearest_data(images: Tensor, data: Tensor, chunk: int = 4096) -> tuple[Tenso
     return best_i, best_d / x.shape[1] ** 0.5
 
 
+def nearest_iou(masks: Tensor, references: Tensor) -> Tensor:
+    """Index ``[N]`` of the reference mask overlapping each mask most: IoU of ``masks [N, D]`` with
+    ``references [M, D]`` (0/1 floats or bools; an empty union counts 0)."""
+    a, b = masks.float(), references.float()
+    inter = a @ b.T
+    return (inter / (a.sum(1, keepdim=True) + b.sum(1)[None] - inter).clamp_min(1)).argmax(1)
+
+
 def label_accuracy(indices: Tensor, labels: dict[str, Tensor], query) -> dict[str, float]:
     """Fraction of samples whose nearest data image has each label a ``LabelQuery`` asks for."""
     return {name: (labels[name][indices] == value).float().mean().item() for name, value in query.items()}

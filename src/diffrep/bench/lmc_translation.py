@@ -33,9 +33,9 @@ def silhouettes(images: Tensor) -> Tensor:
 def silhouette_kind(images: Tensor, data_masks: Tensor, data_kind: Tensor) -> Tensor:
     """``[N]``: the kind of the data image whose silhouette overlaps each image's most (IoU; colour- and
     shading-blind). On the toy-world set itself, leave one out, it names 99.8 % of the kinds right."""
-    m = silhouettes(images)
-    inter = m @ data_masks.T
-    return data_kind[(inter / (m.sum(1, keepdim=True) + data_masks.sum(1)[None] - inter).clamp_min(1)).argmax(1)]
+    from diffrep.metrics import nearest_iou
+
+    return data_kind[nearest_iou(silhouettes(images), data_masks)]
 
 
 def translation_scores(outputs: Tensor, inputs: Tensor, colour: Tensor, view: Tensor, target: int,

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 
 from diffrep.bench.panorama import seam_ratio, views_disagreement
-from diffrep.metrics import nearest_data
+from diffrep.metrics import nearest_data, nearest_iou
 from diffrep.priors.scenes import holds
 from diffrep.reps.panorama import crop
 
@@ -140,14 +140,13 @@ class BlobLabeller:
         """Per canvas ``[n, C, H, Wc]``, the ``(kind, colour)`` of each of its blobs, round the 360°."""
         out = []
         for blobs in self.blobs(canvas):
-            row = []
-            for _, pixels, mask in blobs:
-                f = mask.flatten().float()
-                inter = self.masks @ f
-                kind = self.kinds[(inter / (self.masks.sum(1) + f.sum() - inter).clamp_min(1)).argmax()]
-                near = (self.chroma - chromaticity(pixels[:, mask])).norm(dim=1).topk(self.K_COLOUR, largest=False).indices
-                row.append((int(kind), int(self.colours[near].mode().values)))
-            out.append(row)
+            if not blobs:
+                out.append([])
+                continue
+            kinds = self.kinds[nearest_iou(torch.stack([mask.flatten() for _, _, mask in blobs]), self.masks)]
+            colours = [self.colours[(self.chroma - chromaticity(pixels[:, mask])).norm(dim=1)
+                                    .topk(self.K_COLOUR, largest=False).indices].mode().values for _, pixels, mask in blobs]
+            out.append([(int(k), int(c)) for k, c in zip(kinds, colours)])
         return out
 
 
@@ -245,11 +244,6 @@ def data_scenes(prior) -> dict[str, torch.Tensor]:
     from diffrep.toyworld.scene_text import SceneConfig
 
     return scene_data(SceneConfig(n=int(prior.scene.max()) + 1, res=prior.image_shape[-1], seed=0))
-
-
-def data_panoramas(prior) -> torch.Tensor:
-    """The prior's data scenes' panoramas ``[N, C, H, Wc]`` in [-1, 1]."""
-    return data_scenes(prior)["panoramas"].float() / 127.5 - 1
 
 
 def fresh_reference(prior, n: int, data: torch.Tensor) -> dict:

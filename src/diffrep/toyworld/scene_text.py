@@ -26,10 +26,16 @@ VIEW_BINS: int = 4
 (left to right), the position a panorama's layout asks of a view (``SceneQuery.at``)."""
 
 
+def view_offset(bearing: float, column: int, canvas_w: int) -> float:
+    """Columns from the view starting at ``column`` to ``bearing`` (degrees, the canvas's column bearings),
+    rightwards round the canvas: in ``[0, canvas_w)``."""
+    return (bearing / 360.0 * canvas_w - column) % canvas_w
+
+
 def view_bin(bearing: float, column: int, width: int, canvas_w: int) -> int:
     """The slice (``0 .. VIEW_BINS - 1``, left to right) of the view of columns ``column .. column + width - 1``
     (mod ``canvas_w``) holding ``bearing`` (degrees, the canvas's column bearings), or -1 outside the view."""
-    offset = (bearing / 360.0 * canvas_w - column) % canvas_w
+    offset = view_offset(bearing, column, canvas_w)
     return int(offset * VIEW_BINS // width) if offset < width else -1
 
 
@@ -42,7 +48,7 @@ see an object with its centre outside, 99 % have it within 3.7 columns of the ed
 def near_view(bearing: float, column: int, width: int, canvas_w: int) -> bool:
     """Whether ``bearing`` (degrees) stands outside the view of columns ``column .. column + width - 1`` but
     within ``PARTIAL_MARGIN`` of its width from either edge: the view may see part of such an object."""
-    offset = (bearing / 360.0 * canvas_w - column) % canvas_w
+    offset = view_offset(bearing, column, canvas_w)
     return offset >= width and min(offset - width, canvas_w - offset) < PARTIAL_MARGIN * width
 
 
