@@ -37,7 +37,7 @@ from diffrep.toyworld.renderer import BACKGROUND, render
 
 __all__ = [
     "Evaluate3DConfig", "GroundTruth", "Object3D", "Reference", "as_reference", "back_cameras", "best_matching_instance",
-    "evaluate_instances", "format_table", "grid_points", "ground_truth_object", "gt_instances", "gt_light", "gt_render",
+    "evaluate_instances", "foreground_mask", "format_table", "grid_points", "ground_truth_object", "gt_instances", "gt_light", "gt_render",
     "held_out_cameras", "janus_rate", "label_accuracy_3d", "load_reference", "mask_iou", "nearest_labels",
     "occupancy_grid", "occupancy_iou", "pairwise_mask_iou", "pairwise_occupancy_iou", "prompt_labels", "silhouette",
 ]
@@ -344,8 +344,13 @@ def silhouette(obj: Object3D, cameras: Tensor, res: int, images: Tensor | None =
     """Bool ``[V, res, res]``: ``obj.mask > 0.5``, or without a mask, render pixels off the background by > MASK_TOLERANCE."""
     if obj.mask is not None:
         return obj.mask(cameras, res).detach().cpu() > 0.5
-    images = _render(obj, cameras, res) if images is None else images
-    return (images - BACKGROUND).abs().amax(1) > MASK_TOLERANCE
+    return foreground_mask(_render(obj, cameras, res) if images is None else images)
+
+
+def foreground_mask(images: Tensor, tolerance: float = MASK_TOLERANCE) -> Tensor:
+    """Bool ``[..., H, W]``: pixels of toy-world-like ``images [..., C, H, W]`` off the flat background by more
+    than ``tolerance`` in some channel."""
+    return (images - BACKGROUND).abs().amax(-3) > tolerance
 
 
 def mask_iou(obj: Object3D, gt_obj: Object3D, cameras: Tensor, res: int) -> float:

@@ -25,9 +25,9 @@ SILHOUETTE_TAU = 0.1
 
 def silhouettes(images: Tensor) -> Tensor:
     """Foreground masks ``[N, H W]`` (float 0/1) of toy-world-like ``images [N, C, H, W]``: off the background."""
-    from diffrep.toyworld.renderer import BACKGROUND
+    from diffrep.evaluate3d import foreground_mask
 
-    return ((images - BACKGROUND).abs().amax(1) > SILHOUETTE_TAU).flatten(1).float()
+    return foreground_mask(images, SILHOUETTE_TAU).flatten(1).float()
 
 
 def silhouette_kind(images: Tensor, data_masks: Tensor, data_kind: Tensor) -> Tensor:
