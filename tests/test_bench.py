@@ -208,12 +208,13 @@ def test_object_runs_count_separate_appearances_around_the_circle():
 def test_blob_centres_find_each_object_once_round_the_seam():
     from diffrep.bench.panorama_scenes import blob_centres
 
-    canvas = torch.zeros(2, 3, 8, 48) + torch.linspace(-0.6, 0.4, 8)[None, None, :, None]  # wall and floor rows
-    canvas[0, :, 2:6, 10:15] = 0.9  # columns 10..14: centre 12
-    canvas[0, :, 3:5, 45:48] = -0.9  # wrapping round the seam: 45..50 = 45..47, 0..2, centre (45 + 50) // 2 = 47
-    canvas[0, :, 3:5, 0:3] = -0.9
-    canvas[0, 1, 4, 30] = 0.9  # one pixel: noise, not an object
-    assert blob_centres(canvas) == [[12, 47], []]
+    canvas = torch.zeros(3, 3, 16, 96) + torch.linspace(-0.6, 0.4, 16)[None, None, :, None]  # wall and floor rows
+    canvas[0, :, 4:12, 20:25] = 0.9  # columns 20..24: centre 22, 5 x 8 pixels
+    canvas[0, :, 6:10, 93:96] = -0.9  # wrapping round the seam: 93..98 = 93..95, 0..2, centre (93 + 98) // 2 = 95
+    canvas[0, :, 6:10, 0:3] = -0.9
+    canvas[0, 1, 8, 60] = 0.9  # one pixel: noise, not an object
+    canvas[2, :, 8:, 40:57] -= 0.3  # a patch of floor a view wide in another shade: floor, no blob
+    assert blob_centres(canvas) == [[(22, 40), (95, 24)], [], []]
 
 
 def test_blob_chromaticity_is_the_albedo_s_under_any_shading():

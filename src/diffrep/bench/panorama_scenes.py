@@ -60,36 +60,41 @@ def object_runs(seen: torch.Tensor) -> torch.Tensor:
 
 
 FOREGROUND_TAU = 0.15
-"""A canvas pixel is an object's where some channel lies this far from its row's background (``row_background``)."""
+"""A canvas pixel is an object's where some channel lies this far from its background (``background``)."""
 
 
-def row_background(canvas: torch.Tensor) -> torch.Tensor:
-    """``[n, C, H]``: each row's median colour round canvases ``[n, C, H, Wc]``: the wall and the floor without
-    the objects (a few of them cover a small share of the 360°)."""
-    return canvas.median(-1).values
+def background(canvas: torch.Tensor) -> torch.Tensor:
+    """``[n, C, H, Wc]``: each pixel's background, the median of its row over a view's width of columns (``H + 1``)
+    centred on it, round the 360°: the wall and the floor without the objects (narrower than half a view), and a
+    patch of floor a view wide in another shade kept as floor (a DDRep canvas's views can each come out under
+    another scene's light; the median of a whole row made such patches blobs that swallowed their objects,
+    docs/benchmarks.md)."""
+    h = canvas.shape[-2] // 2
+    turned = torch.cat([canvas[..., -h:], canvas, canvas[..., :h]], -1)
+    return turned.unfold(-1, 2 * h + 1, 1).median(-1).values
 
 
 def foreground(images: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
-    """bool ``[..., H, W]``: pixels of ``images [..., C, H, W]`` off their rows' ``background [..., C, H]``."""
-    return (images - background[..., None]).abs().amax(-3) > FOREGROUND_TAU
+    """bool ``[..., H, W]``: pixels of ``images [..., C, H, W]`` off their ``background`` (the same shape)."""
+    return (images - background).abs().amax(-3) > FOREGROUND_TAU
 
 
-def blob_centres(canvas: torch.Tensor, min_width: int = 3) -> list[list[int]]:
-    """Per canvas ``[n, C, H, Wc]``, the centre columns of its objects: runs (round the 360°) of at least
-    ``min_width`` columns holding two or more foreground pixels."""
-    occupied = foreground(canvas, row_background(canvas)).sum(1) >= 2  # [n, Wc]
+def blob_centres(canvas: torch.Tensor, min_width: int = 3) -> list[list[tuple[int, int]]]:
+    """Per canvas ``[n, C, H, Wc]``, ``(centre column, area)`` of its objects: runs (round the 360°) of at least
+    ``min_width`` columns holding two or more foreground pixels; the area counts the run's foreground pixels."""
+    counts = foreground(canvas, background(canvas)).sum(1)  # [n, Wc]
     Wc, out = canvas.shape[-1], []
-    for row in occupied.tolist():
+    for row, count in zip((counts >= 2).tolist(), counts.tolist()):
         centres = []
         if any(row) and not all(row):
             start = row.index(False)  # turned so that no run wraps
-            turned, j = row[start:] + row[:start], 0
+            turned, count, j = row[start:] + row[:start], count[start:] + count[:start], 0
             while j < Wc:
                 k = j
                 while k < Wc and turned[k]:
                     k += 1
                 if k - j >= min_width:
-                    centres.append((start + (j + k - 1) // 2) % Wc)
+                    centres.append(((start + (j + k - 1) // 2) % Wc, sum(count[j:k])))
                 j = max(k, j + 1)
         out.append(centres)
     return out
@@ -100,7 +105,8 @@ class BlobLabeller:
     prior's data panoramas, found the same way and named by the scene layouts (a blob whose centre column
     exactly one object covers): the kind of the reference whose silhouette (foreground mask of the crop centred
     on the blob) overlaps its own most (IoU, colour-blind), the colour most common among the 5 references
-    nearest in chromaticity (``chromaticity``: shading-blind).
+    nearest in chromaticity (``chromaticity``: shading-blind). A blob of fewer pixels than the smallest reference
+    (``min_area``) is a fragment, not an object.
 
     Nearest data views over whole crops, the first labeller, read the wall and the floor more than the object
     (0.37 of the objects present in ground-truth panoramas of the bench's prompts); silhouettes against the
@@ -111,8 +117,9 @@ class BlobLabeller:
 
     def __init__(self, scenes: dict[str, torch.Tensor]):
         panoramas = scenes["panoramas"].float() / 127.5 - 1
-        self.width = panoramas.shape[-2]
+        self.width, self.min_area = panoramas.shape[-2], panoramas.shape[-2] * panoramas.shape[-1]
         masks, kinds, colours, chroma = [], [], [], []
+        areas = [dict(runs) for runs in blob_centres(panoramas)]
         for i, blobs in enumerate(self.blobs(panoramas)):
             for centre, pixels, mask in blobs:
                 covering = (scenes["coverage"][i, :, centre] > 0).nonzero().flatten()
@@ -120,26 +127,28 @@ class BlobLabeller:
                     j = int(covering[0])
                     masks.append(mask.flatten().float()), chroma.append(chromaticity(pixels[:, mask]))
                     kinds.append(int(scenes["kind"][i, j])), colours.append(int(scenes["colour"][i, j]))
+                    self.min_area = min(self.min_area, areas[i][centre])
         self.masks, self.chroma = torch.stack(masks), torch.stack(chroma)
         self.kinds, self.colours = torch.tensor(kinds), torch.tensor(colours)
 
-    def blobs(self, canvas: torch.Tensor) -> list[list[tuple[int, torch.Tensor, torch.Tensor]]]:
-        """Per canvas ``[n, C, H, Wc]``: ``(centre column, crop [C, H, H] centred on it, its foreground mask)`` of each blob."""
-        background, out = row_background(canvas), []
-        for i, centres in enumerate(blob_centres(canvas)):
+    def blobs(self, canvas: torch.Tensor, min_area: int = 0) -> list[list[tuple[int, torch.Tensor, torch.Tensor]]]:
+        """Per canvas ``[n, C, H, Wc]``: ``(centre column, crop [C, H, H] centred on it, its foreground mask)`` of each
+        blob of ``min_area`` pixels or more."""
+        back, out = background(canvas), []
+        for i, runs in enumerate(blob_centres(canvas)):
+            centres = [centre for centre, area in runs if area >= min_area]
             if not centres:
                 out.append([])
                 continue
-            starts = (torch.tensor(centres) - self.width // 2).remainder(canvas.shape[-1])
-            crops = crop(canvas[i:i + 1], starts[None], self.width)[0]
-            fg = foreground(crops, background[i:i + 1].expand(len(centres), -1, -1))
-            out.append(list(zip(centres, crops, fg)))
+            starts = (torch.tensor(centres) - self.width // 2).remainder(canvas.shape[-1])[None]
+            crops = crop(canvas[i:i + 1], starts, self.width)[0]
+            out.append(list(zip(centres, crops, foreground(crops, crop(back[i:i + 1], starts, self.width)[0]))))
         return out
 
     def __call__(self, canvas: torch.Tensor) -> list[list[tuple[int, int]]]:
         """Per canvas ``[n, C, H, Wc]``, the ``(kind, colour)`` of each of its blobs, round the 360°."""
         out = []
-        for blobs in self.blobs(canvas):
+        for blobs in self.blobs(canvas, self.min_area):
             if not blobs:
                 out.append([])
                 continue
