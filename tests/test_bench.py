@@ -232,7 +232,7 @@ def test_blob_chromaticity_is_the_albedo_s_under_any_shading():
 def test_blob_labeller_reads_ground_truth_scenes_of_a_prompt():
     """Calibration: fresh ground-truth panoramas of a prompt show as many blobs as objects, their colours read
     right, no object twice; kinds by silhouette well above chance (1/12) even on the quick prior's 60 scenes
-    (0.98 of the objects present on the default 500: docs/benchmarks.md)."""
+    (0.97 of the objects present on the default 500, 24 prompts: docs/benchmarks.md)."""
     from diffrep.bench import panorama_scenes as ps
     from diffrep.priors import load
     from diffrep.toyworld.scene_text import ScenePrompt, parse_scene_prompt

@@ -111,7 +111,7 @@ class BlobLabeller:
     Nearest data views over whole crops, the first labeller, read the wall and the floor more than the object
     (0.37 of the objects present in ground-truth panoramas of the bench's prompts); silhouettes against the
     data's views with an object in their middle half, the second, 0.91 over 24 prompts' fresh ground truth
-    (misaligned masks read chairs as mugs); this one 0.98 (docs/benchmarks.md)."""
+    (misaligned masks read chairs as mugs); this one 0.97 (0.99 on the bench's 6; bench/scripts/panorama_scenes_labeller.py)."""
 
     K_COLOUR = 5
 
