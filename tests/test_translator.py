@@ -28,6 +28,7 @@ from diffrep.training.translator import (
     prompt_of,
     source_split,
     train,
+    translation_loss,
 )
 
 
@@ -37,12 +38,31 @@ def test_translator_shapes_identity_start_and_range():
     k = torch.tensor([1, 2, 3, 4, 1])
     y = model(x, k)
     assert y.shape == (5, 3, 16, 16)
-    torch.testing.assert_close(y, x.detach().clamp(-1, 1))  # the last layer starts at zero: the identity
-    y.sum().backward()  # the clamp passes gradients straight through, also where it cut
+    torch.testing.assert_close(y, x.detach())  # the last layer starts at zero: the identity, unclamped
+    y.sum().backward()
     torch.testing.assert_close(x.grad, torch.ones_like(x))
     with torch.no_grad():
         model.net.head.bias.fill_(5.0)
-    assert model(x, k).abs().max() <= 1
+    model.record = {"kinds": list(KINDS), "targets": ["duck"]}
+    assert translate_images(model, x.detach(), "duck").abs().max() <= 1  # the images it hands out are clamped
+
+
+def test_translator_outputs_stay_bounded_under_a_gradient_that_pushes_past_the_range():
+    """A distillation gradient pushing every pixel up forever (guided predictions beyond +1 do) meets the anchor:
+    the outputs settle near ``x + g/λ``. (Clamped inside the graph with a straight-through backward, the first
+    translator ran away: the gradient and the anchor, taken at the clamped value, never stopped it.)"""
+    torch.manual_seed(0)
+    model = Translator((3, 8, 8), len(KINDS), CorrectiveConfig(channels=4, levels=2))
+    x, k = torch.rand(4, 3, 8, 8) * 2 - 1, torch.tensor([1, 2, 3, 4])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    lam, push = 0.5, 0.25
+    for _ in range(400):
+        batch = (x, k, None, None, None, lam)
+        loss, _ = translation_loss(model, batch, None, grad=lambda y, c, t, eps: torch.full_like(y, -push))
+        opt.zero_grad(), loss.backward(), opt.step()
+    y = model(x, k).detach()
+    assert y.abs().max() < 1 + push / lam + 0.1
+    torch.testing.assert_close(y, x + push / lam, atol=0.1, rtol=0)
 
 
 def test_class_encoding_is_the_ten_frequency_code():

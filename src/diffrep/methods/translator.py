@@ -32,10 +32,14 @@ def class_encoding(k: Tensor, classes: int, size: tuple[int, int]) -> Tensor:
 
 
 class Translator(nn.Module):
-    """``f_φ(x, k)``: ``x [B, C, H, W]`` in [-1, 1], ``k [B]`` target class indices -> ``[B, C, H, W]`` in [-1, 1].
+    """``f_φ(x, k) = x + u(x, k)``: ``x [B, C, H, W]`` in [-1, 1], ``k [B]`` target class indices -> ``[B, C, H, W]``,
+    with ``u`` the corrective's U-Net (class code at the input). Unclamped: trained as it is, as an edited image is
+    (the distillation gradient and the anchor act on every pixel), and clamped to [-1, 1] by ``translate_images``.
 
-    ``y = clamp(x + u(x, k), -1, 1)`` with ``u`` the corrective's U-Net (class code at the input); the clamp passes
-    gradients straight through, so a pixel at the boundary can still be moved back."""
+    A clamp inside the training graph, its backward passing gradients straight through (the first version), let
+    a pixel that the guided gradient pushes past ±1 run away unchecked, the gradient being taken at the clamped
+    value and the anchor too: on one mug the pre-clamp outputs reached 1e16 within 300 steps and every pixel
+    saturated; the suite's translators re-shaded mugs instead of translating them (docs/benchmarks.md)."""
 
     def __init__(self, image_shape: tuple[int, int, int], classes: int, config: CorrectiveConfig | None = None):
         super().__init__()
@@ -46,8 +50,7 @@ class Translator(nn.Module):
         nn.init.zeros_(self.net.head.bias)
 
     def forward(self, x: Tensor, k: Tensor) -> Tensor:
-        y = x + self.net(x, k)
-        return y + (y.clamp(-1, 1) - y).detach()  # forward clamped, backward identity
+        return x + self.net(x, k)
 
 
 def save_translator(model: Translator, folder: Path, meta: dict[str, Any]) -> Path:
@@ -89,4 +92,4 @@ def translate_images(model: Translator, x: Tensor, to: str) -> Tensor:
     if to not in model.record["targets"]:
         raise InputError(f"to={to!r} is not a target of this translator; allowed: {', '.join(model.record['targets'])}")
     k = torch.full((x.shape[0],), kinds.index(to), dtype=torch.long, device=x.device)
-    return model(x, k)
+    return model(x, k).clamp(-1, 1)
