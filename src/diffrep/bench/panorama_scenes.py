@@ -79,10 +79,11 @@ def foreground(images: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
     return (images - background).abs().amax(-3) > FOREGROUND_TAU
 
 
-def blob_centres(canvas: torch.Tensor, min_width: int = 3) -> list[list[tuple[int, int]]]:
+def blob_centres(canvas: torch.Tensor, min_width: int = 3, back: torch.Tensor | None = None) -> list[list[tuple[int, int]]]:
     """Per canvas ``[n, C, H, Wc]``, ``(centre column, area)`` of its objects: runs (round the 360°) of at least
-    ``min_width`` columns holding two or more foreground pixels; the area counts the run's foreground pixels."""
-    counts = foreground(canvas, background(canvas)).sum(1)  # [n, Wc]
+    ``min_width`` columns holding two or more foreground pixels; the area counts the run's foreground pixels.
+    ``back``: the canvases' ``background``, when the caller has it already."""
+    counts = foreground(canvas, background(canvas) if back is None else back).sum(1)  # [n, Wc]
     Wc, out = canvas.shape[-1], []
     for row, count in zip((counts >= 2).tolist(), counts.tolist()):
         centres = []
@@ -119,30 +120,30 @@ class BlobLabeller:
         panoramas = scenes["panoramas"].float() / 127.5 - 1
         self.width, self.min_area = panoramas.shape[-2], panoramas.shape[-2] * panoramas.shape[-1]
         masks, kinds, colours, chroma = [], [], [], []
-        areas = [dict(runs) for runs in blob_centres(panoramas)]
         for i, blobs in enumerate(self.blobs(panoramas)):
-            for centre, pixels, mask in blobs:
+            for centre, area, pixels, mask in blobs:
                 covering = (scenes["coverage"][i, :, centre] > 0).nonzero().flatten()
                 if len(covering) == 1:  # one object's blob, not two side by side
                     j = int(covering[0])
                     masks.append(mask.flatten().float()), chroma.append(chromaticity(pixels[:, mask]))
                     kinds.append(int(scenes["kind"][i, j])), colours.append(int(scenes["colour"][i, j]))
-                    self.min_area = min(self.min_area, areas[i][centre])
+                    self.min_area = min(self.min_area, area)
         self.masks, self.chroma = torch.stack(masks), torch.stack(chroma)
         self.kinds, self.colours = torch.tensor(kinds), torch.tensor(colours)
 
-    def blobs(self, canvas: torch.Tensor, min_area: int = 0) -> list[list[tuple[int, torch.Tensor, torch.Tensor]]]:
-        """Per canvas ``[n, C, H, Wc]``: ``(centre column, crop [C, H, H] centred on it, its foreground mask)`` of each
-        blob of ``min_area`` pixels or more."""
+    def blobs(self, canvas: torch.Tensor, min_area: int = 0) -> list[list[tuple[int, int, torch.Tensor, torch.Tensor]]]:
+        """Per canvas ``[n, C, H, Wc]``: ``(centre column, area, crop [C, H, H] centred on it, its foreground mask)``
+        of each blob of ``min_area`` pixels or more."""
         back, out = background(canvas), []
-        for i, runs in enumerate(blob_centres(canvas)):
-            centres = [centre for centre, area in runs if area >= min_area]
-            if not centres:
+        for i, runs in enumerate(blob_centres(canvas, back=back)):
+            runs = [(centre, area) for centre, area in runs if area >= min_area]
+            if not runs:
                 out.append([])
                 continue
-            starts = (torch.tensor(centres) - self.width // 2).remainder(canvas.shape[-1])[None]
+            starts = (torch.tensor([centre for centre, _ in runs]) - self.width // 2).remainder(canvas.shape[-1])[None]
             crops = crop(canvas[i:i + 1], starts, self.width)[0]
-            out.append(list(zip(centres, crops, foreground(crops, crop(back[i:i + 1], starts, self.width)[0]))))
+            fg = foreground(crops, crop(back[i:i + 1], starts, self.width)[0])
+            out.append([(centre, area, c, m) for (centre, area), c, m in zip(runs, crops, fg)])
         return out
 
     def __call__(self, canvas: torch.Tensor) -> list[list[tuple[int, int]]]:
@@ -152,9 +153,9 @@ class BlobLabeller:
             if not blobs:
                 out.append([])
                 continue
-            kinds = self.kinds[nearest_iou(torch.stack([mask.flatten() for _, _, mask in blobs]), self.masks)]
+            kinds = self.kinds[nearest_iou(torch.stack([mask.flatten() for *_, mask in blobs]), self.masks)]
             colours = [self.colours[(self.chroma - chromaticity(pixels[:, mask])).norm(dim=1)
-                                    .topk(self.K_COLOUR, largest=False).indices].mode().values for _, pixels, mask in blobs]
+                                    .topk(self.K_COLOUR, largest=False).indices].mode().values for *_, pixels, mask in blobs]
             out.append([(int(k), int(c)) for k, c in zip(kinds, colours)])
         return out
 
