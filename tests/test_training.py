@@ -67,7 +67,10 @@ def test_resume_after_an_interruption_is_bitwise(tmp_path):
     straight = []
     fit(toy_task(), config, callback=straight.append)
 
+    before = []
+
     def crash(info):
+        before.append(info["seconds"])
         if info["step"] == 5:  # two steps past the checkpoint at 3
             raise KeyboardInterrupt
 
@@ -78,6 +81,7 @@ def test_resume_after_an_interruption_is_bitwise(tmp_path):
     fit(toy_task(), cut, resume=True, callback=resumed.append)
     assert [e["step"] for e in resumed] == [4, 5, 6, 7]
     assert [(e["loss"], e["rms"]) for e in resumed] == [(e["loss"], e["rms"]) for e in straight[3:]]
+    assert resumed[0]["seconds"] > before[2]  # the training time counts the steps before the checkpoint too
     a, b = load_file(config.out / "checkpoint.safetensors"), load_file(cut.out / "checkpoint.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(v, b[k]) for k, v in a.items())
     assert {k.split(".")[0] for k in a} == {"model", "ema", "offset", "opt", "rng"}

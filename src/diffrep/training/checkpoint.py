@@ -48,8 +48,9 @@ def save_checkpoint(out: Path, step: int, state: TrainState, meta: dict[str, Any
     return path
 
 
-def load_checkpoint(out: Path, state: TrainState) -> int:
-    """Restore what ``save_checkpoint`` wrote into ``state``; returns the step to continue from."""
+def load_checkpoint(out: Path, state: TrainState) -> tuple[int, float]:
+    """Restore what ``save_checkpoint`` wrote into ``state``; returns the step to continue from and the training
+    seconds spent before it (0 for checkpoints written before runs counted them)."""
     try:
         tensors, meta = read_saved(out / "checkpoint.safetensors")
         for name, m in state.modules.items():
@@ -60,4 +61,4 @@ def load_checkpoint(out: Path, state: TrainState) -> int:
     state.g.set_state(tensors["rng.torch"])
     version, rng_state, gauss = meta["rng.python"]
     state.rng.setstate((version, tuple(rng_state), gauss))
-    return int(meta["step"])
+    return int(meta["step"]), float(meta.get("seconds", 0.0))

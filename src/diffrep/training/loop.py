@@ -99,9 +99,10 @@ def fit(task: Task, config: LoopConfig, *, resume: bool = False,
     opt = torch.optim.AdamW([p for m in trained.values() for p in m.parameters()], lr=config.lr)
     state = TrainState({"model": task.model, "ema": ema, **task.extra}, opt,
                        torch.Generator().manual_seed(config.seed), random.Random(config.seed))
-    step = load_checkpoint(config.out, state) if resume and (config.out / "checkpoint.json").is_file() else 0
+    resuming = resume and (config.out / "checkpoint.json").is_file()
+    step, before = load_checkpoint(config.out, state) if resuming else (0, 0.0)
     state.to(device)
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() - before  # "seconds": the run's training time, over every resume
     while step < config.steps:
         if task.at_step is not None:
             task.at_step(step)
@@ -110,7 +111,7 @@ def fit(task: Task, config: LoopConfig, *, resume: bool = False,
         step += 1
         info = {"step": step, "steps": config.steps, "loss": metrics["loss"], "seconds": time.perf_counter() - t0} | metrics
         if config.checkpoint_every and step % config.checkpoint_every == 0 or step == config.steps:
-            info["checkpoint"] = save_checkpoint(config.out, step, state, task.meta)
+            info["checkpoint"] = save_checkpoint(config.out, step, state, task.meta | {"seconds": info["seconds"]})
         if task.preview is not None and config.sample_every and step % config.sample_every == 0:
             info["samples"] = task.preview(ema, config.out / f"samples-{step:07d}.png")
         if callback is not None:
