@@ -344,7 +344,9 @@ def test_lmc_translation_quick_produces_its_figures(tmp_path):
     for row in figures["rows"].values():
         assert set(row["per_target"]) == {"duck", "chair", "house", "car"}
         assert all(0 <= row[k] <= 1 for k in ("kind", "colour", "view", "all"))
+    assert all(figures["rows"][loss]["train_s"] > 0 for loss in ("lmc-sds", "sds", "nfsd"))  # from the checkpoints
     assert (tmp_path / "lmc-translation-quick-grid.png").exists()
+    assert not (tmp_path / ".lmc-translation-quick.cache").exists()  # the translators' folders, gone with the JSON
 
 
 @pytest.mark.parametrize("saturated", [False, True])
