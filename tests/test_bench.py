@@ -130,32 +130,70 @@ def test_tiny_weights_record_of_a_run_folder(tmp_path):
     assert record == {"file": str(tmp_path / "tiny.safetensors"), "sha256": hashlib.sha256(b"not really weights").hexdigest()}
 
 
-def test_nerf3d_keeps_finished_runs_and_a_rerun_skips_them(tmp_path, monkeypatch):
-    """A suite of hours killed part-way loses only its current run: the rerun takes the others from the cache."""
+def fake_nerf3d(monkeypatch, interrupt_at: int | None = None):
+    """The nerf3d suite with its runs replaced by a fake that records them (and is killed at run ``interrupt_at``)."""
+    from types import SimpleNamespace
+
     from diffrep.bench import nerf3d
 
     calls = []
 
     def fake_run(prior, reference, gt, prompt, method, seed, n, options, device="cpu"):
-        if len(calls) == 2 and not fake_run.resumed:
-            raise KeyboardInterrupt  # killed during the third run
+        if len(calls) == fake_run.interrupt_at:
+            raise KeyboardInterrupt
         calls.append(method)
-        return {"prompt": prompt, "method": method, "seed": seed, "seconds": 1.0, "aggregate": {"occupancy_iou": len(calls)}}, method
+        return ({"prompt": prompt, "method": method, "seed": seed, "seconds": 1.0,
+                 "aggregate": {"occupancy_iou": len(calls)}}, SimpleNamespace(rep=method))
 
-    fake_run.resumed = False
+    fake_run.interrupt_at = interrupt_at
     monkeypatch.setattr(nerf3d, "one_run", fake_run)
     monkeypatch.setattr(nerf3d, "nerf_outputs", lambda rep, formats: {"turntable-0.gif": rep.encode()})
     monkeypatch.setattr(nerf3d, "as_reference", lambda prior: None)
+    monkeypatch.setattr(nerf3d, "_keep_run", lambda result, runs, spec, key: f"{runs.name}/{result.rep}")
+    return nerf3d, fake_run, calls
+
+
+def test_nerf3d_keeps_finished_runs_and_a_rerun_skips_them(tmp_path, monkeypatch):
+    """A suite of hours killed part-way loses only its current run: the rerun takes the others from the cache."""
+    nerf3d, fake_run, calls = fake_nerf3d(monkeypatch, interrupt_at=2)  # killed during the third run
     cache = tmp_path / ".nerf3d-quick.cache"
     with pytest.raises(KeyboardInterrupt):
         nerf3d.run(quick=True, log=lambda s: None, prior=object(), cache=cache)
     assert calls == ["ddrep", "sds"]
-    fake_run.resumed = True
+    fake_run.interrupt_at = None
     figures = nerf3d.run(quick=True, log=lambda s: None, prior=object(), cache=cache)
     assert calls == ["ddrep", "sds", "sjc"]  # only the unfinished run ran again
     assert [r["method"] for r in figures["rows"]] == ["ddrep", "sds", "sjc"]
     assert [r["aggregate"]["occupancy_iou"] for r in figures["rows"]] == [1, 2, 3]
+    assert [r["run_dir"] for r in figures["rows"]] == [f".nerf3d-quick.runs/{m}" for m in ("ddrep", "sds", "sjc")]
     assert figures["_files"] == {"duck-ddrep.gif": b"ddrep", "duck-sds.gif": b"sds", "duck-sjc.gif": b"sjc"}
+
+
+def test_nerf3d_shards_run_each_run_once_and_the_last_call_writes_the_figures(tmp_path, monkeypatch):
+    """`--shard 1/2` and `--shard 2/2` (two processes) split the runs between them; the suite without a shard then
+    runs nothing and gives the figures of all of them, in the plan's order."""
+    nerf3d, _, calls = fake_nerf3d(monkeypatch)
+    cache = tmp_path / ".nerf3d-quick.cache"
+    assert nerf3d.run(quick=True, log=lambda s: None, prior=object(), cache=cache, shard=(2, 2)) is None
+    assert calls == ["sds"]
+    assert nerf3d.run(quick=True, log=lambda s: None, prior=object(), cache=cache, shard=(1, 2)) is None
+    assert calls == ["sds", "ddrep", "sjc"]
+    figures = nerf3d.run(quick=True, log=lambda s: None, prior=object(), cache=cache)
+    assert calls == ["sds", "ddrep", "sjc"]
+    assert [r["method"] for r in figures["rows"]] == ["ddrep", "sds", "sjc"]
+    assert figures["_files"] == {"duck-ddrep.gif": b"ddrep", "duck-sds.gif": b"sds", "duck-sjc.gif": b"sjc"}
+
+
+@pytest.mark.parametrize("shard", ["0/2", "3/2", "1/1", "a/b", "2"])
+def test_a_bad_shard_is_refused_before_the_suite_runs(shard, tmp_path):
+    with pytest.raises(InputError, match="--shard"):
+        run_suite("nerf3d", quick=True, results=tmp_path, shard=shard)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_suite_without_a_cache_does_not_take_a_shard(tmp_path):
+    with pytest.raises(InputError, match="does not take --shard; suites that do: nerf3d"):
+        run_suite("table1", quick=True, results=tmp_path, shard="1/2")
 
 
 def test_sd_cost_quick_produces_its_figures(tmp_path):

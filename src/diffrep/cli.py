@@ -263,6 +263,9 @@ class BenchArgs:
     section: str | None = None
     """Run one section of a suite that has them (lmc: synthesis, diversity, editing) and update its existing
     results JSON in place."""
+    shard: str | None = None
+    """I/K: run the I-th of K interleaved parts of a cached suite's runs (nerf3d), one process a part, into its
+    cache; then run the suite without --shard to write the JSON from the cache."""
 
 
 @dataclass(frozen=True)
@@ -689,7 +692,10 @@ def run_bench(a: BenchArgs) -> int:
 
     check_writable(a.results, "results folder")  # not at the end of a run of minutes
     path = run_suite(a.suite, quick=a.quick, results=a.results, log=lambda s: print(s, file=sys.stderr),
-                     prior=a.prior, prior_path=a.prior_path, device=a.device, section=a.section)
+                     prior=a.prior, prior_path=a.prior_path, device=a.device, section=a.section, shard=a.shard)
+    if a.shard is not None:
+        print(f"shard {a.shard} done, its runs in {path}; `diffrep bench {a.suite}` without --shard writes the JSON")
+        return 0
     print(f"results: {path}")
     return 0
 

@@ -45,16 +45,19 @@ def machine_info() -> dict[str, Any]:
 
 def run_suite(name: str, *, quick: bool, results: Path, log: Callable[[str], None] = print,
               prior: str | None = None, prior_path: str | None = None, device: str | None = None,
-              section: str | None = None) -> Path:
+              section: str | None = None, shard: str | None = None) -> Path:
     """Run one suite and write its JSON (figures, the command, machine info, date).
 
     ``prior`` (a name for ``diffrep.priors.load``) replaces a suite's default prior, for the suites
     that take one; the results then go to ``SUITE-PRIOR[-quick].json``. ``device`` (``cuda``, ...) runs a suite
     that takes one there; its results go to ``SUITE-TYPE[-quick].json`` (``sd-cost-cuda.json``). ``section`` (one
     of the suite's ``SECTIONS``) runs that part alone and updates the suite's existing JSON in place: the
-    section's figures replace the old ones (dicts merged key by key), and ``sections_rerun`` records the run."""
+    section's figures replace the old ones (dicts merged key by key), and ``sections_rerun`` records the run.
+    ``shard`` (``"I/K"``, a suite with a cache) runs the I-th of K interleaved parts of its runs into the cache and
+    returns the cache's path; a run without it then writes the JSON from the cache."""
     if name not in SUITES:
         raise InputError(f"unknown benchmark suite {name!r}; allowed: {', '.join(SUITES)}")
+    part = parse_shard(shard) if shard is not None else None
     if prior is None and prior_path is not None:
         raise InputError("--prior-path needs --prior tiny")
     if prior is not None:  # its options, before the suite (and torch) is imported
@@ -94,12 +97,19 @@ def run_suite(name: str, *, quick: bool, results: Path, log: Callable[[str], Non
     if "cache" in inspect.signature(suite.run).parameters:  # suites of hours keep their finished runs, on any device
         cache = Path(results) / f".{stem}{'-quick' if quick else ''}.cache"
         kwargs["cache"] = cache
+    if part is not None:
+        if "shard" not in inspect.signature(suite.run).parameters:
+            takes = [s for s in SUITES if "shard" in inspect.signature(importlib.import_module(SUITES[s]).run).parameters]
+            raise InputError(f"suite {name!r} does not take --shard; suites that do: {', '.join(takes)}")
+        kwargs["shard"] = part
     stem += f"-{device.split(':')[0]}" if device is not None and device != "cpu" else ""
     path = Path(results) / f"{stem}{'-quick' if quick else ''}.json"
     if section is not None and not path.is_file():
         raise InputError(f"--section {section} updates {path}, which does not exist; run the whole suite first")
     start = time.perf_counter()
     figures = suite.run(quick=quick, log=log, **kwargs)
+    if figures is None:  # a shard: its runs are in the cache
+        return cache
     images = figures.pop("_images", {})
     files = figures.pop("_files", {})
     run = {"command": command + (" --quick" if quick else ""), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -126,6 +136,14 @@ def run_suite(name: str, *, quick: bool, results: Path, log: Callable[[str], Non
 
         shutil.rmtree(cache)
     return path
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/K"`` as ``(I, K)``, ``1 <= I <= K``, ``K >= 2``."""
+    i, _, k = text.partition("/")
+    if not (i.isdigit() and k.isdigit() and 1 <= int(i) <= int(k) and int(k) >= 2):
+        raise InputError(f"--shard {text!r} must be I/K with 1 <= I <= K and K >= 2 (e.g. 1/2, then 2/2)")
+    return int(i), int(k)
 
 
 def merge(old: dict, new: dict) -> None:
