@@ -121,13 +121,14 @@ def run(quick: bool, log: Callable[[str], None], cache: Path | None = None) -> d
         for loss in TRANSLATOR_LOSSES:
             config = TranslatorTrainConfig(**{**asdict(base), "out": Path(cache or tmp) / loss, "loss": loss})
             train(config, prior=prior, resume=True)
-            seconds = json.loads((config.out / "checkpoint.json").read_text()).get("seconds", 0.0)  # over every resume
+            # training time over every resume (None: a checkpoint written before the loop counted it)
+            seconds = json.loads((config.out / "checkpoint.json").read_text()).get("seconds")
             model = load_translator(config.out, prior="toyworld")
             scores, outs = score_all(lambda x, name, m=model: translate_images(m, x, name), data, test_idx, targets)
-            rows[loss] = scores | {"train_s": round(seconds, 1)}
+            rows[loss] = scores | {"train_s": None if seconds is None else round(seconds, 1)}
             shown[loss] = {t: outs[t][:ROWS] for t in targets}
             log(f"{loss}: {scores['kind']} kind, {scores['colour']} colour, {scores['view']} view, "
-                f"{scores['all']} all ({seconds:.0f} s)")
+                f"{scores['all']} all ({rows[loss]['train_s']} s)")
     # Grid: one row per held-out mug; columns: the input, then per loss its targets.
     n = min(ROWS, len(test_idx))
     grid = torch.cat([torch.stack([shown["input"][i], *(shown[loss][t][i] for loss in TRANSLATOR_LOSSES for t in targets)])
