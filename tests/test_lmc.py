@@ -171,6 +171,7 @@ def saved_corrective(tmp_path, prior, name="gmm"):
 def test_corrective_for_another_prior_is_refused_in_one_line(tmp_path):
     folder = saved_corrective(tmp_path, default_gmm(size=16))
     load_corrective(folder, default_gmm(size=16), "gmm")
+    assert (folder / "corrective.safetensors").stat().st_mode & 0o777 == 0o644  # safetensors' own writer leaves 0600
     with pytest.raises(InputError, match="trained for prior 'gmm'") as e:
         load_corrective(folder, default_gaussian(size=16))
     assert "\n" not in str(e.value)

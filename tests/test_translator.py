@@ -111,6 +111,8 @@ def test_translator_trains_a_few_steps_saves_and_loads(tmp_path, toy_prior, loss
     assert all(d["grad_norm"] > 0 for d in log)
     meta = json.loads((weights.parent / "translator.json").read_text())
     assert meta["prior"] == "toyworld" and meta["loss"] == loss and meta["targets"] == ["duck", "car"]
+    assert weights.stat().st_mode & 0o777 == 0o644  # an ordinary file (safetensors' own writer leaves 0600)
+    assert not [p.name for p in weights.parent.iterdir() if p.name.startswith(".")]  # no temporary file left
     assert meta["source"] == "mug" and meta["training"]["step"] == 4
     model = load_translator(weights, prior="toyworld")
     x = toy_prior.data[:3]

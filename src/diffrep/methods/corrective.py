@@ -94,16 +94,14 @@ def prior_fingerprint(prior: Any, name: str | None) -> dict[str, Any]:
 
 
 def save_corrective(model: Corrective, folder: Path, fingerprint: dict[str, Any], training: dict[str, Any]) -> Path:
-    """``folder/corrective.safetensors`` (fp16) + ``corrective.json`` (the prior's fingerprint, the architecture, the run)."""
-    from safetensors.torch import save_file
+    """``folder/corrective.safetensors`` (fp16) + ``corrective.json`` (the prior's fingerprint, the architecture, the
+    run), each written atomically, readable like any output (the record also in the weights' header)."""
+    from diffrep.checkpoint import atomic_save
 
-    folder.mkdir(parents=True, exist_ok=True)
     # Half precision: the corrective's output is renormalised (N), so 1e-3 relative error in its weights is
     # immaterial, and the shipped files are half the size; load_corrective copies them into fp32 parameters.
-    save_file({k: v.detach().cpu().half().contiguous() for k, v in model.state_dict().items()},
-              str(folder / "corrective.safetensors"))
     meta = fingerprint | {"config": asdict(model.config), "training": training}
-    (folder / "corrective.json").write_text(json.dumps(meta, indent=1, default=str) + "\n")
+    atomic_save({k: v.half() for k, v in model.state_dict().items()}, folder / "corrective.safetensors", meta)
     return folder / "corrective.safetensors"
 
 

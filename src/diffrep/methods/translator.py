@@ -12,7 +12,6 @@ last layer starts at zero so that the untrained network is the identity.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -54,17 +53,12 @@ class Translator(nn.Module):
 
 
 def save_translator(model: Translator, folder: Path, meta: dict[str, Any]) -> Path:
-    """``folder/translator.safetensors`` + ``translator.json`` (``meta``: prior fingerprint, kinds, the run)."""
-    from safetensors.torch import save_file
+    """``folder/translator.safetensors`` + ``translator.json`` (``meta``: prior fingerprint, kinds, the run), each
+    written atomically, readable like any output (the record also in the weights' header)."""
+    from diffrep.checkpoint import atomic_save
 
-    from diffrep.export import atomic_write_text
-
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / "translator.safetensors.tmp"
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    tmp.replace(folder / "translator.safetensors")
     record = meta | {"image_shape": list(model.image_shape), "classes": model.classes, "config": asdict(model.config)}
-    atomic_write_text(folder / "translator.json", json.dumps(record, indent=1, default=str) + "\n")
+    atomic_save(dict(model.state_dict()), folder / "translator.safetensors", record)
     return folder / "translator.safetensors"
 
 
