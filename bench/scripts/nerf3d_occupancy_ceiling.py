@@ -10,12 +10,13 @@ with the fixed camera-side light) at 64 random cameras of
 then scored as `diffrep evaluate` scores: occupancy at `SURFACE_DENSITY` on the 64^3 grid, IoU against the
 instance itself and against the best of the 64 ground-truth instances of the kind.
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_occupancy_ceiling.py [STEPS (400)]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_occupancy_ceiling.py
 
-Writes bench/results/nerf3d-occupancy-ceiling.json (about 40 s a fit on one thread)."""
+writes bench/results/nerf3d-occupancy-ceiling.json (about 20 s a fit on one thread). Variants print their lines
+only: ``--steps 1600``, ``--blob-density 0`` (start empty), ``--blob-radius 0.2``, ``--prompts "a red mug"``."""
 
+import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -36,14 +37,15 @@ RANGES = {"toy world (-10, 60)": (-10.0, 60.0), "looking in (-10, 90)": (-10.0, 
 VIEWS, RES, BATCH, SAMPLES = 64, 32, 2048, 48
 
 
-def fit(kind: int, colour: int, instance: torch.Tensor, elevations: tuple[float, float], steps: int, seed: int) -> VoxelField:
+def fit(kind: int, colour: int, instance: torch.Tensor, elevations: tuple[float, float], steps: int, seed: int,
+        blob_density: float = 5.0, blob_radius: float = 0.5) -> VoxelField:
     g = torch.Generator().manual_seed(seed)
     cameras = sample_cameras(torch.rand(VIEWS, 2, generator=g), elevations, DISTANCE)
     images, _ = evaluate3d.gt_render(kind, colour, instance[None], cameras, RES)
     target = ((images + 1) / 2).permute(0, 2, 3, 1).reshape(1, -1, 3)
     o, d = (x.reshape(1, -1, 3) for x in camera_rays(cameras, RES, FOV_DEG))
     background = (BACKGROUND + 1) / 2
-    field = VoxelField(1, 32, 1.0, generator=g, blob_density=5.0, blob_radius=0.5)
+    field = VoxelField(1, 32, 1.0, generator=g, blob_density=blob_density, blob_radius=blob_radius)
     optimiser = torch.optim.Adam(field.parameters(), lr=0.1)
     for _ in range(steps):
         batch = torch.randint(0, o.shape[1], (BATCH,), generator=g)
@@ -56,18 +58,25 @@ def fit(kind: int, colour: int, instance: torch.Tensor, elevations: tuple[float,
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--blob-density", type=float, default=5.0)
+    parser.add_argument("--blob-radius", type=float, default=0.5)
+    parser.add_argument("--prompts", nargs="+", default=list(PROMPTS), choices=PROMPTS)
+    a = parser.parse_args()
+    default = vars(a) == vars(parser.parse_args([]))
     torch.set_num_threads(1)
-    steps = int(sys.argv[1]) if len(sys.argv) > 1 else 400
+    steps = a.steps
     truth = evaluate3d.GroundTruth()
     points = evaluate3d.grid_points(truth.grid)
     rows = []
-    for prompt in PROMPTS:
+    for prompt in a.prompts:
         labels = evaluate3d.prompt_labels(prompt)
         kind, colour = labels["kind"], labels["colour"]
         for index in (0, 1):
             for name, elevations in RANGES.items():
                 start = time.perf_counter()
-                field = fit(kind, colour, truth.instances(kind)[index], elevations, steps, seed=index)
+                field = fit(kind, colour, truth.instances(kind)[index], elevations, steps, index, a.blob_density, a.blob_radius)
                 with torch.no_grad():
                     occupied = field.density(points[None])[0] > SURFACE_DENSITY
                 ious = evaluate3d.occupancy_iou(occupied, truth.grids(kind))
@@ -76,13 +85,15 @@ def main() -> None:
                              "truth_occupied": int(truth.grids(kind)[index].sum()),
                              "seconds": round(time.perf_counter() - start, 1)})
                 print(json.dumps(rows[-1]), flush=True)
+    if not default:
+        return
     mean = {name: round(sum(r["best_iou"] for r in rows if r["cameras"] == name) / (2 * len(PROMPTS)), 4) for name in RANGES}
     per_kind = {name: {p: round(sum(r["best_iou"] for r in rows if r["cameras"] == name and r["prompt"] == p) / 2, 4)
                        for p in PROMPTS} for name in RANGES}
     print(json.dumps({"mean_best_iou": mean}), flush=True)
     out = Path(__file__).resolve().parents[1] / "results" / "nerf3d-occupancy-ceiling.json"
     atomic_write_text(out, json.dumps({"command": "OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_occupancy_ceiling.py "
-                                       + " ".join(sys.argv[1:]), "machine": machine_info(), "steps": steps,
+                                      , "machine": machine_info(), "steps": steps,
                                        "mean_best_iou": mean, "per_prompt_best_iou": per_kind, "rows": rows}, indent=1) + "\n")
 
 
