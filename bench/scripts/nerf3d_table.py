@@ -55,15 +55,20 @@ def main(path):
     extra = record["figures"].get("extra_rows", [])
     if extra:
         print()
-        print("| prompt | method | options | n | s | kind | occ IoU | mask IoU | pairwise IoU | ground truth pairwise |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+        print("| prompt | method | options | n | s | kind | view | occ IoU | mask IoU | pairwise IoU (data) | "
+              "pairwise silhouette IoU (data) | silhouette spread / data's |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        cell = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
         for r in extra:
             a = r["aggregate"]
-            gt = a.get("ground_truth", {}).get("pairwise_occupancy_iou")
-            pw = a.get("pairwise_occupancy_iou")
+            gt = a.get("ground_truth", {})
+            pw, gt_pw = a.get("pairwise_occupancy_iou"), gt.get("pairwise_occupancy_iou")
+            pm, gt_pm = a.get("pairwise_mask_iou"), gt.get("pairwise_mask_iou")
+            spread = None if pm is None or gt_pm is None else (1 - pm) / (1 - gt_pm)
             print(f"| {r['prompt']} | {r['method']} | {json.dumps(r['options'])} | {r['n']} | {r['seconds']:.0f} | "
-                  f"{a['labels']['kind']:.2f} | {a['occupancy_iou']:.2f} | {a['mask_iou']:.2f} | "
-                  f"{'-' if pw is None else f'{pw:.2f}'} | {'-' if gt is None else f'{gt:.2f}'} |")
+                  f"{a['labels']['kind']:.2f} | {a['labels']['view']:.2f} | {a['occupancy_iou']:.2f} | {a['mask_iou']:.2f} | "
+                  f"{cell(pw)} ({cell(gt_pw)}) | {'-' if pm is None else f'{pm:.3f}'} ({'-' if gt_pm is None else f'{gt_pm:.3f}'}) | "
+                  f"{cell(spread)} |")
 
 
 main(sys.argv[1])
