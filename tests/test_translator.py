@@ -102,7 +102,7 @@ def small_config(tmp_path, name="tr", **kw):
                                     **kw})
 
 
-@pytest.mark.parametrize("loss", ["lmc-sds", "sds", "nfsd"])
+@pytest.mark.parametrize("loss", ["lmc-sds", "sds", "nfsd", "l-cond"])
 def test_translator_trains_a_few_steps_saves_and_loads(tmp_path, toy_prior, loss):
     log = []
     weights = train(small_config(tmp_path, loss=loss), prior=toy_prior, callback=log.append)

@@ -96,8 +96,9 @@ def check_corrective_config(config: CorrectiveTrainConfig) -> None:
             raise InputError(f"{field}={getattr(config, field)} must be a positive integer")
 
 
-TRANSLATOR_LOSSES: tuple[str, ...] = ("lmc-sds", "sds", "nfsd")
-"""The distillation losses a translator trains with (``diffrep.training.translator.LOSSES``)."""
+TRANSLATOR_LOSSES: tuple[str, ...] = ("lmc-sds", "sds", "nfsd", "l-cond")
+"""The distillation losses a translator trains with (``diffrep.training.translator.distillation_grad``); ``l-cond``
+is LMC-SDS's ``g_cond`` alone (the paper's "L_cond only" ablation: no projection term, no corrective)."""
 TRANSLATOR_PRIORS: tuple[str, ...] = ("toyworld", "tiny")
 """The priors a translator trains with: those that know the toy world's kinds, colours and views."""
 
@@ -109,7 +110,7 @@ class TranslatorTrainConfig:
 
     out: Path  # run directory: checkpoints, final translator.safetensors + translator.json
     prior: str = "toyworld"  # the prior (default options) whose distillation gradient trains the network: toyworld, tiny
-    loss: str = "lmc-sds"  # distillation loss: lmc-sds (the prior's shipped corrective), sds, nfsd
+    loss: str = "lmc-sds"  # distillation loss: lmc-sds (the prior's shipped corrective), sds, nfsd, l-cond (g_cond alone)
     source: str = "mug"  # the kind of the input images
     targets: tuple[str, ...] = ("duck", "chair", "house", "car")  # the kinds the network is asked for (its class input)
     steps: int = 600  # total optimiser steps
@@ -166,7 +167,7 @@ def check_translator_config(config: TranslatorTrainConfig) -> None:
         check_int(name, getattr(config, name))
     check_int("data_seed", config.data_seed, 0)
     check_finite("anchor", config.anchor)
-    check_finite("guidance_scale", config.guidance_scale, positive=config.loss == "lmc-sds")
+    check_finite("guidance_scale", config.guidance_scale, positive=config.loss in ("lmc-sds", "l-cond"))
     check_fraction_range("t_range", config.t_range)
     if not (isinstance(config.holdout, (int, float)) and 0 < config.holdout < 1):
         raise InputError(f"holdout={config.holdout!r} is not allowed; it must be a fraction in (0, 1)")

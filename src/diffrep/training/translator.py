@@ -75,13 +75,16 @@ def source_images(config: TranslatorTrainConfig, res: int) -> dict[str, Tensor]:
 
 def distillation_grad(name: str, prior: Prior, guidance_scale: float, *, prior_name: str | None = None) -> GradFn:
     """``g(y, conds, t, ε)`` of the loss ``name`` (``TRANSLATOR_LOSSES``), with the paper's options: SDS ``w = 1 - ᾱ_t``; NFSD
-    ``t_threshold = 0.2 T``, no negative prompt; LMC-SDS the prior's shipped corrective, ``1/ω`` scaling."""
+    ``t_threshold = 0.2 T``, no negative prompt; LMC-SDS the prior's shipped corrective, ``1/ω`` scaling; ``l-cond``
+    LMC-SDS's ``g_cond / ω`` alone."""
     if name == "sds":
         return lambda y, c, t, eps: sds_grad(prior, y, c, t=t, eps=eps, guidance_scale=guidance_scale)
     if name == "nfsd":
         threshold = round(0.2 * len(prior.alphas_cumprod))
         return lambda y, c, t, eps: nfsd_grad(prior, y, c, None, t=t, eps=eps, guidance_scale=guidance_scale,
                                               t_threshold=threshold)
+    if name == "l-cond":
+        return lambda y, c, t, eps: lmc_grad(prior, y, c, None, t=t, eps=eps, guidance_scale=guidance_scale)
     from diffrep.methods.corrective import load_corrective, shipped_corrective
     from diffrep.priors.base import prior_device
 
