@@ -204,3 +204,20 @@ def test_view_label_thresholds_default_to_the_toy_worlds_and_are_configurable():
     assert "overhead" not in bank_labels(NerfConfig(elevation_max=60.0, overhead_deg=61.0))
     with pytest.raises(InputError, match="back_deg"):
         NerfConfig(front_deg=100.0, back_deg=90.0)
+
+
+def test_the_nerf3d_suite_keeps_a_run_folder_that_loads_back(tmp_path, toy3000):
+    """`diffrep bench nerf3d` keeps each run's folder (without turntables and meshes) for `diffrep evaluate` and
+    `diffrep export`: the weights that load back are the run's."""
+    from diffrep.api import load_run
+    from diffrep.bench.nerf3d import _keep_run
+
+    result = diffrep.sample(toy3000, rep="nerf", method="sds", prompt="a yellow duck", n=1, iters=2, seed=0,
+                            views_per_step=2, **SMALL)
+    spec = {"prompt": "a yellow duck", "method": "sds", "seed": 0, "n": 1}
+    name = _keep_run(result, tmp_path / ".nerf3d.runs", spec, "key")
+    folder = tmp_path / ".nerf3d.runs" / name
+    assert name.startswith("duck-sds-seed0-n1-") and not any(p.suffix in (".glb", ".gif") for p in folder.iterdir())
+    rep, record = load_run(folder, rep="nerf")
+    assert record["config"]["prompt"] == "a yellow duck"
+    assert all(torch.equal(v, rep.state_dict()[k]) for k, v in result.rep.state_dict().items())
