@@ -10,19 +10,12 @@ import sys
 
 import torch
 
-from diffrep.bench.lmc_translation import saturated_silhouettes, score_all, silhouettes
-from diffrep.bench.prior_quality import chroma
+from diffrep.bench.lmc_translation import score_all, scoring_data
 from diffrep.methods.translator import load_translator, translate_images
-from diffrep.toyworld.vocabulary import KINDS
 from diffrep.training.config import TranslatorTrainConfig
-from diffrep.training.translator import source_images, source_split
 
 torch.set_num_threads(1)
-base = TranslatorTrainConfig(out=None)
-data = source_images(base, 32)
-data |= {"chroma": chroma(data["images"]), "silhouettes": silhouettes(data["images"]),
-         "saturated": saturated_silhouettes(data["images"])}
-_, test_idx = source_split(data["kind"], KINDS.index(base.source), base.holdout)
+data, test_idx = scoring_data(TranslatorTrainConfig(out=None), 32)
 for folder in sys.argv[1:]:
     model = load_translator(folder, prior="toyworld")
     scores, _ = score_all(lambda x, name: translate_images(model, x, name), data, test_idx, tuple(model.record["targets"]))

@@ -13,18 +13,15 @@ Arguments: LOSS STEPS LR CHANNELS LEVELS OUT [ANCHOR (0.1)] [T_MIN as a fraction
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-from diffrep.bench.lmc_translation import score_all
-from diffrep.bench.prior_quality import chroma
+from diffrep.bench.lmc_translation import score_all, scoring_data
 from diffrep.methods.translator import load_translator, translate_images
 from diffrep.priors import load
-from diffrep.toyworld.objects import KINDS
 from diffrep.training.config import TranslatorTrainConfig
-from diffrep.training.translator import source_images, source_split, train
+from diffrep.training.translator import train
 
 loss, steps, lr, channels, levels, out = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), Path(sys.argv[6])
 anchor = float(sys.argv[7]) if len(sys.argv) > 7 else 0.1
@@ -33,15 +30,12 @@ torch.set_num_threads(1)
 prior = load("toyworld")
 config = TranslatorTrainConfig(out=out, loss=loss, steps=steps, lr=lr, channels=channels, levels=levels, anchor=anchor,
                                t_range=(t_min, 0.98), checkpoint_every=500, device="cpu")
-data = source_images(config, prior.image_shape[-1])
-data["chroma"] = chroma(data["images"])
-_, test_idx = source_split(data["kind"], KINDS.index(config.source), config.holdout)
-start = time.perf_counter()
+data, test_idx = scoring_data(config, prior.image_shape[-1])
 train(config, prior=prior, resume=True)
-seconds = time.perf_counter() - start
+seconds = json.loads((out / "checkpoint.json").read_text()).get("seconds")  # over every resume (None: an older checkpoint)
 model = load_translator(out, prior="toyworld")
 scores, outs = score_all(lambda x, name: translate_images(model, x, name), data, test_idx, config.targets)
 print(json.dumps({"loss": loss, "steps": steps, "lr": lr, "channels": channels, "levels": levels, "anchor": anchor,
-                  "t_min": t_min, "train_s": round(seconds), **scores}))
+                  "t_min": t_min, "train_s": None if seconds is None else round(seconds), **scores}))
 grid = torch.cat([torch.stack([data["images"][test_idx[i]], *(outs[t][i] for t in config.targets)]) for i in range(6)])
 torch.save(grid, out / "grid.pt")

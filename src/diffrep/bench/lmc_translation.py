@@ -69,10 +69,8 @@ def translation_scores(outputs: Tensor, inputs: Tensor, colour: Tensor, view: Te
     got, dist = nearest_labels(outputs, data["images"], labels, data.get("chroma"))
     asked = torch.stack([torch.full_like(colour, target), colour, view], 1)
     scores = score(asked, got)
-    masks = data["silhouettes"] if "silhouettes" in data else silhouettes(data["images"])
-    shaped = silhouette_kind(outputs, masks, data["kind"]) == target
-    bodies = data["saturated"] if "saturated" in data else saturated_silhouettes(data["images"])
-    bodied = silhouette_kind(outputs, bodies, data["kind"], saturated_silhouettes) == target
+    shaped = silhouette_kind(outputs, data["silhouettes"], data["kind"]) == target
+    bodied = silhouette_kind(outputs, data["saturated"], data["kind"], saturated_silhouettes) == target
     kept = (got["colour"] == colour) & (got["view"] == view)
     return {k: scores[k] for k in ("kind", "colour", "view", "all", "colour_pixel_nn")} | {
         "kind_silhouette": shaped.float().mean().item(), "all_silhouette": (shaped & kept).float().mean().item(),
@@ -80,9 +78,22 @@ def translation_scores(outputs: Tensor, inputs: Tensor, colour: Tensor, view: Te
         "nearest_rms": dist.mean().item(), "input_rms": ((outputs - inputs).flatten(1).pow(2).mean(1).sqrt()).mean().item()}
 
 
+def scoring_data(config: TranslatorTrainConfig, res: int) -> tuple[dict[str, Tensor], Tensor]:
+    """The toy-world set of a translator's ``config`` with the labellers' references computed once (``chroma``,
+    ``silhouettes``, ``saturated``), and the indices of its held-out source images: what ``score_all`` scores on."""
+    from diffrep.bench.prior_quality import chroma
+    from diffrep.training.translator import source_images, source_split
+
+    data = source_images(config, res)
+    data |= {"chroma": chroma(data["images"]), "silhouettes": silhouettes(data["images"]),
+             "saturated": saturated_silhouettes(data["images"])}
+    _, test_idx = source_split(data["kind"], KINDS.index(config.source), config.holdout)
+    return data, test_idx
+
+
 def score_all(translate: Callable[[Tensor, str], Tensor], data: dict[str, Tensor], test_idx: Tensor,
               targets: tuple[str, ...]) -> tuple[dict, dict[str, Tensor]]:
-    """Per-target scores and their mean over targets; and the outputs per target."""
+    """Per-target scores and their mean over targets; and the outputs per target (``data``: ``scoring_data``)."""
     x, colour, view = data["images"][test_idx], data["colour"][test_idx], data["view"][test_idx]
     per, outs = {}, {}
     for name in targets:
@@ -98,18 +109,12 @@ STEPS, LR = 20_000, 3e-3  # the full suite's schedule (constant AdamW learning r
 def run(quick: bool, log: Callable[[str], None], cache: Path | None = None) -> dict:
     from diffrep.methods.translator import load_translator, translate_images
     from diffrep.priors import load
-    from diffrep.training.translator import source_images, source_split, train
+    from diffrep.training.translator import train
 
     prior = load("toyworld")
     base = TranslatorTrainConfig(out=Path("."), steps=40 if quick else STEPS, lr=LR, batch=8 if quick else 16,
                                  channels=8 if quick else 16, levels=2 if quick else 3, checkpoint_every=500, device="cpu")
-    data = source_images(base, prior.image_shape[-1])
-    from diffrep.bench.prior_quality import chroma
-
-    data["chroma"] = chroma(data["images"])  # the colour labeller's reference, once
-    data["silhouettes"] = silhouettes(data["images"])  # and the shape labellers'
-    data["saturated"] = saturated_silhouettes(data["images"])
-    _, test_idx = source_split(data["kind"], KINDS.index(base.source), base.holdout)
+    data, test_idx = scoring_data(base, prior.image_shape[-1])
     if quick:
         test_idx = test_idx[:16]
     targets = base.targets
