@@ -139,16 +139,17 @@ def fake_nerf3d(monkeypatch, interrupt_at: int | None = None):
     calls = []
 
     def fake_run(prior, reference, gt, prompt, method, seed, n, options, device="cpu"):
-        if len(calls) == fake_run.interrupt_at:
+        runs = [c for c in calls if c != "reference"]
+        if len(runs) == fake_run.interrupt_at:
             raise KeyboardInterrupt
         calls.append(method)
         return ({"prompt": prompt, "method": method, "seed": seed, "seconds": 1.0,
-                 "aggregate": {"occupancy_iou": len(calls)}}, SimpleNamespace(rep=method))
+                 "aggregate": {"occupancy_iou": len(runs) + 1}}, SimpleNamespace(rep=method))
 
     fake_run.interrupt_at = interrupt_at
     monkeypatch.setattr(nerf3d, "one_run", fake_run)
     monkeypatch.setattr(nerf3d, "nerf_outputs", lambda rep, formats: {"turntable-0.gif": rep.encode()})
-    monkeypatch.setattr(nerf3d, "as_reference", lambda prior: None)
+    monkeypatch.setattr(nerf3d, "as_reference", lambda prior: calls.append("reference"))
     monkeypatch.setattr(nerf3d, "_keep_run", lambda result, runs, spec, key: f"{runs.name}/{result.rep}")
     return nerf3d, fake_run, calls
 
@@ -159,10 +160,10 @@ def test_nerf3d_keeps_finished_runs_and_a_rerun_skips_them(tmp_path, monkeypatch
     cache = tmp_path / ".nerf3d-quick.cache"
     with pytest.raises(KeyboardInterrupt):
         nerf3d.run(quick=True, log=lambda s: None, prior=object(), cache=cache)
-    assert calls == ["ddrep", "sds"]
+    assert calls == ["reference", "ddrep", "sds"]  # the labeller's images loaded once
     fake_run.interrupt_at = None
     figures = nerf3d.run(quick=True, log=lambda s: None, prior=object(), cache=cache)
-    assert calls == ["ddrep", "sds", "sjc"]  # only the unfinished run ran again
+    assert calls == ["reference", "ddrep", "sds", "reference", "sjc"]  # only the unfinished run ran again
     assert [r["method"] for r in figures["rows"]] == ["ddrep", "sds", "sjc"]
     assert [r["aggregate"]["occupancy_iou"] for r in figures["rows"]] == [1, 2, 3]
     assert [r["run_dir"] for r in figures["rows"]] == [f".nerf3d-quick.runs/{m}" for m in ("ddrep", "sds", "sjc")]
@@ -175,11 +176,11 @@ def test_nerf3d_shards_run_each_run_once_and_the_last_call_writes_the_figures(tm
     nerf3d, _, calls = fake_nerf3d(monkeypatch)
     cache = tmp_path / ".nerf3d-quick.cache"
     assert nerf3d.run(quick=True, log=lambda s: None, prior=object(), cache=cache, shard=(2, 2)) is None
-    assert calls == ["sds"]
+    assert calls == ["reference", "sds"]
     assert nerf3d.run(quick=True, log=lambda s: None, prior=object(), cache=cache, shard=(1, 2)) is None
-    assert calls == ["sds", "ddrep", "sjc"]
+    assert calls == ["reference", "sds", "reference", "ddrep", "sjc"]
     figures = nerf3d.run(quick=True, log=lambda s: None, prior=object(), cache=cache)
-    assert calls == ["sds", "ddrep", "sjc"]
+    assert calls == ["reference", "sds", "reference", "ddrep", "sjc"]  # all from the cache: no images loaded
     assert [r["method"] for r in figures["rows"]] == ["ddrep", "sds", "sjc"]
     assert figures["_files"] == {"duck-ddrep.gif": b"ddrep", "duck-sds.gif": b"sds", "duck-sjc.gif": b"sjc"}
 

@@ -18,6 +18,7 @@ the prior's own images."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -116,7 +117,8 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
     ``None`` (a run without ``shard`` writes the figures from the cache)."""
     torch.set_num_threads(1)  # many small kernels: a second thread on a shared 2-core machine is 10x slower
     prior = prior or toyworld_prior(device=device)
-    reference = as_reference(prior) if quick else load_reference(REFERENCE_N, prior.image_shape[-1])
+    # The labeller's images, loaded for the first run that is not in the cache (160,000 images are 2 GB as float).
+    reference = functools.cache(lambda: as_reference(prior) if quick else load_reference(REFERENCE_N, prior.image_shape[-1]))
     gt = GroundTruth()
     rows, extra, files = [], [], {}
     done = _read_cache(cache, prior_name)
@@ -128,7 +130,7 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
             row = done[key]
             log(f"{spec['prompt']} / {spec['method']} / seed {spec['seed']} / n {spec['n']}: from the cache")
         else:
-            row, result = one_run(prior, reference, gt, spec["prompt"], spec["method"], spec["seed"], spec["n"],
+            row, result = one_run(prior, reference(), gt, spec["prompt"], spec["method"], spec["seed"], spec["n"],
                                   spec["options"], device)
             log(f"{spec['prompt']} / {spec['method']} / seed {spec['seed']} / n {spec['n']}: {row['seconds']} s, {row['aggregate']}")
             gif = nerf_outputs(result.rep, formats=())["turntable-0.gif"] if spec.get("gif") else None
