@@ -66,7 +66,6 @@ def main() -> None:
     a = parser.parse_args()
     default = vars(a) == vars(parser.parse_args([]))
     torch.set_num_threads(1)
-    steps = a.steps
     truth = evaluate3d.GroundTruth()
     points = evaluate3d.grid_points(truth.grid)
     rows = []
@@ -76,7 +75,7 @@ def main() -> None:
         for index in (0, 1):
             for name, elevations in RANGES.items():
                 start = time.perf_counter()
-                field = fit(kind, colour, truth.instances(kind)[index], elevations, steps, index, a.blob_density, a.blob_radius)
+                field = fit(kind, colour, truth.instances(kind)[index], elevations, a.steps, index, a.blob_density, a.blob_radius)
                 with torch.no_grad():
                     occupied = field.density(points[None])[0] > SURFACE_DENSITY
                 ious = evaluate3d.occupancy_iou(occupied, truth.grids(kind))
@@ -92,8 +91,8 @@ def main() -> None:
                        for p in PROMPTS} for name in RANGES}
     print(json.dumps({"mean_best_iou": mean}), flush=True)
     out = Path(__file__).resolve().parents[1] / "results" / "nerf3d-occupancy-ceiling.json"
-    atomic_write_text(out, json.dumps({"command": "OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_occupancy_ceiling.py "
-                                      , "machine": machine_info(), "steps": steps,
+    command = "OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_occupancy_ceiling.py"
+    atomic_write_text(out, json.dumps({"command": command, "machine": machine_info(), "steps": a.steps,
                                        "mean_best_iou": mean, "per_prompt_best_iou": per_kind, "rows": rows}, indent=1) + "\n")
 
 
