@@ -240,6 +240,7 @@ NERF_OPTIONS = [
     (["--nerf.resolution", "-4"], "resolution=-4 is not allowed"),
     (["--nerf.shading", "phong"], "--nerf.shading"),
     (["--nerf.distance", "1"], "distance=1.0 is not allowed"),
+    (["--nerf.shared-noise", "1.5"], "shared_noise=1.5 is not allowed; it must be in [0, 1]"),
 ]
 
 

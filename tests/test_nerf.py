@@ -48,6 +48,73 @@ def test_views_are_stratified_over_the_bank_and_noise_is_per_camera():
     assert nerf(view_prompts=False).view_labels(views) is None
 
 
+def test_shared_noise_gives_standard_normal_views_correlated_by_rho():
+    assert nerf(bank=12).noise_shape == (2, 12, 3, 8, 8)  # independent states: no shared one, checkpoints as before
+    rep = nerf(n=64, bank=12, shared_noise=0.3)
+    assert rep.noise_shape == (64, 13, 3, 8, 8)
+    noise = torch.randn(rep.noise_shape, generator=torch.Generator().manual_seed(0))
+    views = rep.random_views(2, torch.Generator().manual_seed(1))
+    e = rep.view_noise(noise, views)
+    assert e.shape == (64, 2, 3, 8, 8)
+    assert abs(e.std().item() - 1) < 0.02
+    corr = torch.corrcoef(e.transpose(0, 1).reshape(2, -1))[0, 1].item()
+    assert abs(corr - 0.3) < 0.03
+
+
+class SharedImage(torch.nn.Module):
+    """A rep whose ``V`` bank views all render one image ``θ``, its noise that of a NeRF's bank
+    (``bank_view_noise``): a correct sampler gives ``θ`` the prior's distribution."""
+
+    linear = True
+
+    def __init__(self, n: int, bank: int, rho: float, shape=(3, 4, 4)):
+        super().__init__()
+        self.n, self.bank, self.rho, self.image_shape = n, bank, rho, shape
+        self.theta = torch.nn.Parameter(torch.zeros(n, *shape))
+        self.noise_shape = (n, bank + (rho > 0), *shape)
+
+    def forward(self, views):
+        return self.theta[:, None].expand(self.n, views.shape[1], *self.image_shape)
+
+    def random_views(self, k, generator, progress=0.0):
+        phase = torch.randint(0, self.bank, (self.n, 1), generator=generator)
+        return ((phase + torch.arange(k) * self.bank // k) % self.bank)[..., None]
+
+    def view_noise(self, noise, views):
+        from diffrep.reps.nerf import bank_view_noise
+
+        return bank_view_noise(noise, views[..., 0], self.rho)
+
+    def solve_linear(self, views, targets):
+        self.theta.copy_(targets.mean(1))
+
+
+def test_independent_view_noise_shrinks_the_shared_spread_by_the_bank_and_shared_noise_restores_it():
+    """DDRep's least squares averages the views' steps: with independent noise states what every view sees moves
+    with the mean of their noises, and its samples' variance is ~1/V of the closed-form Gaussian prior's; with one
+    shared state (rho = 1) it is image-space DDIM from that state, exactly (whose variance, 0.81 of the prior's at
+    20 steps, is DDIM's discretisation); in between, linear in rho."""
+    from diffrep.samplers import sample_ddim
+
+    prior = default_gaussian(size=4)
+    ts, n = timesteps(1000, 20), 2000
+
+    def sample(rho):
+        rep = SharedImage(n, 32, rho)
+        g = torch.Generator().manual_seed(0)
+        noise = ddrep_sample(prior, rep, ts, None, pull=PullbackConfig(solver="closed"), views_per_step=6, generator=g)
+        x = rep.theta.detach().double().flatten(1)
+        return x, torch.cov(x.T).trace().item() / prior.cov.trace().item(), noise
+
+    x1, v1, noise = sample(1.0)
+    ddim = sample_ddim(prior, noise[:, 0].clone(), ts).double().flatten(1)  # eta = 0: the states never change
+    assert torch.allclose(x1, ddim, atol=1e-4)
+    _, v0, _ = sample(0.0)
+    assert v0 < 0.1 * v1  # 1/32 would be 0.03; 6 views a step, 20 steps
+    _, vh, _ = sample(0.5)
+    assert abs(vh - (0.5 * v1 + 0.5 * v0)) < 0.05
+
+
 def test_render_shape_range_and_determinism():
     rep = nerf()
     views = rep.random_views(3, torch.Generator().manual_seed(0))

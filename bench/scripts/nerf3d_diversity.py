@@ -4,6 +4,7 @@ method at the suite's settings) re-run for the silhouette spread `pairwise_mask_
 mug's, IoU 0.32, while their silhouettes agree, 0.86).
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT   # one prompt's 3 runs
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT RHO   # DDRep, --nerf.shared-noise RHO
     .venv/bin/python bench/scripts/nerf3d_diversity.py write                        # the JSON from both
 Finished runs are appended to bench/results/.nerf3d-diversity.cache/rows.jsonl (ignored; a rerun skips them);
 `write` makes bench/results/nerf3d-diversity.json."""
@@ -20,10 +21,16 @@ ROWS = root / "bench" / "results" / ".nerf3d-diversity.cache" / "rows.jsonl"
 def done() -> dict:
     if not ROWS.exists():
         return {}
-    return {(r["prompt"], r["method"]): r for r in map(json.loads, ROWS.read_text().splitlines())}
+    return {key(r["prompt"], r["method"], r["options"]): r for r in map(json.loads, ROWS.read_text().splitlines())}
 
 
-def run(prompt: str) -> None:
+def key(prompt: str, method: str, options: dict) -> str:
+    return json.dumps([prompt, method, options], sort_keys=True)
+
+
+def run(prompt: str, rho: float | None = None) -> None:
+    """The suite's three methods on ``prompt``; with ``rho``, DDRep alone with the bank's noise shared by ``rho``
+    (``--nerf.shared-noise``)."""
     import torch
 
     from diffrep.bench import nerf3d
@@ -33,8 +40,9 @@ def run(prompt: str) -> None:
     torch.set_num_threads(1)
     prior = toyworld_prior()
     reference, gt = as_reference(prior), GroundTruth()
-    for method, options in nerf3d.METHODS.items():
-        if (prompt, method) in done():
+    methods = nerf3d.METHODS.items() if rho is None else [("ddrep", {"shared_noise": rho})]
+    for method, options in methods:
+        if key(prompt, method, options) in done():
             continue
         row, _ = nerf3d.one_run(prior, reference, gt, prompt, method, 0, 4, options)
         a = row["aggregate"]
@@ -54,11 +62,12 @@ def write() -> None:
     for r in rows:
         a, g = r["aggregate"], r["aggregate"]["ground_truth"]
         spread, data = 1 - a["pairwise_mask_iou"], 1 - g["pairwise_mask_iou"]
-        table.append({"prompt": r["prompt"], "method": r["method"], "seconds": r["seconds"],
+        table.append({"prompt": r["prompt"], "method": r["method"], "options": r["options"], "seconds": r["seconds"],
                       "pairwise_occupancy_iou": a["pairwise_occupancy_iou"], "data_pairwise_occupancy_iou": g["pairwise_occupancy_iou"],
                       "pairwise_mask_iou": a["pairwise_mask_iou"], "data_pairwise_mask_iou": g["pairwise_mask_iou"],
                       "silhouette_spread": round(spread, 4), "data_silhouette_spread": round(data, 4),
-                      "spread_over_data": round(spread / data, 3), "occupancy_iou": a["occupancy_iou"], "labels": a["labels"]})
+                      "spread_over_data": round(spread / data, 3), "occupancy_iou": a["occupancy_iou"], "mask_iou": a["mask_iou"],
+                      "psnr": a["psnr"], "labels": a["labels"]})
     record = {"suite": "nerf3d 3-D diversity rows (silhouette spread)", "command": __doc__.split("\n\n")[1].strip(),
               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine_info(),
               "figures": {"table": table, "rows": rows,
@@ -68,4 +77,4 @@ def write() -> None:
 
 
 if __name__ == "__main__":
-    run(sys.argv[2]) if sys.argv[1] == "run" else write()
+    run(sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else None) if sys.argv[1] == "run" else write()

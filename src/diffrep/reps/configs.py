@@ -135,6 +135,10 @@ class NerfConfig:
     """Samples per ray (stratified midpoints between the ray's entry into and exit from the scene box)."""
     bank: int = 32
     """Cameras in the fixed view bank (DDRep keeps one noise state per bank camera)."""
+    shared_noise: float = 0.0
+    """DDRep: correlation rho of the bank cameras' noise states, each view's noise sqrt(rho) e_shared + sqrt(1 - rho)
+    e_own (standard normal for every rho). 0: the paper's independent states, which shrink the spread of what
+    every view sees by ~1/bank (docs/nerf.md); 1: one noise image for every view."""
     distance: float = 3.2
     """Camera distance from the origin (the toy world's)."""
     fov: float = 34.0
@@ -208,6 +212,7 @@ class NerfConfig:
                     f">= front_deg={self.front_deg}, both in [0, 180]")
         check_range("nerf", "overhead_deg", self.overhead_deg, -90 <= self.overhead_deg <= 90, "in [-90, 90]")
         check_range("nerf", "albedo_warmup", self.albedo_warmup, 0 <= self.albedo_warmup <= 1, "in [0, 1]")
+        check_range("nerf", "shared_noise", self.shared_noise, 0 <= self.shared_noise <= 1, "in [0, 1]")
         check_range("nerf", "blob_radius", self.blob_radius, self.blob_radius > 0, "> 0")
         check_range("nerf", "param_scale", self.param_scale, self.param_scale > 0, "> 0")
 

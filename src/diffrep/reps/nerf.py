@@ -154,13 +154,14 @@ class NerfRep(Diffrep):
 
     @property
     def noise_shape(self) -> tuple[int, ...]:
-        """One noise state per bank camera: ``(n, V, C, H, W)``."""
-        return (self.n, self.config.bank, *self.image_shape)
+        """One noise state per bank camera, ``(n, V, C, H, W)``; with ``shared_noise > 0`` one more, shared by all
+        views, first: ``(n, 1 + V, C, H, W)``."""
+        return (self.n, self.config.bank + (self.config.shared_noise > 0), *self.image_shape)
 
     def view_noise(self, noise: Tensor, views: Tensor | None) -> Tensor:
-        """The noise states of the views' bank cameras, ``[n, k, C, H, W]``."""
+        """The noise of the views' bank cameras, ``[n, k, C, H, W]``: their states, mixed with the shared one."""
         index = torch.zeros(self.n, 1, dtype=torch.long) if views is None else views[..., 0].long()
-        return noise[torch.arange(noise.shape[0], device=noise.device)[:, None], index.to(noise.device)]
+        return bank_view_noise(noise, index.to(noise.device), self.config.shared_noise)
 
     def view_labels(self, views: Tensor | None) -> list[list[str]] | None:
         """front / side / back / overhead of each view's camera, with the toy world's thresholds."""
@@ -179,6 +180,20 @@ class NerfRep(Diffrep):
         cameras = turntable_cameras(8, 15.0, self.config.distance).to(self.bank.device)
         views = self.render_cameras(cameras.expand(self.n, 8, 3))
         return torch.cat(views.unbind(1), -1), views
+
+
+def bank_view_noise(noise: Tensor, index: Tensor, rho: float) -> Tensor:
+    """The noise of views ``index [n, k]`` of a bank whose states are ``noise [n, V, ...]`` (``rho = 0``) or
+    ``[n, 1 + V, ...]``, the shared state first: ``sqrt(rho) e_shared + sqrt(1 - rho) e_own``, ``[n, k, ...]``.
+
+    Each view's noise is standard normal and two views' correlate by ``rho``. Why share: DDRep's least squares
+    averages the views' steps, so with independent states (``rho = 0``) whatever all ``V`` views see moves with the
+    mean of ``V`` noises, whose variance is ``1/V``: on a closed-form Gaussian over images that every view renders,
+    the samples' variance is ~``1/V`` of the prior's (docs/nerf.md; ``tests/test_nerf.py``)."""
+    rows = torch.arange(noise.shape[0], device=noise.device)[:, None]
+    if rho == 0:
+        return noise[rows, index]
+    return math.sqrt(rho) * noise[:, :1] + math.sqrt(1 - rho) * noise[rows, index + 1]
 
 
 def bank_labels(config: NerfConfig) -> tuple[str, ...]:
