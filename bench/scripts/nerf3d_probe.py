@@ -1,0 +1,175 @@
+"""Why DDRep's (and every method's) houses and chairs are blobs (issue 13; docs/benchmarks.md, nerf3d): one DDRep
+NeRF of a prompt at seed 0 with changed options or prior, scored as `diffrep bench nerf3d` scores it (labels by
+the nearest of 160,000 toy-world images), and the picture that says what the scores do not: the 16 held-out
+renders above their nearest reference images.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_probe.py run PROMPT OPTIONS_JSON [PRIOR]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_probe.py targets PROMPT   # DDRep's per-view targets
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_probe.py poses PROMPT     # whose cameras they show
+    .venv/bin/python bench/scripts/nerf3d_probe.py write
+
+PRIOR: `toyworld` (the default, 10,000 images), `toyworld:N` (N images), or a name `diffrep.priors.load` takes
+(`tiny`). `run` appends a row to bench/results/.nerf3d-probe.cache/rows.jsonl (ignored; a rerun skips it) and
+writes the picture there (docs/images/nerf3d-house-nearest.png is `run "an orange house" '{}'`'s); `targets` writes docs/images/nerf3d-house-targets.png: for 8 bank views (every 4th
+camera, the toy world's mean light) at steps 10, 25, 40 and 48 of 50, the render above the prior's denoised
+image D of that view (design §5, step 2); `write` makes bench/results/nerf3d-probe.json. About 2-6 min a run on
+one thread."""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+root = Path(__file__).resolve().parents[2]
+CACHE = root / "bench" / "results" / ".nerf3d-probe.cache"
+
+
+def load_prior(name: str):
+    import diffrep
+    from diffrep.priors import toyworld_prior
+
+    if name.startswith("toyworld"):
+        return toyworld_prior(n=int(name.split(":")[1]) if ":" in name else 10_000)
+    return diffrep.priors.load(name)
+
+
+def tag(prompt: str, options: dict, prior: str) -> str:
+    return f"{prompt.split()[-1]}-{prior.replace(':', '')}-" + "-".join(f"{k}{v}" for k, v in sorted(options.items()))
+
+
+def save_strip(rows, path: Path) -> None:
+    import torch
+    from PIL import Image
+
+    img = torch.cat(rows, -2)
+    x = ((img.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    Image.fromarray(x).resize((x.shape[1] * 3, x.shape[0] * 3), Image.NEAREST).save(path)
+
+
+def run(prompt: str, options: dict, prior_name: str = "toyworld") -> None:
+    import torch
+
+    from diffrep.bench import nerf3d
+    from diffrep.evaluate3d import GroundTruth, _render, held_out_cameras, load_reference
+    from diffrep.metrics import nearest_data
+    from diffrep.reps.nerf import nerf_objects
+
+    torch.set_num_threads(1)
+    name = tag(prompt, options, prior_name)
+    rows = CACHE / "rows.jsonl"
+    if rows.exists() and any(json.loads(line)["tag"] == name for line in rows.read_text().splitlines()):
+        return
+    reference = load_reference(nerf3d.REFERENCE_N, 32)
+    row, result = nerf3d.one_run(load_prior(prior_name), reference, GroundTruth(), prompt, "ddrep", 0, 1, options)
+    a = row["aggregate"]
+    print(name, row["seconds"], a["labels"], a["occupancy_iou"], a["mask_iou"], a["psnr"], flush=True)
+    renders = _render(nerf_objects(result.rep)[0], held_out_cameras(16), 32)
+    nearest = reference.images[nearest_data(renders, reference.images)[0]]
+    CACHE.mkdir(parents=True, exist_ok=True)
+    save_strip([torch.cat(list(renders), -1), torch.cat(list(nearest), -1)], CACHE / f"{name}.png")
+    with open(rows, "a") as f:
+        f.write(json.dumps({"tag": name, "prior": prior_name} | row) + "\n")
+
+
+def targets(prompt: str) -> None:
+    import torch
+
+    import diffrep
+    from diffrep.methods.base import ViewPrompt, view_conditions
+    from diffrep.methods.ddrep import denoise_views
+    from diffrep.reps.nerf import default_light
+    from diffrep.schedule import ddim_coefficients, timesteps
+
+    torch.set_num_threads(1)
+    prior = load_prior("toyworld")
+    ts = timesteps(len(prior.alphas_cumprod), 50)
+    cond = ViewPrompt(prompt, prior.encode_prompt)
+    strips = []
+
+    def look(d: dict) -> None:
+        i = d["step"] - 1
+        if i not in (10, 25, 40, 48):
+            return
+        rep, noise = d["rep"], d["state"].noise
+        k = ddim_coefficients(prior.alphas_cumprod, ts[i], ts[i + 1], 0.0)
+        index = torch.arange(0, 32, 4)
+        views = torch.cat([index[:, None].float(), default_light(rep.bank[index]), torch.ones(8, 1)], -1)[None]
+        with torch.no_grad():
+            x = rep(views)
+            D = denoise_views(prior, x, rep.view_noise(noise, views), ts[i], k, view_conditions(cond, rep, views), 3.0)
+        strips.extend([torch.cat(list(x[0]), -1), torch.cat(list(D[0]), -1)])
+
+    diffrep.sample(prior, rep="nerf", method="ddrep", prompt=prompt, n=1, seed=0, callback=look)
+    save_strip(strips, root / "docs" / "images" / f"nerf3d-{prompt.split()[-1]}-targets.png")
+
+
+def poses(prompt: str) -> None:
+    """At step 48 of 50 of a DDRep run (seed 0), each of the 32 bank views' denoised image ``D`` is (nearly) one data
+    image: print how far that image's camera is from the view's own (azimuth, elevation) and how many distinct
+    data images the 32 views follow, and append them to the cache's poses.jsonl."""
+    import torch
+
+    import diffrep
+    from diffrep import toyworld as tw
+    from diffrep.methods.base import ViewPrompt, view_conditions
+    from diffrep.methods.ddrep import denoise_views
+    from diffrep.metrics import nearest_data
+    from diffrep.reps.nerf import default_light
+    from diffrep.schedule import ddim_coefficients, timesteps
+
+    torch.set_num_threads(1)
+    prior = load_prior("toyworld")
+    cameras = tw.generate(tw.ToyWorldConfig(n=10_000, res=32, seed=0)).cameras  # the prior's data, same seed
+    ts = timesteps(len(prior.alphas_cumprod), 50)
+    cond = ViewPrompt(prompt, prior.encode_prompt)
+    found = {}
+
+    def look(d: dict) -> None:
+        if d["step"] - 1 != 48:
+            return
+        rep, i = d["rep"], 48
+        k = ddim_coefficients(prior.alphas_cumprod, ts[i], ts[i + 1], 0.0)
+        index = torch.arange(32)
+        views = torch.cat([index[:, None].float(), default_light(rep.bank[index]), torch.ones(32, 1)], -1)[None]
+        with torch.no_grad():
+            D = denoise_views(prior, rep(views), rep.view_noise(d["state"].noise, views), ts[i], k,
+                              view_conditions(cond, rep, views), 3.0)[0]
+        nearest, rms = nearest_data(D, prior.data)
+        bank = rep.bank.cpu()
+        daz = ((cameras[nearest, 0] - bank[:, 0] + 180) % 360 - 180).abs()
+        found.update(prompt=prompt, rms_to_data=round(rms.mean().item(), 4), distinct_images=len(set(nearest.tolist())),
+                     azimuth_error_deg=round(daz.mean().item(), 1), azimuth_error_median_deg=round(daz.median().item(), 1),
+                     elevation_error_deg=round((cameras[nearest, 1] - bank[:, 1]).abs().mean().item(), 1))
+
+    diffrep.sample(prior, rep="nerf", method="ddrep", prompt=prompt, n=1, seed=0, callback=look)
+    print(json.dumps(found), flush=True)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / "poses.jsonl", "a") as f:
+        f.write(json.dumps(found) + "\n")
+
+
+def write() -> None:
+    from diffrep.bench import machine_info
+    from diffrep.export import atomic_write_text
+
+    rows = [json.loads(line) for line in (CACHE / "rows.jsonl").read_text().splitlines()]
+    poses_file = CACHE / "poses.jsonl"
+    poses_rows = [json.loads(line) for line in poses_file.read_text().splitlines()] if poses_file.exists() else []
+    table = [{"tag": r["tag"], "prompt": r["prompt"], "prior": r["prior"], "options": r["options"], "seconds": r["seconds"],
+              "labels": r["aggregate"]["labels"], "occupancy_iou": r["aggregate"]["occupancy_iou"],
+              "mask_iou": r["aggregate"]["mask_iou"], "psnr": r["aggregate"]["psnr"]} for r in rows]
+    record = {"suite": "nerf3d probe: DDRep houses and chairs with other options and priors",
+              "command": __doc__.split("\n\n")[1].strip(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+              "machine": machine_info(), "figures": {"table": table, "rows": rows, "poses": poses_rows}}
+    atomic_write_text(root / "bench" / "results" / "nerf3d-probe.json", json.dumps(record, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "run":
+        run(sys.argv[2], json.loads(sys.argv[3]), *sys.argv[4:5])
+    elif sys.argv[1] == "targets":
+        targets(sys.argv[2])
+    elif sys.argv[1] == "poses":
+        poses(sys.argv[2])
+    else:
+        write()
