@@ -6,11 +6,12 @@ renders above their nearest reference images.
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_probe.py run PROMPT OPTIONS_JSON [PRIOR]
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_probe.py targets PROMPT   # DDRep's per-view targets
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_probe.py poses PROMPT     # whose cameras they show
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_probe.py kept FOLDER...   # the picture of kept suite runs
     .venv/bin/python bench/scripts/nerf3d_probe.py write
 
 PRIOR: `toyworld` (the default, 10,000 images), `toyworld:N` (N images), or a name `diffrep.priors.load` takes
 (`tiny`). `run` appends a row to bench/results/.nerf3d-probe.cache/rows.jsonl (ignored; a rerun skips it) and
-writes the picture there (docs/images/nerf3d-house-nearest.png is `run "an orange house" '{}'`'s); `targets` writes docs/images/nerf3d-house-targets.png: for 8 bank views (every 4th
+writes the picture there; `kept` draws it for runs the suite kept; `targets` writes docs/images/nerf3d-house-targets.png: for 8 bank views (every 4th
 camera, the toy world's mean light) at steps 10, 25, 40 and 48 of 50, the render above the prior's denoised
 image D of that view (design §5, step 2); `write` makes bench/results/nerf3d-probe.json. About 2-6 min a run on
 one thread."""
@@ -46,12 +47,40 @@ def save_strip(rows, path: Path) -> None:
     Image.fromarray(x).resize((x.shape[1] * 3, x.shape[0] * 3), Image.NEAREST).save(path)
 
 
+def nearest_picture(renders, reference) -> list:
+    """Renders ``[16, 3, H, W]`` as one strip above a strip of their nearest reference images."""
+    import torch
+
+    from diffrep.metrics import nearest_data
+
+    nearest = reference.images[nearest_data(renders, reference.images)[0]]
+    return [torch.cat(list(renders), -1), torch.cat(list(nearest), -1)]
+
+
+def kept(folders: list[str]) -> None:
+    """The picture of ``run`` for runs of the suite kept in bench/results/.nerf3d.runs/ (their first instance),
+    one above the other: docs/images/nerf3d-kinds-nearest.png."""
+    import torch
+
+    from diffrep.api import load_run
+    from diffrep.bench import nerf3d
+    from diffrep.evaluate3d import _render, held_out_cameras, load_reference
+    from diffrep.reps.nerf import nerf_objects
+
+    torch.set_num_threads(1)
+    reference = load_reference(nerf3d.REFERENCE_N, 32)
+    strips = []
+    for folder in folders:
+        rep, _ = load_run(root / "bench" / "results" / ".nerf3d.runs" / folder)
+        strips += nearest_picture(_render(nerf_objects(rep)[0], held_out_cameras(16), 32), reference)
+    save_strip(strips, root / "docs" / "images" / "nerf3d-kinds-nearest.png")
+
+
 def run(prompt: str, options: dict, prior_name: str = "toyworld") -> None:
     import torch
 
     from diffrep.bench import nerf3d
     from diffrep.evaluate3d import GroundTruth, _render, held_out_cameras, load_reference
-    from diffrep.metrics import nearest_data
     from diffrep.reps.nerf import nerf_objects
 
     torch.set_num_threads(1)
@@ -63,10 +92,9 @@ def run(prompt: str, options: dict, prior_name: str = "toyworld") -> None:
     row, result = nerf3d.one_run(load_prior(prior_name), reference, GroundTruth(), prompt, "ddrep", 0, 1, options)
     a = row["aggregate"]
     print(name, row["seconds"], a["labels"], a["occupancy_iou"], a["mask_iou"], a["psnr"], flush=True)
-    renders = _render(nerf_objects(result.rep)[0], held_out_cameras(16), 32)
-    nearest = reference.images[nearest_data(renders, reference.images)[0]]
     CACHE.mkdir(parents=True, exist_ok=True)
-    save_strip([torch.cat(list(renders), -1), torch.cat(list(nearest), -1)], CACHE / f"{name}.png")
+    save_strip(nearest_picture(_render(nerf_objects(result.rep)[0], held_out_cameras(16), 32), reference),
+               CACHE / f"{name}.png")
     with open(rows, "a") as f:
         f.write(json.dumps({"tag": name, "prior": prior_name} | row) + "\n")
 
@@ -171,5 +199,7 @@ if __name__ == "__main__":
         targets(sys.argv[2])
     elif sys.argv[1] == "poses":
         poses(sys.argv[2])
+    elif sys.argv[1] == "kept":
+        kept(sys.argv[2:])
     else:
         write()
