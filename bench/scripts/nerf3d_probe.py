@@ -40,23 +40,25 @@ def tag(prompt: str, options: dict, prior: str) -> str:
     return f"{prompt.split()[-1]}-{prior.replace(':', '')}-" + "-".join(f"{k}{v}" for k, v in sorted(options.items()))
 
 
-def save_strip(rows, path: Path) -> None:
-    import torch
-    from PIL import Image
-
-    img = torch.cat(rows, -2)
-    x = ((img.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-    Image.fromarray(x).resize((x.shape[1] * 3, x.shape[0] * 3), Image.NEAREST).save(path)
-
-
-def nearest_picture(renders, reference) -> list:
-    """Renders ``[16, 3, H, W]`` as one strip above a strip of their nearest reference images."""
+def save_rows(rows, path: Path) -> None:
+    """Image rows (each ``[k, 3, H, W]`` in [-1, 1]) one above the other, 3x, no padding (``export.image_grid``), atomically."""
     import torch
 
+    from diffrep.export import image_grid
+
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
+    image_grid(torch.cat(rows), nrow=len(rows[0]), scale=3, pad=0).save(tmp)
+    tmp.replace(path)
+
+
+def nearest_picture(nerf, reference) -> list:
+    """The first instance of ``nerf`` at the 16 held-out cameras, above their nearest reference images."""
+    from diffrep.evaluate3d import _render, held_out_cameras
     from diffrep.metrics import nearest_data
+    from diffrep.reps.nerf import nerf_objects
 
-    nearest = reference.images[nearest_data(renders, reference.images)[0]]
-    return [torch.cat(list(renders), -1), torch.cat(list(nearest), -1)]
+    renders = _render(nerf_objects(nerf)[0], held_out_cameras(16), 32)
+    return [renders, reference.images[nearest_data(renders, reference.images)[0]]]
 
 
 def kept(folders: list[str]) -> None:
@@ -66,71 +68,80 @@ def kept(folders: list[str]) -> None:
 
     from diffrep.api import load_run
     from diffrep.bench import nerf3d
-    from diffrep.evaluate3d import _render, held_out_cameras, load_reference
-    from diffrep.reps.nerf import nerf_objects
+    from diffrep.evaluate3d import load_reference
 
     torch.set_num_threads(1)
     reference = load_reference(nerf3d.REFERENCE_N, 32)
-    strips = []
+    rows = []
     for folder in folders:
-        rep, _ = load_run(root / "bench" / "results" / ".nerf3d.runs" / folder)
-        strips += nearest_picture(_render(nerf_objects(rep)[0], held_out_cameras(16), 32), reference)
-    save_strip(strips, root / "docs" / "images" / "nerf3d-kinds-nearest.png")
+        rows += nearest_picture(load_run(root / "bench" / "results" / ".nerf3d.runs" / folder)[0], reference)
+    save_rows(rows, root / "docs" / "images" / "nerf3d-kinds-nearest.png")
 
 
 def run(prompt: str, options: dict, prior_name: str = "toyworld") -> None:
+    record(tag(prompt, options, prior_name), prompt, load_prior(prior_name), options, lambda: {"prior": prior_name})
+
+
+def record(name: str, prompt: str, prior, options: dict, fields) -> None:
+    """DDRep on ``prompt`` (seed 0, one instance) scored as the suite scores it; its row (with ``fields()``, asked
+    after the run) appended to the cache's rows.jsonl and its picture written there as ``name``.png; skipped when
+    the cache has ``name``."""
     import torch
 
     from diffrep.bench import nerf3d
-    from diffrep.evaluate3d import GroundTruth, _render, held_out_cameras, load_reference
-    from diffrep.reps.nerf import nerf_objects
+    from diffrep.evaluate3d import GroundTruth, load_reference
 
     torch.set_num_threads(1)
-    name = tag(prompt, options, prior_name)
     rows = CACHE / "rows.jsonl"
     if rows.exists() and any(json.loads(line)["tag"] == name for line in rows.read_text().splitlines()):
         return
     reference = load_reference(nerf3d.REFERENCE_N, 32)
-    row, result = nerf3d.one_run(load_prior(prior_name), reference, GroundTruth(), prompt, "ddrep", 0, 1, options)
+    row, result = nerf3d.one_run(prior, reference, GroundTruth(), prompt, "ddrep", 0, 1, options)
     a = row["aggregate"]
     print(name, row["seconds"], a["labels"], a["occupancy_iou"], a["mask_iou"], a["psnr"], flush=True)
     CACHE.mkdir(parents=True, exist_ok=True)
-    save_strip(nearest_picture(_render(nerf_objects(result.rep)[0], held_out_cameras(16), 32), reference),
-               CACHE / f"{name}.png")
+    save_rows(nearest_picture(result.rep, reference), CACHE / f"{name}.png")
     with open(rows, "a") as f:
-        f.write(json.dumps({"tag": name, "prior": prior_name} | row) + "\n")
+        f.write(json.dumps({"tag": name} | fields() | row) + "\n")
+
+
+def bank_targets(prior, prompt_cond, rep, noise, ts, i: int, index):
+    """The renders and the prior's denoised images ``D`` (design §5, step 2) of bank cameras ``index`` at step ``i``
+    of ``ts`` (the toy world's mean light, Lambertian), ``[len(index), 3, H, W]`` each."""
+    import torch
+
+    from diffrep.methods.base import view_conditions
+    from diffrep.methods.ddrep import denoise_views
+    from diffrep.reps.nerf import default_light
+    from diffrep.schedule import ddim_coefficients
+
+    k = ddim_coefficients(prior.alphas_cumprod, ts[i], ts[i + 1], 0.0)
+    views = torch.cat([index[:, None].float(), default_light(rep.bank[index]), torch.ones(len(index), 1)], -1)[None]
+    with torch.no_grad():
+        x = rep(views)
+        D = denoise_views(prior, x, rep.view_noise(noise, views), ts[i], k, view_conditions(prompt_cond, rep, views), 3.0)
+    return x[0], D[0]
 
 
 def targets(prompt: str) -> None:
     import torch
 
     import diffrep
-    from diffrep.methods.base import ViewPrompt, view_conditions
-    from diffrep.methods.ddrep import denoise_views
-    from diffrep.reps.nerf import default_light
-    from diffrep.schedule import ddim_coefficients, timesteps
+    from diffrep.methods.base import ViewPrompt
+    from diffrep.schedule import timesteps
 
     torch.set_num_threads(1)
     prior = load_prior("toyworld")
     ts = timesteps(len(prior.alphas_cumprod), 50)
-    cond = ViewPrompt(prompt, prior.encode_prompt)
-    strips = []
+    rows = []
 
     def look(d: dict) -> None:
-        i = d["step"] - 1
-        if i not in (10, 25, 40, 48):
-            return
-        rep, noise = d["rep"], d["state"].noise
-        k = ddim_coefficients(prior.alphas_cumprod, ts[i], ts[i + 1], 0.0)
-        index = torch.arange(0, 32, 4)
-        views = torch.cat([index[:, None].float(), default_light(rep.bank[index]), torch.ones(8, 1)], -1)[None]
-        with torch.no_grad():
-            x = rep(views)
-            D = denoise_views(prior, x, rep.view_noise(noise, views), ts[i], k, view_conditions(cond, rep, views), 3.0)
-        strips.extend([torch.cat(list(x[0]), -1), torch.cat(list(D[0]), -1)])
+        if d["step"] - 1 in (10, 25, 40, 48):
+            rows.extend(bank_targets(prior, ViewPrompt(prompt, prior.encode_prompt), d["rep"], d["state"].noise, ts,
+                                     d["step"] - 1, torch.arange(0, 32, 4)))
 
     diffrep.sample(prior, rep="nerf", method="ddrep", prompt=prompt, n=1, seed=0, callback=look)
-    save_strip(strips, root / "docs" / "images" / f"nerf3d-{prompt.split()[-1]}-targets.png")
+    save_rows(rows, root / "docs" / "images" / f"nerf3d-{prompt.split()[-1]}-targets.png")
 
 
 def poses(prompt: str) -> None:
@@ -140,30 +151,20 @@ def poses(prompt: str) -> None:
     import torch
 
     import diffrep
-    from diffrep import toyworld as tw
-    from diffrep.methods.base import ViewPrompt, view_conditions
-    from diffrep.methods.ddrep import denoise_views
+    from diffrep.methods.base import ViewPrompt
     from diffrep.metrics import nearest_data
-    from diffrep.reps.nerf import default_light
-    from diffrep.schedule import ddim_coefficients, timesteps
+    from diffrep.schedule import timesteps
 
     torch.set_num_threads(1)
-    prior = load_prior("toyworld")
-    cameras = tw.generate(tw.ToyWorldConfig(n=10_000, res=32, seed=0)).cameras  # the prior's data, same seed
+    prior, cameras = load_prior("toyworld"), data_cameras(10_000)
     ts = timesteps(len(prior.alphas_cumprod), 50)
-    cond = ViewPrompt(prompt, prior.encode_prompt)
     found = {}
 
     def look(d: dict) -> None:
         if d["step"] - 1 != 48:
             return
-        rep, i = d["rep"], 48
-        k = ddim_coefficients(prior.alphas_cumprod, ts[i], ts[i + 1], 0.0)
-        index = torch.arange(32)
-        views = torch.cat([index[:, None].float(), default_light(rep.bank[index]), torch.ones(32, 1)], -1)[None]
-        with torch.no_grad():
-            D = denoise_views(prior, rep(views), rep.view_noise(d["state"].noise, views), ts[i], k,
-                              view_conditions(cond, rep, views), 3.0)[0]
+        rep = d["rep"]
+        _, D = bank_targets(prior, ViewPrompt(prompt, prior.encode_prompt), rep, d["state"].noise, ts, 48, torch.arange(32))
         nearest, rms = nearest_data(D, prior.data)
         bank = rep.bank.cpu()
         daz = ((cameras[nearest, 0] - bank[:, 0] + 180) % 360 - 180).abs()
@@ -203,10 +204,7 @@ def camera(prompt: str, n: int, w_az: float, w_el: float) -> None:
     import torch
 
     import diffrep.methods.ddrep as ddrep
-    from diffrep.bench import nerf3d
-    from diffrep.evaluate3d import GroundTruth, _render, held_out_cameras, load_reference
     from diffrep.priors.empirical import EmpiricalPrior
-    from diffrep.reps.nerf import nerf_objects
 
     torch.set_num_threads(1)
     prior, cams = load_prior(f"toyworld:{n}"), data_cameras(n)
@@ -243,16 +241,9 @@ def camera(prompt: str, n: int, w_az: float, w_el: float) -> None:
         return conds
 
     ddrep.view_conditions = view_conditions
-    reference = load_reference(nerf3d.REFERENCE_N, 32)
-    row, result = nerf3d.one_run(prior, reference, GroundTruth(), prompt, "ddrep", 0, 1, {})
-    name = f"{prompt.split()[-1]}-toyworld{n}-camera{w_az:g}x{w_el:g}"
-    a = row["aggregate"]
-    print(name, row["seconds"], a["labels"], a["occupancy_iou"], a["mask_iou"], a["psnr"], sum(sizes) / len(sizes), flush=True)
-    save_strip(nearest_picture(_render(nerf_objects(result.rep)[0], held_out_cameras(16), 32), reference),
-               CACHE / f"{name}.png")
-    with open(CACHE / "rows.jsonl", "a") as f:
-        f.write(json.dumps({"tag": name, "prior": f"toyworld:{n}, conditioned on the camera +-{w_az:g} az, "
-                            f"+-{w_el:g} el", "images_per_view": round(sum(sizes) / len(sizes), 1)} | row) + "\n")
+    record(f"{prompt.split()[-1]}-toyworld{n}-camera{w_az:g}x{w_el:g}", prompt, prior, {},
+           lambda: {"prior": f"toyworld:{n}, conditioned on the camera +-{w_az:g} az, +-{w_el:g} el",
+                    "images_per_view": round(sum(sizes) / len(sizes), 1)})
 
 
 def write() -> None:
