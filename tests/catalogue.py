@@ -75,6 +75,12 @@ PRIOR_OPTIONS_BEFORE_TORCH = [  # the prior's options, checked against its torch
     ["sample", "--prior", "if:/nonexistent", "--dtype", "bf16", "--device", "cpu", "--out", "o"],
     ["sample", "--prior", "gmm", "--cpu-offload", "--out", "o"],
     ["sdedit", "--image", "in.png", "--prior", "toyworld", "--attention-slicing", "--out", "o"],
+    # a camera window: its angles, and a rep whose views have cameras (diffrep.spec.check_cameras)
+    ["sample", "--rep", "nerf", "--method", "ddrep", "--camera-window", "300", "20", "--out", "o"],
+    ["sample", "--rep", "nerf", "--method", "ddrep", "--camera-window", "20", "0", "--out", "o"],
+    ["sample", "--rep", "siren", "--method", "ddrep", "--camera-window", "20", "15", "--out", "o"],
+    ["sample", "--camera-window", "20", "15", "--out", "o"],  # ddim on pixels: images have no camera
+    ["sample", "--prior", "gmm", "--rep", "nerf", "--method", "ddrep", "--camera-window", "20", "15", "--out", "o"],
     # the toy world's prompts, against its torch-free vocabulary (diffrep/toyworld/vocabulary.py)
     ["sample", "--prompt", "a red zebra", "--out", "o"],
 ]

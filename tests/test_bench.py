@@ -185,6 +185,26 @@ def test_nerf3d_shards_run_each_run_once_and_the_last_call_writes_the_figures(tm
     assert figures["_files"] == {"duck-ddrep.gif": b"ddrep", "duck-sds.gif": b"sds", "duck-sjc.gif": b"sjc"}
 
 
+def test_nerf3d_camera_prior_section_runs_on_the_camera_conditioned_prior_alone(tmp_path, monkeypatch):
+    """`--section camera-prior`: only the runs on the camera-conditioned prior, loaded with the suite's window, cached
+    under their own keys (a default-prior row of the same prompt and method is not taken for one)."""
+    nerf3d, _, calls = fake_nerf3d(monkeypatch)
+    loaded = []
+    monkeypatch.setattr(nerf3d, "toyworld_prior", lambda **options: loaded.append(options) or "camera prior")
+    cache = tmp_path / ".nerf3d-quick.cache"
+    assert [r["method"] for r in nerf3d.run(quick=True, log=lambda s: None, prior=object(), cache=cache)["rows"]] \
+        == ["ddrep", "sds", "sjc"]
+    assert loaded == []  # the quick suite without the section: the default prior only
+    figures = nerf3d.run(quick=True, log=lambda s: None, prior=object(), cache=cache, section="camera-prior")
+    assert loaded == [nerf3d.CAMERA_QUICK | {"device": "cpu"}] and calls[-1] == "ddrep"
+    assert set(figures) == {"camera_prior", "_images", "_files"}
+    assert figures["camera_prior"]["prior"] == {"name": "toyworld", **nerf3d.CAMERA_QUICK}
+    assert [r["method"] for r in figures["camera_prior"]["rows"]] == ["ddrep"]
+    full = nerf3d.camera_plan(quick=False)
+    assert {(s["prompt"], s["method"]) for s in full} == {(p, m) for p in nerf3d.PROMPTS for m in nerf3d.METHODS}
+    assert sorted(s["seed"] for s in full if s["method"] == "ddrep") == [0] * 6 + [1] * 6
+
+
 @pytest.mark.parametrize("shard", ["0/2", "3/2", "1/1", "a/b", "2"])
 def test_a_bad_shard_is_refused_before_the_suite_runs(shard, tmp_path):
     with pytest.raises(InputError, match="--shard"):

@@ -173,6 +173,42 @@ def test_view_prompts_are_encoded_before_the_run(toy3000):
                        prompt="a red mug, front view", steps=1, **SMALL)
 
 
+def test_a_camera_conditioned_prior_conditions_each_view_on_its_bank_camera_and_its_label(toy3000):
+    from diffrep.methods import view_conditions
+    from diffrep.methods.base import ViewPrompt
+    from diffrep.priors.empirical import CameraQuery
+
+    prior = diffrep.priors.load("toyworld", n=3000, camera_window=(30, 20))
+    rep = nerf()
+    views = rep.random_views(3, torch.Generator().manual_seed(0))
+    conds = view_conditions(ViewPrompt("a yellow duck", prior.encode_prompt, camera=prior.with_camera), rep, views)
+    cameras = rep.bank[views[..., 0].long()].flatten(0, 1)
+    labels = [label for row in rep.view_labels(views) for label in row]
+    assert [(c.azimuth, c.elevation) for c in conds] == [(float(a), float(e)) for a, e, _ in cameras.tolist()]
+    assert [c.query for c in conds] == [prior.encode_prompt(f"a yellow duck, {label} view") for label in labels]
+    assert all(isinstance(c, CameraQuery) for c in conds)
+    # A rep without cameras keeps the label conditions; a prompt without a camera-conditioned prior too.
+    pixels = make_rep("pixels", (3, 8, 8), 2, generator=torch.Generator().manual_seed(0))
+    assert view_conditions(ViewPrompt("a yellow duck", prior.encode_prompt, camera=prior.with_camera), pixels, None) \
+        == prior.encode_prompt("a yellow duck")
+    plain = view_conditions(ViewPrompt("a yellow duck", toy3000.encode_prompt), rep, views)
+    assert plain == [c.query for c in conds]
+
+
+def test_sampling_with_a_camera_window_asks_the_prior_at_the_bank_cameras_and_refuses_reps_without(toy3000):
+    prior = diffrep.priors.load("toyworld", n=3000, camera_window=(30, 20))
+    asked = []  # the condition of each denoised group
+    posterior = prior.posterior
+    prior.posterior = lambda x_t, t, cond: asked.append(cond) or posterior(x_t, t, cond)
+    result = diffrep.sample(prior, rep="nerf", method="ddrep", prompt="a yellow duck", n=1, steps=2, adam_iters=2,
+                            views_per_step=2, **SMALL)
+    bank = {(float(a), float(e)) for a, e, _ in result.rep.bank.tolist()}
+    conditional = [c for c in asked if c is not None]  # None: CFG's unconditional term
+    assert len(conditional) == 2 * 2 and {(c.azimuth, c.elevation) for c in conditional} <= bank
+    with pytest.raises(InputError, match="rep 'siren' has no cameras"):
+        diffrep.sample(prior, rep="siren", method="ddrep", prompt="a yellow duck", n=1, steps=1)
+
+
 @pytest.mark.parametrize("argv,message", NERF_OPTIONS)
 def test_bad_nerf_options_are_one_line_exit_2(tmp_path, capsys, argv, message):
     out = tmp_path / "o"

@@ -102,6 +102,76 @@ def test_empirical_per_element_conditions_equal_one_by_one(gen):
     torch.testing.assert_close(batched, single)
 
 
+def brute_force_window(cameras, azimuth, elevation, window, minimum=3):
+    """Float64, one camera at a time: the rows within the window (azimuth on the circle), else the nearest."""
+    inside, score = [], []
+    for i, (az, el, _) in enumerate(cameras.double().tolist()):
+        d_az = min(abs(az - azimuth) % 360, 360 - abs(az - azimuth) % 360)
+        d_el = abs(el - elevation)
+        if d_az <= window[0] and d_el <= window[1]:
+            inside.append(i)
+        score.append((d_az / window[0] + d_el / window[1], i))
+    return inside if len(inside) >= minimum else sorted(i for _, i in sorted(score)[:minimum])
+
+
+@pytest.mark.parametrize("azimuth,elevation,window", [(0.0, 20.0, (30.0, 20.0)), (355.0, 5.0, (20.0, 15.0)),
+                                                       (180.0, 50.0, (5.0, 2.0)), (90.0, -5.0, (180.0, 90.0))])
+def test_camera_window_selects_the_images_shot_from_near_the_view(azimuth, elevation, window, gen):
+    from diffrep.priors.empirical import camera_window_rows
+
+    cameras = torch.stack([torch.rand(200, generator=gen) * 360, torch.rand(200, generator=gen) * 70 - 10,
+                           torch.full((200,), 3.2)], 1)
+    got = camera_window_rows(cameras, azimuth, elevation, window).tolist()
+    assert got == brute_force_window(cameras, azimuth, elevation, window)
+    assert len(got) >= 3  # (5, 2) at 180/50 holds fewer than 3 of 200: the 3 nearest instead
+
+
+def camera_empirical(gen, n=80, window=(40.0, 25.0)):
+    from diffrep.priors.empirical import CameraEmpiricalPrior
+
+    base = random_empirical(gen, n)
+    cameras = torch.stack([torch.rand(n, generator=gen) * 360, torch.rand(n, generator=gen) * 70 - 10,
+                           torch.full((n,), 3.2)], 1)
+    return CameraEmpiricalPrior(base.data, base.labels, base.vocab, cameras=cameras, window=window), base
+
+
+@pytest.mark.parametrize("t", [5, 200, 700])
+def test_camera_conditioned_denoiser_is_the_posterior_mean_over_the_labels_and_the_window(t, gen):
+    prior, _ = camera_empirical(gen)
+    q, camera = LabelQuery(kind=1), (350.0, 30.0, 3.2)
+    rows = [i for i in brute_force_window(prior.cameras, 350.0, 30.0, prior.window) if prior.labels["kind"][i] == 1]
+    rows = rows if len(rows) >= 3 else None  # the fallback's nearest are taken among the label's images: below
+    labelled = (prior.labels["kind"] == 1).nonzero().squeeze(1)
+    if rows is None:
+        rows = labelled[brute_force_window(prior.cameras[labelled], 350.0, 30.0, prior.window)].tolist()
+    cond = prior.with_camera(q, camera)
+    assert prior.subset(cond).tolist() == rows
+    x_t, tt = torch.randn(4, 3, 4, 4, generator=gen), torch.full((4,), t)
+    ab = prior.alphas_cumprod[t]
+    torch.testing.assert_close(prior.denoise(x_t, tt, cond).double(),
+                               brute_force_posterior_mean(prior.data[rows], x_t, ab.expand(4)), rtol=0, atol=2e-4)
+
+
+def test_camera_conditioned_prior_without_a_camera_is_the_label_prior(gen):
+    prior, base = camera_empirical(gen)
+    conds = [None, LabelQuery(kind=0), prior.with_camera(LabelQuery(colour=1), (10.0, 0.0, 3.2)), LabelQuery(kind=0)]
+    x_t, t = torch.randn(4, 3, 4, 4, generator=gen), torch.tensor([10, 200, 500, 900])
+    mixed = prior.eps(x_t, t, conds)
+    for i in (0, 1, 3):
+        torch.testing.assert_close(mixed[i:i + 1], base.eps(x_t[i:i + 1], t[i:i + 1], conds[i]))
+    torch.testing.assert_close(mixed[2:3], prior.eps(x_t[2:3], t[2:3], conds[2]))
+
+
+def test_toyworld_cameras_are_the_cameras_of_the_data_images():
+    from diffrep import toyworld as tw
+    from diffrep.priors.empirical import toyworld_cameras
+
+    ds = tw.generate(tw.ToyWorldConfig(n=40, res=32, seed=3))
+    assert torch.equal(toyworld_cameras(40, 32, 3), ds.cameras)
+    prior = load("toyworld", n=40, seed=3, camera_window=[30, 20])  # a list (run.json's) is the same window
+    assert prior.window == (30.0, 20.0) and torch.equal(prior.cameras, ds.cameras)
+
+
 def test_cfg_algebra(gen):
     prior = CountingPrior(random_empirical(gen))
     q = prior.encode_prompt("a red mug")
@@ -155,7 +225,8 @@ def test_load_and_protocol():
 
 SMALL = {"toyworld": {"n": 64}, "toyworld-scenes": {"n": 4}}  # the default 10,000 images take half a minute; the code path is the same
 BAD = {  # per prior: option -> values its config must reject
-    "toyworld": {"n": [0, -3, 2.5, True], "res": [48], "seed": [-1], "schedule": ["cosinus"], "device": ["tpu", "cuda:99"]},
+    "toyworld": {"n": [0, -3, 2.5, True], "res": [48], "seed": [-1], "schedule": ["cosinus"], "device": ["tpu", "cuda:99"],
+                 "camera_window": [(0, 15), (20, 91), (181, 15), (20,), "20 15", (20, float("nan"))]},
     "gaussian": {"size": [1, "8"], "length_scale": [0.0, float("inf")]},
     "gmm": {"size": [0], "std": [-0.1, float("nan")]},
     "tiny": {"path": ["/nonexistent/tiny.safetensors"], "device": ["cuda:99"]},

@@ -128,7 +128,7 @@ def _view_condition(prior: Prior, prompt: str | None, cond: Any, labels: tuple[s
         return _condition(prior, prompt, cond)
     encode = getattr(prior, "encode_scene_prompt", None) if scene else None
     encode = encode and functools.partial(encode, n=n, seed=seed)
-    view_prompt = ViewPrompt(prompt, encode or prior.encode_prompt)
+    view_prompt = ViewPrompt(prompt, encode or prior.encode_prompt, camera=getattr(prior, "with_camera", None))
     for label in (None, *labels):
         view_prompt(label)
     return view_prompt

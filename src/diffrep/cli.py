@@ -35,6 +35,10 @@ class PriorArgs:
     """toyworld-scenes prior: how a panorama's prompt conditions its views: layout (default; each instance draws
     where the prompt's objects stand, each view is told the objects in its field of view) or set (every view: a
     view of a scene holding them). docs/reps.md."""
+    camera_window: tuple[float, float] | None = None
+    """toyworld prior, nerf rep: AZ EL degrees; condition each view on its camera as well as its prompt (the data
+    images within AZ of azimuth and EL of elevation of the view's camera), e.g. 20 15 with --toyworld-n 160000.
+    docs/nerf.md."""
     device: str | None = None
     """Where the prior computes: cpu (default), cuda, cuda:N, mps (toyworld, tiny, sd, if)."""
     dtype: str | None = None
@@ -50,7 +54,8 @@ class PriorArgs:
     """sd --rgb only: the resolution reps render (default 64), upsampled to the VAE's before encoding."""
 
 
-PRIOR_FIELDS = {"prior_path": "path", "toyworld_n": "n", "res": "res", "scene_prompt": "scene_prompt", "device": "device",
+PRIOR_FIELDS = {"prior_path": "path", "toyworld_n": "n", "res": "res", "scene_prompt": "scene_prompt",
+                "camera_window": "camera_window", "device": "device",
                 "dtype": "dtype", "attention_slicing": "attention_slicing", "cpu_offload": "cpu_offload", "rgb": "rgb",
                 "rgb_res": "rgb_res"}
 """Command-line option of ``PriorArgs`` -> the field of a prior's config it sets. An option left at its

@@ -169,6 +169,19 @@ def edit_options(method: str, *, anchor: float = 0.03, iters: int = 200, lr: flo
     return run_spec("pixels", method, iters=iters, lr=lr, lr_schedule="cosine", **chosen).options
 
 
+def check_cameras(prior: Any, method: str, rep: str | None, *, loaded: bool) -> None:
+    """A prior conditioned on each view's camera (a toyworld config with ``camera_window``, a loaded prior with
+    ``with_camera``) needs a rep whose views have cameras (``RepEntry.cameras``): refused otherwise, before the work."""
+    from diffrep.reps import REPS
+
+    if getattr(prior, "with_camera" if loaded else "camera_window", None) is None or (rep is not None and REPS[rep].cameras):
+        return
+    what = f"method {method!r} samples images, which have no camera" if rep is None else f"rep {rep!r} has no cameras"
+    window = f"camera_window={prior.camera_window!r}" if not loaded else "this prior"
+    raise InputError(f"{window} conditions each view on its camera, but {what}; use a rep with cameras "
+                     f"({', '.join(r for r, e in REPS.items() if e.cameras)}) or a prior without a camera window")
+
+
 def check_run(prior: Any, method: str, *, image: bool, rep: str | None = None, options: Any = None,
               rep_options: Any = None) -> None:
     """Refuse, before any work, a method or rep that the prior cannot run with: ``prior`` is a config (checked
@@ -182,6 +195,7 @@ def check_run(prior: Any, method: str, *, image: bool, rep: str | None = None, o
     from diffrep.reps import REPS
 
     name, entry = next(((n, e) for n, e in PRIORS.items() if type(prior) is e.config), (None, None))
+    check_cameras(prior, method, rep, loaded=entry is None)
     if rep is not None and rep_options is not None and entry is not None and (hw := entry.resolution(prior)):
         REPS[rep].fits(rep_options, hw)
     if options is not None and name is not None and (missing := METHODS[method].requires(options, name)) is not None:

@@ -94,10 +94,12 @@ class ViewPrompt:
     """DreamFusion's view-dependent prompt: a view labelled ``L`` by its rep (``Diffrep.view_labels``)
     is conditioned on ``cameras.view_prompt(prompt, L)`` (``"{prompt}, {L} view"``, the toy world's
     caption form); unlabelled views on ``prompt``. ``encode`` is the prior's ``encode_prompt``;
-    encodings are cached."""
+    encodings are cached. ``camera`` is a camera-conditioned prior's ``with_camera(cond, camera)``: each view
+    whose rep gives its camera (``Diffrep.view_cameras``) is then conditioned on that camera too."""
 
     prompt: str
     encode: Callable[[str], Any]
+    camera: Callable[[Any, tuple[float, ...]], Any] | None = None
     cache: dict[str | None, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __call__(self, label: str | None) -> Any:
@@ -114,15 +116,19 @@ def view_conditions(cond: Any, rep: Any, views: Any) -> Any:
     ``cond`` is one condition for every view, a list with one per instance, or a ``ViewPrompt``
     (one per view from the rep's view labels). A scene prompt with a layout (``ScenePrompt.layout``, on a
     canvas rep whose views are start columns) gives each view the objects in its field of view."""
+    from diffrep.priors.base import per_element
     from diffrep.toyworld.scene_text import ScenePrompt
 
     V = 1 if views is None else views.shape[1]
     if isinstance(cond, ViewPrompt):
-        labels = rep.view_labels(views)
+        labels, with_camera = rep.view_labels(views), cond.camera
         cond = cond(None) if labels is None else [cond(label) for row in labels for label in row]
         if isinstance(cond, ScenePrompt) and cond.layout is not None:
             columns = [[0]] * rep.n if views is None else views.tolist()
             return cond.view_queries(columns, rep.image_shape[-1], rep.canvas_shape[-1])
+        if with_camera is not None and (cameras := rep.view_cameras(views)) is not None:
+            cameras = cameras.flatten(0, 1).tolist()
+            return [with_camera(c, camera) for c, camera in zip(per_element(cond, len(cameras)), cameras)]
         return cond
     if isinstance(cond, list):
         return [c for c in cond for _ in range(V)]

@@ -33,7 +33,10 @@ class Prior(Protocol):
     whole batch or a ``list`` of ``B``, one per element (``per_element`` turns either into the list).
 
     Optional members the helpers use: ``device`` (where it computes, default CPU), ``decode`` (a
-    latent prior: latents -> RGB), ``eps_cond_uncond`` (a faster conditional/unconditional pair).
+    latent prior: latents -> RGB), ``eps_cond_uncond`` (a faster conditional/unconditional pair),
+    ``with_camera(cond, camera)`` (a camera-conditioned prior: the condition of a view shot from
+    ``camera = (azimuth, elevation, distance)``, used for reps whose views have cameras; the toy world's
+    with ``camera_window``).
     """
 
     alphas_cumprod: Tensor

@@ -4,11 +4,12 @@ Each prior's module (``analytic``, ``empirical``, ``tiny``) holds its implementa
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from diffrep.checks import check_finite, check_int, check_one_of
+from diffrep.checks import check_finite, check_int, check_one_of, is_number
 from diffrep.errors import InputError
 
 SCHEDULES: tuple[str, ...] = ("linear", "scaled_linear", "cosine")
@@ -41,6 +42,10 @@ class ToyworldPriorConfig:
     """Noise schedule: linear, scaled_linear or cosine."""
     device: str = "cpu"
     """Where the denoiser computes (the data set is moved there): cpu, cuda, cuda:N, mps."""
+    camera_window: tuple[float, float] | None = None
+    """(AZ, EL) degrees: condition each view on its camera as well as its prompt (reps whose views have cameras:
+    nerf). A view's denoiser then uses only the data images of its prompt shot from within AZ degrees of azimuth
+    and EL of elevation of the view's camera (at least the 3 nearest). Default: the prompt alone. docs/nerf.md."""
 
     def __post_init__(self):
         check_int("n", self.n)
@@ -48,6 +53,17 @@ class ToyworldPriorConfig:
         check_int("seed", self.seed, minimum=0)
         check_one_of("schedule", self.schedule, SCHEDULES)
         check_device(self.device)
+        if self.camera_window is not None:  # a list from run.json is the same window
+            object.__setattr__(self, "camera_window", check_camera_window(self.camera_window))
+
+
+def check_camera_window(window) -> tuple[float, float]:
+    """Two angles in degrees, ``0 < AZ <= 180`` and ``0 < EL <= 90``."""
+    ok = isinstance(window, (tuple, list)) and len(window) == 2 and all(is_number(v) and math.isfinite(v) for v in window)
+    if not ok or not (0 < window[0] <= 180 and 0 < window[1] <= 90):
+        raise InputError(f"camera_window={window!r} is not allowed; it must be two angles in degrees, "
+                         "0 < AZ <= 180 and 0 < EL <= 90 (e.g. 20 15)")
+    return float(window[0]), float(window[1])
 
 
 @dataclass(frozen=True)

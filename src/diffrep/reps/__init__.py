@@ -51,6 +51,9 @@ class RepEntry:
     """``fits(config, (H, W))`` raises an ``InputError`` if a rep built with ``config`` cannot render views of a
     prior of ``H x W`` images (the canvas: a size not a multiple of the prior's); checked torch-free where the
     prior's config tells its resolution (``PriorEntry.resolution``), and by the constructor in any case."""
+    cameras: bool = False
+    """Whether its views have cameras (``Diffrep.view_cameras``), so a camera-conditioned prior (toyworld with a
+    ``camera_window``) can condition each view on its own; a prior so configured is refused with any other rep."""
     refuses: tuple[tuple[str, str], ...] = ()
     """``(method, why)`` pairs: methods of ``METHODS`` this rep cannot run with, refused with ``why`` by the same
     pairing check as a method's ``reps`` (``diffrep.spec.run_spec``)."""
@@ -68,7 +71,7 @@ REPS: dict[str, RepEntry] = {
     "nerf": RepEntry(NerfConfig, Lazy("diffrep.reps.nerf:NerfRep"),
                      "NeRF (voxel or hash grid): views from a camera bank, view-dependent prompts; writes turntables "
                      "and meshes", labels=Lazy("diffrep.reps.nerf:bank_labels"),
-                     outputs=Lazy("diffrep.reps.nerf:nerf_outputs")),
+                     outputs=Lazy("diffrep.reps.nerf:nerf_outputs"), cameras=True),
     "canvas": RepEntry(CanvasConfig, Lazy("diffrep.reps.canvas:CanvasRep"),
                        "pixel canvas larger than the prior, from 50 % grey: whole-canvas views, then random patches "
                        "(LMC-SDS synthesis); writes the full canvas",

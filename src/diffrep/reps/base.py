@@ -34,6 +34,8 @@ class Diffrep(nn.Module):
       of each rendered view (a canvas crop for panoramas, so crops of one canvas agree);
     * ``view_labels(views)``: a label per view ("front", "back", ...) for view-dependent prompts,
       or ``None`` when views have none;
+    * ``view_cameras(views)``: the camera of each view ``[n, V, 3]`` (azimuth, elevation in degrees, distance),
+      for priors conditioned on the camera, or ``None`` when views have none;
     * ``regularised(views)``: the renders and the rep's own regularisers on them, one scalar per view
       ``[n, V]`` (zeros for reps without), which every method's objective adds to its data term;
     * ``preview()``: what a result saves, ``(images [n, C, H', W'], strip of views or None)``;
@@ -77,6 +79,10 @@ class Diffrep(nn.Module):
 
     def view_labels(self, views: Tensor | None) -> list[list[str]] | None:
         """A label per view (``[n][V]``, e.g. "front"), for view-dependent prompts; ``None``: no labels."""
+        return None
+
+    def view_cameras(self, views: Tensor | None) -> Tensor | None:
+        """The camera of each view, ``[n, V, 3]`` (azimuth, elevation, distance), for camera-conditioned priors; ``None``: none."""
         return None
 
     @torch.no_grad()

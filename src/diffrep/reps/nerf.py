@@ -172,6 +172,10 @@ class NerfRep(Diffrep):
         labels = view_label(cams[..., 0], cams[..., 1], **view_thresholds(self.config))
         return [[VIEWS[i] for i in row] for row in labels.tolist()]
 
+    def view_cameras(self, views: Tensor | None) -> Tensor:
+        """The bank camera of each view, ``[n, k, 3]`` (azimuth, elevation, distance)."""
+        return self._view_cameras(views)[0]
+
     @torch.no_grad()
     def preview(self) -> tuple[Tensor, Tensor]:
         """Eight views round the object at elevation 15° (front first): a strip ``[n, C, H, 8W]`` and the views."""
