@@ -1,5 +1,6 @@
 """Markdown tables of a nerf3d result (docs/benchmarks.md): per run, per method against the issue's targets,
-and the wall time each method needs to reach the same occupancy IoU (from the IoU measured along each run).
+and the wall time each method needs to reach the same occupancy IoU (from the IoU measured along each run); the
+same three for the camera-conditioned prior's rows (section camera-prior) where the result has them.
 
     .venv/bin/python bench/scripts/nerf3d_table.py bench/results/nerf3d.json"""
 
@@ -15,7 +16,14 @@ def time_to(curve, iou):
 
 def main(path):
     record = json.loads(open(path).read())
-    rows = record["figures"]["rows"]
+    tables(record["figures"]["rows"])
+    extra_table(record["figures"].get("extra_rows", []))
+    if camera := record["figures"].get("camera_prior"):
+        print(f"\n### camera-conditioned prior: {json.dumps(camera['prior'])}\n")
+        tables(camera["rows"])
+
+
+def tables(rows):
     print("| prompt | method | seed | s | prior evals | kind | colour | view | occ IoU | mask IoU | PSNR | Janus |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
@@ -52,7 +60,9 @@ def main(path):
               f"{ratio:.2f} |" if ratio else f"| {r['prompt']} | {r['seed']} | {target:.2f} | {t['ddrep']} | {t['sjc']} | - | - |")
     if ratios:
         print(f"\nmean SJC / DDRep time to the same IoU: {mean(ratios):.2f} over {len(ratios)} pairs")
-    extra = record["figures"].get("extra_rows", [])
+
+
+def extra_table(extra):
     if extra:
         print()
         print("| prompt | method | options | n | s | kind | view | occ IoU | mask IoU | pairwise IoU (data) | "
