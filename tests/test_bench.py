@@ -488,7 +488,7 @@ def test_a_section_rerun_updates_the_suite_json_in_place(tmp_path):
         run_suite("lmc", quick=True, results=tmp_path, log=lambda s: None, section="editing")
     with pytest.raises(InputError, match="allowed: synthesis, diversity, editing"):
         run_suite("lmc", quick=True, results=tmp_path, log=lambda s: None, section="nope")
-    with pytest.raises(InputError, match="suites with sections: lmc"):
+    with pytest.raises(InputError, match="suites with sections: nerf3d, lmc"):
         run_suite("speed", quick=True, results=tmp_path, log=lambda s: None, section="editing")
     old = {"suite": "lmc", "command": "diffrep bench lmc --quick", "images": ["x-synthesis.png"],
            "figures": {"synthesis": {"kept": 1}, "editing": {"rows": []}, "timings_s": {"synthesis_toyworld": 1.0}}}

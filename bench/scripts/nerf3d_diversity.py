@@ -5,6 +5,7 @@ mug's, IoU 0.32, while their silhouettes agree, 0.86).
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT   # one prompt's 3 runs
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT RHO   # DDRep, --nerf.shared-noise RHO
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT camera   # DDRep, the suite's camera prior
     .venv/bin/python bench/scripts/nerf3d_diversity.py write                        # the JSON from both
 Finished runs are appended to bench/results/.nerf3d-diversity.cache/rows.jsonl (ignored; a rerun skips them);
 `write` makes bench/results/nerf3d-diversity.json."""
@@ -21,16 +22,18 @@ ROWS = root / "bench" / "results" / ".nerf3d-diversity.cache" / "rows.jsonl"
 def done() -> dict:
     if not ROWS.exists():
         return {}
-    return {key(r["prompt"], r["method"], r["options"]): r for r in map(json.loads, ROWS.read_text().splitlines())}
+    rows = map(json.loads, ROWS.read_text().splitlines())
+    return {key(r["prompt"], r["method"], r["options"], r.get("prior", "toyworld")): r for r in rows}
 
 
-def key(prompt: str, method: str, options: dict) -> str:
-    return json.dumps([prompt, method, options], sort_keys=True)
+def key(prompt: str, method: str, options: dict, prior: str = "toyworld") -> str:
+    return json.dumps([prompt, method, options] + ([prior] if prior != "toyworld" else []), sort_keys=True)
 
 
-def run(prompt: str, rho: float | None = None) -> None:
+def run(prompt: str, rho: float | None = None, camera: bool = False) -> None:
     """The suite's three methods on ``prompt``; with ``rho``, DDRep alone with the bank's noise shared by ``rho``
-    (``--nerf.shared-noise``)."""
+    (``--nerf.shared-noise``); with ``camera``, DDRep alone on the suite's camera-conditioned prior
+    (``nerf3d.CAMERA_PRIOR``), labelled against the default prior's images as the other rows."""
     import torch
 
     from diffrep.bench import nerf3d
@@ -38,13 +41,16 @@ def run(prompt: str, rho: float | None = None) -> None:
     from diffrep.priors import toyworld_prior
 
     torch.set_num_threads(1)
-    prior = toyworld_prior()
-    reference, gt = as_reference(prior), GroundTruth()
-    methods = nerf3d.METHODS.items() if rho is None else [("ddrep", {"shared_noise": rho})]
+    reference, gt = as_reference(toyworld_prior()), GroundTruth()
+    prior = toyworld_prior(**nerf3d.CAMERA_PRIOR) if camera else toyworld_prior()
+    tag = "toyworld {n} --camera-window {camera_window[0]:g} {camera_window[1]:g}".format(**nerf3d.CAMERA_PRIOR) \
+        if camera else "toyworld"
+    methods = nerf3d.METHODS.items() if rho is None and not camera else [("ddrep", {} if camera else {"shared_noise": rho})]
     for method, options in methods:
-        if key(prompt, method, options) in done():
+        if key(prompt, method, options, tag) in done():
             continue
         row, _ = nerf3d.one_run(prior, reference, gt, prompt, method, 0, 4, options)
+        row["prior"] = tag
         a = row["aggregate"]
         print(prompt, method, row["seconds"], a["pairwise_occupancy_iou"], a["pairwise_mask_iou"],
               a["ground_truth"]["pairwise_occupancy_iou"], a["ground_truth"]["pairwise_mask_iou"], flush=True)
@@ -62,7 +68,8 @@ def write() -> None:
     for r in rows:
         a, g = r["aggregate"], r["aggregate"]["ground_truth"]
         spread, data = 1 - a["pairwise_mask_iou"], 1 - g["pairwise_mask_iou"]
-        table.append({"prompt": r["prompt"], "method": r["method"], "options": r["options"], "seconds": r["seconds"],
+        table.append({"prompt": r["prompt"], "method": r["method"], "options": r["options"],
+                      "prior": r.get("prior", "toyworld"), "seconds": r["seconds"],
                       "pairwise_occupancy_iou": a["pairwise_occupancy_iou"], "data_pairwise_occupancy_iou": g["pairwise_occupancy_iou"],
                       "pairwise_mask_iou": a["pairwise_mask_iou"], "data_pairwise_mask_iou": g["pairwise_mask_iou"],
                       "silhouette_spread": round(spread, 4), "data_silhouette_spread": round(data, 4),
@@ -77,4 +84,8 @@ def write() -> None:
 
 
 if __name__ == "__main__":
-    run(sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else None) if sys.argv[1] == "run" else write()
+    if sys.argv[1] == "run":
+        camera = sys.argv[3:] == ["camera"]
+        run(sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 and not camera else None, camera)
+    else:
+        write()
