@@ -197,7 +197,7 @@ def camera(prompt: str, n: int, w_az: float, w_el: float) -> None:
 
     def sizes() -> dict:
         asked = [len(rows) for cond, rows in prior._subsets.items() if isinstance(cond, CameraQuery)]
-        return {"images_per_bank_view": round(sum(asked) / len(asked), 1)}
+        return {"images_per_view": round(sum(asked) / len(asked), 1)}
 
     record(f"{prompt.split()[-1]}-toyworld{n}-camera{w_az:g}x{w_el:g}", prompt, prior, {},
            lambda: {"prior": f"toyworld:{n}, --camera-window {w_az:g} {w_el:g}"} | sizes())

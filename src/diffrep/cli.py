@@ -37,7 +37,7 @@ class PriorArgs:
     view of a scene holding them). docs/reps.md."""
     camera_window: tuple[float, float] | None = None
     """toyworld prior, nerf rep: AZ EL degrees; condition each view on its camera as well as its prompt (the data
-    images within AZ of azimuth and EL of elevation of the view's camera), e.g. 20 15 with --toyworld-n 160000.
+    images within AZ of azimuth and EL of elevation of the view's camera), e.g. 10 10 with --toyworld-n 160000.
     docs/nerf.md."""
     device: str | None = None
     """Where the prior computes: cpu (default), cuda, cuda:N, mps (toyworld, tiny, sd, if)."""

@@ -62,7 +62,7 @@ def check_camera_window(window) -> tuple[float, float]:
     ok = isinstance(window, (tuple, list)) and len(window) == 2 and all(is_number(v) and math.isfinite(v) for v in window)
     if not ok or not (0 < window[0] <= 180 and 0 < window[1] <= 90):
         raise InputError(f"camera_window={window!r} is not allowed; it must be two angles in degrees, "
-                         "0 < AZ <= 180 and 0 < EL <= 90 (e.g. 20 15)")
+                         "0 < AZ <= 180 and 0 < EL <= 90 (e.g. 10 10)")
     return float(window[0]), float(window[1])
 
 
