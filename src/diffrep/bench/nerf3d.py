@@ -135,8 +135,9 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
     ``None`` (a run without ``shard`` writes the figures from the cache). ``section="camera-prior"``: only the runs on
     the camera-conditioned prior (``camera_plan``), which the full suite (not ``quick``) runs after the others."""
     torch.set_num_threads(1)  # many small kernels: a second thread on a shared 2-core machine is 10x slower
+    camera_prior = CAMERA_QUICK if quick else CAMERA_PRIOR
     priors = {None: functools.cache(lambda: prior or toyworld_prior(device=device)),  # loaded when first needed
-              "camera": functools.cache(lambda: toyworld_prior(**(CAMERA_QUICK if quick else CAMERA_PRIOR), device=device))}
+              "camera": functools.cache(lambda: toyworld_prior(**camera_prior, device=device))}
     # The labeller's images, loaded for the first run that is not in the cache (160,000 images are 2 GB as float).
     reference = functools.cache(lambda: as_reference(priors[None]()) if quick
                                 else load_reference(REFERENCE_N, priors[None]().image_shape[-1]))
@@ -146,7 +147,7 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
     specs = (plan(quick) if section is None else []) + (camera_plan(quick) if section or not quick else [])
     for j, spec in enumerate(specs):
         key = json.dumps([spec["prompt"], spec["method"], spec["seed"], spec["n"], spec["options"]]
-                         + ([spec["prior"]] if "prior" in spec else []))
+                         + ([spec["prior"], camera_prior] if "prior" in spec else []))  # another window: another run
         if shard is not None and j % shard[1] != shard[0] - 1:
             continue
         if key in done:
@@ -170,8 +171,7 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
         return None
     figures = {"_images": {}, "_files": files}
     if camera:
-        figures["camera_prior"] = {"prior": {"name": "toyworld", **(CAMERA_QUICK if quick else CAMERA_PRIOR)},
-                                   "rows": camera}
+        figures["camera_prior"] = {"prior": {"name": "toyworld", **camera_prior}, "rows": camera}
     if section is not None:
         return figures
     return {"prior": prior_name, "prompts": sorted({r["prompt"] for r in rows}, key=PROMPTS.index),
