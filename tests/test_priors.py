@@ -132,18 +132,18 @@ def camera_empirical(gen, n=80, window=(40.0, 25.0)):
     base = random_empirical(gen, n)
     cameras = torch.stack([torch.rand(n, generator=gen) * 360, torch.rand(n, generator=gen) * 70 - 10,
                            torch.full((n,), 3.2)], 1)
-    return CameraEmpiricalPrior(base.data, base.labels, base.vocab, cameras=cameras, window=window), base
+    return CameraEmpiricalPrior(base.data, base.labels, base.vocab, cameras=cameras, camera_window=window), base
 
 
 @pytest.mark.parametrize("t", [5, 200, 700])
 def test_camera_conditioned_denoiser_is_the_posterior_mean_over_the_labels_and_the_window(t, gen):
     prior, _ = camera_empirical(gen)
     q, camera = LabelQuery(kind=1), (350.0, 30.0, 3.2)
-    rows = [i for i in brute_force_window(prior.cameras, 350.0, 30.0, prior.window) if prior.labels["kind"][i] == 1]
+    rows = [i for i in brute_force_window(prior.cameras, 350.0, 30.0, prior.camera_window) if prior.labels["kind"][i] == 1]
     rows = rows if len(rows) >= 3 else None  # the fallback's nearest are taken among the label's images: below
     labelled = (prior.labels["kind"] == 1).nonzero().squeeze(1)
     if rows is None:
-        rows = labelled[brute_force_window(prior.cameras[labelled], 350.0, 30.0, prior.window)].tolist()
+        rows = labelled[brute_force_window(prior.cameras[labelled], 350.0, 30.0, prior.camera_window)].tolist()
     cond = prior.with_camera(q, camera)
     assert prior.subset(cond).tolist() == rows
     x_t, tt = torch.randn(4, 3, 4, 4, generator=gen), torch.full((4,), t)
@@ -169,7 +169,7 @@ def test_toyworld_cameras_are_the_cameras_of_the_data_images():
     ds = tw.generate(tw.ToyWorldConfig(n=40, res=32, seed=5))
     assert torch.equal(toyworld_cameras(40, 32, 5), ds.cameras)
     prior = load("toyworld", n=40, seed=5, camera_window=[30, 20])  # a list (run.json's) is the same window
-    assert prior.window == (30.0, 20.0) and torch.equal(prior.cameras, ds.cameras)
+    assert prior.camera_window == (30.0, 20.0) and torch.equal(prior.cameras, ds.cameras)
 
 
 def test_cfg_algebra(gen):

@@ -2,10 +2,10 @@
 
 The suite's diversity figure (1.43x against the paper's 3.9x) is at 80 iterations, the suite's budget; the methods'
 default is 500. Standard LMC-SDS draws a fresh ε each step, so the longer it runs, the more its runs may agree
-(mode seeking); fixed ε keeps one direction per run. Same protocol as `diffrep bench lmc --section diversity`
-(`bench.lmc.distill_pixels`: "a red mug", ω = 8, 10 runs as one batch, lr 3e-2 with cosine decay, seed 7) at
-ITERS iterations each, on PRIOR (toyworld or tiny). Also printed: the data's own spread among the prompt's images,
-the ceiling of an in-distribution sampler's spread, and the runs' distance to their nearest data image.
+(mode seeking); fixed ε keeps one direction per run. The suite's own figure (`bench.lmc.diversity`: "a red
+mug", ω = 8, 10 runs as one batch, lr 3e-2 with cosine decay, seed 7) at ITERS iterations each, on PRIOR (toyworld or
+tiny), with the data's own spread among the prompt's images (the ceiling of an in-distribution sampler's spread) and
+the runs' distance to their nearest data image.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/lmc_diversity_iters.py PRIOR ITERS...
     .venv/bin/python bench/scripts/lmc_diversity_iters.py write   # -> bench/results/lmc-diversity-iters.json
@@ -22,28 +22,19 @@ ROWS = root / "bench" / "results" / ".lmc-diversity-iters.jsonl"
 
 
 def run(prior_name: str, iters_list: list[int]) -> None:
+    """The suite's own diversity figure (``bench.lmc.diversity``, "a red mug", 10 runs, lr 3e-2) at each length."""
     import torch
 
-    from diffrep.bench.lmc import distill_pixels, prior_data
-    from diffrep.metrics import mean_pairwise_rms, nearest_data
+    from diffrep.bench.lmc import diversity, prior_data
     from diffrep.priors import load
-    from diffrep.toyworld import COLOURS, KINDS
 
     torch.set_num_threads(1)
     prior = load(prior_name)
     data = prior_data(prior_name, prior)
-    same = (data.labels["kind"] == KINDS.index("mug")) & (data.labels["colour"] == COLOURS.index("red"))
-    data_spread = mean_pairwise_rms(data.images[same.nonzero()[:50, 0]])
     for iters in iters_list:
-        row = {"prior": prior_name, "iters": iters, "data_same_prompt_mean_pairwise_rms": round(data_spread, 4)}
-        for label, options in (("standard", {}), ("fixed_eps", {"fixed_eps": True})):
-            start = time.perf_counter()
-            x = distill_pixels(prior, "lmc-sds", options, [prior.encode_prompt("a red mug")] * 10, 8.0, iters, 3e-2,
-                               seed=7).clamp(-1, 1)
-            row[label] = {"mean_pairwise_rms": round(mean_pairwise_rms(x), 4),
-                          "nearest_rms": round(nearest_data(x, data.images)[1].mean().item(), 4),
-                          "seconds": round(time.perf_counter() - start, 1)}
-        row["ratio_fixed_over_standard"] = round(row["fixed_eps"]["mean_pairwise_rms"] / row["standard"]["mean_pairwise_rms"], 3)
+        out: dict = {"diversity": {}, "claims": {prior_name: {}}, "timings_s": {}}
+        diversity(prior_name, prior, data, out, {}, lambda s: None, ("a red mug", "mug", "red"), 10, iters, 3e-2)
+        row = {"prior": prior_name, **out["diversity"][prior_name], "seconds": out["timings_s"][f"diversity_{prior_name}"]}
         print(json.dumps(row), flush=True)
         with open(ROWS, "a") as f:
             f.write(json.dumps(row) + "\n")

@@ -169,16 +169,15 @@ def edit_options(method: str, *, anchor: float = 0.03, iters: int = 200, lr: flo
     return run_spec("pixels", method, iters=iters, lr=lr, lr_schedule="cosine", **chosen).options
 
 
-def check_cameras(prior: Any, method: str, rep: str | None, *, loaded: bool) -> None:
-    """A prior conditioned on each view's camera (a toyworld config with ``camera_window``, a loaded prior with
-    ``with_camera``) needs a rep whose views have cameras (``RepEntry.cameras``): refused otherwise, before the work."""
+def check_cameras(prior: Any, method: str, rep: str | None) -> None:
+    """A prior conditioned on each view's camera (``camera_window`` set: a toyworld config, or the prior it loads)
+    needs a rep whose views have cameras (``RepEntry.cameras``): refused otherwise, before the work."""
     from diffrep.reps import REPS
 
-    if getattr(prior, "with_camera" if loaded else "camera_window", None) is None or (rep is not None and REPS[rep].cameras):
+    if (window := getattr(prior, "camera_window", None)) is None or (rep is not None and REPS[rep].cameras):
         return
     what = f"method {method!r} samples images, which have no camera" if rep is None else f"rep {rep!r} has no cameras"
-    window = f"camera_window={prior.camera_window!r}" if not loaded else "this prior"
-    raise InputError(f"{window} conditions each view on its camera, but {what}; use a rep with cameras "
+    raise InputError(f"camera_window={window!r} conditions each view on its camera, but {what}; use a rep with cameras "
                      f"({', '.join(r for r, e in REPS.items() if e.cameras)}) or a prior without a camera window")
 
 
@@ -195,7 +194,7 @@ def check_run(prior: Any, method: str, *, image: bool, rep: str | None = None, o
     from diffrep.reps import REPS
 
     name, entry = next(((n, e) for n, e in PRIORS.items() if type(prior) is e.config), (None, None))
-    check_cameras(prior, method, rep, loaded=entry is None)
+    check_cameras(prior, method, rep)
     if rep is not None and rep_options is not None and entry is not None and (hw := entry.resolution(prior)):
         REPS[rep].fits(rep_options, hw)
     if options is not None and name is not None and (missing := METHODS[method].requires(options, name)) is not None:

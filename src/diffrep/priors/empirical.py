@@ -118,7 +118,7 @@ class CameraQuery:
 class CameraEmpiricalPrior(EmpiricalPrior):
     """The empirical prior conditioned on the camera as well as the labels: ``with_camera(cond, camera)`` is the
     condition of a view shot from ``camera`` (azimuth, elevation, distance); its denoiser is the exact posterior mean
-    over the data images matching ``cond`` whose cameras ``[N, 3]`` lie within ``window = (AZ, EL)`` degrees of it
+    over the data images matching ``cond`` whose cameras ``[N, 3]`` lie within ``camera_window = (AZ, EL)`` degrees of it
     (at least the ``CAMERA_MIN_IMAGES`` nearest, by ``|Δaz|/AZ + |Δel|/EL``). Without a camera it is the label prior.
 
     Why: a view label (front / side / back / overhead) leaves a box's pose free by ±45°, and the label prior's
@@ -127,12 +127,12 @@ class CameraEmpiricalPrior(EmpiricalPrior):
     (Zero-1-to-3, MVDream) gives its denoiser; here it is exact."""
 
     def __init__(self, data: Tensor, labels: dict[str, Tensor], vocab: dict[str, tuple[str, ...]],
-                 alphas_cumprod: Tensor | None = None, *, cameras: Tensor, window: tuple[float, float]):
+                 alphas_cumprod: Tensor | None = None, *, cameras: Tensor, camera_window: tuple[float, float]):
         super().__init__(data, labels, vocab, alphas_cumprod)
         if cameras.shape != (len(self), 3):
             raise InputError(f"cameras of shape {tuple(cameras.shape)} for {len(self)} data images; give [N, 3]")
         self.cameras = cameras.float().cpu()
-        self.window = window
+        self.camera_window = camera_window  # the config's name: spec.check_cameras reads either
 
     def with_camera(self, cond: LabelQuery | None, camera: tuple[float, ...]) -> CameraQuery:
         return CameraQuery(cond, float(camera[0]), float(camera[1]))
@@ -142,7 +142,7 @@ class CameraEmpiricalPrior(EmpiricalPrior):
             return super().subset(cond)
         if cond not in self._subsets:
             rows = super().subset(cond.query)
-            keep = camera_window_rows(self.cameras[rows.cpu()], cond.azimuth, cond.elevation, self.window)
+            keep = camera_window_rows(self.cameras[rows.cpu()], cond.azimuth, cond.elevation, self.camera_window)
             self._subsets[cond] = rows[keep.to(rows.device)]
         return self._subsets[cond]
 
@@ -217,7 +217,8 @@ def toyworld_from_config(config: ToyworldPriorConfig, *,
     if config.camera_window is None:
         return EmpiricalPrior(data.to(config.device), labels, vocab, make_schedule(config.schedule))
     return CameraEmpiricalPrior(data.to(config.device), labels, vocab, make_schedule(config.schedule),
-                                cameras=toyworld_cameras(config.n, config.res, config.seed), window=config.camera_window)
+                                cameras=toyworld_cameras(config.n, config.res, config.seed),
+                                camera_window=config.camera_window)
 
 
 def toyworld_cameras(n: int, res: int, seed: int) -> Tensor:
