@@ -116,6 +116,36 @@ def test_config_objects_equal_names_with_keywords():
         diffrep.sample("gmm", rep="siren", method="ddrep", iters=3)
 
 
+def flat_fields(cls) -> set[str]:
+    return {g for f in fields(cls) for g in (flat_fields(type(f.default)) if is_dataclass(f.default) else {f.name})}
+
+
+@pytest.mark.parametrize("rep", [r for r in REPS if REPS[r].method_defaults])
+def test_a_reps_method_defaults_are_options_it_sets_unless_given(rep, capsys):
+    from diffrep.spec import run_spec
+
+    for method, defaults in REPS[rep].method_defaults.items():
+        assert set(defaults) <= flat_fields(METHODS[method].config), "a default names no option of the method"
+        own = METHODS[method].config()
+        for name, value in defaults.items():
+            spec = run_spec(rep, method)
+            assert getattr(spec.options, name) == value != getattr(own, name)
+            assert getattr(run_spec(rep, method, **{name: getattr(own, name)}).options, name) == getattr(own, name)
+            assert run_spec(rep, own).options == own  # a config object is taken as it is
+            with pytest.raises(SystemExit):
+                main(["sample", "--rep", rep, "--method", method, "--help"])
+            text = " ".join(capsys.readouterr().out.split())
+            flag = f"--{method}.{name.replace('_', '-')}"
+            assert flag in text and f"(default: {value})" in text.split(flag, 1)[1].split("--", 1)[0]
+
+
+def test_the_nerf_solves_ddrep_with_10_adam_iterations_other_reps_with_20():
+    from diffrep.spec import run_spec
+
+    assert run_spec("nerf", "ddrep").options.adam_iters == 10
+    assert run_spec("siren", "ddrep").options.adam_iters == run_spec("panorama", "ddrep").options.adam_iters == 20
+
+
 # A method and a rep defined here, registered by one table entry each, touching no other module.
 
 @dataclass(frozen=True)

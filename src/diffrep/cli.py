@@ -107,13 +107,14 @@ def sample_args_class(rep: str, method: str) -> type:
     """``SampleArgs`` with the option groups of this rep and method only (``--help`` shows just those)."""
     from diffrep.methods import METHODS
     from diffrep.reps import REPS
+    from diffrep.spec import build_config, method_defaults
 
     entry = METHODS[method]
-    groups = [(method, entry.config, entry.summary)]
+    groups = [(method, build_config(entry.config, {}, method_defaults(method, rep)), entry.summary)]
     if not entry.image:
-        groups.append((rep, REPS[rep].config, REPS[rep].summary))
-    extra = [(name.replace("-", "_"), Annotated[cls, tyro.conf.arg(help=f"{name}: {summary}")], field(default=cls()))
-             for name, cls, summary in groups]
+        groups.append((rep, REPS[rep].config(), REPS[rep].summary))
+    extra = [(name.replace("-", "_"), Annotated[type(default), tyro.conf.arg(help=f"{name}: {summary}")],
+              field(default=default)) for name, default, summary in groups]
     return make_dataclass("SampleArgs", extra, bases=(SampleArgs,), frozen=True)
 
 

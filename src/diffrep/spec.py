@@ -5,6 +5,7 @@ with options, or config objects), their pairing, ``n``, the seed, the prompt's t
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,18 +38,26 @@ class RunSpec:
                 "method_options": dataclasses.asdict(self.options)}
 
 
-def build_config(cls: type, options: dict[str, Any]) -> Any:
+def build_config(cls: type, options: dict[str, Any], defaults: Mapping[str, Any] | None = None) -> Any:
     """``cls`` from the entries of ``options`` named by its fields (nested config fields from the same
-    flat names, e.g. ``iters`` for ``SDSOptions.optim``); the entries used are removed from ``options``."""
+    flat names, e.g. ``iters`` for ``SDSOptions.optim``), the fields ``options`` does not name from ``defaults``
+    (flat names too) if there, else from ``cls``; the entries of ``options`` used are removed from it."""
     kwargs = {}
     for f in dataclasses.fields(cls):
         if dataclasses.is_dataclass(f.default) and f.name not in options:
-            nested = build_config(type(f.default), options)
+            nested = build_config(type(f.default), options, defaults)
             if nested != f.default:
                 kwargs[f.name] = nested
         elif f.name in options:
             kwargs[f.name] = options.pop(f.name)
+        elif defaults and f.name in defaults:
+            kwargs[f.name] = defaults[f.name]
     return cls(**kwargs)
+
+
+def method_defaults(method: str, rep: str) -> Mapping[str, Any]:
+    """The defaults ``rep`` sets for ``method``'s options (``RepEntry.method_defaults``; none for image methods)."""
+    return {} if METHODS[method].image else REPS[rep].method_defaults.get(method, {})
 
 
 def _method(method: str | Any) -> tuple[str, Any | None]:
@@ -72,7 +81,7 @@ def run_spec(rep: str | Any = "pixels", method: str | Any = "ddim", sampling: Sa
         others = [m for m in METHODS if pairing(m, rep) is None]
         raise InputError(f"{why}; for rep {rep!r} use one of: {', '.join(others)}")
     rest = dict(options)
-    method_options = method_options or build_config(entry.config, rest)
+    method_options = method_options or build_config(entry.config, rest, method_defaults(method, rep))
     if not entry.image:
         rep_options = rep_options or build_config(REPS[rep].config, rest)
     elif rep_options is not None and rep_options != REPS[rep].config():

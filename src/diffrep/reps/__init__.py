@@ -10,8 +10,8 @@ torch.Size([4, 1, 3, 32, 32])
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from diffrep.checks import check_choice
@@ -57,6 +57,11 @@ class RepEntry:
     refuses: tuple[tuple[str, str], ...] = ()
     """``(method, why)`` pairs: methods of ``METHODS`` this rep cannot run with, refused with ``why`` by the same
     pairing check as a method's ``reps`` (``diffrep.spec.run_spec``)."""
+    method_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """``{method: {option: value}}``: defaults of a method's options measured for this rep, in place of the method's
+    own (a user's options override them; ``--help`` with this rep shows them; a method's config object passed to
+    ``diffrep.sample`` is taken as it is). The NeRF's DDRep solve: 10 Adam iterations a step, as good a shape as 20
+    at half the time (docs/benchmarks.md, nerf3d)."""
 
 
 REPS: dict[str, RepEntry] = {
@@ -71,7 +76,8 @@ REPS: dict[str, RepEntry] = {
     "nerf": RepEntry(NerfConfig, Lazy("diffrep.reps.nerf:NerfRep"),
                      "NeRF (voxel or hash grid): views from a camera bank, view-dependent prompts; writes turntables "
                      "and meshes", labels=Lazy("diffrep.reps.nerf:bank_labels"),
-                     outputs=Lazy("diffrep.reps.nerf:nerf_outputs"), cameras=True),
+                     outputs=Lazy("diffrep.reps.nerf:nerf_outputs"), cameras=True,
+                     method_defaults={"ddrep": {"adam_iters": 10}}),
     "canvas": RepEntry(CanvasConfig, Lazy("diffrep.reps.canvas:CanvasRep"),
                        "pixel canvas larger than the prior, from 50 % grey: whole-canvas views, then random patches "
                        "(LMC-SDS synthesis); writes the full canvas",
