@@ -194,3 +194,19 @@ def test_a_prior_by_name_has_its_prompts_checked_before_it_loads(monkeypatch):
         diffrep.sdedit("toyworld", image, prompt="a zebra")
     with pytest.raises(InputError, match="zebra"):
         diffrep.inpaint("toyworld", image, torch.ones(32, 32), prompt="a zebra")
+
+
+def test_run_json_records_the_prior_a_loaded_prior_came_from(tmp_path):
+    from diffrep.priors import config_record, default_gmm, prior_config
+
+    by_options = diffrep.sample(diffrep.priors.load("gmm", std=0.2), method="ddim", steps=2, prompt="red", n=1)
+    assert by_options.info["config"]["prior"] == "gmm" and by_options.info["config"]["prior_options"] == {"std": 0.2}
+    by_name = diffrep.sample("gmm", method="ddim", steps=2, prompt="red", n=1)
+    assert by_name.info["config"]["prior"] == "gmm" and "prior_options" not in by_name.info["config"]
+    by_hand = diffrep.sample(default_gmm(), method="ddim", steps=2, prompt="red", n=1)
+    assert "prior" not in by_hand.info["config"]  # nothing to say where it came from: nothing said
+    by_options.save(tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["config"]["prior_options"] == {"std": 0.2}
+    # the command line's form: the window as a list (an argument in the name: tests/test_sd.py)
+    assert config_record(prior_config("toyworld", n=160_000, camera_window=(10, 10))) == {
+        "prior": "toyworld", "prior_options": {"n": 160_000, "camera_window": [10.0, 10.0]}}

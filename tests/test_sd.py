@@ -263,6 +263,9 @@ def test_command_line_samples_with_a_local_folder(sd_folder, tmp_path, capsys):
     import json
 
     assert json.loads((out / "run.json").read_text())["config"]["prior"] == f"sd:{sd_folder}"
+    from diffrep.priors import config_record, prior_config
+
+    assert config_record(prior_config(f"sd:{sd_folder}")) == {"prior": f"sd:{sd_folder}"}  # the API's record, the same
 
 
 def test_command_line_prior_options_reach_the_prior(sd_folder, tmp_path, capsys):

@@ -21,7 +21,7 @@ from diffrep.checkpoint import RunCheckpoint
 from diffrep.checks import check_positive_int
 from diffrep.errors import InputError, RunError
 from diffrep.methods import METHODS, MethodEntry, Sampling, ViewPrompt
-from diffrep.priors import CountingPrior, Prior, draw_noise, latent, load, prior_device, to_rgb
+from diffrep.priors import CountingPrior, Prior, draw_noise, latent, load, loaded_record, prior_device, to_rgb
 from diffrep.priors.base import from_rgb, rgb_size
 from diffrep.reps import REPS, make_rep
 from diffrep.samplers import sample_repaint, sample_sdedit
@@ -153,7 +153,7 @@ def _run(prior: Prior, fn, config: dict[str, Any], seed: int) -> Result:
     result.images = to_rgb(prior, result.images).clamp(-1, 1).float().cpu()
     if result.views is not None:
         result.views = to_rgb(prior, result.views.flatten(0, 1)).unflatten(0, result.views.shape[:2]).clamp(-1, 1).cpu()
-    result.info = {"config": config, "seed": seed, "prior_evaluations": counted.evaluations,
+    result.info = {"config": loaded_record(prior) | config, "seed": seed, "prior_evaluations": counted.evaluations,
                    "timings": {"sampling_s": round(elapsed, 4)}, "versions": versions()}
     return result
 

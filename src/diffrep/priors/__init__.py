@@ -8,6 +8,8 @@ no torch: the configs are in ``configs``, and each entry names its loader with `
 
 from __future__ import annotations
 
+import json
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PRIORS", "PriorEntry", "Prior", "check_prompt", "load", "load_config", "prior_config", "prior_name", "split_prior",
+    "config_record", "loaded_record",
     "ToyworldPriorConfig", "ScenesPriorConfig", "GaussianPriorConfig", "GMMPriorConfig", "TinyPriorConfig", "SDPriorConfig", "IFPriorConfig",
     "CountingPrior", "Conditioning", "cfg_eps", "eps_cond_uncond", "encode_prompts", "per_element",
     "latent", "to_rgb", "prior_device", "draw_noise",
@@ -130,11 +133,40 @@ def check_prompt(config: Any, prompt: str | None, labels: tuple[str, ...] = ()) 
             check(config, f"{prompt}, {label} view")  # cameras.view_prompt's form (that module imports torch)
 
 
+_LOADED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # prior -> its config_record, for run.json
+
+
 def load_config(config: Any, *, progress: Callable[[int, int], None] | None = None) -> Prior:
-    """Load the prior a config instance (or a prior name, with default options) describes."""
+    """Load the prior a config instance (or a prior name, with default options) describes; the prior remembers
+    its ``config_record`` (``loaded_record``), which ``diffrep.sample`` and the other runs write into run.json."""
     if isinstance(config, str):
         config = prior_config(config)
-    return PRIORS[prior_name(config)].load(config, progress=progress)
+    prior = PRIORS[prior_name(config)].load(config, progress=progress)
+    try:
+        _LOADED[prior] = config_record(config)
+    except TypeError:  # a prior object that cannot be weakly referenced runs unrecorded, as one built by hand
+        pass
+    return prior
+
+
+def config_record(config: Any) -> dict[str, Any]:
+    """``{"prior": NAME[:ARGUMENT], "prior_options": {...}}``: a prior config as run.json records it — the command
+    line's form (``--prior sd:PATH --toyworld-n 160000``), options only where they differ from the defaults."""
+    name = prior_name(config)
+    argument = PRIORS[name].argument
+    options = {f.name: getattr(config, f.name) for f in fields(config) if getattr(config, f.name) != f.default}
+    if argument in options:
+        name = f"{name}:{options.pop(argument)}"
+    options = json.loads(json.dumps(options, default=str))  # tuples as lists, paths as strings
+    return {"prior": name} | ({"prior_options": options} if options else {})
+
+
+def loaded_record(prior: Any) -> dict[str, Any]:
+    """The ``config_record`` of a prior ``load_config`` loaded; ``{}`` for any other prior object."""
+    try:
+        return dict(_LOADED.get(prior, {}))
+    except TypeError:
+        return {}
 
 
 def load(name: str = "toyworld", *, progress: Callable[[int, int], None] | None = None, **options: Any) -> Prior:
