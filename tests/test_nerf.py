@@ -203,8 +203,10 @@ def test_sampling_with_a_camera_window_asks_the_prior_at_the_bank_cameras_and_re
     result = diffrep.sample(prior, rep="nerf", method="ddrep", prompt="a yellow duck", n=1, steps=2, adam_iters=2,
                             views_per_step=2, **SMALL)
     bank = {(float(a), float(e)) for a, e, _ in result.rep.bank.tolist()}
-    conditional = [c for c in asked if c is not None]  # None: CFG's unconditional term
-    assert len(conditional) == 2 * 2 and {(c.azimuth, c.elevation) for c in conditional} <= bank
+    conditional = [c for c in asked if c.query is not None]
+    unconditional = [c for c in asked if c.query is None]  # CFG's: the empty prompt, at the view's camera
+    assert len(conditional) == len(unconditional) == 2 * 2
+    assert {(c.azimuth, c.elevation) for c in conditional} == {(c.azimuth, c.elevation) for c in unconditional} <= bank
     with pytest.raises(InputError, match="rep 'siren' has no cameras"):
         diffrep.sample(prior, rep="siren", method="ddrep", prompt="a yellow duck", n=1, steps=1)
 

@@ -464,3 +464,24 @@ def test_device_rule_on_the_cpu(gen):
     assert check_device("cpu") == "cpu"
     with pytest.raises(InputError, match="device='tpu' is not allowed here; allowed: cpu"):
         check_device("tpu")
+
+
+@pytest.mark.parametrize("t", [5, 200, 700])
+def test_camera_conditioned_guidance_keeps_the_camera_in_the_unconditional_term(t, gen):
+    from diffrep.priors import CountingPrior, cfg_eps, eps_cond_uncond
+
+    prior, base = camera_empirical(gen)
+    camera = (350.0, 30.0, 3.2)
+    conds = [prior.with_camera(LabelQuery(kind=1), camera), LabelQuery(kind=0)]
+    x_t, tt = torch.randn(2, 3, 4, 4, generator=gen), torch.full((2,), t)
+    eps_c, eps_u = eps_cond_uncond(CountingPrior(prior), x_t, tt, conds)
+    torch.testing.assert_close(eps_c, prior.eps(x_t, tt, conds))
+    window = brute_force_window(prior.cameras, 350.0, 30.0, prior.camera_window)  # every label's images in the window
+    ab = prior.alphas_cumprod[t]
+    x0_u = (x_t[:1] - (1 - ab).sqrt() * eps_u[:1]) / ab.sqrt()
+    torch.testing.assert_close(x0_u.double(), brute_force_posterior_mean(prior.data[window], x_t[:1], ab.expand(1)),
+                               rtol=0, atol=2e-4)
+    torch.testing.assert_close(eps_u[1:], base.eps(x_t[1:], tt[1:], None))  # no camera: the whole set, as before
+    guided = cfg_eps(prior, x_t, tt, conds, 7.5)
+    torch.testing.assert_close(guided, eps_u + 7.5 * (eps_c - eps_u))
+    assert len(window) < len(prior) and len(window) >= 3
