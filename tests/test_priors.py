@@ -484,4 +484,5 @@ def test_camera_conditioned_guidance_keeps_the_camera_in_the_unconditional_term(
     torch.testing.assert_close(eps_u[1:], base.eps(x_t[1:], tt[1:], None))  # no camera: the whole set, as before
     guided = cfg_eps(prior, x_t, tt, conds, 7.5)
     torch.testing.assert_close(guided, eps_u + 7.5 * (eps_c - eps_u))
+    torch.testing.assert_close(cfg_eps(prior, x_t, tt, conds, 0.0), eps_u)  # guidance 0: the same unconditional term
     assert len(window) < len(prior) and len(window) >= 3

@@ -136,15 +136,25 @@ def encode_prompts(prior: Prior, prompt: str | list[str] | None, negative: str |
 
 # Guidance.
 
+def unconditional(prior: Prior, cond: Any, uncond: Any, batch: int) -> Any:
+    """What guidance's unconditional term is conditioned on: ``uncond`` (a negative prompt's encoding), or for the
+    empty prompt (``None``) the prior's ``empty_condition(conds)`` where it has one — a per-element list; the
+    camera-conditioned toy world keeps each view's camera in it (MVDream's convention) — else ``None``."""
+    if uncond is not None or (empty := getattr(prior, "empty_condition", None)) is None:
+        return uncond
+    return empty(per_element(cond, batch))
+
+
 def eps_cond_uncond(prior: Prior, x_t: Tensor, t: Tensor, cond: Any, uncond: Any = None) -> tuple[Tensor, Tensor]:
     """``(ε̂(x_t, t, cond), ε̂(x_t, t, uncond))`` from one batched evaluation of ``[x_t; x_t]``.
 
     ``x_t: [B, C, H, W]``, ``t: [B]``; ``uncond`` ``None`` is the empty prompt. A prior may provide
     its own ``eps_cond_uncond(x_t, t, cond, uncond)``; otherwise its ``eps`` gets the ``2B`` images
     with a per-element list of conditions. NFSD, LMC-SDS and DDS need the two terms apart."""
+    B = x_t.shape[0]
+    uncond = unconditional(prior, cond, uncond, B)
     if (pair := getattr(prior, "eps_cond_uncond", None)) is not None:
         return pair(x_t, t, cond, uncond)
-    B = x_t.shape[0]
     t = as_timesteps(t, B)
     eps = prior.eps(torch.cat([x_t, x_t]), torch.cat([t, t]), per_element(cond, B) + per_element(uncond, B))
     return eps[:B], eps[B:]
@@ -159,7 +169,7 @@ def cfg_eps(prior: Prior, x_t: Tensor, t: Tensor, cond: Any, guidance_scale: flo
     if guidance_scale == 1.0 or cond is uncond:
         return prior.eps(x_t, t, cond)
     if guidance_scale == 0.0:
-        return prior.eps(x_t, t, uncond)
+        return prior.eps(x_t, t, unconditional(prior, cond, uncond, x_t.shape[0]))
     eps_c, eps_u = eps_cond_uncond(prior, x_t, t, cond, uncond)
     return eps_u + guidance_scale * (eps_c - eps_u)
 

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from diffrep.errors import InputError
-from diffrep.priors.base import as_timesteps, noise_levels, per_element
+from diffrep.priors.base import noise_levels
 from diffrep.priors.configs import ToyworldPriorConfig
 from diffrep.priors.prompts import LabelQuery, parse_prompt
 from diffrep.schedule import linear_schedule, make_schedule
@@ -137,19 +137,12 @@ class CameraEmpiricalPrior(EmpiricalPrior):
     def with_camera(self, cond: LabelQuery | None, camera: tuple[float, ...]) -> CameraQuery:
         return CameraQuery(cond, float(camera[0]), float(camera[1]))
 
-    def eps_cond_uncond(self, x_t: Tensor, t: Tensor, cond: Any, uncond: Any = None) -> tuple[Tensor, Tensor]:
-        """Classifier-free guidance's pair (``priors.base.eps_cond_uncond``) with the camera kept in the unconditional
-        term: the empty prompt (``uncond=None``) of a view with a camera is the posterior mean over every data image in
+    def empty_condition(self, conds: list) -> list:
+        """Guidance's empty prompt for each view (``priors.base.unconditional``): with a camera, every data image in
         that camera's window, whatever its labels — guidance drops the words, not the camera (MVDream's convention;
         the camera is the denoiser's input). Over all the data, a view's guidance would also push towards its camera's
-        images and away from the others', and each of the ``2B`` evaluations would weigh every data image."""
-        B = x_t.shape[0]
-        conds = per_element(cond, B)
-        if uncond is None:
-            uncond = [CameraQuery(None, c.azimuth, c.elevation) if isinstance(c, CameraQuery) else None for c in conds]
-        t = as_timesteps(t, B)
-        eps = self.eps(torch.cat([x_t, x_t]), torch.cat([t, t]), conds + per_element(uncond, B))
-        return eps[:B], eps[B:]
+        images and away from the others', and each evaluation would weigh every data image."""
+        return [CameraQuery(None, c.azimuth, c.elevation) if isinstance(c, CameraQuery) else None for c in conds]
 
     def subset(self, cond: LabelQuery | CameraQuery | None) -> Tensor:
         if not isinstance(cond, CameraQuery):
