@@ -287,6 +287,68 @@ def test_regularisers_are_the_stated_sums_and_act_in_every_loop():
     assert foggy.regularised(views)[1].sum().item() < 0.7 * before
 
 
+def test_pixel_subsets_render_those_rays_and_average_to_the_whole_objective():
+    """``pixels`` renders exactly those pixels of the whole render (and their regularisers, the centre-depth term
+    too); over every subset of a size the pullback's subset objective averages to ``P / (H W)`` of the whole one,
+    for the NeRF (ray batches) and for a rep that renders whole views (the pixels are kept, the penalty scaled)."""
+    import itertools
+
+    from diffrep.methods.solvers import pixel_subset_error, regularised_error
+    from diffrep.reps.pixels import PixelRep
+
+    weights = {"entropy_weight": 0.3, "orientation_weight": 0.7, "emptiness_weight": 0.2, "centre_depth_weight": 0.1}
+    rep = nerf(res=4, **weights)
+    views = rep.random_views(2, torch.Generator().manual_seed(0))
+    x, penalty = rep.regularised(views)
+    pixels = torch.tensor([0, 5, 6, 15])
+    sub, sub_penalty = rep.regularised(views, pixels)
+    torch.testing.assert_close(sub, x.flatten(-2)[..., pixels])
+    torch.testing.assert_close(rep(views, pixels), sub)
+    torch.testing.assert_close(rep.regularised(views, torch.arange(16))[1], penalty)  # all pixels: the whole penalty
+
+    class Penalised(PixelRep):  # renders whole views; a penalty that sums over pixels
+        def regularised(self, views=None):
+            x = self(views)
+            return x, x.pow(2).flatten(2).sum(-1)
+
+    # The centre-depth term is a log of means, not a sum over rays: it alone is not linear in the subset.
+    linear_terms = nerf(res=4, **(weights | {"centre_depth_weight": 0.0}))
+    subsets = [torch.tensor(c) for c in itertools.combinations(range(16), 3)]
+    for model, v in ((linear_terms, views), (Penalised((3, 4, 4), 2, generator=torch.Generator().manual_seed(0)), None)):
+        target = torch.randn_like(model(v))
+        whole = regularised_error(model, v, target).item()
+        mean = sum(pixel_subset_error(model, v, target, c).item() for c in subsets) / len(subsets)
+        assert mean == pytest.approx(3 / 16 * whole, rel=1e-4)
+
+
+def test_ddrep_with_ray_batches_keeps_the_noise_stream_and_fits_the_targets():
+    """``pixel_fraction < 1`` draws its subsets from a stream of its own: the noise states are those of whole-view
+    pullbacks (they are model-free); and Adam on ray batches fits a fixed target about as well as on whole views."""
+    from diffrep.methods.solvers import pullback
+
+    prior = default_gaussian(size=8)
+    runs = {}
+    for fraction in (1.0, 0.5):
+        rep = nerf(n=1)
+        runs[fraction] = ddrep_sample(prior, rep, timesteps(1000, 4), None, guidance_scale=1.0, eta=1.0,
+                                      pull=PullbackConfig(adam_iters=2, pixel_fraction=fraction), views_per_step=2,
+                                      generator=torch.Generator().manual_seed(0))
+    assert torch.equal(runs[1.0], runs[0.5])
+    views = nerf(n=1).random_views(4, torch.Generator().manual_seed(1))
+    target = nerf(n=1, blob_radius=0.8)(views).detach()  # a bigger blob: reachable
+    errors = {}
+    for fraction in (1.0, 0.5, 0.25):
+        rep = nerf(n=1)
+        pullback(rep, views, target, PullbackConfig(adam_iters=60, adam_lr=0.05, pixel_fraction=fraction))
+        errors[fraction] = (rep(views) - target).pow(2).mean().item()
+    start = (nerf(n=1)(views) - target).pow(2).mean().item()
+    assert errors[1.0] < 0.2 * start and errors[0.5] < 0.3 * start and errors[0.25] < 0.4 * start, (start, errors)
+    with pytest.raises(InputError, match="pixel_fraction=0"):
+        PullbackConfig(pixel_fraction=0)
+    with pytest.raises(InputError, match="pixel_fraction=1.5"):
+        PullbackConfig(pixel_fraction=1.5)
+
+
 def test_albedo_warmup_shades_early_views_by_albedo_only():
     rep = nerf(albedo_warmup=0.25, shading="lambertian")
     g = torch.Generator().manual_seed(0)

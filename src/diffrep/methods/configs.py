@@ -53,9 +53,13 @@ class PullbackConfig:
     """Solver: adam (the paper's reference), gn (Gauss–Newton + preconditioned CG), closed (linear reps)."""
     adam_iters: int = 20
     """adam: iterations per step (paper: 200 at lr 1e-3; 20 at 3e-3 is as faithful on the toy world, docs/benchmarks.md;
-    the NeRF's default is 10: no worse a shape at half the time)."""
+    the NeRF's default is 40, each on an eighth of its rays, pixel_fraction)."""
     adam_lr: float = 3e-3
     """adam: learning rate."""
+    pixel_fraction: float = 1.0
+    """adam: fraction of each view's pixels in each iteration's squared error, a fresh random subset every iteration
+    (stochastic least squares, as NeRFs are fitted in ray batches; a NeRF renders only those rays, other reps render
+    whole views and keep the subset); 1: every pixel."""
     gn_iters: int = 1
     """gn: Gauss–Newton iterations per step (each re-linearises)."""
     cg_iters: int = 5
@@ -70,6 +74,7 @@ class PullbackConfig:
         for name in ("adam_iters", "gn_iters", "cg_iters"):
             check_positive_int(name, getattr(self, name))
         check_finite("adam_lr", self.adam_lr, positive=True), check_finite("damping", self.damping)
+        check_finite("pixel_fraction", self.pixel_fraction, positive=True, at_most=1.0)
         check_count("probes", self.probes)
 
 

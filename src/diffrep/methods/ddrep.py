@@ -57,7 +57,8 @@ def ddrep_step(prior: Prior, rep, noise: Tensor, t: int, s: int, cond: Any, *, g
         D = denoise_views(prior, x_hat, rep.view_noise(noise, views), t, k, view_conditions(cond, rep, views),
                           guidance_scale)
         target = clean_target(x_hat, D, k) if s >= 0 else D
-    pullback(rep, views, target, pull)  # Step 4: θ_s = argmin Σ_π ‖f_θ'(π) - x̂_s(π)‖²
+    # Step 4: θ_s = argmin Σ_π ‖f_θ'(π) - x̂_s(π)‖² (pixel subsets, if any, from a stream of the step's own)
+    pullback(rep, views, target, pull, torch.Generator().manual_seed(t))
     return reverse_noise(noise, k, generator)  # Step 5: ε ← ε_s
 
 

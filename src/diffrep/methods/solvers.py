@@ -33,12 +33,36 @@ def regularised_error(rep: nn.Module, views, target: Tensor) -> Tensor:
     return (x - target).pow(2).sum() + penalty.sum()
 
 
-def solve_adam(rep: nn.Module, views, target: Tensor, iters: int, lr: float) -> None:
-    """Warm-started Adam on the squared error plus the rep's regularisers (fresh moments every step)."""
+def pixel_subset_error(rep: nn.Module, views, target: Tensor, pixels: Tensor) -> Tensor:
+    """The squared error plus regularisers on the flat pixel indices ``pixels [P]`` of every view: a rep whose
+    ``regularised`` takes ``pixels`` renders only those (the NeRF: their rays); any other renders whole views,
+    keeps those pixels and scales its regularisers by ``P / (H W)``, so either is ``P / (H W)`` times the
+    whole objective in expectation over uniform subsets."""
+    target = target.flatten(-2)[..., pixels]
+    if getattr(rep, "renders_pixels", False):
+        x, penalty = rep.regularised(views, pixels=pixels)
+        return (x - target).pow(2).sum() + penalty.sum()
+    x, penalty = rep.regularised(views) if hasattr(rep, "regularised") else (rep(views), torch.zeros(()))
+    x = x.flatten(-2)
+    return (x[..., pixels] - target).pow(2).sum() + penalty.sum() * (len(pixels) / x.shape[-1])
+
+
+def solve_adam(rep: nn.Module, views, target: Tensor, iters: int, lr: float, pixel_fraction: float = 1.0,
+               generator: torch.Generator | None = None) -> None:
+    """Warm-started Adam on the squared error plus the rep's regularisers (fresh moments every step); with
+    ``pixel_fraction < 1`` each iteration on a fresh uniform subset of that fraction of each view's pixels, drawn
+    from ``generator`` (seed 0 unless given)."""
     opt = torch.optim.Adam(rep.parameters(), lr=lr)
+    pixels = target.shape[-2] * target.shape[-1]
+    batch = max(1, round(pixel_fraction * pixels))
+    generator = generator or torch.Generator().manual_seed(0)
     for _ in range(iters):
         opt.zero_grad(set_to_none=True)
-        regularised_error(rep, views, target).backward()
+        if batch < pixels:
+            subset = torch.randperm(pixels, generator=generator)[:batch].sort().values.to(target.device)
+            pixel_subset_error(rep, views, target, subset).backward()
+        else:
+            regularised_error(rep, views, target).backward()
         opt.step()
 
 
@@ -126,14 +150,17 @@ def _add_flat(rep: nn.Module, delta: Tensor) -> None:
         offset += p.numel()
 
 
-def pullback(rep: nn.Module, views, target: Tensor, config: PullbackConfig) -> None:
-    """Move ``rep``'s parameters to the least-squares fit of ``target [n, V, C, H, W]`` at ``views``."""
+def pullback(rep: nn.Module, views, target: Tensor, config: PullbackConfig,
+             generator: torch.Generator | None = None) -> None:
+    """Move ``rep``'s parameters to the least-squares fit of ``target [n, V, C, H, W]`` at ``views``
+    (``generator``: the pixel subsets of ``adam`` with ``pixel_fraction < 1``; the sampler's own stream is not used,
+    so its noise is the same whichever solver runs)."""
     target = target.detach()
     if config.solver == "closed":
         with torch.no_grad():
             rep.solve_linear(views, target)
     elif config.solver == "adam":
-        solve_adam(rep, views, target, config.adam_iters, config.adam_lr)
+        solve_adam(rep, views, target, config.adam_iters, config.adam_lr, config.pixel_fraction, generator)
     else:
         for _ in range(config.gn_iters):
             _add_flat(rep, gauss_newton_step(rep, views, target, config.cg_iters, config.damping, config.probes))

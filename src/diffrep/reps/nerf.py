@@ -42,6 +42,8 @@ class NerfRep(Diffrep):
     torch.Size([2, 3, 3, 16, 16])
     """
 
+    renders_pixels = True  # forward and regularised take ``pixels``: the rays of a subset of each view's pixels
+
     def __init__(self, image_shape: tuple[int, int, int], n: int, config: NerfConfig | None = None, *,
                  generator: torch.Generator):
         super().__init__(image_shape, n)
@@ -71,17 +73,24 @@ class NerfRep(Diffrep):
     # --- rendering ---
 
     def render_cameras(self, cameras: Tensor, light: Tensor | None = None, shading: Tensor | None = None,
-                       res: int | None = None, outputs: bool = False) -> Tensor | dict[str, Tensor]:
+                       res: int | None = None, outputs: bool = False, pixels: Tensor | None = None
+                       ) -> Tensor | dict[str, Tensor]:
         """Render ``cameras [n, V, 3]`` (azimuth, elevation, distance) -> ``[n, V, 3, H, W]`` in [-1, 1].
 
         ``light [n, V, 3]``: directions towards the light (default: the camera's eye direction tilted
         up, as the toy world's mean light); ``shading [n, V]`` codes (default: Lambertian);
         ``outputs``: a dict with ``rgb``, ``opacity [n, V, H, W]``, ``depth``, ``albedo``, ``normals``,
-        ``orientation [n, V, H, W]`` and the samples' ``weights [n, V, H, W, S]``."""
+        ``orientation [n, V, H, W]`` and the samples' ``weights [n, V, H, W, S]``. ``pixels [P]``: render only
+        the rays of these flat pixel indices (row-major) of every view; each ``H, W`` above is then one ``P``."""
         n, V = cameras.shape[:2]
         H = res or self.image_shape[1]
         o, d = camera_rays(cameras.reshape(n * V, 3).float().cpu(), H, self.config.fov)
-        o, d = o.to(self.bank.device).reshape(n, V * H * H, 3), d.to(self.bank.device).reshape(n, V * H * H, 3)
+        o, d = o.flatten(1, 2), d.flatten(1, 2)  # [n V, H W, 3]
+        if pixels is not None:
+            o, d = o[:, pixels.cpu()], d[:, pixels.cpu()]
+        plane = (H, H) if pixels is None else (len(pixels),)
+        P = o.shape[1]
+        o, d = o.to(self.bank.device).reshape(n, V * P, 3), d.to(self.bank.device).reshape(n, V * P, 3)
         c = self.config
         occupancy = None
         if c.skip_density > 0:  # the voxel grid's cells lie between its vertices, the voxel centres
@@ -91,24 +100,25 @@ class NerfRep(Diffrep):
                           normal_weight_min=c.normal_weight_min, occupancy=occupancy)
         light = default_light(cameras) if light is None else light
         shading = torch.ones(n, V, device=o.device) if shading is None else shading
-        rgb = shade(out["rgb"].view(n, V, H * H, 3), out["normals"].view(n, V, H * H, 3),
-                    out["opacity"].view(n, V, H * H, 1), light.to(o.device), shading.to(o.device))
-        image = (rgb * 2 - 1).view(n, V, H, H, 3).permute(0, 1, 4, 2, 3)
+        rgb = shade(out["rgb"].view(n, V, P, 3), out["normals"].view(n, V, P, 3),
+                    out["opacity"].view(n, V, P, 1), light.to(o.device), shading.to(o.device))
+        image = channels_first(rgb * 2 - 1, plane)
         if not outputs:
             return image
-        planes = {k: out[k].view(n, V, H, H, *out[k].shape[2:]) for k in ("opacity", "depth", "orientation", "weights")}
-        return {"rgb": image, **planes, "albedo": out["rgb"].view(n, V, H, H, 3).permute(0, 1, 4, 2, 3),
-                "normals": out["normals"].view(n, V, H, H, 3).permute(0, 1, 4, 2, 3)}
+        planes = {k: out[k].view(n, V, *plane, *out[k].shape[2:]) for k in ("opacity", "depth", "orientation", "weights")}
+        return {"rgb": image, **planes, "albedo": channels_first(out["rgb"].view(n, V, P, 3), plane),
+                "normals": channels_first(out["normals"].view(n, V, P, 3), plane)}
 
-    def regularised(self, views: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def regularised(self, views: Tensor | None = None, pixels: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Renders ``[n, k, C, H, W]`` and the regularisers of the config on them, ``[n, k]``: each view's sum
         over its rays (the scale of a view's squared error) of the weighted entropy, orientation and
-        emptiness terms, plus its weighted centre-depth term times its number of rays."""
+        emptiness terms, plus its weighted centre-depth term times its number of rays. ``pixels [P]``: the
+        rays of these pixels only (renders ``[n, k, C, P]``; every term over those rays)."""
         c = self.config
         if not (c.entropy_weight or c.orientation_weight or c.emptiness_weight or c.centre_depth_weight):
-            return super().regularised(views)
-        out = self.render_cameras(*self._view_cameras(views), outputs=True)
-        H = out["opacity"].shape[-1]
+            x = self(views, pixels)
+            return x, x.new_zeros(x.shape[:2])
+        out = self.render_cameras(*self._view_cameras(views), outputs=True, pixels=pixels)
         per_ray = c.orientation_weight * out["orientation"]
         if c.entropy_weight:
             o = out["opacity"].clamp(1e-5, 1 - 1e-5)
@@ -117,7 +127,10 @@ class NerfRep(Diffrep):
             per_ray = per_ray + c.emptiness_weight * torch.log1p(c.emptiness_scale * out["weights"]).mean(-1)
         penalty = per_ray.flatten(2).sum(-1)
         if c.centre_depth_weight:
-            penalty = penalty + c.centre_depth_weight * H * H * centre_depth_loss(out["depth"])
+            rays = per_ray.flatten(2).shape[-1]
+            depth = out["depth"] if pixels is None else out["depth"][..., None, :]  # one row of the pixels
+            inner = None if pixels is None else centre_pixels(self.image_shape[1], pixels)
+            penalty = penalty + c.centre_depth_weight * rays * centre_depth_loss(depth, inner=inner)
         return out["rgb"], penalty
 
     def _view_cameras(self, views: Tensor | None) -> tuple[Tensor, Tensor | None, Tensor | None]:
@@ -126,9 +139,10 @@ class NerfRep(Diffrep):
             return self.bank[:1].expand(self.n, 1, 3), None, None
         return self.bank[views[..., 0].long()], views[..., 1:4], views[..., 4]
 
-    def forward(self, views: Tensor | None = None) -> Tensor:
-        """Render views ``[n, k, 5]`` -> ``[n, k, C, H, W]``; ``None``: bank camera 0 (the front), lit as the toy world's mean light."""
-        return self.render_cameras(*self._view_cameras(views))
+    def forward(self, views: Tensor | None = None, pixels: Tensor | None = None) -> Tensor:
+        """Render views ``[n, k, 5]`` -> ``[n, k, C, H, W]``; ``None``: bank camera 0 (the front), lit as the toy world's mean light.
+        ``pixels [P]``: only the rays of these flat pixel indices, ``[n, k, C, P]`` (the pullback's ray batches)."""
+        return self.render_cameras(*self._view_cameras(views), pixels=pixels)
 
     # --- the view/noise contract ---
 
@@ -213,16 +227,30 @@ def view_thresholds(config: NerfConfig) -> dict[str, float]:
     return {"front_deg": config.front_deg, "back_deg": config.back_deg, "overhead_deg": config.overhead_deg}
 
 
-def centre_depth_loss(depth: Tensor, centre: float = 50 / 64) -> Tensor:
+def centre_depth_loss(depth: Tensor, centre: float = 50 / 64, inner: Tensor | None = None) -> Tensor:
     """SJC's centre-depth loss of renders' ``depth [n, V, H, W]`` (background 0): ``-log(d_c - d_b)`` with
     ``d_c`` the mean depth of the central square (``centre`` of the side; SJC: 50 of 64 pixels) and ``d_b``
-    that of the border, ``[n, V]``; the difference is floored at 1e-4 (SJC's 1e-12 lets the log fail)."""
-    H, W = depth.shape[-2:]
-    h, w = round((H - centre * H) / 2), round((W - centre * W) / 2)
-    inner = depth[..., h:H - h, w:W - w]
-    d_c = inner.mean((-2, -1))
-    d_b = (depth.sum((-2, -1)) - inner.sum((-2, -1))) / (H * W - inner.shape[-2] * inner.shape[-1])
+    that of the border, ``[n, V]``; the difference is floored at 1e-4 (SJC's 1e-12 lets the log fail).
+    ``inner [H, W]`` (bool): which pixels are central, if not the square of ``centre`` (``centre_pixels``)."""
+    inner = centre_pixels(depth.shape[-1], centre=centre).view(depth.shape[-2:]) if inner is None else inner
+    inner = inner.to(depth.device).expand(depth.shape[-2:]).to(depth.dtype)
+    d_c = (depth * inner).sum((-2, -1)) / inner.sum().clamp_min(1)  # a subset without central pixels: 0
+    d_b = (depth * (1 - inner)).sum((-2, -1)) / (1 - inner).sum().clamp_min(1)
     return -torch.log((d_c - d_b).clamp_min(1e-4))
+
+
+def centre_pixels(res: int, pixels: Tensor | None = None, centre: float = 50 / 64) -> Tensor:
+    """Whether each of ``pixels`` (flat indices; default all ``res * res``) lies in the central square of ``centre`` of the side."""
+    h = round((res - centre * res) / 2)
+    index = torch.arange(res * res) if pixels is None else pixels.cpu()
+    row, col = index // res, index % res
+    return (row >= h) & (row < res - h) & (col >= h) & (col < res - h)
+
+
+def channels_first(values: Tensor, plane: tuple[int, ...]) -> Tensor:
+    """``[n, V, P, C]`` -> ``[n, V, C, *plane]`` (``plane``: ``(H, W)`` of a whole view, ``(P,)`` of a pixel subset)."""
+    n, V, _, C = values.shape
+    return values.transpose(2, 3).reshape(n, V, C, *plane)
 
 
 def default_light(cameras: Tensor) -> Tensor:
