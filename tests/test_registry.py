@@ -139,11 +139,13 @@ def test_a_reps_method_defaults_are_options_it_sets_unless_given(rep, capsys):
             assert flag in text and f"(default: {value})" in text.split(flag, 1)[1].split("--", 1)[0]
 
 
-def test_the_nerf_solves_ddrep_with_10_adam_iterations_other_reps_with_20():
+def test_the_nerf_solves_ddrep_with_40_adam_iterations_on_an_eighth_of_its_rays_other_reps_with_20_on_all():
     from diffrep.spec import run_spec
 
-    assert run_spec("nerf", "ddrep").options.adam_iters == 10
-    assert run_spec("siren", "ddrep").options.adam_iters == run_spec("panorama", "ddrep").options.adam_iters == 20
+    nerf = run_spec("nerf", "ddrep").options
+    assert (nerf.adam_iters, nerf.pixel_fraction) == (40, 0.125)
+    for rep in ("siren", "panorama", "pixels"):
+        assert (run_spec(rep, "ddrep").options.adam_iters, run_spec(rep, "ddrep").options.pixel_fraction) == (20, 1.0)
 
 
 # A method and a rep defined here, registered by one table entry each, touching no other module.

@@ -8,7 +8,7 @@ renders above their nearest reference images.
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_probe.py poses PROMPT     # whose cameras they show
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_probe.py kept FOLDER...   # the picture of kept suite runs
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_probe.py camera PROMPT N W_AZ W_EL  # --camera-window W_AZ W_EL
-    .venv/bin/python bench/scripts/nerf3d_probe.py write
+    .venv/bin/python bench/scripts/nerf3d_probe.py write [NAME]   # bench/results/NAME, default nerf3d-probe.json
 
 PRIOR: `toyworld` (the default, 10,000 images), `toyworld:N` (N images), or a name `diffrep.priors.load` takes
 (`tiny`). `run` appends a row to bench/results/.nerf3d-probe.cache/rows.jsonl (ignored; a rerun skips it) and
@@ -203,7 +203,7 @@ def camera(prompt: str, n: int, w_az: float, w_el: float) -> None:
            lambda: {"prior": f"toyworld:{n}, --camera-window {w_az:g} {w_el:g}"} | sizes())
 
 
-def write() -> None:
+def write(name: str = "nerf3d-probe.json") -> None:
     from diffrep.bench import machine_info
     from diffrep.export import atomic_write_text
 
@@ -217,7 +217,7 @@ def write() -> None:
     record = {"suite": "nerf3d probe: DDRep houses and chairs with other options and priors",
               "command": __doc__.split("\n\n")[1].strip(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
               "machine": machine_info(), "figures": {"table": table, "rows": rows, "poses": poses_rows}}
-    atomic_write_text(root / "bench" / "results" / "nerf3d-probe.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_text(root / "bench" / "results" / name, json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":
@@ -232,4 +232,4 @@ if __name__ == "__main__":
     elif sys.argv[1] == "kept":
         kept(sys.argv[2:])
     else:
-        write()
+        write(*sys.argv[2:3])
