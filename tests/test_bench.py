@@ -205,6 +205,23 @@ def test_nerf3d_camera_prior_section_runs_on_the_camera_conditioned_prior_alone(
     assert sorted(s["seed"] for s in full if s["method"] == "ddrep") == [0] * 6 + [1] * 6
 
 
+def test_nerf3d_sections_partition_the_suite_and_each_writes_its_own_figures(tmp_path, monkeypatch):
+    """The full suite is its three sections, each run once; `--section default-prior` gives only the main rows (and the
+    prompts, seeds and settings they were run with), `extra` only the extra rows."""
+    nerf3d, _, calls = fake_nerf3d(monkeypatch)
+    key = lambda s: json.dumps(s, sort_keys=True)  # noqa: E731
+    parts = [[key(s) for s in nerf3d.section_specs(False, name)] for name in nerf3d.SECTIONS]
+    whole = [key(s) for s in nerf3d.section_specs(False, None)]
+    assert sorted(sum(parts, [])) == sorted(whole) and len(set(whole)) == len(whole)
+    assert all(parts) and not set(parts[0]) & set(parts[1])
+    cache = tmp_path / ".nerf3d-quick.cache"
+    figures = nerf3d.run(quick=True, log=lambda s: None, prior=object(), cache=cache, section="default-prior")
+    assert set(figures) == {"prior", "prompts", "seeds", "settings", "rows", "_images", "_files"}
+    assert [r["method"] for r in figures["rows"]] == ["ddrep", "sds", "sjc"]
+    assert set(nerf3d.run(quick=True, log=lambda s: None, prior=object(), cache=cache, section="extra")) \
+        == {"extra_rows", "_images", "_files"}
+
+
 @pytest.mark.parametrize("shard", ["0/2", "3/2", "1/1", "a/b", "2"])
 def test_a_bad_shard_is_refused_before_the_suite_runs(shard, tmp_path):
     with pytest.raises(InputError, match="--shard"):

@@ -64,7 +64,10 @@ some (~30 of a house's at ±10° azimuth and elevation, with its view label; ±2
 view labels 0.86 against 0.92 at ±10° over six prompts at seed 0). The issue's targets are for the default prior; these
 rows stand beside."""
 CAMERA_QUICK: dict = {"n": 10_000, "camera_window": (30.0, 20.0)}
-SECTIONS: tuple[str, ...] = ("camera-prior",)
+SECTIONS: tuple[str, ...] = ("default-prior", "extra", "camera-prior")
+"""Parts of the suite that ``--section`` re-runs alone (each replaces its figures in the suite's JSON): the prompts x
+methods x seeds on the default prior (``rows``: the targets' figures), the 4-instance and hash-grid runs
+(``extra_rows``), and the camera-conditioned prior's runs (``camera_prior``)."""
 CURVE_POINTS = 25  # occupancy IoU measured this many times along each run (every 2nd of DDRep's 50 steps)
 REFERENCE_N = 160_000  # toy-world images of the nearest-image labeller (the full suite; quick: the prior's own)
 
@@ -133,7 +136,8 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
         device: str = "cpu", shard: tuple[int, int] | None = None, section: str | None = None) -> dict | None:
     """The suite's figures; with ``shard=(i, k)`` only the runs ``j`` with ``j % k == i - 1``, into ``cache``, and
     ``None`` (a run without ``shard`` writes the figures from the cache). ``section="camera-prior"``: only the runs on
-    the camera-conditioned prior (``camera_plan``), which the full suite (not ``quick``) runs after the others."""
+    the camera-conditioned prior (``camera_plan``), which the full suite (not ``quick``) runs after the others;
+    ``"default-prior"`` and ``"extra"``: only ``plan``'s runs without, or with, ``extra``."""
     torch.set_num_threads(1)  # many small kernels: a second thread on a shared 2-core machine is 10x slower
     camera_prior = CAMERA_QUICK if quick else CAMERA_PRIOR
     priors = {None: functools.cache(lambda: prior or toyworld_prior(device=device)),  # loaded when first needed
@@ -144,7 +148,7 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
     gt = GroundTruth()
     rows, extra, camera, files = [], [], [], {}
     done = _read_cache(cache, prior_name)
-    specs = (plan(quick) if section is None else []) + (camera_plan(quick) if section or not quick else [])
+    specs = section_specs(quick, section)
     for j, spec in enumerate(specs):
         key = json.dumps([spec["prompt"], spec["method"], spec["seed"], spec["n"], spec["options"]]
                          + ([spec["prior"], camera_prior] if "prior" in spec else []))  # another window: another run
@@ -172,11 +176,21 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
     figures = {"_images": {}, "_files": files}
     if camera:
         figures["camera_prior"] = {"prior": {"name": "toyworld", **camera_prior}, "rows": camera}
+    if section in (None, "default-prior"):
+        figures |= {"prior": prior_name, "prompts": sorted({r["prompt"] for r in rows}, key=PROMPTS.index),
+                    "seeds": sorted({r["seed"] for r in rows}), "settings": QUICK if quick else METHODS, "rows": rows}
+    if section in (None, "extra"):
+        figures["extra_rows"] = extra
+    return figures
+
+
+def section_specs(quick: bool, section: str | None) -> list[dict]:
+    """The runs of the whole suite (``None``) or of one of its ``SECTIONS``."""
+    if section == "camera-prior":
+        return camera_plan(quick)
     if section is not None:
-        return figures
-    return {"prior": prior_name, "prompts": sorted({r["prompt"] for r in rows}, key=PROMPTS.index),
-            "seeds": sorted({r["seed"] for r in rows}), "settings": QUICK if quick else METHODS,
-            "rows": rows, "extra_rows": extra} | figures
+        return [s for s in plan(quick) if bool(s.get("extra")) == (section == "extra")]
+    return plan(quick) + ([] if quick else camera_plan(quick))
 
 
 def _read_cache(cache: Path | None, prior_name: str) -> dict[str, dict]:
