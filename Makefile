@@ -16,13 +16,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The headline: DDRep samples a NeRF of "a yellow duck" from the embedded toy-world prior (about 2 minutes here;
+# The headline: DDRep samples a NeRF of "a yellow duck" from the embedded toy-world prior (about 70 s here;
 # a demo preset: 30 steps with one RePaint round each; `diffrep sample --rep nerf --method ddrep` alone is the
 # default config). One torch thread: rendering is many small kernels, and a second thread on a busy 2-core
 # machine made the same run 8x slower (measured: 15 min against 104 s).
 demo: install
 	OMP_NUM_THREADS=1 $(VENV)/bin/diffrep sample --rep nerf --method ddrep --prompt "a yellow duck" --n 1 --seed 0 \
-		--steps 30 --eta 1 --ddrep.rounds 2 --ddrep.views-per-step 4 --ddrep.adam-iters 10 --out $(DEMO_OUT) --overwrite
+		--steps 30 --eta 1 --ddrep.rounds 2 --ddrep.views-per-step 4 --out $(DEMO_OUT) --overwrite
 	@echo "demo outputs: $(DEMO_OUT)/turntable-0.gif (turntable; also .mp4), $(DEMO_OUT)/views.png (8 views, front first), $(DEMO_OUT)/mesh-0.glb (mesh; also .obj, .ply), $(DEMO_OUT)/run.json"
 
 test: install
@@ -42,7 +42,7 @@ reliability: install
 
 SUITES := toyworld prior table1 diversity speed panorama panorama-scenes prior-quality sd-cost lmc lmc-translation nerf3d
 
-bench: install  # all suites, and table1/diversity on the tiny prior: about 2.5 hours on the 2-core machine, plus lmc-translation (about 2.7 hours) and nerf3d (about 2.5 hours on one thread, 78 min as two shards: `diffrep bench nerf3d --shard 1/2` and `2/2` in two processes, then without --shard)
+bench: install  # all suites, and table1/diversity on the tiny prior: about 2.5 hours on the 2-core machine, plus lmc-translation (about 2.7 hours) and nerf3d (about 2.3 hours on one thread, 68 min as two shards: `diffrep bench nerf3d --shard 1/2` and `2/2` in two processes, then without --shard; or section by section, `--section default-prior|extra|camera-prior`, 29, 23 and 17 min as two shards)
 	for s in $(SUITES); do $(VENV)/bin/diffrep bench $$s || exit 1; done
 	for s in table1 diversity; do $(VENV)/bin/diffrep bench $$s --prior tiny || exit 1; done
 
