@@ -343,7 +343,7 @@ def test_ddrep_with_ray_batches_keeps_the_noise_stream_and_fits_the_targets():
         errors[fraction] = (rep(views) - target).pow(2).mean().item()
     start = (nerf(n=1)(views) - target).pow(2).mean().item()
     assert errors[1.0] < 0.2 * start and errors[0.5] < 0.3 * start and errors[0.25] < 0.4 * start, (start, errors)
-    with pytest.raises(InputError, match="pixel_fraction=0"):
+    with pytest.raises(InputError, match=r"pixel_fraction=0 is not allowed; it must be a fraction in \(0, 1\]"):
         PullbackConfig(pixel_fraction=0)
     with pytest.raises(InputError, match="pixel_fraction=1.5"):
         PullbackConfig(pixel_fraction=1.5)

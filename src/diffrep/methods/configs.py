@@ -15,6 +15,7 @@ from diffrep.checks import (
     check_finite,
     check_fraction_range,
     check_positive_int,
+    is_number,
 )
 from diffrep.errors import InputError
 
@@ -74,7 +75,8 @@ class PullbackConfig:
         for name in ("adam_iters", "gn_iters", "cg_iters"):
             check_positive_int(name, getattr(self, name))
         check_finite("adam_lr", self.adam_lr, positive=True), check_finite("damping", self.damping)
-        check_finite("pixel_fraction", self.pixel_fraction, positive=True, at_most=1.0)
+        if not (is_number(self.pixel_fraction) and 0 < self.pixel_fraction <= 1):
+            raise InputError(f"pixel_fraction={self.pixel_fraction!r} is not allowed; it must be a fraction in (0, 1]")
         check_count("probes", self.probes)
 
 
