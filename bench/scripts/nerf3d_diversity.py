@@ -8,7 +8,9 @@ mug's, IoU 0.32, while their silhouettes agree, 0.86).
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT camera   # DDRep, the suite's camera prior
     .venv/bin/python bench/scripts/nerf3d_diversity.py write                        # the JSON from both
 Finished runs are appended to bench/results/.nerf3d-diversity.cache/rows.jsonl (ignored; a rerun skips them);
-`write` makes bench/results/nerf3d-diversity.json."""
+`write` makes bench/results/nerf3d-diversity.json: the cache's rows, and that file's earlier rows the cache has not
+replaced (a row with the same prompt, method, options and prior). Rows from 2026-12-01 17:00 on record the NeRF's
+DDRep defaults they ran with (`ddrep_defaults`) and their date."""
 
 import json
 import sys
@@ -51,6 +53,9 @@ def run(prompt: str, rho: float | None = None, camera: bool = False) -> None:
             continue
         row, _ = nerf3d.one_run(prior, reference, gt, prompt, method, 0, 4, options)
         row["prior"] = tag
+        from diffrep.reps import REPS  # the NeRF's own DDRep defaults at the time (its solve), which `options` leaves out
+
+        row["ddrep_defaults"], row["date"] = dict(REPS["nerf"].method_defaults.get("ddrep", {})), time.strftime("%Y-%m-%d %H:%M")
         a = row["aggregate"]
         print(prompt, method, row["seconds"], a["pairwise_occupancy_iou"], a["pairwise_mask_iou"],
               a["ground_truth"]["pairwise_occupancy_iou"], a["ground_truth"]["pairwise_mask_iou"], flush=True)
@@ -63,7 +68,9 @@ def write() -> None:
     from diffrep.bench import machine_info
     from diffrep.export import atomic_write_text
 
-    rows = list(done().values())
+    path = root / "bench" / "results" / "nerf3d-diversity.json"
+    kept = json.loads(path.read_text())["figures"]["rows"] if path.exists() else []  # rows of earlier sessions' caches
+    rows = list(({key(r["prompt"], r["method"], r["options"], r.get("prior", "toyworld")): r for r in kept} | done()).values())
     table = []
     for r in rows:
         a, g = r["aggregate"], r["aggregate"]["ground_truth"]
@@ -80,7 +87,7 @@ def write() -> None:
               "figures": {"table": table, "rows": rows,
                           "spread": "1 - mean pairwise silhouette IoU over 16 held-out cameras; data: the first 16 "
                                     "ground-truth instances of the kind; target: within 20 % of the data's"}}
-    atomic_write_text(root / "bench" / "results" / "nerf3d-diversity.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":
