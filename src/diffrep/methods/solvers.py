@@ -25,26 +25,20 @@ def squared_error(rep: nn.Module, views, target: Tensor) -> Tensor:
     return (rep(views) - target).pow(2).sum()
 
 
-def regularised_error(rep: nn.Module, views, target: Tensor) -> Tensor:
-    """The squared error plus the rep's regularisers ``Σ_π R_θ(π)`` (``rep.regularised``; plain modules have none)."""
-    if not hasattr(rep, "regularised"):
-        return squared_error(rep, views, target)
-    x, penalty = rep.regularised(views)
-    return (x - target).pow(2).sum() + penalty.sum()
+def regularised_error(rep: nn.Module, views, target: Tensor, pixels: Tensor | None = None) -> Tensor:
+    """The squared error plus the rep's regularisers ``Σ_π R_θ(π)`` (``rep.regularised``; plain modules have none).
 
-
-def pixel_subset_error(rep: nn.Module, views, target: Tensor, pixels: Tensor) -> Tensor:
-    """The squared error plus regularisers on the flat pixel indices ``pixels [P]`` of every view: a rep whose
-    ``regularised`` takes ``pixels`` renders only those (the NeRF: their rays); any other renders whole views,
-    keeps those pixels and scales its regularisers by ``P / (H W)``, so either is ``P / (H W)`` times the
-    whole objective in expectation over uniform subsets."""
-    target = target.flatten(-2)[..., pixels]
-    if getattr(rep, "renders_pixels", False):
+    ``pixels [P]``: on these flat pixel indices of every view only. A rep with ``renders_pixels`` renders just those
+    (the NeRF: their rays); any other renders whole views, keeps those pixels and scales its regularisers by
+    ``P / (H W)``, so either is ``P / (H W)`` times the whole objective in expectation over uniform subsets."""
+    if pixels is not None and getattr(rep, "renders_pixels", False):
         x, penalty = rep.regularised(views, pixels=pixels)
-        return (x - target).pow(2).sum() + penalty.sum()
+        return (x - target.flatten(-2)[..., pixels]).pow(2).sum() + penalty.sum()
     x, penalty = rep.regularised(views) if hasattr(rep, "regularised") else (rep(views), torch.zeros(()))
-    x = x.flatten(-2)
-    return (x[..., pixels] - target).pow(2).sum() + penalty.sum() * (len(pixels) / x.shape[-1])
+    if pixels is None:
+        return (x - target).pow(2).sum() + penalty.sum()
+    x, target = x.flatten(-2), target.flatten(-2)
+    return (x[..., pixels] - target[..., pixels]).pow(2).sum() + penalty.sum() * (len(pixels) / x.shape[-1])
 
 
 def solve_adam(rep: nn.Module, views, target: Tensor, iters: int, lr: float, pixel_fraction: float = 1.0,
@@ -58,11 +52,8 @@ def solve_adam(rep: nn.Module, views, target: Tensor, iters: int, lr: float, pix
     generator = generator or torch.Generator().manual_seed(0)
     for _ in range(iters):
         opt.zero_grad(set_to_none=True)
-        if batch < pixels:
-            subset = torch.randperm(pixels, generator=generator)[:batch].sort().values.to(target.device)
-            pixel_subset_error(rep, views, target, subset).backward()
-        else:
-            regularised_error(rep, views, target).backward()
+        subset = torch.randperm(pixels, generator=generator)[:batch].sort().values.to(target.device) if batch < pixels else None
+        regularised_error(rep, views, target, subset).backward()
         opt.step()
 
 

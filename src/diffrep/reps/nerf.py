@@ -127,10 +127,9 @@ class NerfRep(Diffrep):
             per_ray = per_ray + c.emptiness_weight * torch.log1p(c.emptiness_scale * out["weights"]).mean(-1)
         penalty = per_ray.flatten(2).sum(-1)
         if c.centre_depth_weight:
-            rays = per_ray.flatten(2).shape[-1]
-            depth = out["depth"] if pixels is None else out["depth"][..., None, :]  # one row of the pixels
-            inner = None if pixels is None else centre_pixels(self.image_shape[1], pixels)
-            penalty = penalty + c.centre_depth_weight * rays * centre_depth_loss(depth, inner=inner)
+            depth = out["depth"].flatten(2)  # [n, k, rays]
+            inner = centre_pixels(self.image_shape[1], pixels)
+            penalty = penalty + c.centre_depth_weight * depth.shape[-1] * centre_depth_loss(depth, inner=inner)
         return out["rgb"], penalty
 
     def _view_cameras(self, views: Tensor | None) -> tuple[Tensor, Tensor | None, Tensor | None]:
@@ -231,11 +230,12 @@ def centre_depth_loss(depth: Tensor, centre: float = 50 / 64, inner: Tensor | No
     """SJC's centre-depth loss of renders' ``depth [n, V, H, W]`` (background 0): ``-log(d_c - d_b)`` with
     ``d_c`` the mean depth of the central square (``centre`` of the side; SJC: 50 of 64 pixels) and ``d_b``
     that of the border, ``[n, V]``; the difference is floored at 1e-4 (SJC's 1e-12 lets the log fail).
-    ``inner [H, W]`` (bool): which pixels are central, if not the square of ``centre`` (``centre_pixels``)."""
-    inner = centre_pixels(depth.shape[-1], centre=centre).view(depth.shape[-2:]) if inner is None else inner
-    inner = inner.to(depth.device).expand(depth.shape[-2:]).to(depth.dtype)
-    d_c = (depth * inner).sum((-2, -1)) / inner.sum().clamp_min(1)  # a subset without central pixels: 0
-    d_b = (depth * (1 - inner)).sum((-2, -1)) / (1 - inner).sum().clamp_min(1)
+    ``inner [P]`` (bool, ``centre_pixels``) with ``depth [n, V, P]``: the depth of some pixels, and which are central."""
+    if inner is None:
+        depth, inner = depth.flatten(-2), centre_pixels(depth.shape[-1], centre=centre)
+    inner = inner.to(depth.device, depth.dtype)
+    d_c = (depth * inner).sum(-1) / inner.sum().clamp_min(1)  # a subset without central pixels: 0
+    d_b = (depth * (1 - inner)).sum(-1) / (1 - inner).sum().clamp_min(1)
     return -torch.log((d_c - d_b).clamp_min(1e-4))
 
 
