@@ -388,3 +388,35 @@ def test_the_nerf3d_suite_keeps_a_run_folder_that_loads_back(tmp_path, toy3000):
     rep, record = load_run(folder, rep="nerf")
     assert record["config"]["prompt"] == "a yellow duck"
     assert all(torch.equal(v, rep.state_dict()[k]) for k, v in result.rep.state_dict().items())
+
+
+def test_a_solve_holds_one_occupancy_grid_and_renders_outside_it_compute_their_own(monkeypatch):
+    """In ``solving()`` every render skips by the occupancy grid of the parameters on entry, computed once; out of
+    it each render computes the grid of the current parameters; DDRep's pullback solves in the scope."""
+    from diffrep.methods.solvers import pullback
+
+    rep = nerf(n=1, res=8, resolution=12, bank=4, blob_radius=0.3)
+    views = rep.random_views(4, torch.Generator().manual_seed(0))
+    calls = []
+    grid = rep.field.occupancy_grid
+    monkeypatch.setattr(rep.field, "occupancy_grid", lambda *a: calls.append(a) or grid(*a))
+    occupied = grid(11, 0.01)[0].float()  # the voxel grid's 11^3 cells between its 12^3 vertices
+    touched = torch.nn.functional.max_pool3d(torch.nn.functional.pad(occupied, (1,) * 6)[None], 2, stride=1)[0]
+    free = (touched == 0).permute(2, 1, 0)  # vertices of skipped cells only; grids[i, c, z, y, x]
+    assert 0.1 < free.float().mean() < 0.9, free.float().mean()
+    with rep.solving():
+        before = rep(views)
+        with torch.no_grad():
+            rep.field.grids[0, 0][free] = 10.0  # dense where the held grid skips
+        held = rep(views)
+    assert len(calls) == 1
+    fresh = rep(views)
+    assert len(calls) == 2
+    # the new density lies only in cells the held grid skips (difference normals read the density an epsilon away)
+    torch.testing.assert_close(held, before, atol=1e-3, rtol=0)
+    assert (fresh - before).abs().max() > 0.1  # a render of its own sees it
+    calls.clear()
+    target = rep(views).detach()
+    calls.clear()
+    pullback(rep, views, target, PullbackConfig(adam_iters=5))
+    assert len(calls) == 1  # one grid for the solve's five renders

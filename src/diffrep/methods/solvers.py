@@ -12,6 +12,7 @@ Each DDRep step solves ``θ_s = argmin_θ' Σ_π ‖f_θ'(π) - x̂_s(π)‖²``
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 
 import torch
 from torch import Tensor, nn
@@ -145,13 +146,15 @@ def pullback(rep: nn.Module, views, target: Tensor, config: PullbackConfig,
              generator: torch.Generator | None = None) -> None:
     """Move ``rep``'s parameters to the least-squares fit of ``target [n, V, C, H, W]`` at ``views``
     (``generator``: the pixel subsets of ``adam`` with ``pixel_fraction < 1``; the sampler's own stream is not used,
-    so its noise is the same whichever solver runs)."""
+    so its noise is the same whichever solver runs). The solve runs in the rep's ``solving()`` scope where it has
+    one (a NeRF holds one occupancy grid through it)."""
     target = target.detach()
-    if config.solver == "closed":
-        with torch.no_grad():
-            rep.solve_linear(views, target)
-    elif config.solver == "adam":
-        solve_adam(rep, views, target, config.adam_iters, config.adam_lr, config.pixel_fraction, generator)
-    else:
-        for _ in range(config.gn_iters):
-            _add_flat(rep, gauss_newton_step(rep, views, target, config.cg_iters, config.damping, config.probes))
+    with getattr(rep, "solving", nullcontext)():
+        if config.solver == "closed":
+            with torch.no_grad():
+                rep.solve_linear(views, target)
+        elif config.solver == "adam":
+            solve_adam(rep, views, target, config.adam_iters, config.adam_lr, config.pixel_fraction, generator)
+        else:
+            for _ in range(config.gn_iters):
+                _add_flat(rep, gauss_newton_step(rep, views, target, config.cg_iters, config.damping, config.probes))

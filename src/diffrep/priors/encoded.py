@@ -9,6 +9,7 @@ fits ``E(up(f_θ(π)))`` to its latent targets, its noise states living in laten
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import torch
 from torch import Tensor, nn
@@ -53,6 +54,9 @@ class EncodedRep(nn.Module):
 
     def view_labels(self, views: Tensor | None) -> list[list[str]] | None:
         return self.rep.view_labels(views)
+
+    def solving(self) -> AbstractContextManager:
+        return self.rep.solving()
 
     @torch.no_grad()
     def preview(self) -> tuple[Tensor, Tensor | None]:

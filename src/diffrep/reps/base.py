@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
 import torch
@@ -39,6 +40,9 @@ class Diffrep(nn.Module):
     * ``regularised(views)``: the renders and the rep's own regularisers on them, one scalar per view
       ``[n, V]`` (zeros for reps without), which every method's objective adds to its data term;
     * ``preview()``: what a result saves, ``(images [n, C, H', W'], strip of views or None)``;
+    * ``solving()``: the scope of one least-squares solve (DDRep's pullback at one step), in which a rep may
+      hold what it derives from its parameters for rendering and a solve's small updates barely move (the
+      NeRF's occupancy grid); a context manager, by default holding nothing;
     * ``linear`` and ``solve_linear``: True iff the render is linear in the parameters, so the
       least-squares fit of a set of targets is exact.
 
@@ -89,6 +93,10 @@ class Diffrep(nn.Module):
     def preview(self) -> tuple[Tensor, Tensor | None]:
         """What a result shows: the canonical renders ``[n, C, H, W]`` and no strip of views."""
         return self(None)[:, 0], None
+
+    def solving(self) -> AbstractContextManager:
+        """The scope of one pullback solve (here: nothing held)."""
+        return nullcontext()
 
     def solve_linear(self, views: Tensor | None, targets: Tensor) -> None:
         """Linear reps only: set the parameters to the least-squares fit of ``targets [n, V, C, H, W]``."""

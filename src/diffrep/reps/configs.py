@@ -161,7 +161,7 @@ class NerfConfig:
     normal enters the render times its weight); 0: at every evaluated sample (exact)."""
     skip_density: float = 0.01
     """Occupancy-grid skipping: samples in cells where the density stays below this (checked on the grid's
-    vertices and the neighbouring cells, each render) are not evaluated; 0: off."""
+    vertices and the neighbouring cells, each render, once for a whole DDRep pullback solve) are not evaluated; 0: off."""
     view_prompts: bool = True
     """Condition each view on "PROMPT, <front|side|back|overhead> view" by its camera (the toy world's labels)."""
     front_deg: float = 45.0

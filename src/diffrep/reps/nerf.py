@@ -12,6 +12,8 @@ distribution. Shading is applied to the accumulated albedo and normal of each ra
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor
@@ -57,6 +59,7 @@ class NerfRep(Diffrep):
             self.field = HashField(n, levels=config.levels, features=2, log2_table=config.log2_table, base_res=16 if
                                    config.resolution > 16 else 4, max_res=config.resolution, hidden=config.hidden,
                                    generator=generator, **blob)
+        self._held_occupancy: Tensor | None = None  # the occupancy grid held through a solve (``solving``)
         bank = camera_bank(config.bank, (config.elevation_min, config.elevation_max), config.distance)
         self.register_buffer("bank", bank)  # [V, 3] azimuth, elevation, distance
 
@@ -92,9 +95,7 @@ class NerfRep(Diffrep):
         P = o.shape[1]
         o, d = o.to(self.bank.device).reshape(n, V * P, 3), d.to(self.bank.device).reshape(n, V * P, 3)
         c = self.config
-        occupancy = None
-        if c.skip_density > 0:  # the voxel grid's cells lie between its vertices, the voxel centres
-            occupancy = self.field.occupancy_grid(c.resolution - (c.grid == "voxel"), c.skip_density)
+        occupancy = self._held_occupancy if self._held_occupancy is not None else self.occupancy()
         out = render_rays(self.field, o, d, samples=c.samples, bound=1.0, background=0.0, normals=True,
                           normals_grad=c.normals_grad, normal_eps=c.normal_eps or None,
                           normal_weight_min=c.normal_weight_min, occupancy=occupancy)
@@ -108,6 +109,25 @@ class NerfRep(Diffrep):
         planes = {k: out[k].view(n, V, *plane, *out[k].shape[2:]) for k in ("opacity", "depth", "orientation", "weights")}
         return {"rgb": image, **planes, "albedo": channels_first(out["rgb"].view(n, V, P, 3), plane),
                 "normals": channels_first(out["normals"].view(n, V, P, 3), plane)}
+
+    def occupancy(self) -> Tensor | None:
+        """The occupancy grid of the skipping (``NerfConfig.skip_density``; ``None`` when off), ``[n, G, G, G]``."""
+        c = self.config
+        if c.skip_density <= 0:
+            return None
+        return self.field.occupancy_grid(c.resolution - (c.grid == "voxel"), c.skip_density)  # voxel: cells between vertices
+
+    @contextmanager
+    def solving(self) -> Iterator[None]:
+        """One occupancy grid, computed on entry, for every render of a pullback solve (nerfacc, too, refreshes its
+        grid every few iterations, not each one): out of the scope each render computes its own. A solve's
+        Adam iterations move the density little, and a cell can still grow into its neighbours (the grid is
+        dilated by one cell); a DDRep NeRF run computed the grid 2,052 times, ~18 % of its time (docs/nerf.md)."""
+        self._held_occupancy = self.occupancy()
+        try:
+            yield
+        finally:
+            self._held_occupancy = None
 
     def regularised(self, views: Tensor | None = None, pixels: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Renders ``[n, k, C, H, W]`` and the regularisers of the config on them, ``[n, k]``: each view's sum
