@@ -120,30 +120,37 @@ def flat_fields(cls) -> set[str]:
     return {g for f in fields(cls) for g in (flat_fields(type(f.default)) if is_dataclass(f.default) else {f.name})}
 
 
-@pytest.mark.parametrize("rep", [r for r in REPS if REPS[r].method_defaults])
-def test_a_reps_method_defaults_are_options_it_sets_unless_given(rep, capsys):
+@pytest.mark.parametrize("rep,encoded", [(r, e) for r in REPS for e in (False, True)
+                                          if (REPS[r].encoded_defaults if e else REPS[r].method_defaults)])
+def test_a_reps_method_defaults_are_options_it_sets_unless_given(rep, encoded, capsys):
+    """``method_defaults``, and ``encoded_defaults`` in their place through a prior's encoder (``--rgb``)."""
     from diffrep.spec import run_spec
 
-    for method, defaults in REPS[rep].method_defaults.items():
+    table = REPS[rep].encoded_defaults if encoded else REPS[rep].method_defaults
+    for method, defaults in table.items():
         assert set(defaults) <= flat_fields(METHODS[method].config), "a default names no option of the method"
         own = METHODS[method].config()
         for name, value in defaults.items():
-            spec = run_spec(rep, method)
+            spec = run_spec(rep, method, encoded=encoded)
             assert getattr(spec.options, name) == value != getattr(own, name)
-            assert getattr(run_spec(rep, method, **{name: getattr(own, name)}).options, name) == getattr(own, name)
-            assert run_spec(rep, own).options == own  # a config object is taken as it is
+            given = run_spec(rep, method, encoded=encoded, **{name: getattr(own, name)}).options
+            assert getattr(given, name) == getattr(own, name)
+            assert run_spec(rep, own, encoded=encoded).options == own  # a config object is taken as it is
             with pytest.raises(SystemExit):
-                main(["sample", "--rep", rep, "--method", method, "--help"])
+                main(["sample", "--rep", rep, "--method", method, "--help"] + ["--rgb"] * encoded)
             text = " ".join(capsys.readouterr().out.split())
             flag = f"--{method}.{name.replace('_', '-')}"
             assert flag in text and f"(default: {value})" in text.split(flag, 1)[1].split("--", 1)[0]
 
 
 def test_the_nerf_solves_ddrep_with_40_adam_iterations_on_an_eighth_of_its_rays_other_reps_with_20_on_all():
+    """Through a prior's encoder the NeRF's rays are not batched (the encoder takes whole views): 10 on all."""
     from diffrep.spec import run_spec
 
     nerf = run_spec("nerf", "ddrep").options
     assert (nerf.adam_iters, nerf.pixel_fraction) == (40, 0.125)
+    encoded = run_spec("nerf", "ddrep", encoded=True).options
+    assert (encoded.adam_iters, encoded.pixel_fraction) == (10, 1.0)
     for rep in ("siren", "panorama", "pixels"):
         assert (run_spec(rep, "ddrep").options.adam_iters, run_spec(rep, "ddrep").options.pixel_fraction) == (20, 1.0)
 

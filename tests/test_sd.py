@@ -216,6 +216,26 @@ def test_nerf_renders_rgb_through_the_encoder(sd_folder, method):
     assert type(result.rep).__name__ == "NerfRep"  # the rendering NeRF, for meshes and turntables
 
 
+def test_ddrep_on_a_nerf_through_the_encoder_takes_the_whole_view_solve(sd_folder, tmp_path, capsys):
+    """Through an rgb=True prior's encoder the NeRF's DDRep defaults are 10 Adam iterations on every pixel
+    (``RepEntry.encoded_defaults``), from Python and the command line; a given option still wins."""
+    import json
+
+    small = {"resolution": 8, "samples": 8, "bank": 4, "views_per_step": 2}
+    rgb = load(f"sd:{sd_folder}", rgb=True, rgb_res=16)
+    used = diffrep.sample(rgb, rep="nerf", method="ddrep", prompt="a duck", steps=1, **small).info["config"]["method_options"]
+    assert (used["adam_iters"], used["pixel_fraction"]) == (10, 1.0)
+    used = diffrep.sample(rgb, rep="nerf", method="ddrep", prompt="a duck", steps=1, adam_iters=3,
+                          **small).info["config"]["method_options"]
+    assert (used["adam_iters"], used["pixel_fraction"]) == (3, 1.0)
+    argv = ["sample", "--prior", f"sd:{sd_folder}", "--rgb", "--rgb-res", "16", "--rep", "nerf", "--method", "ddrep",
+            "--steps", "1", "--nerf.resolution", "8", "--nerf.samples", "8", "--nerf.bank", "4",
+            "--ddrep.views-per-step", "2", "--n", "1", "--prompt", "a duck", "--out", str(tmp_path / "o")]
+    assert main(argv) == 0, capsys.readouterr().err
+    used = json.loads((tmp_path / "o" / "run.json").read_text())["config"]["method_options"]
+    assert (used["adam_iters"], used["pixel_fraction"]) == (10, 1.0)
+
+
 def every_pair():
     from catalogue import PAIRS, allowed
 

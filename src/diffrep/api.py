@@ -33,6 +33,7 @@ from diffrep.spec import (  # noqa: F401 (re-exported: the API's checks before t
     check_prompt,
     check_seed,
     check_strength,
+    encodes,
     prepare,
     run_spec,
 )
@@ -245,7 +246,8 @@ def sample(prior: Prior | str = "toyworld", *, rep: str | Any = "pixels", method
     torch.Size([4, 3, 16, 16])
     """
     spec, ckpt = prepare(rep, method, sampling=Sampling(steps, guidance_scale, eta), n=n, seed=seed, prompt=prompt,
-                         checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, **options)
+                         checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
+                         encoded=encodes(prior), **options)
     labels = REPS[spec.rep].labels(spec.rep_options)
     _check_unloaded(prior, prompt, spec.method, image=spec.entry.image, rep=spec.rep, labels=labels,
                     options=spec.options, rep_options=None if spec.entry.image else spec.rep_options)

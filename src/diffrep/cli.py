@@ -103,14 +103,15 @@ def option_groups(name: str, config: type) -> list[str]:
     return [name] + [f.name for f in fields(config) if is_dataclass(f.default)]
 
 
-def sample_args_class(rep: str, method: str) -> type:
-    """``SampleArgs`` with the option groups of this rep and method only (``--help`` shows just those)."""
+def sample_args_class(rep: str, method: str, encoded: bool = False) -> type:
+    """``SampleArgs`` with the option groups of this rep and method only (``--help`` shows just those), the method's
+    defaults those the rep sets for it (``encoded``: rendering through the prior's encoder, sd --rgb)."""
     from diffrep.methods import METHODS
     from diffrep.reps import REPS
     from diffrep.spec import build_config, method_defaults
 
     entry = METHODS[method]
-    groups = [(method, build_config(entry.config, {}, method_defaults(method, rep)), entry.summary)]
+    groups = [(method, build_config(entry.config, {}, method_defaults(method, rep, encoded)), entry.summary)]
     if not entry.image:
         groups.append((rep, REPS[rep].config(), REPS[rep].summary))
     extra = [(name.replace("-", "_"), Annotated[type(default), tyro.conf.arg(help=f"{name}: {summary}")],
@@ -129,8 +130,16 @@ def chosen(argv: list[str], option: str, default: str) -> str:
     return value
 
 
+def switched(argv: list[str], flag: str) -> bool:
+    """Whether the switch ``--flag`` is on in ``argv`` (the last of ``--flag`` and ``--no-flag``)."""
+    on = False
+    for arg in argv:
+        on = True if arg == flag else False if arg == "--no-" + flag[2:] else on
+    return on
+
+
 def sample_class(argv: list[str]) -> type:
-    """Read --rep and --method first, refuse another method's or rep's options, build the parser class."""
+    """Read --rep, --method and --rgb first, refuse another method's or rep's options, build the parser class."""
     from diffrep.checks import check_choice
     from diffrep.methods import METHODS, PLANNED_METHODS
     from diffrep.reps import PLANNED_REPS, REPS
@@ -149,7 +158,7 @@ def sample_class(argv: list[str]) -> type:
             why = (f"method {method!r} samples images directly and takes no rep options" if kind == "rep"
                    and METHODS[method].image else f"this run uses {kind} {method if kind == 'method' else rep!r}")
             raise InputError(f"option {arg.split('=', 1)[0]} belongs to {kind} {' or '.join(map(repr, names))}; {why}")
-    return sample_args_class(rep, method)
+    return sample_args_class(rep, method, encoded=switched(argv, "--rgb"))
 
 
 @dataclass(frozen=True)

@@ -55,9 +55,22 @@ def build_config(cls: type, options: dict[str, Any], defaults: Mapping[str, Any]
     return cls(**kwargs)
 
 
-def method_defaults(method: str, rep: str) -> Mapping[str, Any]:
-    """The defaults ``rep`` sets for ``method``'s options (``RepEntry.method_defaults``; none for image methods)."""
-    return {} if METHODS[method].image else REPS[rep].method_defaults.get(method, {})
+def method_defaults(method: str, rep: str, encoded: bool = False) -> Mapping[str, Any]:
+    """The defaults ``rep`` sets for ``method``'s options (``RepEntry.method_defaults``, or ``encoded_defaults`` when
+    it renders through a prior's encoder; none for image methods)."""
+    if METHODS[method].image:
+        return {}
+    return (REPS[rep].encoded_defaults if encoded else REPS[rep].method_defaults).get(method, {})
+
+
+def encodes(prior: Any) -> bool:
+    """Whether reps render RGB through ``prior``'s encoder (sd with rgb=True): ``prior`` a name, a config (from the
+    tables, unloaded: ``PriorEntry.encodes``) or a loaded prior (it has a ``wrap_rep``)."""
+    from diffrep.priors import PRIORS, prior_config
+
+    prior = prior_config(prior) if isinstance(prior, str) else prior
+    entry = next((e for e in PRIORS.values() if type(prior) is e.config), None)
+    return entry.encodes(prior) if entry is not None else getattr(prior, "wrap_rep", None) is not None
 
 
 def _method(method: str | Any) -> tuple[str, Any | None]:
@@ -70,10 +83,11 @@ def _method(method: str | Any) -> tuple[str, Any | None]:
                      f"registered: {', '.join(METHODS)}")
 
 
-def run_spec(rep: str | Any = "pixels", method: str | Any = "ddim", sampling: Sampling = Sampling(),
-             **options: Any) -> RunSpec:
+def run_spec(rep: str | Any = "pixels", method: str | Any = "ddim", sampling: Sampling = Sampling(), *,
+             encoded: bool = False, **options: Any) -> RunSpec:
     """Validate a rep and a method (names with flat ``options``, or config objects) and their pairing,
-    before any prior is loaded or any step is run."""
+    before any prior is loaded or any step is run. ``encoded``: the rep renders through a prior's encoder
+    (``encodes``), which chooses the rep's defaults for the method (``method_defaults``)."""
     method, method_options = _method(method)
     entry = METHODS[method]
     rep, rep_options = (check_choice("rep", rep, REPS, PLANNED_REPS), None) if isinstance(rep, str) else (rep_name(rep), rep)
@@ -81,7 +95,7 @@ def run_spec(rep: str | Any = "pixels", method: str | Any = "ddim", sampling: Sa
         others = [m for m in METHODS if pairing(m, rep) is None]
         raise InputError(f"{why}; for rep {rep!r} use one of: {', '.join(others)}")
     rest = dict(options)
-    method_options = method_options or build_config(entry.config, rest, method_defaults(method, rep))
+    method_options = method_options or build_config(entry.config, rest, method_defaults(method, rep, encoded))
     if not entry.image:
         rep_options = rep_options or build_config(REPS[rep].config, rest)
     elif rep_options is not None and rep_options != REPS[rep].config():
@@ -123,11 +137,12 @@ def check_strength(strength: float) -> float:
 
 def prepare(rep: str | Any = "pixels", method: str | Any = "ddim", *, sampling: Sampling = Sampling(), n: int = 1,
             seed: int = 0, prompt: str | None = None, checkpoint: str | Path | None = None,
-            checkpoint_every: int | None = 0, resume: bool = False,
+            checkpoint_every: int | None = 0, resume: bool = False, encoded: bool = False,
             **options: Any) -> tuple[RunSpec, RunCheckpoint | None]:
     """Everything ``sample`` checks before a prior is loaded (the CLI calls it first too): the rep,
-    the method, their options and pairing, ``n``, the seed, the prompt's type and the checkpoint."""
-    spec = run_spec(rep, method, sampling, **options)
+    the method, their options and pairing, ``n``, the seed, the prompt's type and the checkpoint. ``encoded``: the
+    rep renders through the prior's encoder (``encodes``; it chooses the rep's defaults for the method)."""
+    spec = run_spec(rep, method, sampling, encoded=encoded, **options)
     check_positive_int("n", n), check_seed(seed), check_prompt(prompt)
     check_checkpointing(spec.entry, checkpoint_every or 0, resume)
     if checkpoint is None:
@@ -202,13 +217,14 @@ def check_run(prior: Any, method: str, *, image: bool, rep: str | None = None, o
     from diffrep.priors import PRIORS
     from diffrep.reps import REPS
 
-    name, entry = next(((n, e) for n, e in PRIORS.items() if type(prior) is e.config), (None, None))
+    name = next((n for n, e in PRIORS.items() if type(prior) is e.config), None)
+    entry = PRIORS.get(name)
     check_cameras(prior, method, rep)
     if rep is not None and rep_options is not None and entry is not None and (hw := entry.resolution(prior)):
         REPS[rep].fits(rep_options, hw)
     if options is not None and name is not None and (missing := METHODS[method].requires(options, name)) is not None:
         raise InputError(f"method {method!r} needs {missing}")
-    if not (entry.encodes(prior) if entry is not None else getattr(prior, "wrap_rep", None) is not None):
+    if not encodes(prior):
         return
     if image:
         diffreps = ", ".join(m for m, e in METHODS.items() if not e.image)

@@ -54,7 +54,7 @@ class PullbackConfig:
     """Solver: adam (the paper's reference), gn (Gauss–Newton + preconditioned CG), closed (linear reps)."""
     adam_iters: int = 20
     """adam: iterations per step (paper: 200 at lr 1e-3; 20 at 3e-3 is as faithful on the toy world, docs/benchmarks.md;
-    the NeRF's default is 40, each on an eighth of its rays, pixel_fraction)."""
+    the NeRF's default is 40, each on an eighth of its rays, pixel_fraction; through an rgb prior's encoder 10 on all)."""
     adam_lr: float = 3e-3
     """adam: learning rate."""
     pixel_fraction: float = 1.0

@@ -62,6 +62,11 @@ class RepEntry:
     own (a user's options override them; ``--help`` with this rep shows them; a method's config object passed to
     ``diffrep.sample`` is taken as it is). The NeRF's DDRep solve: 40 Adam iterations a step, each on an eighth of
     every view's rays, as good a shape as 10 on all of them at 0.7x the time (docs/nerf.md)."""
+    encoded_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """``{method: {option: value}}`` in place of ``method_defaults`` when the rep renders through a prior's encoder
+    (sd with rgb=True, ``PriorEntry.encodes``), where what was measured on the rep's own renders need not hold. The
+    NeRF's: 10 Adam iterations on every pixel, its solve before ray batches, since a subset of latent pixels saves
+    no rendering (the encoder takes whole views): 40 iterations would cost 4x as much."""
 
 
 REPS: dict[str, RepEntry] = {
@@ -77,7 +82,8 @@ REPS: dict[str, RepEntry] = {
                      "NeRF (voxel or hash grid): views from a camera bank, view-dependent prompts; writes turntables "
                      "and meshes", labels=Lazy("diffrep.reps.nerf:bank_labels"),
                      outputs=Lazy("diffrep.reps.nerf:nerf_outputs"), cameras=True,
-                     method_defaults={"ddrep": {"adam_iters": 40, "pixel_fraction": 0.125}}),
+                     method_defaults={"ddrep": {"adam_iters": 40, "pixel_fraction": 0.125}},
+                     encoded_defaults={"ddrep": {"adam_iters": 10}}),
     "canvas": RepEntry(CanvasConfig, Lazy("diffrep.reps.canvas:CanvasRep"),
                        "pixel canvas larger than the prior, from 50 % grey: whole-canvas views, then random patches "
                        "(LMC-SDS synthesis); writes the full canvas",
