@@ -217,8 +217,7 @@ def check_run(prior: Any, method: str, *, image: bool, rep: str | None = None, o
     from diffrep.priors import PRIORS
     from diffrep.reps import REPS
 
-    name = next((n for n, e in PRIORS.items() if type(prior) is e.config), None)
-    entry = PRIORS.get(name)
+    name, entry = next(((n, e) for n, e in PRIORS.items() if type(prior) is e.config), (None, None))
     check_cameras(prior, method, rep)
     if rep is not None and rep_options is not None and entry is not None and (hw := entry.resolution(prior)):
         REPS[rep].fits(rep_options, hw)
