@@ -73,25 +73,37 @@ def source_images(config: TranslatorTrainConfig, res: int) -> dict[str, Tensor]:
     return {"images": d["images"].float() / 127.5 - 1} | {name: d[name].long() for name in ("kind", "colour", "view")}
 
 
-def distillation_grad(name: str, prior: Prior, guidance_scale: float, *, prior_name: str | None = None) -> GradFn:
-    """``g(y, conds, t, ε)`` of the loss ``name`` (``TRANSLATOR_LOSSES``), with the paper's options: SDS ``w = 1 - ᾱ_t``; NFSD
-    ``t_threshold = 0.2 T``, no negative prompt; LMC-SDS the prior's shipped corrective, ``1/ω`` scaling; ``l-cond``
-    LMC-SDS's ``g_cond / ω`` alone."""
-    if name == "sds":
-        return lambda y, c, t, eps: sds_grad(prior, y, c, t=t, eps=eps, guidance_scale=guidance_scale)
-    if name == "nfsd":
-        threshold = round(0.2 * len(prior.alphas_cumprod))
-        return lambda y, c, t, eps: nfsd_grad(prior, y, c, None, t=t, eps=eps, guidance_scale=guidance_scale,
-                                              t_threshold=threshold)
-    if name == "l-cond":
-        return lambda y, c, t, eps: lmc_grad(prior, y, c, None, t=t, eps=eps, guidance_scale=guidance_scale)
+def _sds_loss(prior: Prior, w: float, prior_name: str | None) -> GradFn:
+    return lambda y, c, t, eps: sds_grad(prior, y, c, t=t, eps=eps, guidance_scale=w)
+
+
+def _nfsd_loss(prior: Prior, w: float, prior_name: str | None) -> GradFn:
+    threshold = round(0.2 * len(prior.alphas_cumprod))
+    return lambda y, c, t, eps: nfsd_grad(prior, y, c, None, t=t, eps=eps, guidance_scale=w, t_threshold=threshold)
+
+
+def _l_cond_loss(prior: Prior, w: float, prior_name: str | None) -> GradFn:
+    return lambda y, c, t, eps: lmc_grad(prior, y, c, None, t=t, eps=eps, guidance_scale=w)
+
+
+def _lmc_sds_loss(prior: Prior, w: float, prior_name: str | None) -> GradFn:
     from diffrep.methods.corrective import load_corrective, shipped_corrective
     from diffrep.priors.base import prior_device
 
     b_hat = load_corrective(shipped_corrective(prior), prior, prior_name).to(prior_device(prior))
-    return lambda y, c, t, eps: lmc_grad(prior, y, c, b_hat, t=t, eps=eps, guidance_scale=guidance_scale)
+    return lambda y, c, t, eps: lmc_grad(prior, y, c, b_hat, t=t, eps=eps, guidance_scale=w)
 
 
+LOSS_GRADS: dict[str, Callable[[Prior, float, str | None], GradFn]] = {
+    "lmc-sds": _lmc_sds_loss, "sds": _sds_loss, "nfsd": _nfsd_loss, "l-cond": _l_cond_loss}
+"""``TRANSLATOR_LOSSES`` (the torch-free names the command line checks) -> ``(prior, ω, prior's name) -> g``."""
+
+
+def distillation_grad(name: str, prior: Prior, guidance_scale: float, *, prior_name: str | None = None) -> GradFn:
+    """``g(y, conds, t, ε)`` of the loss ``name`` (``LOSS_GRADS``), with the paper's options: SDS ``w = 1 - ᾱ_t``; NFSD
+    ``t_threshold = 0.2 T``, no negative prompt; LMC-SDS the prior's shipped corrective, ``1/ω`` scaling; ``l-cond``
+    LMC-SDS's ``g_cond / ω`` alone."""
+    return LOSS_GRADS[name](prior, guidance_scale, prior_name)
 
 
 def draw_batch(data: dict[str, Tensor], pairs: Tensor, conds: dict, config: TranslatorTrainConfig, T: int,
