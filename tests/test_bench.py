@@ -138,7 +138,7 @@ def fake_nerf3d(monkeypatch, interrupt_at: int | None = None):
 
     calls = []
 
-    def fake_run(prior, reference, gt, prompt, method, seed, n, options, device="cpu"):
+    def fake_run(prior, reference, gt, prompt, method, seed, n, options, device="cpu", saturation=False):
         runs = [c for c in calls if c != "reference"]
         if len(runs) == fake_run.interrupt_at:
             raise KeyboardInterrupt
@@ -206,7 +206,7 @@ def test_nerf3d_camera_prior_section_runs_on_the_camera_conditioned_prior_alone(
 
 
 def test_nerf3d_sections_partition_the_suite_and_each_writes_its_own_figures(tmp_path, monkeypatch):
-    """The full suite is its three sections, each run once; `--section default-prior` gives only the main rows (and the
+    """The full suite is its four sections, each run once; `--section default-prior` gives only the main rows (and the
     prompts, seeds and settings they were run with), `extra` only the extra rows."""
     nerf3d, _, calls = fake_nerf3d(monkeypatch)
     key = lambda s: json.dumps(s, sort_keys=True)  # noqa: E731
@@ -220,6 +220,45 @@ def test_nerf3d_sections_partition_the_suite_and_each_writes_its_own_figures(tmp
     assert [r["method"] for r in figures["rows"]] == ["ddrep", "sds", "sjc"]
     assert set(nerf3d.run(quick=True, log=lambda s: None, prior=object(), cache=cache, section="extra")) \
         == {"extra_rows", "_images", "_files"}
+
+
+def test_nerf3d_lmc_sds_section_runs_the_dreamfusion_recipe_at_the_papers_guidance_scales(tmp_path, monkeypatch):
+    """`--section lmc-sds` (issue 15, item 6): LMC-SDS at ω = 20 and SDS at ω = 100 on every prompt at two seeds, SDS at
+    ω = 20 at seed 0, each with the suite's SDS settings; rows labelled by recipe, turntables named by it, the renders'
+    saturation asked for."""
+    nerf3d, fake_run, _ = fake_nerf3d(monkeypatch)
+    asked = []
+    monkeypatch.setattr(nerf3d, "one_run", lambda *a, saturation=False, **k: asked.append(saturation) or fake_run(*a, **k))
+    figures = nerf3d.run(quick=True, log=lambda s: None, prior=object(), cache=tmp_path / ".c", section="lmc-sds")
+    assert set(figures) == {"lmc_sds", "_images", "_files"} and asked == [True]
+    assert [(r["method"], r["label"]) for r in figures["lmc_sds"]["rows"]] == [("lmc-sds", "lmc-sds-w20")]
+    assert [s["options"]["guidance_scale"] for s in nerf3d.lmc_plan(quick=True)] == [20.0]
+    full = nerf3d.lmc_plan(quick=False)
+    assert sorted((s["prompt"], s["lmc"], s["seed"]) for s in full) == sorted(
+        (p, label, seed) for p in nerf3d.PROMPTS for label in nerf3d.LMC_RECIPE
+        for seed in ((0,) if label == "sds-w20" else (0, 1)))
+    recipe = {label: (m, o["guidance_scale"]) for label, (m, o) in nerf3d.LMC_RECIPE.items()}
+    assert recipe == {"sds-w100": ("sds", 100.0), "lmc-sds-w20": ("lmc-sds", 20.0), "sds-w20": ("sds", 20.0)}
+    assert all(s["method"] == nerf3d.LMC_RECIPE[s["lmc"]][0] and s["options"] == nerf3d.LMC_RECIPE[s["lmc"]][1]
+               for s in full)
+    assert all({k: v for k, v in s["options"].items() if k != "guidance_scale"} == nerf3d.METHODS["sds"] for s in full)
+    assert {(s["prompt"], s["lmc"]) for s in full if s["gif"]} == {(p, label) for p in nerf3d.PROMPTS[:2]
+                                                                  for label in nerf3d.LMC_RECIPE}
+
+
+def test_render_saturation_of_a_ground_truth_instance_equals_its_own(monkeypatch):
+    """`render_saturation` renders the NeRF and the ground-truth instance it is scored against at the same cameras and
+    light: an "NeRF" that is that instance has its saturation exactly; another instance of the kind another."""
+    from diffrep.bench import nerf3d
+    from diffrep.evaluate3d import GroundTruth, prompt_labels
+
+    gt = GroundTruth(instances=4, grid=8)
+    labels = prompt_labels("a yellow duck")
+    monkeypatch.setattr(nerf3d, "nerf_objects", lambda rep: [gt.object(labels["kind"], labels["colour"], i) for i in rep])
+    out = nerf3d.render_saturation([2, 3], gt, "a yellow duck", [{"best_instance": 2}, {"best_instance": 2}], 16)
+    assert out["renders"][0] == out["ground_truth"][0] == out["ground_truth"][1] > 0.1  # a yellow duck is saturated
+    assert out["renders"][1] != out["renders"][0] and 0 < out["renders"][1] < 1
+    assert out["mean"] == pytest.approx(sum(out["renders"]) / 2, abs=1e-4)
 
 
 @pytest.mark.parametrize("shard", ["0/2", "3/2", "1/1", "a/b", "2"])

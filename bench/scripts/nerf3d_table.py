@@ -1,6 +1,7 @@
 """Markdown tables of a nerf3d result (docs/benchmarks.md): per run, per method against the issue's targets,
 and the wall time each method needs to reach the same occupancy IoU (from the IoU measured along each run); the
-same three for the camera-conditioned prior's rows (section camera-prior) where the result has them.
+same three for the camera-conditioned prior's rows (section camera-prior) where the result has them; and LMC-SDS
+against SDS by the DreamFusion recipe (section lmc-sds): per run, then per recipe.
 
     .venv/bin/python bench/scripts/nerf3d_table.py bench/results/nerf3d.json"""
 
@@ -21,6 +22,8 @@ def main(path):
     if camera := record["figures"].get("camera_prior"):
         print(f"\n### camera-conditioned prior: {json.dumps(camera['prior'])}\n")
         tables(camera["rows"])
+    if lmc := record["figures"].get("lmc_sds"):
+        lmc_tables(lmc["rows"])
 
 
 def tables(rows):
@@ -60,6 +63,29 @@ def tables(rows):
               f"{ratio:.2f} |" if ratio else f"| {r['prompt']} | {r['seed']} | {target:.2f} | {t['ddrep']} | {t['sjc']} | - | - |")
     if ratios:
         print(f"\nmean SJC / DDRep time to the same IoU: {mean(ratios):.2f} over {len(ratios)} pairs")
+
+
+def lmc_tables(rows):
+    """Section lmc-sds: labels, shape, and the renders' saturation against the ground truth's at the same cameras."""
+    print("\n### LMC-SDS and SDS by the DreamFusion recipe\n")
+    print("| prompt | recipe | seed | s | kind | colour | view | occ IoU | mask IoU | PSNR | saturation (ground truth) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        a, lab, sat = r["aggregate"], r["aggregate"]["labels"], r["saturation"]
+        print(f"| {r['prompt']} | {r['label']} | {r['seed']} | {r['seconds']:.0f} | {lab['kind']:.2f} | {lab['colour']:.2f} | "
+              f"{lab['view']:.2f} | {a['occupancy_iou']:.2f} | {a['mask_iou']:.2f} | {a['psnr']:.1f} | "
+              f"{sat['mean']:.3f} ({sat['ground_truth_mean']:.3f}) |")
+    print()
+    print("| recipe | runs | s (mean) | kind | colour | view | occ IoU | mask IoU | PSNR | saturation / ground truth's |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for label in dict.fromkeys(r["label"] for r in rows):
+        rs = [r for r in rows if r["label"] == label]
+        agg = lambda f: mean(f(r) for r in rs)  # noqa: E731
+        print(f"| {label} | {len(rs)} | {agg(lambda r: r['seconds']):.0f} | {agg(lambda r: r['aggregate']['labels']['kind']):.2f} | "
+              f"{agg(lambda r: r['aggregate']['labels']['colour']):.2f} | {agg(lambda r: r['aggregate']['labels']['view']):.2f} | "
+              f"{agg(lambda r: r['aggregate']['occupancy_iou']):.2f} | {agg(lambda r: r['aggregate']['mask_iou']):.2f} | "
+              f"{agg(lambda r: r['aggregate']['psnr']):.1f} | "
+              f"{agg(lambda r: r['saturation']['mean'] / r['saturation']['ground_truth_mean']):.2f} |")
 
 
 def extra_table(extra):

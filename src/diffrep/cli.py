@@ -276,7 +276,7 @@ class BenchArgs:
     device: str | None = None
     """sd-cost and nerf3d: run on this device (cuda: sd-cost in fp16); results go to SUITE-cuda.json."""
     section: str | None = None
-    """Run one section of a suite that has them (lmc: synthesis, diversity, editing; nerf3d: default-prior, extra, camera-prior) and update
+    """Run one section of a suite that has them (lmc: synthesis, diversity, editing; nerf3d: default-prior, extra, camera-prior, lmc-sds) and update
     its existing results JSON in place."""
     shard: str | None = None
     """I/K: run the I-th of K interleaved parts of a cached suite's runs (nerf3d), one process a part, into its

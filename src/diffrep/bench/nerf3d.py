@@ -1,7 +1,9 @@
 """Text-to-3D on the toy world: NeRFs sampled with DDRep and distilled with SDS and SJC, evaluated against
 the toy world's ground truth (evaluate3d: labels at held-out cameras, occupancy and mask IoU, Janus rate,
 3-D diversity), with wall time, prior evaluations and the occupancy IoU along each run (the time each
-method takes to reach a shape); turntable GIFs of each method for two prompts.
+method takes to reach a shape); turntable GIFs of each method for two prompts. Section ``lmc-sds`` (issue 15, item 6):
+LMC-SDS as the method of a NeRF run by the DreamFusion recipe, at ω = 20 against SDS at ω = 100 (and SDS at 20), with
+the saturation of the renders beside that of the ground truth they are scored against.
 
 A full run takes hours on a CPU: each finished run is kept in ``results/.nerf3d.cache/`` and a rerun of the
 suite with the same settings skips it (the cache is removed when the suite's JSON is written); ``shard=(i, k)``
@@ -64,10 +66,18 @@ some (~30 of a house's at ±10° azimuth and elevation, with its view label; ±2
 view labels 0.86 against 0.92 at ±10° over six prompts at seed 0). The issue's targets are for the default prior; these
 rows stand beside."""
 CAMERA_QUICK: dict = {"n": 10_000, "camera_window": (30.0, 20.0)}
-SECTIONS: tuple[str, ...] = ("default-prior", "extra", "camera-prior")
+LMC_RECIPE: dict[str, tuple[str, dict]] = {  # label -> (method, options): the suite's SDS settings at the paper's ω
+    "sds-w100": ("sds", {**METHODS["sds"], "guidance_scale": 100.0}),
+    "lmc-sds-w20": ("lmc-sds", {**METHODS["sds"], "guidance_scale": 20.0}),
+    "sds-w20": ("sds", {**METHODS["sds"], "guidance_scale": 20.0})}
+"""LMC-SDS for 3-D (issue 15, item 6; the paper's DreamFusion recipe): LMC-SDS at ω = 20 (its 1/ω scaling, the
+toy world's shipped corrective) against SDS at ω = 100, both with the suite's SDS settings (400 iterations, Adam lr
+1e-2, 4 views an iteration) and the NeRF's defaults; SDS at ω = 20 separates the method from the scale."""
+SECTIONS: tuple[str, ...] = ("default-prior", "extra", "camera-prior", "lmc-sds")
 """Parts of the suite that ``--section`` re-runs alone (each replaces its figures in the suite's JSON): the prompts x
 methods x seeds on the default prior (``rows``: the targets' figures), the 4-instance and hash-grid runs
-(``extra_rows``), and the camera-conditioned prior's runs (``camera_prior``)."""
+(``extra_rows``), the camera-conditioned prior's runs (``camera_prior``), and LMC-SDS against SDS by the
+DreamFusion recipe (``lmc_sds``)."""
 CURVE_POINTS = 25  # occupancy IoU measured this many times along each run (every 2nd of DDRep's 50 steps)
 REFERENCE_N = 160_000  # toy-world images of the nearest-image labeller (the full suite; quick: the prior's own)
 
@@ -94,9 +104,9 @@ def shape_curve(gt: GroundTruth, kind: int, points: int, start: float):
 
 
 def one_run(prior, reference, gt, prompt: str, method: str, seed: int, n: int, options: dict,
-            device: str = "cpu") -> tuple[dict, object]:
+            device: str = "cpu", saturation: bool = False) -> tuple[dict, object]:
     """Sample ``n`` NeRFs of ``prompt`` with ``method``; their evaluation, time, prior evaluations and IoU curve, and
-    the run's ``Result``."""
+    the run's ``Result``; with ``saturation``, the saturation of each instance's renders (``render_saturation``)."""
     start = time.perf_counter()
     track, curve, paused = shape_curve(gt, prompt_labels(prompt)["kind"], CURVE_POINTS, start)
     result = diffrep.sample(prior, rep="nerf", method=method, prompt=prompt, n=n, seed=seed, callback=track, **options)
@@ -106,7 +116,24 @@ def one_run(prior, reference, gt, prompt: str, method: str, seed: int, n: int, o
            "seconds": round(seconds, 1),
            "prior_evaluations": result.info["prior_evaluations"], "iou_curve": curve, "aggregate": metrics["aggregate"],
            "reference_images": len(reference.images), "instances": metrics["instances"]}
+    if saturation:
+        row["saturation"] = render_saturation(result.rep, gt, prompt, metrics["instances"], reference.res)
     return row, result
+
+
+def render_saturation(rep, gt: GroundTruth, prompt: str, instances: list[dict], res: int) -> dict:
+    """Mean HSV saturation (``bench.lmc.saturation``) of each instance's renders at the evaluation's 16 held-out
+    cameras, beside that of the ground-truth instance it is scored against (``best_instance``) at the same cameras
+    and light: over-saturation, the paper's complaint about SDS at high ω, is the first above the second."""
+    from diffrep.bench.lmc import saturation
+    from diffrep.evaluate3d import _render, held_out_cameras
+
+    labels, cameras = prompt_labels(prompt), held_out_cameras(16)
+    own = [saturation(_render(o, cameras, res)).mean().item() for o in nerf_objects(rep)]
+    truth = [saturation(_render(gt.object(labels["kind"], labels["colour"], r["best_instance"]), cameras, res)).mean().item()
+             for r in instances]
+    return {"renders": [round(v, 4) for v in own], "ground_truth": [round(v, 4) for v in truth],
+            "mean": round(sum(own) / len(own), 4), "ground_truth_mean": round(sum(truth) / len(truth), 4)}
 
 
 def plan(quick: bool) -> list[dict]:
@@ -132,6 +159,16 @@ def camera_plan(quick: bool) -> list[dict]:
             for p in PROMPTS for m, o in METHODS.items() for s in ((0, 1) if m == "ddrep" else (0,))]
 
 
+def lmc_plan(quick: bool) -> list[dict]:
+    """Section ``lmc-sds``: ``LMC_RECIPE`` on every prompt, LMC-SDS and SDS at ω = 100 at both seeds, SDS at ω = 20 at
+    seed 0; turntables of the duck and the mug at seed 0 (quick: LMC-SDS's quick run at ω = 20)."""
+    if quick:
+        return [{"prompt": PROMPTS[0], "method": "lmc-sds", "seed": 0, "n": 1, "lmc": "lmc-sds-w20",
+                 "options": {**QUICK["sds"], "guidance_scale": 20.0}}]
+    return [{"prompt": p, "method": m, "seed": s, "n": 1, "options": o, "lmc": label, "gif": s == 0 and p in PROMPTS[:2]}
+            for p in PROMPTS for label, (m, o) in LMC_RECIPE.items() for s in ((0,) if label == "sds-w20" else (0, 1))]
+
+
 def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "toyworld", cache: Path | None = None,
         device: str = "cpu", shard: tuple[int, int] | None = None, section: str | None = None) -> dict | None:
     """The suite's figures; with ``shard=(i, k)`` only the runs ``j`` with ``j % k == i - 1``, into ``cache``, and
@@ -146,7 +183,7 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
     reference = functools.cache(lambda: as_reference(priors[None]()) if quick
                                 else load_reference(REFERENCE_N, priors[None]().image_shape[-1]))
     gt = GroundTruth()
-    rows, extra, camera, files = [], [], [], {}
+    rows, extra, camera, lmc, files = [], [], [], [], {}
     done = _read_cache(cache, prior_name)
     specs = section_specs(quick, section)
     for j, spec in enumerate(specs):
@@ -159,7 +196,7 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
             log(f"{spec['prompt']} / {spec['method']} / seed {spec['seed']} / n {spec['n']}: from the cache")
         else:
             row, result = one_run(priors[spec.get("prior")](), reference(), gt, spec["prompt"], spec["method"],
-                                  spec["seed"], spec["n"], spec["options"], device)
+                                  spec["seed"], spec["n"], spec["options"], device, saturation="lmc" in spec)
             log(f"{spec['prompt']} / {spec['method']} / seed {spec['seed']} / n {spec['n']}: {row['seconds']} s, {row['aggregate']}")
             gif = nerf_outputs(result.rep, formats=())["turntable-0.gif"] if spec.get("gif") else None
             if cache is not None:  # the run's weights, for `diffrep evaluate` and `diffrep export`
@@ -168,14 +205,17 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
         if shard is not None:
             continue
         if spec.get("gif"):
-            name = f"{spec['prompt'].split()[-1]}-{spec['method']}{'-camera' if 'prior' in spec else ''}.gif"
+            name = f"{spec['prompt'].split()[-1]}-{spec.get('lmc', spec['method'])}{'-camera' if 'prior' in spec else ''}.gif"
             files[name] = _cached_gif(cache, key) if key in done else gif
-        (camera if "prior" in spec else extra if spec.get("extra") else rows).append(row)
+        (camera if "prior" in spec else lmc if "lmc" in spec else extra if spec.get("extra") else rows).append(
+            row | ({"label": spec["lmc"]} if "lmc" in spec else {}))
     if shard is not None:
         return None
     figures = {"_images": {}, "_files": files}
     if camera:
         figures["camera_prior"] = {"prior": {"name": "toyworld", **camera_prior}, "rows": camera}
+    if lmc:
+        figures["lmc_sds"] = {"recipe": {k: {"method": m, "options": o} for k, (m, o) in LMC_RECIPE.items()}, "rows": lmc}
     if section in (None, "default-prior"):
         figures |= {"prior": prior_name, "prompts": sorted({r["prompt"] for r in rows}, key=PROMPTS.index),
                     "seeds": sorted({r["seed"] for r in rows}), "settings": QUICK if quick else METHODS, "rows": rows}
@@ -188,9 +228,11 @@ def section_specs(quick: bool, section: str | None) -> list[dict]:
     """The runs of the whole suite (``None``) or of one of its ``SECTIONS``."""
     if section == "camera-prior":
         return camera_plan(quick)
+    if section == "lmc-sds":
+        return lmc_plan(quick)
     if section is not None:
         return [s for s in plan(quick) if bool(s.get("extra")) == (section == "extra")]
-    return plan(quick) + ([] if quick else camera_plan(quick))
+    return plan(quick) + ([] if quick else camera_plan(quick) + lmc_plan(quick))
 
 
 def _read_cache(cache: Path | None, prior_name: str) -> dict[str, dict]:
