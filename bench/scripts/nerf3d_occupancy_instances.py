@@ -1,7 +1,8 @@
 """Does the occupancy IoU's 0.6 target hang on how many ground-truth instances a NeRF is matched against? The suite
 scores each NeRF by its best IoU over the first 64 instances of the prompted kind (the issue: "at least 64"); this
 re-scores the suite's kept runs (`bench/results/.nerf3d.runs/`, the default-prior rows of bench/results/nerf3d.json)
-against the first 64, 256 and 1,024, on the same 64^3 grid and density threshold.
+against the first 64, 256 and 1,024, on the same 64^3 grid and density threshold. The kept runs are a suite run's on
+this machine (ignored by git): a fresh checkout runs `diffrep bench nerf3d --section default-prior` first.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_occupancy_instances.py   # about 10 minutes
 
