@@ -66,13 +66,15 @@ some (~30 of a house's at ±10° azimuth and elevation, with its view label; ±2
 view labels 0.86 against 0.92 at ±10° over six prompts at seed 0). The issue's targets are for the default prior; these
 rows stand beside."""
 CAMERA_QUICK: dict = {"n": 10_000, "camera_window": (30.0, 20.0)}
-LMC_RECIPE: dict[str, tuple[str, dict]] = {  # label -> (method, options): the suite's SDS settings at the paper's ω
-    "sds-w100": ("sds", {**METHODS["sds"], "guidance_scale": 100.0}),
-    "lmc-sds-w20": ("lmc-sds", {**METHODS["sds"], "guidance_scale": 20.0}),
-    "sds-w20": ("sds", {**METHODS["sds"], "guidance_scale": 20.0})}
+LMC_RECIPE: dict[str, tuple[str, dict, tuple[int, ...]]] = {  # label -> (method, options, seeds)
+    "sds-w100": ("sds", {**METHODS["sds"], "guidance_scale": 100.0}, (0, 1)),
+    "lmc-sds-w20": ("lmc-sds", {**METHODS["sds"], "guidance_scale": 20.0}, (0, 1)),
+    "sds-w20": ("sds", {**METHODS["sds"], "guidance_scale": 20.0}, (0,)),
+    "l-cond-w20": ("lmc-sds", {**METHODS["sds"], "guidance_scale": 20.0, "projection": "none"}, (0,))}
 """LMC-SDS for 3-D (issue 15, item 6; the paper's DreamFusion recipe): LMC-SDS at ω = 20 (its 1/ω scaling, the
 toy world's shipped corrective) against SDS at ω = 100, both with the suite's SDS settings (400 iterations, Adam lr
-1e-2, 4 views an iteration) and the NeRF's defaults; SDS at ω = 20 separates the method from the scale."""
+1e-2, 4 views an iteration) and the NeRF's defaults, at two seeds; at seed 0, SDS at ω = 20 separates the method from
+the scale, and LMC-SDS without its corrective (``g_cond`` alone, the paper's "L_cond only") what the corrective does."""
 SECTIONS: tuple[str, ...] = ("default-prior", "extra", "camera-prior", "lmc-sds")
 """Parts of the suite that ``--section`` re-runs alone (each replaces its figures in the suite's JSON): the prompts x
 methods x seeds on the default prior (``rows``: the targets' figures), the 4-instance and hash-grid runs
@@ -160,13 +162,13 @@ def camera_plan(quick: bool) -> list[dict]:
 
 
 def lmc_plan(quick: bool) -> list[dict]:
-    """Section ``lmc-sds``: ``LMC_RECIPE`` on every prompt, LMC-SDS and SDS at ω = 100 at both seeds, SDS at ω = 20 at
-    seed 0; turntables of the duck and the mug at seed 0 (quick: LMC-SDS's quick run at ω = 20)."""
+    """Section ``lmc-sds``: ``LMC_RECIPE`` on every prompt at its seeds; turntables of the duck and the mug at seed 0
+    (quick: LMC-SDS's quick run at ω = 20)."""
     if quick:
         return [{"prompt": PROMPTS[0], "method": "lmc-sds", "seed": 0, "n": 1, "lmc": "lmc-sds-w20",
                  "options": {**QUICK["sds"], "guidance_scale": 20.0}}]
     return [{"prompt": p, "method": m, "seed": s, "n": 1, "options": o, "lmc": label, "gif": s == 0 and p in PROMPTS[:2]}
-            for p in PROMPTS for label, (m, o) in LMC_RECIPE.items() for s in ((0,) if label == "sds-w20" else (0, 1))]
+            for p in PROMPTS for label, (m, o, seeds) in LMC_RECIPE.items() for s in seeds]
 
 
 def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "toyworld", cache: Path | None = None,
@@ -215,7 +217,8 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
     if camera:
         figures["camera_prior"] = {"prior": {"name": "toyworld", **camera_prior}, "rows": camera}
     if lmc:
-        figures["lmc_sds"] = {"recipe": {k: {"method": m, "options": o} for k, (m, o) in LMC_RECIPE.items()}, "rows": lmc}
+        figures["lmc_sds"] = {"recipe": {k: {"method": m, "options": o, "seeds": list(seeds)}
+                                         for k, (m, o, seeds) in LMC_RECIPE.items()}, "rows": lmc}
     if section in (None, "default-prior"):
         figures |= {"prior": prior_name, "prompts": sorted({r["prompt"] for r in rows}, key=PROMPTS.index),
                     "seeds": sorted({r["seed"] for r in rows}), "settings": QUICK if quick else METHODS, "rows": rows}
