@@ -17,10 +17,9 @@ import torch
 
 from diffrep.api import load_run
 from diffrep.bench import machine_info
-from diffrep.evaluate3d import gt_instances, grid_points, occupancy_grid, occupancy_iou, prompt_labels
+from diffrep.evaluate3d import GroundTruth, occupancy_grid, occupancy_iou, prompt_labels
 from diffrep.export import atomic_write_text
 from diffrep.reps.nerf import nerf_objects
-from diffrep.toyworld.objects import occupancy
 
 COUNTS = (64, 256, 1024)
 root = Path(__file__).resolve().parents[2]
@@ -30,13 +29,11 @@ def main() -> None:
     torch.set_num_threads(1)
     start = time.perf_counter()
     suite = json.loads((root / "bench/results/nerf3d.json").read_text())["figures"]["rows"]
-    points, grids, rows = grid_points(64), {}, []
+    gt, rows = GroundTruth(instances=max(COUNTS), grid=64), []  # its first 64 instances are the suite's
     for r in suite:
         kind = prompt_labels(r["prompt"])["kind"]
-        if kind not in grids:  # the first max(COUNTS) instances: the first 64 are the suite's
-            grids[kind] = torch.stack([occupancy(kind, q, points) for q in gt_instances(kind, max(COUNTS))])
         rep, _ = load_run(root / "bench/results/.nerf3d.runs" / r["run_dir"])
-        iou = occupancy_iou(occupancy_grid(nerf_objects(rep)[0], 64), grids[kind])
+        iou = occupancy_iou(occupancy_grid(nerf_objects(rep)[0], gt.grid), gt.grids(kind))
         row = {"prompt": r["prompt"], "method": r["method"], "seed": r["seed"], "suite": r["aggregate"]["occupancy_iou"]}
         rows.append(row | {str(m): round(iou[:m].max().item(), 4) for m in COUNTS})
         print(rows[-1], flush=True)
