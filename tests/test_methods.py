@@ -15,6 +15,14 @@ from diffrep.samplers import sample_ddim
 from diffrep.schedule import ddim_coefficients, timesteps
 
 
+def test_every_solver_the_command_line_takes_has_its_pullback_in_the_table():
+    """The torch-free names `--ddrep.solver` is checked against and the table of pullbacks are one axis (habit 14)."""
+    from diffrep.methods.configs import SOLVERS
+    from diffrep.methods.solvers import PULLBACKS
+
+    assert tuple(PULLBACKS) == SOLVERS
+
+
 @pytest.mark.parametrize("eta", [0.0, 0.7])
 @pytest.mark.parametrize("solver", ["closed", "gn"])
 def test_ddrep_on_pixels_reproduces_image_ddim(eta, solver):

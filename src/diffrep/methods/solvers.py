@@ -148,13 +148,24 @@ def pullback(rep: nn.Module, views, target: Tensor, config: PullbackConfig,
     (``generator``: the pixel subsets of ``adam`` with ``pixel_fraction < 1``; the sampler's own stream is not used,
     so its noise is the same whichever solver runs). The solve runs in the rep's ``solving()`` scope where it has
     one (a NeRF holds one occupancy grid through it)."""
-    target = target.detach()
     with getattr(rep, "solving", nullcontext)():
-        if config.solver == "closed":
-            with torch.no_grad():
-                rep.solve_linear(views, target)
-        elif config.solver == "adam":
-            solve_adam(rep, views, target, config.adam_iters, config.adam_lr, config.pixel_fraction, generator)
-        else:
-            for _ in range(config.gn_iters):
-                _add_flat(rep, gauss_newton_step(rep, views, target, config.cg_iters, config.damping, config.probes))
+        PULLBACKS[config.solver](rep, views, target.detach(), config, generator)
+
+
+def _closed(rep: nn.Module, views, target: Tensor, config: PullbackConfig, generator) -> None:
+    with torch.no_grad():
+        rep.solve_linear(views, target)
+
+
+def _adam(rep: nn.Module, views, target: Tensor, config: PullbackConfig, generator) -> None:
+    solve_adam(rep, views, target, config.adam_iters, config.adam_lr, config.pixel_fraction, generator)
+
+
+def _gauss_newton(rep: nn.Module, views, target: Tensor, config: PullbackConfig, generator) -> None:
+    for _ in range(config.gn_iters):
+        _add_flat(rep, gauss_newton_step(rep, views, target, config.cg_iters, config.damping, config.probes))
+
+
+PULLBACKS: dict[str, Callable[..., None]] = {"gn": _gauss_newton, "adam": _adam, "closed": _closed}
+"""The pullback's solvers, ``PullbackConfig.solver`` → ``(rep, views, target, config, generator)``; its names are
+``configs.SOLVERS``, which the command line checks without importing torch."""
