@@ -1,9 +1,9 @@
 """Why DDRep's (and every method's) houses and chairs are blobs (issue 13; docs/benchmarks.md, nerf3d): one DDRep
-NeRF of a prompt at seed 0 with changed options or prior, scored as `diffrep bench nerf3d` scores it (labels by
-the nearest of 160,000 toy-world images), and the picture that says what the scores do not: the 16 held-out
-renders above their nearest reference images.
+NeRF of a prompt (seed 0 unless given) with changed options or prior, scored as `diffrep bench nerf3d` scores it
+(labels by the nearest of 160,000 toy-world images), and the picture that says what the scores do not: the 16
+held-out renders above their nearest reference images.
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_probe.py run PROMPT OPTIONS_JSON [PRIOR]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_probe.py run PROMPT OPTIONS_JSON [PRIOR [SEED]]
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_probe.py targets PROMPT   # DDRep's per-view targets
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_probe.py poses PROMPT     # whose cameras they show
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_probe.py kept FOLDER...   # the picture of kept suite runs
@@ -36,8 +36,9 @@ def load_prior(name: str):
     return diffrep.priors.load(name)
 
 
-def tag(prompt: str, options: dict, prior: str) -> str:
-    return f"{prompt.split()[-1]}-{prior.replace(':', '')}-" + "-".join(f"{k}{v}" for k, v in sorted(options.items()))
+def tag(prompt: str, options: dict, prior: str, seed: int = 0) -> str:
+    return (f"{prompt.split()[-1]}-{prior.replace(':', '')}-" + "-".join(f"{k}{v}" for k, v in sorted(options.items()))
+            + (f"-seed{seed}" if seed else ""))
 
 
 def save_rows(rows, path: Path) -> None:
@@ -78,12 +79,13 @@ def kept(folders: list[str]) -> None:
     save_rows(rows, root / "docs" / "images" / "nerf3d-kinds-nearest.png")
 
 
-def run(prompt: str, options: dict, prior_name: str = "toyworld") -> None:
-    record(tag(prompt, options, prior_name), prompt, load_prior(prior_name), options, lambda: {"prior": prior_name})
+def run(prompt: str, options: dict, prior_name: str = "toyworld", seed: int = 0) -> None:
+    record(tag(prompt, options, prior_name, seed), prompt, load_prior(prior_name), options, lambda: {"prior": prior_name},
+           seed)
 
 
-def record(name: str, prompt: str, prior, options: dict, fields) -> None:
-    """DDRep on ``prompt`` (seed 0, one instance) scored as the suite scores it; its row (with ``fields()``, asked
+def record(name: str, prompt: str, prior, options: dict, fields, seed: int = 0) -> None:
+    """DDRep on ``prompt`` (one instance at ``seed``) scored as the suite scores it; its row (with ``fields()``, asked
     after the run) appended to the cache's rows.jsonl and its picture written there as ``name``.png; skipped when
     the cache has ``name``."""
     import torch
@@ -96,7 +98,7 @@ def record(name: str, prompt: str, prior, options: dict, fields) -> None:
     if rows.exists() and any(json.loads(line)["tag"] == name for line in rows.read_text().splitlines()):
         return
     reference = load_reference(nerf3d.REFERENCE_N, 32)
-    row, result = nerf3d.one_run(prior, reference, GroundTruth(), prompt, "ddrep", 0, 1, options)
+    row, result = nerf3d.one_run(prior, reference, GroundTruth(), prompt, "ddrep", seed, 1, options)
     a = row["aggregate"]
     print(name, row["seconds"], a["labels"], a["occupancy_iou"], a["mask_iou"], a["psnr"], flush=True)
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -210,7 +212,8 @@ def write(name: str = "nerf3d-probe.json") -> None:
     rows = [json.loads(line) for line in (CACHE / "rows.jsonl").read_text().splitlines()]
     poses_file = CACHE / "poses.jsonl"
     poses_rows = [json.loads(line) for line in poses_file.read_text().splitlines()] if poses_file.exists() else []
-    table = [{"tag": r["tag"], "prompt": r["prompt"], "prior": r["prior"], "options": r["options"], "seconds": r["seconds"],
+    table = [{"tag": r["tag"], "prompt": r["prompt"], "prior": r["prior"], "seed": r["seed"], "options": r["options"],
+              "seconds": r["seconds"],
               "images_per_view": r.get("images_per_view"),
               "labels": r["aggregate"]["labels"], "occupancy_iou": r["aggregate"]["occupancy_iou"],
               "mask_iou": r["aggregate"]["mask_iou"], "psnr": r["aggregate"]["psnr"]} for r in rows]
@@ -222,7 +225,7 @@ def write(name: str = "nerf3d-probe.json") -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "run":
-        run(sys.argv[2], json.loads(sys.argv[3]), *sys.argv[4:5])
+        run(sys.argv[2], json.loads(sys.argv[3]), *sys.argv[4:5], *map(int, sys.argv[5:6]))
     elif sys.argv[1] == "targets":
         targets(sys.argv[2])
     elif sys.argv[1] == "poses":
