@@ -1,0 +1,46 @@
+"""Seed the nerf3d suite's run cache with a section's committed rows, so that `diffrep bench nerf3d --section S` runs
+only what its plan has gained since (new recipes, prompts or seeds) and writes the section's figures from all of them.
+
+    .venv/bin/python bench/scripts/nerf3d_seed_cache.py SECTION   # default-prior, extra or lmc-sds
+
+Honest only because the suite's runs are deterministic on one machine (docs/benchmarks.md: a re-run of the lmc-sds
+section reproduced its 30 earlier rows to the last digit, only times moved); the rows keep their own dates' times.
+Each committed row goes in under the key the suite computes for its spec (prompt, method, seed, n, options), with its
+turntable from docs/images when its spec makes one; rows whose spec is gone from the plan are left out."""
+
+import json
+import sys
+from pathlib import Path
+
+root = Path(__file__).resolve().parents[2]
+RESULTS = root / "bench" / "results"
+FIELDS = {"default-prior": "rows", "extra": "extra_rows", "lmc-sds": "lmc_sds"}
+
+
+def main(section: str) -> None:
+    from diffrep.bench import nerf3d
+
+    if section not in FIELDS:
+        raise SystemExit(f"unknown section {section!r}; allowed: {', '.join(FIELDS)}")
+    figures = json.loads((RESULTS / "nerf3d.json").read_text())["figures"]
+    rows = figures[FIELDS[section]]
+    rows = rows["rows"] if isinstance(rows, dict) else rows
+    committed = {json.dumps([r["prompt"], r["method"], r["seed"], r["n"], r["options"]]): r for r in rows}
+    cache = RESULTS / ".nerf3d.cache"
+    seeded = 0
+    for spec in nerf3d.section_specs(False, section):
+        key = json.dumps([spec["prompt"], spec["method"], spec["seed"], spec["n"], spec["options"]])
+        if key not in committed:
+            continue
+        row = {k: v for k, v in committed[key].items() if k != "label"}  # the section adds its label when it writes
+        gif = None
+        if spec.get("gif"):
+            name = f"nerf3d-{spec['prompt'].split()[-1]}-{spec.get('lmc', spec['method'])}.gif"
+            gif = (root / "docs" / "images" / name).read_bytes()
+        nerf3d._write_cache(cache, "toyworld", key, row, gif)
+        seeded += 1
+    print(f"{seeded} of {len(nerf3d.section_specs(False, section))} runs of section {section} seeded into {cache}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
