@@ -224,7 +224,8 @@ def test_nerf3d_sections_partition_the_suite_and_each_writes_its_own_figures(tmp
 
 def test_nerf3d_lmc_sds_section_runs_the_dreamfusion_recipe_at_the_papers_guidance_scales(tmp_path, monkeypatch):
     """`--section lmc-sds` (issue 15, item 6): LMC-SDS at ω = 20 and SDS at ω = 100 on every prompt at two seeds, SDS at
-    ω = 20, LMC-SDS without its corrective (with and without 1/ω) and SDS with w(t) = 1 at ω = 20 and 100 at seed 0, each with
+    ω = 20, LMC-SDS without its corrective (with and without 1/ω), SDS with w(t) = 1 at ω = 20 and 100 and LMC-SDS with
+    SDS's w(t) at seed 0, each with
     the suite's SDS settings; rows labelled by recipe,
     turntables named by it, the renders' saturation asked for."""
     nerf3d, fake_run, _ = fake_nerf3d(monkeypatch)
@@ -236,7 +237,7 @@ def test_nerf3d_lmc_sds_section_runs_the_dreamfusion_recipe_at_the_papers_guidan
     assert [s["options"]["guidance_scale"] for s in nerf3d.lmc_plan(quick=True)] == [20.0]
     full = nerf3d.lmc_plan(quick=False)
     seeds = {"sds-w100": (0, 1), "lmc-sds-w20": (0, 1), "sds-w20": (0,), "l-cond-w20": (0,), "l-cond-w20-unscaled": (0,),
-             "sds-w20-one": (0,), "sds-w100-one": (0,)}
+             "sds-w20-one": (0,), "sds-w100-one": (0,), "lmc-sds-w20-s2": (0,)}
     assert sorted((s["prompt"], s["lmc"], s["seed"]) for s in full) == sorted(
         (p, label, seed) for p in nerf3d.PROMPTS for label in seeds for seed in seeds[label])
     changed = ("guidance_scale", "projection", "inverse_scale", "weighting")  # what the recipes set beyond the suite's SDS
@@ -244,7 +245,8 @@ def test_nerf3d_lmc_sds_section_runs_the_dreamfusion_recipe_at_the_papers_guidan
     assert recipe == {"sds-w100": ("sds", 100.0, None, None, None), "lmc-sds-w20": ("lmc-sds", 20.0, None, None, None),
                       "sds-w20": ("sds", 20.0, None, None, None), "l-cond-w20": ("lmc-sds", 20.0, "none", None, None),
                       "l-cond-w20-unscaled": ("lmc-sds", 20.0, "none", False, None),
-                      "sds-w20-one": ("sds", 20.0, None, None, "one"), "sds-w100-one": ("sds", 100.0, None, None, "one")}
+                      "sds-w20-one": ("sds", 20.0, None, None, "one"), "sds-w100-one": ("sds", 100.0, None, None, "one"),
+                      "lmc-sds-w20-s2": ("lmc-sds", 20.0, None, None, "s2")}
     assert all(s["method"] == nerf3d.LMC_RECIPE[s["lmc"]][0] and s["options"] == nerf3d.LMC_RECIPE[s["lmc"]][1]
                for s in full)
     assert all({k: v for k, v in s["options"].items() if k not in changed}

@@ -119,6 +119,20 @@ def test_lmc_gradient_is_explicit_formula_through_linear_renderer(fixed, inverse
     torch.testing.assert_close(rep.theta.grad, g_ref.flatten(1) @ rep.A / 2, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("corrective", [toy_corrective, None])
+@pytest.mark.parametrize("weighting", ["s2", "snr_inverse"])
+def test_lmc_weighting_multiplies_the_whole_gradient_by_w_t(corrective, weighting):
+    """``weighting`` (default one, design §4's form) is SDS's w(t) on the whole gradient, g_cond and g_lmc alike."""
+    prior, rep, x, t, eps, _ = setup(7)
+    cond = prior.encode_prompt("red")
+    one = lmc_grad(prior, x.detach(), cond, corrective, t=t, eps=eps, guidance_scale=4.0)
+    _, ab = x_t_of(prior, x.detach(), t, eps)
+    w = {"s2": 1 - ab, "snr_inverse": (1 - ab) / ab}[weighting]
+    g = lmc_grad(prior, x.detach(), cond, corrective, t=t, eps=eps, guidance_scale=4.0, weighting=weighting)
+    check_pullback(rep, x, g, w * one)
+    assert not torch.allclose(g, one)
+
+
 @pytest.mark.parametrize("inverse_scale", [True, False])
 def test_lmc_without_projection_is_the_conditional_term_alone(inverse_scale):
     """projection='none' (the paper's "L_cond only"): g = ω (ε̂(c) - ε̂(∅)) (/ω), the corrective never asked."""

@@ -74,7 +74,8 @@ LMC_RECIPE: dict[str, tuple[str, dict, tuple[int, ...]]] = {  # label -> (method
     "l-cond-w20-unscaled": ("lmc-sds", {**METHODS["sds"], "guidance_scale": 20.0, "projection": "none",
                                         "inverse_scale": False}, (0,)),
     "sds-w20-one": ("sds", {**METHODS["sds"], "guidance_scale": 20.0, "weighting": "one"}, (0,)),
-    "sds-w100-one": ("sds", {**METHODS["sds"], "guidance_scale": 100.0, "weighting": "one"}, (0,))}
+    "sds-w100-one": ("sds", {**METHODS["sds"], "guidance_scale": 100.0, "weighting": "one"}, (0,)),
+    "lmc-sds-w20-s2": ("lmc-sds", {**METHODS["sds"], "guidance_scale": 20.0, "weighting": "s2"}, (0,))}
 """LMC-SDS for 3-D (issue 15, item 6; the paper's DreamFusion recipe): LMC-SDS at ω = 20 (its 1/ω scaling, the
 toy world's shipped corrective) against SDS at ω = 100, both with the suite's SDS settings (400 iterations, Adam lr
 1e-2, 4 views an iteration) and the NeRF's defaults, at two seeds; at seed 0, SDS at ω = 20 separates the method from
@@ -82,7 +83,7 @@ the scale, and LMC-SDS without its corrective (``g_cond`` alone, the paper's "L_
 Between ``g_cond / ω`` and SDS at ω = 20, a chain that changes one thing at a time (seed 0): without the 1/ω
 (``ω (ε̂(c) - ε̂(∅))``: the distillation term 20x the NeRF's regularisers), then SDS with ``w(t) = 1`` (adds
 ``ε̂(∅) - ε``), then SDS itself (``w(t) = 1 - ᾱ_t``); and SDS at ω = 100 with ``w(t) = 1``, the paper's comparison
-without the weighting."""
+without the weighting, and LMC-SDS with SDS's ``w(t) = 1 - ᾱ_t``."""
 SECTIONS: tuple[str, ...] = ("default-prior", "extra", "camera-prior", "lmc-sds")
 """Parts of the suite that ``--section`` re-runs alone (each replaces its figures in the suite's JSON): the prompts x
 methods x seeds on the default prior (``rows``: the targets' figures), the 4-instance and hash-grid runs

@@ -236,10 +236,12 @@ class LMCSDSOptions(NoisedOptions):
     projection: str = "corrective"
     """The term added to g_cond: corrective (g_lmc = b̂ - x̂_0, the method), none (g_cond alone: the paper's
     "L_cond only" ablation; no corrective is loaded)."""
+    weighting: str = "one"
+    """w(t) on the whole gradient: one (design §4's LMC-SDS), s2 = 1 - ᾱ_t (SDS's, DreamFusion), snr_inverse."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_choice("projection", self.projection, LMC_PROJECTIONS)
+        check_choice("projection", self.projection, LMC_PROJECTIONS), check_choice("weighting", self.weighting, WEIGHTINGS)
         if self.projection == "none" and self.corrective is not None:
             raise InputError(f"corrective={self.corrective!r} is unused with projection='none' (g_cond alone); "
                              "drop it or use projection='corrective'")

@@ -115,8 +115,10 @@ def multistep_sds_grad(prior: Prior, x: Tensor, cond: Any, *, t: Tensor, eps: Te
 
 
 def lmc_grad(prior: Prior, x: Tensor, cond: Any, corrective: Callable[[Tensor, Tensor], Tensor] | None, *, t: Tensor,
-             eps: Tensor, guidance_scale: float, eps_cond: Tensor | None = None, inverse_scale: bool = True) -> Tensor:
-    """LMC-SDS (Alldieck et al. 2024; design §4): ``g = (g_cond + g_lmc) / ω`` (``/ω`` with ``inverse_scale``),
+             eps: Tensor, guidance_scale: float, eps_cond: Tensor | None = None, inverse_scale: bool = True,
+             weighting: str = "one") -> Tensor:
+    """LMC-SDS (Alldieck et al. 2024; design §4): ``g = w(t) (g_cond + g_lmc) / ω`` (``/ω`` with ``inverse_scale``;
+    ``w(t) = 1`` by default, design §4's form; ``weighting`` as SDS's),
     ``g_cond = ω (ε̂(x_t', c) - ε̂(x_t', ∅))`` on ``x_t' = a_t x + s_t ε_cond`` (``ε_cond``: the run's fixed ε,
     default ``ε``), ``g_lmc = normalise(b̂(x, t), x̂_0) - x̂_0`` with ``x̂_0 = (x_t - s_t ε̂(x_t, ∅)) / a_t``, ``x_t = a_t x + s_t ε``.
     ``corrective=None``: ``g_lmc = 0``, ``g_cond`` alone (the paper's "L_cond only" ablation)."""
@@ -125,15 +127,15 @@ def lmc_grad(prior: Prior, x: Tensor, cond: Any, corrective: Callable[[Tensor, T
     a, s = noise_levels(prior.alphas_cumprod, t, x.dtype)
     eps_cond = eps if eps_cond is None else eps_cond
     eps_c, eps_u = eps_cond_uncond(prior, a * x + s * eps_cond, t, cond)
-    g_cond = guidance_scale * (eps_c - eps_u)
-    if corrective is None:
-        return g_cond / guidance_scale if inverse_scale else g_cond
-    x_t = a * x + s * eps
-    if eps_cond is not eps:  # the corrective term's own, fresh ε
-        eps_u = prior.eps(x_t, t, None)
-    x0_hat = (x_t - s * eps_u) / a  # one-step unconditional denoised image
-    g_lmc = normalise(corrective(x, t), x0_hat) - x0_hat
-    g = g_cond + g_lmc
+    g = guidance_scale * (eps_c - eps_u)  # g_cond
+    if corrective is not None:
+        x_t = a * x + s * eps
+        if eps_cond is not eps:  # the corrective term's own, fresh ε
+            eps_u = prior.eps(x_t, t, None)
+        x0_hat = (x_t - s * eps_u) / a  # one-step unconditional denoised image
+        g = g + (normalise(corrective(x, t), x0_hat) - x0_hat)  # + g_lmc
+    if weighting != "one":
+        g = sds_weight(prior.alphas_cumprod, t, weighting).to(x.dtype) * g
     return g / guidance_scale if inverse_scale else g
 
 
@@ -340,6 +342,6 @@ def run_lmc_sds(prior: Prior, rep, cond: Any, options: LMCSDSOptions, *, samplin
     def grad(x: Tensor, conds: Any, t: Tensor, eps: Tensor) -> Tensor:
         eps_cond = None if eps_fixed is None else eps_fixed(x.shape, x.device, x.dtype)
         return lmc_grad(prior, x, conds, b_hat, t=t, eps=eps, guidance_scale=sampling.guidance_scale,
-                        eps_cond=eps_cond, inverse_scale=options.inverse_scale)
+                        eps_cond=eps_cond, inverse_scale=options.inverse_scale, weighting=options.weighting)
 
     return noised_distill(prior, rep, cond, options, grad, generator=generator, state=state, callback=callback)
