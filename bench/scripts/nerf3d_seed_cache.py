@@ -21,7 +21,8 @@ def main(section: str) -> None:
     from diffrep.bench import nerf3d
 
     if section not in FIELDS:
-        raise SystemExit(f"unknown section {section!r}; allowed: {', '.join(FIELDS)}")
+        print(f"unknown section {section!r}; allowed: {', '.join(FIELDS)}", file=sys.stderr)
+        sys.exit(2)
     figures = json.loads((RESULTS / "nerf3d.json").read_text())["figures"]
     rows = figures[FIELDS[section]]
     rows = rows["rows"] if isinstance(rows, dict) else rows
@@ -43,4 +44,7 @@ def main(section: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    if len(sys.argv) != 2:
+        print(__doc__.split("\n\n")[1].strip(), file=sys.stderr)
+        sys.exit(2)
+    main(sys.argv[1])
