@@ -42,7 +42,7 @@ reliability: install
 
 SUITES := toyworld prior table1 diversity speed panorama panorama-scenes prior-quality sd-cost lmc lmc-translation nerf3d
 
-bench: install  # all suites, and table1/diversity on the tiny prior: about 2.5 hours on the 2-core machine, plus lmc-translation (about 2.7 hours) and nerf3d (about 4 hours on one thread, 131 min as two shards: `diffrep bench nerf3d --shard 1/2` and `2/2` in two processes, then without --shard; or section by section, `--section default-prior|extra|camera-prior|lmc-sds`, 26, 19, 19 and 67 min as two shards)
+bench: install  # all suites, and table1/diversity on the tiny prior: about 2.5 hours on the 2-core machine, plus lmc-translation (about 2.7 hours) and nerf3d (about 4.5 hours on one thread, 144 min as two shards: `diffrep bench nerf3d --shard 1/2` and `2/2` in two processes, then without --shard; or section by section, `--section default-prior|extra|camera-prior|lmc-sds`, 26, 19, 19 and 80 min as two shards)
 	for s in $(SUITES); do $(VENV)/bin/diffrep bench $$s || exit 1; done
 	for s in table1 diversity; do $(VENV)/bin/diffrep bench $$s --prior tiny || exit 1; done
 

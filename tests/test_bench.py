@@ -223,9 +223,9 @@ def test_nerf3d_sections_partition_the_suite_and_each_writes_its_own_figures(tmp
 
 
 def test_nerf3d_lmc_sds_section_runs_the_dreamfusion_recipe_at_the_papers_guidance_scales(tmp_path, monkeypatch):
-    """`--section lmc-sds` (issue 15, item 6): LMC-SDS at ω = 20 and SDS at ω = 100 on every prompt at two seeds, SDS at
-    ω = 20, LMC-SDS without its corrective (with and without 1/ω), SDS with w(t) = 1 at ω = 20 and 100 and LMC-SDS with
-    SDS's w(t) at seed 0, each with
+    """`--section lmc-sds` (issue 15, item 6): LMC-SDS at ω = 20 and SDS at ω = 100 and 20 and LMC-SDS with SDS's w(t)
+    on every prompt at two seeds, LMC-SDS without its corrective (with and without 1/ω) and SDS with w(t) = 1 at ω = 20
+    and 100 at seed 0, each with
     the suite's SDS settings; rows labelled by recipe,
     turntables named by it, the renders' saturation asked for."""
     nerf3d, fake_run, _ = fake_nerf3d(monkeypatch)
@@ -236,8 +236,8 @@ def test_nerf3d_lmc_sds_section_runs_the_dreamfusion_recipe_at_the_papers_guidan
     assert [(r["method"], r["label"]) for r in figures["lmc_sds"]["rows"]] == [("lmc-sds", "lmc-sds-w20")]
     assert [s["options"]["guidance_scale"] for s in nerf3d.lmc_plan(quick=True)] == [20.0]
     full = nerf3d.lmc_plan(quick=False)
-    seeds = {"sds-w100": (0, 1), "lmc-sds-w20": (0, 1), "sds-w20": (0,), "l-cond-w20": (0,), "l-cond-w20-unscaled": (0,),
-             "sds-w20-one": (0,), "sds-w100-one": (0,), "lmc-sds-w20-s2": (0,)}
+    seeds = {"sds-w100": (0, 1), "lmc-sds-w20": (0, 1), "sds-w20": (0, 1), "l-cond-w20": (0,), "l-cond-w20-unscaled": (0,),
+             "sds-w20-one": (0,), "sds-w100-one": (0,), "lmc-sds-w20-s2": (0, 1)}
     assert sorted((s["prompt"], s["lmc"], s["seed"]) for s in full) == sorted(
         (p, label, seed) for p in nerf3d.PROMPTS for label in seeds for seed in seeds[label])
     changed = ("guidance_scale", "projection", "inverse_scale", "weighting")  # what the recipes set beyond the suite's SDS

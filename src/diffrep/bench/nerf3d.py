@@ -69,21 +69,21 @@ CAMERA_QUICK: dict = {"n": 10_000, "camera_window": (30.0, 20.0)}
 LMC_RECIPE: dict[str, tuple[str, dict, tuple[int, ...]]] = {  # label -> (method, options, seeds)
     "sds-w100": ("sds", {**METHODS["sds"], "guidance_scale": 100.0}, (0, 1)),
     "lmc-sds-w20": ("lmc-sds", {**METHODS["sds"], "guidance_scale": 20.0}, (0, 1)),
-    "sds-w20": ("sds", {**METHODS["sds"], "guidance_scale": 20.0}, (0,)),
+    "sds-w20": ("sds", {**METHODS["sds"], "guidance_scale": 20.0}, (0, 1)),
     "l-cond-w20": ("lmc-sds", {**METHODS["sds"], "guidance_scale": 20.0, "projection": "none"}, (0,)),
     "l-cond-w20-unscaled": ("lmc-sds", {**METHODS["sds"], "guidance_scale": 20.0, "projection": "none",
                                         "inverse_scale": False}, (0,)),
     "sds-w20-one": ("sds", {**METHODS["sds"], "guidance_scale": 20.0, "weighting": "one"}, (0,)),
     "sds-w100-one": ("sds", {**METHODS["sds"], "guidance_scale": 100.0, "weighting": "one"}, (0,)),
-    "lmc-sds-w20-s2": ("lmc-sds", {**METHODS["sds"], "guidance_scale": 20.0, "weighting": "s2"}, (0,))}
+    "lmc-sds-w20-s2": ("lmc-sds", {**METHODS["sds"], "guidance_scale": 20.0, "weighting": "s2"}, (0, 1))}
 """LMC-SDS for 3-D (issue 15, item 6; the paper's DreamFusion recipe): LMC-SDS at ω = 20 (its 1/ω scaling, the
 toy world's shipped corrective) against SDS at ω = 100, both with the suite's SDS settings (400 iterations, Adam lr
-1e-2, 4 views an iteration) and the NeRF's defaults, at two seeds; at seed 0, SDS at ω = 20 separates the method from
-the scale, and LMC-SDS without its corrective (``g_cond`` alone, the paper's "L_cond only") what the corrective does.
+1e-2, 4 views an iteration) and the NeRF's defaults, at two seeds; SDS at ω = 20 (two seeds) separates the method from
+the scale, and at seed 0 LMC-SDS without its corrective (``g_cond`` alone, the paper's "L_cond only") what the corrective does.
 Between ``g_cond / ω`` and SDS at ω = 20, a chain that changes one thing at a time (seed 0): without the 1/ω
 (``ω (ε̂(c) - ε̂(∅))``: the distillation term 20x the NeRF's regularisers), then SDS with ``w(t) = 1`` (adds
 ``ε̂(∅) - ε``), then SDS itself (``w(t) = 1 - ᾱ_t``); and SDS at ω = 100 with ``w(t) = 1``, the paper's comparison
-without the weighting, and LMC-SDS with SDS's ``w(t) = 1 - ᾱ_t``."""
+without the weighting, and (two seeds) LMC-SDS with SDS's ``w(t) = 1 - ᾱ_t``."""
 SECTIONS: tuple[str, ...] = ("default-prior", "extra", "camera-prior", "lmc-sds")
 """Parts of the suite that ``--section`` re-runs alone (each replaces its figures in the suite's JSON): the prompts x
 methods x seeds on the default prior (``rows``: the targets' figures), the 4-instance and hash-grid runs
