@@ -26,18 +26,15 @@ def main(section: str) -> None:
     figures = json.loads((RESULTS / "nerf3d.json").read_text())["figures"]
     rows = figures[FIELDS[section]]
     rows = rows["rows"] if isinstance(rows, dict) else rows
-    committed = {json.dumps([r["prompt"], r["method"], r["seed"], r["n"], r["options"]]): r for r in rows}
+    committed = {nerf3d.run_key(r): r for r in rows}
     cache = RESULTS / ".nerf3d.cache"
     seeded = 0
     for spec in nerf3d.section_specs(False, section):
-        key = json.dumps([spec["prompt"], spec["method"], spec["seed"], spec["n"], spec["options"]])
+        key = nerf3d.run_key(spec)
         if key not in committed:
             continue
         row = {k: v for k, v in committed[key].items() if k != "label"}  # the section adds its label when it writes
-        gif = None
-        if spec.get("gif"):
-            name = f"nerf3d-{spec['prompt'].split()[-1]}-{spec.get('lmc', spec['method'])}.gif"
-            gif = (root / "docs" / "images" / name).read_bytes()
+        gif = (root / "docs" / "images" / f"nerf3d-{nerf3d.gif_name(spec)}").read_bytes() if spec.get("gif") else None
         nerf3d._write_cache(cache, "toyworld", key, row, gif)
         seeded += 1
     print(f"{seeded} of {len(nerf3d.section_specs(False, section))} runs of section {section} seeded into {cache}")

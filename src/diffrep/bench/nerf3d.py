@@ -198,8 +198,7 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
     done = _read_cache(cache, prior_name)
     specs = section_specs(quick, section)
     for j, spec in enumerate(specs):
-        key = json.dumps([spec["prompt"], spec["method"], spec["seed"], spec["n"], spec["options"]]
-                         + ([spec["prior"], camera_prior] if "prior" in spec else []))  # another window: another run
+        key = run_key(spec, camera_prior)
         if shard is not None and j % shard[1] != shard[0] - 1:
             continue
         if key in done:
@@ -216,8 +215,7 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
         if shard is not None:
             continue
         if spec.get("gif"):
-            name = f"{spec['prompt'].split()[-1]}-{spec.get('lmc', spec['method'])}{'-camera' if 'prior' in spec else ''}.gif"
-            files[name] = _cached_gif(cache, key) if key in done else gif
+            files[gif_name(spec)] = _cached_gif(cache, key) if key in done else gif
         (camera if "prior" in spec else lmc if "lmc" in spec else extra if spec.get("extra") else rows).append(
             row | ({"label": spec["lmc"]} if "lmc" in spec else {}))
     if shard is not None:
@@ -234,6 +232,18 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
     if section in (None, "extra"):
         figures["extra_rows"] = extra
     return figures
+
+
+def run_key(spec: dict, camera_prior: dict | None = None) -> str:
+    """The cache's key of a run (``spec``: a plan's entry, or a row of the suite's JSON, which carries the same
+    fields); a run on the camera-conditioned prior also keys its window: another window, another run."""
+    return json.dumps([spec["prompt"], spec["method"], spec["seed"], spec["n"], spec["options"]]
+                      + ([spec["prior"], camera_prior] if "prior" in spec else []))
+
+
+def gif_name(spec: dict) -> str:
+    """A planned turntable's file name in the suite's folder, before the suite's ``nerf3d-`` prefix."""
+    return f"{spec['prompt'].split()[-1]}-{spec.get('lmc', spec['method'])}{'-camera' if 'prior' in spec else ''}.gif"
 
 
 def section_specs(quick: bool, section: str | None) -> list[dict]:

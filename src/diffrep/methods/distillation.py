@@ -134,8 +134,7 @@ def lmc_grad(prior: Prior, x: Tensor, cond: Any, corrective: Callable[[Tensor, T
             eps_u = prior.eps(x_t, t, None)
         x0_hat = (x_t - s * eps_u) / a  # one-step unconditional denoised image
         g = g + (normalise(corrective(x, t), x0_hat) - x0_hat)  # + g_lmc
-    if weighting != "one":
-        g = sds_weight(prior.alphas_cumprod, t, weighting).to(x.dtype) * g
+    g = sds_weight(prior.alphas_cumprod, t, weighting).to(x.dtype) * g  # w(t) = 1 by default: exactly g
     return g / guidance_scale if inverse_scale else g
 
 
