@@ -38,6 +38,51 @@ def test_train_corrective_command(tmp_path, capsys):
     assert "unknown prior 'nope'" in capsys.readouterr().err
 
 
+def test_perturbations_leave_every_other_image_clean_and_stay_under_their_bound():
+    from diffrep.training.corrective import perturbations
+
+    d = perturbations((64, 3, 16, 16), 0.5, torch.Generator().manual_seed(0))
+    rms = d.pow(2).mean((1, 2, 3)).sqrt()
+    assert (rms[0::2] == 0).all() and (rms[1::2] > 0).all() and (rms[1::2] <= 0.5 + 1e-6).all()
+    flat = d[1::2].flatten(2).std(2).max(1).values < 1e-6  # one cell: a constant colour cast
+    fine = (d[1::2, :, 1:] - d[1::2, :, :-1]).abs().mean((1, 2, 3)) > rms[1::2]  # cells of one pixel: a checkerboard-like field
+    assert flat.any() and fine.any() and not (flat | fine).all()
+
+
+def test_perturbed_lk_loss_asks_b_hat_of_x_plus_delta_for_x0_hat_plus_delta():
+    from diffrep.priors.base import noise_levels
+    from diffrep.training.corrective import lk_loss, perturbations
+
+    prior = default_gmm()
+    g = torch.Generator().manual_seed(0)
+    x = prior.sample_x0(6, generator=g)
+    x = (x[0] if isinstance(x, tuple) else x).float()
+    t, eps = torch.randint(0, 1000, (6,), generator=g), torch.randn(6, 3, 16, 16, generator=g)
+    delta = perturbations(x.shape, 0.5, g)
+    a, s = noise_levels(prior.alphas_cumprod, t, x.dtype)
+    x0_hat = (a * x + s * eps - s * prior.eps(a * x + s * eps, t, None)) / a
+    exact = lambda inp, tt: inp - x + x0_hat  # b̂(x + δ) = x̂_0 + δ: what a perfect perturbed corrective gives  # noqa: E731
+    assert lk_loss(exact, (x, t, eps, delta), g, prior=prior)[0].item() < 1e-6
+    assert lk_loss(exact, (x, t, eps, None), g, prior=prior)[0].item() < 1e-6  # δ = 0: the clean loss
+    assert lk_loss(lambda inp, tt: x0_hat, (x, t, eps, delta), g, prior=prior)[0].item() > 1.0  # dropping δ is wrong
+
+
+def test_train_corrective_with_perturb_trains_and_records_it(tmp_path):
+    out = tmp_path / "c"
+    assert main(["train-corrective", "--prior", "gmm", "--out", str(out), "--steps", "2", "--batch", "4", "--data-n", "8",
+                 "--channels", "4", "--levels", "2", "--perturb", "0.3", "--device", "cpu"]) == 0
+    assert json.loads((out / "corrective.json").read_text())["training"]["perturb"] == 0.3
+    assert load_corrective(out, default_gmm(), "gmm")(torch.zeros(1, 3, 16, 16), torch.tensor([5])).isfinite().all()
+
+
+def test_train_corrective_refuses_a_perturbation_bound_out_of_range_before_any_work(tmp_path, capsys):
+    for bad in ("-0.1", "3", "nan"):
+        assert main(["train-corrective", "--prior", "gmm", "--out", str(tmp_path / "c"), "--perturb", bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"perturb={float(bad)}" in err[0] and "[0, 2]" in err[0]
+    assert not (tmp_path / "c").exists()
+
+
 def save_png(x, path):
     from diffrep.export import image_grid
 

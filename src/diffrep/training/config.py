@@ -56,6 +56,7 @@ class CorrectiveTrainConfig:
     data_n: int = 10_000  # clean images drawn from a prior with an exact sampler (gmm, gaussian), tiny's toy-world images, or at most this many of --data's (sorted by name)
     channels: int = 32  # filters at full resolution, doubling per level (the paper: 32)
     levels: int = 4  # encoder levels (the paper: 4)
+    perturb: float = 0.0  # off-manifold training: half of each batch gets δ, smoothed noise of RMS ~ U[0, perturb] at a random scale, and b̂(x + δ) learns x̂_0(a_t x + s_t ε) + δ, so that it keeps what is off the data (0: the paper's clean images only)
     seed: int = 0  # seed of the data draw, timesteps, noise and initial weights
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
 
@@ -94,6 +95,8 @@ def check_corrective_config(config: CorrectiveTrainConfig) -> None:
     for field in ("batch", "data_n", "channels", "levels"):
         if getattr(config, field) < 1:
             raise InputError(f"{field}={getattr(config, field)} must be a positive integer")
+    if not 0.0 <= config.perturb <= 2.0:
+        raise InputError(f"perturb={config.perturb} is not allowed; give an RMS bound in [0, 2] (the data's range is [-1, 1]; 0: clean images only)")
 
 
 TRANSLATOR_LOSSES: tuple[str, ...] = ("lmc-sds", "sds", "nfsd", "l-cond")

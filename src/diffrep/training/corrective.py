@@ -8,6 +8,7 @@ trains on a folder of images (``data``), encoded once into its latents where it 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict
 from functools import partial
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from diffrep.errors import InputError
 from diffrep.export import load_image
@@ -53,22 +54,44 @@ def folder_images(prior: Prior, files: list[Path], batch: int = 16) -> Tensor:
     return torch.cat([from_rgb(prior, x.to(prior_device(prior))).float().cpu() for x in chunks])
 
 
-def draw_batch(data: Tensor, batch: int, T: int, g: torch.Generator, rng: Any, *, device: torch.device):
-    """``(x [B, C, H, W], t [B], ε [B, C, H, W])``: data images, uniform timesteps, noise."""
+def draw_batch(data: Tensor, batch: int, T: int, g: torch.Generator, rng: Any, *, device: torch.device,
+               perturb: float = 0.0):
+    """``(x [B, C, H, W], t [B], ε [B, C, H, W], δ)``: data images, uniform timesteps, noise, and the off-manifold
+    perturbations of ``perturbations`` (``None`` at ``perturb = 0``: no draws, the clean run's batches)."""
     idx = torch.randint(len(data), (batch,), generator=g)
     t = torch.randint(0, T, (batch,), generator=g)
     eps = torch.randn(batch, *data.shape[1:], generator=g)
-    return data[idx].to(device), t.to(device), eps.to(device)
+    delta = perturbations((batch, *data.shape[1:]), perturb, g).to(device) if perturb > 0 else None
+    return data[idx].to(device), t.to(device), eps.to(device), delta
+
+
+def perturbations(shape: tuple[int, ...], bound: float, g: torch.Generator) -> Tensor:
+    """Off-manifold perturbations ``δ [B, C, H, W]``: Gaussian noise on a random grid of ``r × r`` cells (``r`` a power
+    of two up to ``H``: a colour cast to a one-pixel checkerboard) upsampled bilinearly, scaled to an RMS drawn from
+    ``U[0, bound]``; every other image keeps ``δ = 0``, so b̂ still sees clean images half the time."""
+    B, C, H, W = shape
+    scales = [2**k for k in range(int(math.log2(min(H, W))) + 1)]
+    pick = torch.randint(len(scales), (B,), generator=g)
+    rms = torch.rand(B, generator=g) * bound * (torch.arange(B) % 2 == 1)
+    delta = torch.empty(shape)
+    for b in range(B):
+        r = scales[pick[b]]
+        cells = torch.randn(1, C, r, r, generator=g)
+        delta[b] = nn.functional.interpolate(cells, size=(H, W), mode="bilinear", align_corners=False)[0]
+    return delta * (rms / delta.pow(2).mean((1, 2, 3)).sqrt().clamp_min(1e-8))[:, None, None, None]
 
 
 def lk_loss(model: Corrective, batch, g: torch.Generator, *, prior: Prior) -> tuple[Tensor, dict[str, float]]:
-    """``L_k``: ``b̂(x, t)`` against ``x̂_0 = (x_t - s_t ε̂(x_t, ∅)) / a_t`` of ``x_t = a_t x + s_t ε``."""
-    x, t, eps = batch
+    """``L_k``: ``b̂(x, t)`` against ``x̂_0 = (x_t - s_t ε̂(x_t, ∅)) / a_t`` of ``x_t = a_t x + s_t ε``; with a
+    perturbation ``δ``, ``b̂(x + δ, t)`` against ``x̂_0 + δ`` (the data image's bias, plus what is off the data)."""
+    x, t, eps, delta = batch
     a, s = noise_levels(prior.alphas_cumprod, t, x.dtype)
     with torch.no_grad():
         x_t = a * x + s * eps
         x0_hat = (x_t - s * prior.eps(x_t, t, None)) / a  # the prior's one-step denoised image
-    return corrective_loss(model(x, t), x0_hat), {}
+    if delta is None:
+        return corrective_loss(model(x, t), x0_hat), {}
+    return corrective_loss(model(x + delta, t), x0_hat + delta), {}
 
 
 def train(config: CorrectiveTrainConfig, *, resume: bool = False,
@@ -82,7 +105,7 @@ def train(config: CorrectiveTrainConfig, *, resume: bool = False,
     arch = CorrectiveConfig(config.channels, config.levels)
     model = seeded(config.seed, lambda: Corrective(prior.image_shape, len(prior.alphas_cumprod), arch))
     task = Task(model, partial(lk_loss, prior=prior),
-                partial(draw_batch, data, config.batch, len(prior.alphas_cumprod), device=device),
+                partial(draw_batch, data, config.batch, len(prior.alphas_cumprod), device=device, perturb=config.perturb),
                 meta={"config": {k: str(v) for k, v in asdict(config).items()}})
     fitted = fit(task, subconfig(LoopConfig, config), resume=resume, callback=callback)
     training = {k: Path(v).name if k == "out" else v for k, v in asdict(config).items()} | {"step": fitted.step, "ema": True}
