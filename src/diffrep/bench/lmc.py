@@ -234,9 +234,11 @@ def diversity(prior_name: str, prior, data: Data, out: dict, images: dict, log, 
     out["timings_s"][f"diversity_{prior_name}"] = round(time.perf_counter() - start, 1)
 
 
-def editing_figures(quick: bool, log: Callable[[str], None]) -> dict:
-    """Editing on the toy-world prior: fresh source images, each method at each anchor λ (weaker anchor: stronger
-    edit), at the edit defaults (``spec.edit_options``: iterations, rate, t range); ``--quick``: 15 iterations."""
+def editing_figures(quick: bool, log: Callable[[str], None], methods: tuple[str, ...] = EDIT_METHODS,
+                    options: dict[str, dict] | None = None) -> dict:
+    """Editing on the toy-world prior: fresh source images, each of ``methods`` (with its ``options``, e.g. another
+    corrective for lmc-sds) at each anchor λ (weaker anchor: stronger edit), at the edit defaults
+    (``spec.edit_options``: iterations, rate, t range); ``--quick``: 15 iterations."""
     import inspect
 
     from diffrep.api import edit
@@ -254,10 +256,10 @@ def editing_figures(quick: bool, log: Callable[[str], None]) -> dict:
         # kept = the labeller gives the edit the source's own kind and view (the toy world's front view of a duck
         # is a three-quarter view that the nearest-data labeller calls "side"; its true label would never match)
         src_labels, _ = data.labels_of(x_src[None])
-        for method in EDIT_METHODS:
+        for method in methods:
             shown = [x_src]
             for anchor in anchors:
-                extra = {"source_prompt": src_prompt} if method == "dds" else {}
+                extra = ({"source_prompt": src_prompt} if method == "dds" else {}) | (options or {}).get(method, {})
                 r = edit(prior, x_src, prompt=tgt_prompt, method=method, anchor=anchor, n=edit_n, seed=1,
                          iters=edit_iters, **extra)
                 x = r.images
@@ -278,5 +280,5 @@ def editing_figures(quick: bool, log: Callable[[str], None]) -> dict:
             "editing": {"prior": "toyworld", "anchors": list(anchors), "iters": edit_iters, "lr": defaults["lr"],
                         "lr_schedule": "cosine", "t_range": list(defaults["t_range"]), "instances": edit_n,
                         "guidance_scale": 7.5, "rows": edit_rows,
-                        "grid": "rows: each edit x method (lmc-sds, sds, dds, nfsd); columns: source, then anchors"},
+                        "grid": f"rows: each edit x method ({', '.join(methods)}); columns: source, then anchors"},
             "_images": {"edit": (torch.cat(edit_grid), 1 + len(anchors))}}
