@@ -3,14 +3,14 @@
 
 `long`: the suite's synthesis cells (`bench.lmc.distill_pixels`, `synthesis_row`: "a red mug" and "a blue duck", 2
 instances each, from mid-grey, lr 3e-2 with cosine decay, seed = int(ω) and int(ω) + 100) at the methods' default 500
-iterations, not the suite's 80, at ω = 3, 5, 8 (the first claim's range): SDS, LMC-SDS with the shipped corrective,
+iterations, not the suite's 80, at ω = 3, 5, 8 (the first claim's range; or the ω given): SDS, LMC-SDS with the shipped corrective,
 LMC-SDS with the given one, on one prior. Does LMC-SDS catch SDS up when both run to the end?
 
 `edit`: the suite's editing cells (`bench.lmc.editing_figures`: the red mug to blue, the blue duck to yellow, at the
 edit defaults, λ = 0.3, 0.1, 0.03, 0.01) for LMC-SDS with the given toy-world corrective; the suite's rows beside.
 With the shipped corrective LMC-SDS empties the duck's head and keeps its view never.
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/lmc_corrective_perturb_more.py long PRIOR CORRECTIVE   # -> bench/results/lmc-corrective-perturb-long-PRIOR.json, docs/images/lmc-synthesis-long-PRIOR.png
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/lmc_corrective_perturb_more.py long PRIOR CORRECTIVE [ω,...]   # -> bench/results/lmc-corrective-perturb-long-PRIOR[-wω...].json, docs/images/lmc-synthesis-long-PRIOR[-wω...].png
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/lmc_corrective_perturb_more.py edit TOYWORLD_CORRECTIVE   # -> bench/results/lmc-corrective-perturb-edit.json, docs/images/lmc-edit-perturb.png"""
 
 import json
@@ -33,7 +33,7 @@ def record(what: str, extra: dict) -> dict:
             "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine_info()} | extra
 
 
-def long(name: str, folder: Path) -> None:
+def long(name: str, folder: Path, scales: tuple[float, ...] = SCALES) -> None:
     import torch
 
     from diffrep.bench.lmc import distill_pixels, prior_data, synthesis_row
@@ -56,19 +56,21 @@ def long(name: str, folder: Path) -> None:
     for offset in SEED_OFFSETS:
         for label, (method, options) in variants.items():
             cells = figures.setdefault(f"seed+{offset}", {}).setdefault(label, {})
-            for w in SCALES:
+            for w in scales:
                 t0 = time.perf_counter()
                 x = distill_pixels(prior, method, options, conds, w, ITERS, 3e-2, seed=int(w) + offset)
                 cells[str(w)] = synthesis_row(x, data, asked) | {"seconds": round(time.perf_counter() - t0, 1)}
                 print(name, offset, label, w, cells[str(w)]["nearest_rms"], flush=True)
                 if offset == 0:
                     shown.append(x[[0, 2]])
-    image_grid(torch.cat(shown).clamp(-1, 1), nrow=2 * len(SCALES), scale=3).save(
-        root / "docs" / "images" / f"lmc-synthesis-long-{name}.png")
+    tag = name + ("" if scales == SCALES else "-w" + "-".join(f"{w:g}" for w in scales))
+    image_grid(torch.cat(shown).clamp(-1, 1), nrow=2 * len(scales), scale=3).save(
+        root / "docs" / "images" / f"lmc-synthesis-long-{tag}.png")
     out = record("long", {"prior": name, "iters": ITERS, "corrective": str(folder), "figures": figures,
-                          "image": f"docs/images/lmc-synthesis-long-{name}.png: rows sds, lmc-sds shipped, lmc-sds "
-                                   "perturbed at seed = int(ω); columns ω = 3, 5, 8, a red mug and a blue duck each"})
-    atomic_write_text(root / "bench" / "results" / f"lmc-corrective-perturb-long-{name}.json", json.dumps(out, indent=2) + "\n")
+                          "image": f"docs/images/lmc-synthesis-long-{tag}.png: rows sds, lmc-sds shipped, lmc-sds "
+                                   f"perturbed at seed = int(ω); columns ω = {', '.join(f'{w:g}' for w in scales)}, "
+                                   "a red mug and a blue duck each"})
+    atomic_write_text(root / "bench" / "results" / f"lmc-corrective-perturb-long-{tag}.json", json.dumps(out, indent=2) + "\n")
 
 
 def edit(folder: Path) -> None:
@@ -91,11 +93,11 @@ def edit(folder: Path) -> None:
 if __name__ == "__main__":
     args = sys.argv[1:]
     ok = lambda *paths: all((Path(a) / "corrective.json").is_file() for a in paths)  # noqa: E731
-    if args[:1] == ["long"] and len(args) == 3 and args[1] in ("toyworld", "tiny") and ok(args[2]):
-        long(args[1], Path(args[2]).resolve())
+    if args[:1] == ["long"] and len(args) in (3, 4) and args[1] in ("toyworld", "tiny") and ok(args[2]):
+        long(args[1], Path(args[2]).resolve(), tuple(map(float, args[3].split(","))) if len(args) == 4 else SCALES)
     elif args[:1] == ["edit"] and len(args) == 2 and ok(args[1]):
         edit(Path(args[1]).resolve())
     else:
-        print("usage: lmc_corrective_perturb_more.py long {toyworld,tiny} CORRECTIVE | edit TOYWORLD_CORRECTIVE",
+        print("usage: lmc_corrective_perturb_more.py long {toyworld,tiny} CORRECTIVE [ω,...] | edit TOYWORLD_CORRECTIVE",
               file=sys.stderr)
         sys.exit(2)
