@@ -63,7 +63,7 @@ def test_perturbed_lk_loss_asks_b_hat_of_x_plus_delta_for_x0_hat_plus_delta():
     x0_hat = (a * x + s * eps - s * prior.eps(a * x + s * eps, t, None)) / a
     exact = lambda inp, tt: inp - x + x0_hat  # b̂(x + δ) = x̂_0 + δ: what a perfect perturbed corrective gives  # noqa: E731
     assert lk_loss(exact, (x, t, eps, delta), g, prior=prior)[0].item() < 1e-6
-    assert lk_loss(exact, (x, t, eps, None), g, prior=prior)[0].item() < 1e-6  # δ = 0: the clean loss
+    assert lk_loss(exact, (x, t, eps, torch.zeros_like(x)), g, prior=prior)[0].item() < 1e-6  # δ = 0: the clean loss
     assert lk_loss(lambda inp, tt: x0_hat, (x, t, eps, delta), g, prior=prior)[0].item() > 1.0  # dropping δ is wrong
 
 

@@ -45,11 +45,12 @@ def deltas(H: int):
 
 
 def one_step(prior, x, t, eps):
+    """The prior's one-step unconditional denoised image ``x̂_0(a_t x + s_t ε, t)``."""
     from diffrep.priors.base import noise_levels
+    from diffrep.schedule import predict_x0
 
     a, s = noise_levels(prior.alphas_cumprod, t, x.dtype)
-    xt = a * x + s * eps
-    return (xt - s * prior.eps(xt, t, None)) / a
+    return predict_x0(a * x + s * eps, prior.eps(a * x + s * eps, t, None), a, s)
 
 
 def keep_and_restore(prior, b_hat, x, n: int = 256) -> dict:
@@ -93,7 +94,7 @@ def main(folders: dict[str, Path]) -> None:
 
     from diffrep.api import edit
     from diffrep.bench import machine_info
-    from diffrep.bench.lmc import distill_pixels, prior_data, synthesis_row
+    from diffrep.bench.lmc import distill_pixels, prior_data, prompt_batch, synthesis_row
     from diffrep.export import atomic_write_text, image_grid
     from diffrep.methods.corrective import load_corrective, shipped_corrective
     from diffrep.metrics import mean_pairwise_rms, nearest_data
@@ -103,9 +104,6 @@ def main(folders: dict[str, Path]) -> None:
     torch.set_num_threads(1)
     suite_figures = json.loads((root / "bench" / "results" / "lmc.json").read_text())["figures"]
     suite, suite_div = suite_figures["synthesis"], suite_figures["diversity"]
-    prompts = (("a red mug", "mug", "red"), ("a blue duck", "duck", "blue"))
-    asked = {"kind": torch.tensor([KINDS.index(k) for _, k, _ in prompts for _ in range(2)]),
-             "colour": torch.tensor([COLOURS.index(c) for _, _, c in prompts for _ in range(2)])}
     figures: dict = {}
     shown = []
     for name, folder in folders.items():
@@ -115,7 +113,7 @@ def main(folders: dict[str, Path]) -> None:
         i = ((L["kind"] == KINDS.index("mug")) & (L["colour"] == COLOURS.index("red"))
              & (L["view"] == VIEWS.index("front"))).nonzero()[0, 0]
         mug = data.images[i].float()[None]
-        conds = [prior.encode_prompt(p) for p, _, _ in prompts for _ in range(2)]
+        conds, asked = prompt_batch(prior)
         figures[name] = {"suite_sds": {str(w): suite[name]["sds"][str(w)] for w in SCALES},
                          "suite_lmc-sds": {str(w): suite[name]["lmc-sds"][str(w)] for w in SCALES},
                          "suite_diversity": suite_div[name]}

@@ -36,19 +36,15 @@ def record(what: str, extra: dict) -> dict:
 def long(name: str, folder: Path, scales: tuple[float, ...] = SCALES) -> None:
     import torch
 
-    from diffrep.bench.lmc import distill_pixels, prior_data, synthesis_row
+    from diffrep.bench.lmc import distill_pixels, prior_data, prompt_batch, synthesis_row
     from diffrep.export import atomic_write_text, image_grid
     from diffrep.methods.corrective import shipped_corrective
     from diffrep.priors import load
-    from diffrep.toyworld import COLOURS, KINDS
 
     torch.set_num_threads(1)
-    prompts = (("a red mug", "mug", "red"), ("a blue duck", "duck", "blue"))
-    asked = {"kind": torch.tensor([KINDS.index(k) for _, k, _ in prompts for _ in range(2)]),
-             "colour": torch.tensor([COLOURS.index(c) for _, _, c in prompts for _ in range(2)])}
     prior = load(name)
     data = prior_data(name, prior)
-    conds = [prior.encode_prompt(p) for p, _, _ in prompts for _ in range(2)]
+    conds, asked = prompt_batch(prior)
     variants = {"sds": ("sds", {}), "lmc-sds shipped": ("lmc-sds", {"corrective": str(shipped_corrective(prior))}),
                 "lmc-sds perturbed": ("lmc-sds", {"corrective": str(folder)})}
     figures: dict = {}

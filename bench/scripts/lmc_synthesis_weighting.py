@@ -24,20 +24,16 @@ def main() -> None:
     import torch
 
     from diffrep.bench import machine_info
-    from diffrep.bench.lmc import distill_pixels, prior_data, synthesis_row
+    from diffrep.bench.lmc import distill_pixels, prior_data, prompt_batch, synthesis_row
     from diffrep.export import atomic_write_text
     from diffrep.priors import load
-    from diffrep.toyworld import COLOURS, KINDS
 
     torch.set_num_threads(1)
     suite = json.loads((root / "bench" / "results" / "lmc.json").read_text())["figures"]["synthesis"]
-    prompts = (("a red mug", "mug", "red"), ("a blue duck", "duck", "blue"))
-    asked = {"kind": torch.tensor([KINDS.index(k) for _, k, _ in prompts for _ in range(2)]),
-             "colour": torch.tensor([COLOURS.index(c) for _, _, c in prompts for _ in range(2)])}
     figures: dict = {}
     for name in ("toyworld", "tiny"):
         prior = load(name)
-        data, conds = prior_data(name, prior), [prior.encode_prompt(p) for p, _, _ in prompts for _ in range(2)]
+        data, (conds, asked) = prior_data(name, prior), prompt_batch(prior)
         figures[name] = {"suite_sds": {w: suite[name]["sds"][w] for w in map(str, SCALES)},
                          "suite_lmc-sds": {w: suite[name]["lmc-sds"][w] for w in map(str, SCALES)}}
         for label, options in VARIANTS.items():

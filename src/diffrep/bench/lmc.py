@@ -27,6 +27,8 @@ from diffrep.toyworld import COLOURS, KINDS, VIEWS
 SYNTHESIS_METHODS: dict[str, tuple[str, dict]] = {
     "sds": ("sds", {}), "l_cond_only": ("lmc-sds", {"projection": "none"}), "nfsd": ("nfsd", {}),
     "ms-sds": ("ms-sds", {"k": 2}), "lmc-sds": ("lmc-sds", {})}
+PROMPTS: tuple[tuple[str, str, str], ...] = (("a red mug", "mug", "red"), ("a blue duck", "duck", "blue"))
+"""The synthesis prompts, each with the kind and colour it asks for."""
 EDIT_METHODS: tuple[str, ...] = ("lmc-sds", "sds", "dds", "nfsd")
 # (source prompt, its kind and colour, target prompt, target colour)
 EDITS: tuple[tuple[str, str, str, str, str], ...] = (("a red mug", "mug", "red", "a blue mug", "blue"),
@@ -148,7 +150,7 @@ def run(quick: bool, log: Callable[[str], None], section: str | None = None) -> 
 def synthesis_and_diversity(quick: bool, log: Callable[[str], None], section: str | None) -> dict:
     """Synthesis per method and ω, and fixed-ε diversity, on both priors (``section``: one of the two, or both)."""
     scales = (8.0, 100.0) if quick else (3.0, 5.0, 8.0, 15.0, 30.0, 100.0)
-    prompt_set = (("a red mug", "mug", "red"), ("a blue duck", "duck", "blue"))[:1 if quick else 2]
+    prompt_set = PROMPTS[:1 if quick else 2]
     per_prompt = 2
     iters, lr = (15, 3e-2) if quick else (80, 3e-2)
     div_runs, div_iters = (3, 15) if quick else (10, 80)
@@ -177,13 +179,19 @@ def synthesis_and_diversity(quick: bool, log: Callable[[str], None], section: st
     return out
 
 
+def prompt_batch(prior, prompt_set=PROMPTS, per_prompt: int = 2) -> tuple[list, dict[str, Tensor]]:
+    """``per_prompt`` instances of each prompt: the prior's conditions, and the kind and colour each asks for."""
+    conds = [prior.encode_prompt(p) for p, _, _ in prompt_set for _ in range(per_prompt)]
+    asked = {"kind": torch.tensor([KINDS.index(k) for _, k, _ in prompt_set for _ in range(per_prompt)]),
+             "colour": torch.tensor([COLOURS.index(c) for _, _, c in prompt_set for _ in range(per_prompt)])}
+    return conds, asked
+
+
 def synthesis(prior_name: str, prior, data: Data, out: dict, images: dict, log, prompt_set, per_prompt: int,
               scales, shown_scales, iters: int, lr: float) -> None:
     """One prior's synthesis rows, claims and grid, into ``out`` and ``images``."""
     start = time.perf_counter()
-    conds = [prior.encode_prompt(p) for p, _, _ in prompt_set for _ in range(per_prompt)]
-    asked = {"kind": torch.tensor([KINDS.index(k) for _, k, _ in prompt_set for _ in range(per_prompt)]),
-             "colour": torch.tensor([COLOURS.index(c) for _, _, c in prompt_set for _ in range(per_prompt)])}
+    conds, asked = prompt_batch(prior, prompt_set, per_prompt)
     rows, grid = {}, []
     for name, (method, options) in SYNTHESIS_METHODS.items():
         rows[name], shown = {}, []

@@ -56,13 +56,13 @@ def folder_images(prior: Prior, files: list[Path], batch: int = 16) -> Tensor:
 
 def draw_batch(data: Tensor, batch: int, T: int, g: torch.Generator, rng: Any, *, device: torch.device,
                perturb: float = 0.0):
-    """``(x [B, C, H, W], t [B], ε [B, C, H, W], δ)``: data images, uniform timesteps, noise, and the off-manifold
-    perturbations of ``perturbations`` (``None`` at ``perturb = 0``: no draws, the clean run's batches)."""
+    """``(x [B, C, H, W], t [B], ε [B, C, H, W], δ [B, C, H, W])``: data images, uniform timesteps, noise, and the
+    off-manifold perturbations of ``perturbations`` (zeros at ``perturb = 0``, not drawn: the clean run's batches)."""
     idx = torch.randint(len(data), (batch,), generator=g)
     t = torch.randint(0, T, (batch,), generator=g)
     eps = torch.randn(batch, *data.shape[1:], generator=g)
-    delta = perturbations((batch, *data.shape[1:]), perturb, g).to(device) if perturb > 0 else None
-    return data[idx].to(device), t.to(device), eps.to(device), delta
+    delta = perturbations((batch, *data.shape[1:]), perturb, g) if perturb > 0 else torch.zeros(batch, *data.shape[1:])
+    return data[idx].to(device), t.to(device), eps.to(device), delta.to(device)
 
 
 def perturbations(shape: tuple[int, ...], bound: float, g: torch.Generator) -> Tensor:
@@ -89,9 +89,7 @@ def lk_loss(model: Corrective, batch, g: torch.Generator, *, prior: Prior) -> tu
     with torch.no_grad():
         x_t = a * x + s * eps
         x0_hat = (x_t - s * prior.eps(x_t, t, None)) / a  # the prior's one-step denoised image
-    if delta is None:
-        return corrective_loss(model(x, t), x0_hat), {}
-    return corrective_loss(model(x + delta, t), x0_hat + delta), {}
+    return corrective_loss(model(x + delta, t), x0_hat + delta), {}  # δ = 0: exactly the clean loss
 
 
 def train(config: CorrectiveTrainConfig, *, resume: bool = False,
