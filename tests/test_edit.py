@@ -114,6 +114,7 @@ def test_edit_moves_towards_the_prompt_without_anchor():
     (["--method", "dds"], "method 'dds' needs a source prompt"),
     (["--method", "sds", "--source-prompt", "red"], "option --source-prompt is for method dds"),
     (["--method", "lmc-sds"], "method 'lmc-sds' needs a trained corrective"),
+    (["--method", "lmc-sds", "--corrective", "perturbed"], "needs a trained corrective: no perturbed one is shipped"),
     (["--method", "ddim"], "unknown method 'ddim'; allowed: lmc-sds, sds, dds, nfsd"),
     (["--method", "sds", "--anchor", "-1"], "anchor=-1.0 is not allowed"),
     (["--method", "sds", "--image", "/nonexistent.png"], "does not exist"),

@@ -1,6 +1,7 @@
 """LMC-SDS and the distillation baselines (NFSD, DDS, multistep SDS) against their explicit formulas
 through a linear renderer, the SDS decomposition, the corrective's normalisation, end-to-end runs."""
 
+import json
 import math
 
 import pytest
@@ -216,22 +217,47 @@ def test_missing_source_prompt_or_corrective_fails_before_the_prior_loads():
         diffrep.sample("toyworld", method="lmc-sds", corrective="/nonexistent", iters=5)
 
 
-def test_the_shipped_correctives_are_found_by_fingerprint_and_run():
-    """lmc-sds without a corrective takes the one shipped for the prior (toyworld, tiny); a loaded prior with none
-    shipped is refused in one line."""
+def test_the_shipped_correctives_are_found_by_fingerprint_and_training_and_run():
+    """lmc-sds without a corrective takes the clean one shipped for the prior (toyworld, tiny), with
+    ``corrective='perturbed'`` the one trained off the data (its record says --perturb 0.5); a loaded prior with
+    none shipped, or an unknown training, is refused in one line."""
+    import json
+
     from diffrep.methods.corrective import SHIPPED, load_corrective, shipped_corrective
     from diffrep.methods.configs import SHIPPED_CORRECTIVES
     from diffrep.priors import load
 
-    assert sorted(f.name for f in SHIPPED.iterdir() if f.is_dir()) == sorted(SHIPPED_CORRECTIVES)
+    folders = {f.name for f in SHIPPED.iterdir() if f.is_dir()}
+    assert folders == {p + ("" if t == "clean" else f"-{t}") for t, ps in SHIPPED_CORRECTIVES.items() for p in ps}
     prior = load("toyworld")
     assert shipped_corrective(prior) == SHIPPED / "toyworld"
+    assert shipped_corrective(prior, "perturbed") == SHIPPED / "toyworld-perturbed"
+    perturb = {t: json.loads((shipped_corrective(prior, t) / "corrective.json").read_text())["training"].get("perturb", 0)
+               for t in SHIPPED_CORRECTIVES}
+    assert perturb == {"clean": 0, "perturbed": 0.5}
     b_hat = load_corrective(shipped_corrective(prior), prior, "toyworld")
+    off = load_corrective(shipped_corrective(prior, "perturbed"), prior, "toyworld")
     assert sum(p.numel() for p in b_hat.parameters()) > 1e6
-    with pytest.raises(InputError, match="no corrective is shipped for this prior \\(GMMPrior"):
+    assert any(not torch.equal(a, b) for a, b in zip(b_hat.parameters(), off.parameters()))
+    with pytest.raises(InputError, match="no clean corrective is shipped for this prior \\(GMMPrior"):
         shipped_corrective(default_gmm())
-    r = diffrep.sample(prior, method="lmc-sds", prompt="a red mug", n=1, iters=3, guidance_scale=5.0)
-    assert torch.isfinite(r.images).all() and r.info["config"]["method_options"]["corrective"] is None
+    with pytest.raises(InputError, match="training='noisy' is not a shipped corrective's; shipped: clean, perturbed"):
+        shipped_corrective(prior, "noisy")
+    for corrective in (None, "perturbed"):
+        r = diffrep.sample(prior, method="lmc-sds", prompt="a red mug", n=1, iters=3, guidance_scale=5.0,
+                           corrective=corrective)
+        assert torch.isfinite(r.images).all() and r.info["config"]["method_options"]["corrective"] == corrective
+    with pytest.raises(InputError, match="needs a trained corrective: no perturbed one is shipped for prior 'gmm'"):
+        diffrep.sample("gmm", method="lmc-sds", corrective="perturbed", iters=5)
+
+
+def test_the_perturbed_corrective_is_chosen_by_name_on_the_command_line(tmp_path):
+    from diffrep.cli import main
+
+    out = tmp_path / "run"
+    assert main(["sample", "--prior", "toyworld", "--method", "lmc-sds", "--lmc-sds.corrective", "perturbed",
+                 "--optim.iters", "2", "--prompt", "a red mug", "--n", "1", "--guidance-scale", "5", "--out", str(out)]) == 0
+    assert json.loads((out / "run.json").read_text())["config"]["method_options"]["corrective"] == "perturbed"
 
 
 def test_train_corrective_refuses_a_prior_without_clean_images_before_it_loads(tmp_path, capsys):

@@ -348,7 +348,8 @@ class EditArgs:
     source_prompt: str | None = None
     """dds: the prompt describing the input image."""
     corrective: str | None = None
-    """lmc-sds: a corrective trained for this prior (diffrep train-corrective); default: the shipped one."""
+    """lmc-sds: a shipped corrective (clean, the default; perturbed, trained off the data) or the folder of one trained
+    for this prior (diffrep train-corrective)."""
     anchor: float = 0.03
     """Weight λ of the L2 anchor λ/2 ‖x - x_in‖² (0: none)."""
     iters: int = 200

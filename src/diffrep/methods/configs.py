@@ -227,8 +227,9 @@ class LMCSDSOptions(NoisedOptions):
     learned corrective b̂ (diffrep train-corrective), normalised to x̂_0(∅)'s mean and std as in its loss L_k."""
 
     corrective: str | None = None
-    """Folder (or its corrective.safetensors) of a corrective trained for this prior (diffrep train-corrective);
-    default: the one shipped for the prior (toyworld and tiny, methods/correctives/)."""
+    """A shipped corrective by its training (``SHIPPED_CORRECTIVES``: clean, the paper's and the default; perturbed,
+    trained off the data with --perturb 0.5), or the folder (or its corrective.safetensors) of one trained for this
+    prior (diffrep train-corrective); default: the clean one shipped for the prior (toyworld, tiny)."""
     fixed_eps: bool = False
     """Diversity option: keep the ε of the conditional term fixed for the whole run (fresh for the corrective term)."""
     inverse_scale: bool = True
@@ -250,22 +251,28 @@ class LMCSDSOptions(NoisedOptions):
 LMC_PROJECTIONS: tuple[str, ...] = ("corrective", "none")
 
 
-SHIPPED_CORRECTIVES: tuple[str, ...] = ("toyworld", "tiny")
-"""Priors with a corrective shipped in ``diffrep/methods/correctives/PRIOR`` (trained at their default options)."""
+SHIPPED_CORRECTIVES: dict[str, tuple[str, ...]] = {"clean": ("toyworld", "tiny"), "perturbed": ("toyworld", "tiny")}
+"""The shipped correctives by their training, each with the priors it is shipped for (``diffrep/methods/correctives/``,
+TRAINING.md): ``clean``, the paper's, on the prior's clean data images (``PRIOR/``; the default); ``perturbed``,
+every other image perturbed off the data (``train-corrective --perturb 0.5``, ``PRIOR-perturbed/``), which restores
+what is off the data (docs/lmc.md). ``--lmc-sds.corrective NAME`` picks one."""
 
 
 def lmc_requires(options: LMCSDSOptions, prior: str | None = None) -> str | None:
     """What an LMC-SDS run lacks, torch-free: the corrective's folder and its JSON sidecar; with no corrective
-    given, one shipped for ``prior`` (a prior's name; ``None``: not known yet), unless ``projection='none'``."""
+    given or a shipped one's name, one shipped for ``prior`` (a prior's name; ``None``: not known yet), unless
+    ``projection='none'``."""
     from pathlib import Path
 
-    if options.corrective is None:
-        if options.projection == "none" or prior is None or prior in SHIPPED_CORRECTIVES:
+    if options.corrective is None or options.corrective in SHIPPED_CORRECTIVES:
+        shipped = SHIPPED_CORRECTIVES[options.corrective or "clean"]
+        if options.projection == "none" or prior is None or prior in shipped:
             return None
         from diffrep.training.config import CLEAN_DATA_PRIORS
 
         train = f"--prior {prior}" if prior in CLEAN_DATA_PRIORS else f"--prior {prior}:PATH --data IMAGES"  # sd, if
-        return (f"a trained corrective: none is shipped for prior {prior!r} (shipped: {', '.join(SHIPPED_CORRECTIVES)}); "
+        none = "none" if options.corrective is None else f"no {options.corrective} one"
+        return (f"a trained corrective: {none} is shipped for prior {prior!r} (shipped: {', '.join(shipped)}); "
                 f"train one with diffrep train-corrective {train} --out DIR and give it: --lmc-sds.corrective DIR "
                 "(edit: --corrective DIR)")
     path = Path(options.corrective)

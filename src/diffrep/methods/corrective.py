@@ -106,21 +106,28 @@ def save_corrective(model: Corrective, folder: Path, fingerprint: dict[str, Any]
 
 
 SHIPPED = Path(__file__).parent / "correctives"
-"""The shipped correctives, one folder per prior (``SHIPPED_CORRECTIVES``; TRAINING.md says how they were made)."""
+"""The shipped correctives, a folder per prior and training (``SHIPPED_CORRECTIVES``; TRAINING.md says how they were made)."""
 
 FINGERPRINT = ("prior_class", "image_shape", "T", "alphas_sha256")
 
 
-def shipped_corrective(prior: Any) -> Path:
-    """The shipped corrective whose fingerprint (class, image shape, schedule) is ``prior``'s; refused in one
+def shipped_corrective(prior: Any, training: str = "clean") -> Path:
+    """The shipped corrective whose fingerprint (class, image shape, schedule) is ``prior``'s and whose training
+    is ``training`` (``SHIPPED_CORRECTIVES``: clean, no perturbation in its record; perturbed, one); refused in one
     line where none is."""
+    from diffrep.methods.configs import SHIPPED_CORRECTIVES
+
+    if training not in SHIPPED_CORRECTIVES:
+        raise InputError(f"training={training!r} is not a shipped corrective's; shipped: {', '.join(SHIPPED_CORRECTIVES)}")
     mine = prior_fingerprint(prior, None)
     for folder in sorted(f for f in SHIPPED.iterdir() if (f / "corrective.json").is_file()):
         meta = json.loads((folder / "corrective.json").read_text())
-        if all(meta.get(key) == mine[key] for key in FINGERPRINT):
+        perturbed = meta["training"].get("perturb", 0) > 0
+        if all(meta.get(key) == mine[key] for key in FINGERPRINT) and perturbed == (training == "perturbed"):
             return folder
-    raise InputError(f"no corrective is shipped for this prior ({mine['prior_class']}, image shape {mine['image_shape']}); "
-                     "train one with diffrep train-corrective and give its folder (--lmc-sds.corrective DIR)")
+    raise InputError(f"no {training} corrective is shipped for this prior ({mine['prior_class']}, image shape "
+                     f"{mine['image_shape']}); train one with diffrep train-corrective and give its folder "
+                     "(--lmc-sds.corrective DIR)")
 
 
 def load_corrective(path: str | Path, prior: Any, name: str | None = None) -> Corrective:

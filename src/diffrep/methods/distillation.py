@@ -28,6 +28,7 @@ from diffrep.methods.configs import (  # noqa: F401 (re-exported)
     MultistepSDSOptions,
     NFSDOptions,
     SDSOptions,
+    SHIPPED_CORRECTIVES,
     SJCOptions,
 )
 from diffrep.errors import InputError
@@ -324,8 +325,9 @@ def run_lmc_sds(prior: Prior, rep, cond: Any, options: LMCSDSOptions, *, samplin
                 generator: torch.Generator | None = None, state: DistillState | None = None,
                 callback=None) -> DistillState:
     """LMC-SDS on any diffrep (``METHODS["lmc-sds"]``): ``lmc_grad`` in the SDS loop with the corrective of
-    ``options.corrective`` (refused if trained for another prior; default: the one shipped for the prior),
-    optionally with a fixed ε in ``g_cond``; ``options.projection == "none"``: ``g_cond`` alone, no corrective."""
+    ``options.corrective`` (a shipped one's name or a folder; refused if trained for another prior; default: the
+    clean one shipped for the prior), optionally with a fixed ε in ``g_cond``; ``options.projection == "none"``:
+    ``g_cond`` alone, no corrective."""
     from diffrep.methods.corrective import load_corrective, shipped_corrective
     from diffrep.priors.base import prior_device
 
@@ -334,7 +336,8 @@ def run_lmc_sds(prior: Prior, rep, cond: Any, options: LMCSDSOptions, *, samplin
                          "--lmc-sds.no-inverse-scale")
     b_hat = None  # projection 'none': g_cond alone
     if options.projection == "corrective":
-        path = shipped_corrective(prior) if options.corrective is None else options.corrective
+        name = options.corrective or "clean"
+        path = shipped_corrective(prior, name) if name in SHIPPED_CORRECTIVES else options.corrective
         b_hat = load_corrective(path, prior).to(prior_device(prior))
     eps_fixed = fixed_noise(generator) if options.fixed_eps else None
 
