@@ -126,6 +126,18 @@ def test_translator_trains_a_few_steps_saves_and_loads(tmp_path, toy_prior, loss
     assert y.shape == x.shape and y.abs().max() <= 1 and not torch.equal(y, x)  # it has learnt something
 
 
+def test_the_lmc_sds_loss_takes_a_named_corrective(tmp_path, toy_prior):
+    """--corrective perturbed trains with the corrective shipped off the data (another gradient from the first step)
+    and the translator's record says so; the default, clean, records None."""
+    logs = {}
+    for corrective in (None, "perturbed"):
+        logs[corrective] = []
+        weights = train(small_config(tmp_path, str(corrective), steps=1, corrective=corrective), prior=toy_prior,
+                        callback=logs[corrective].append)
+        assert json.loads((weights.parent / "translator.json").read_text())["training"]["corrective"] == corrective
+    assert logs[None][0]["grad_norm"] != pytest.approx(logs["perturbed"][0]["grad_norm"], rel=1e-3)
+
+
 def test_resume_equals_an_uninterrupted_run(tmp_path, toy_prior):
     straight = train(small_config(tmp_path, "a"), prior=toy_prior)
 
@@ -206,6 +218,9 @@ def test_check_config_refuses_bad_options():
 
     for bad, match in [({"targets": ()}, "targets is empty"), ({"targets": ("mug",)}, "other than the source"),
                        ({"source": "dragon"}, "unknown source kind"), ({"guidance_scale": 0.0}, "guidance_scale"),
-                       ({"t_range": (0.5, 0.2)}, "t_range"), ({"steps": 0}, "steps")]:
+                       ({"t_range": (0.5, 0.2)}, "t_range"), ({"steps": 0}, "steps"),
+                       ({"loss": "sds", "corrective": "perturbed"}, "corrective='perturbed' is for loss lmc-sds, not 'sds'"),
+                       ({"corrective": "/nonexistent"}, "holds no corrective.json"),
+                       ({"prior": "tiny", "corrective": "nonexistent"}, "holds no corrective.json")]:
         with pytest.raises(InputError, match=match):
             check_config(TranslatorTrainConfig(**{"out": Path("x"), **bad}))

@@ -154,3 +154,12 @@ def load_corrective(path: str | Path, prior: Any, name: str | None = None) -> Co
     except RuntimeError as e:
         raise InputError(f"corrective {str(path)!r} does not match its corrective.json: {str(e).splitlines()[0]}") from None
     return model.eval().requires_grad_(False)
+
+
+def named_corrective(corrective: str | None, prior: Any, name: str | None = None) -> Corrective:
+    """The corrective an option names (``LMCSDSOptions.corrective``): a shipped one's training
+    (``SHIPPED_CORRECTIVES``; ``None``: clean) for ``prior``, or a trained one's folder."""
+    from diffrep.methods.configs import SHIPPED_CORRECTIVES
+
+    training = corrective or "clean"
+    return load_corrective(shipped_corrective(prior, training) if training in SHIPPED_CORRECTIVES else corrective, prior, name)

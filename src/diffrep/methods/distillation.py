@@ -28,7 +28,6 @@ from diffrep.methods.configs import (  # noqa: F401 (re-exported)
     MultistepSDSOptions,
     NFSDOptions,
     SDSOptions,
-    SHIPPED_CORRECTIVES,
     SJCOptions,
 )
 from diffrep.errors import InputError
@@ -328,7 +327,7 @@ def run_lmc_sds(prior: Prior, rep, cond: Any, options: LMCSDSOptions, *, samplin
     ``options.corrective`` (a shipped one's name or a folder; refused if trained for another prior; default: the
     clean one shipped for the prior), optionally with a fixed ε in ``g_cond``; ``options.projection == "none"``:
     ``g_cond`` alone, no corrective."""
-    from diffrep.methods.corrective import load_corrective, shipped_corrective
+    from diffrep.methods.corrective import named_corrective
     from diffrep.priors.base import prior_device
 
     if options.inverse_scale and sampling.guidance_scale == 0:
@@ -336,9 +335,7 @@ def run_lmc_sds(prior: Prior, rep, cond: Any, options: LMCSDSOptions, *, samplin
                          "--lmc-sds.no-inverse-scale")
     b_hat = None  # projection 'none': g_cond alone
     if options.projection == "corrective":
-        name = options.corrective or "clean"
-        path = shipped_corrective(prior, name) if name in SHIPPED_CORRECTIVES else options.corrective
-        b_hat = load_corrective(path, prior).to(prior_device(prior))
+        b_hat = named_corrective(options.corrective, prior).to(prior_device(prior))
     eps_fixed = fixed_noise(generator) if options.fixed_eps else None
 
     def grad(x: Tensor, conds: Any, t: Tensor, eps: Tensor) -> Tensor:

@@ -114,6 +114,7 @@ class TranslatorTrainConfig:
     out: Path  # run directory: checkpoints, final translator.safetensors + translator.json
     prior: str = "toyworld"  # the prior (default options) whose distillation gradient trains the network: toyworld, tiny
     loss: str = "lmc-sds"  # distillation loss: lmc-sds (the prior's shipped corrective), sds, nfsd, l-cond (g_cond alone)
+    corrective: str | None = None  # lmc-sds: a shipped corrective (clean, the default; perturbed) or a trained one's folder
     source: str = "mug"  # the kind of the input images
     targets: tuple[str, ...] = ("duck", "chair", "house", "car")  # the kinds the network is asked for (its class input)
     steps: int = 600  # total optimiser steps
@@ -158,6 +159,13 @@ def check_translator_config(config: TranslatorTrainConfig) -> None:
 
     check_choice("prior", config.prior, TRANSLATOR_PRIORS)
     check_choice("loss", config.loss, TRANSLATOR_LOSSES)
+    if config.corrective is not None:
+        from diffrep.methods.configs import LMCSDSOptions, lmc_requires
+
+        if config.loss != "lmc-sds":
+            raise InputError(f"corrective={config.corrective!r} is for loss lmc-sds, not {config.loss!r}; drop it")
+        if (missing := lmc_requires(LMCSDSOptions(corrective=config.corrective), config.prior)) is not None:
+            raise InputError(f"loss lmc-sds needs {missing}")
     check_choice("source kind", config.source, KINDS)
     if not config.targets:
         raise InputError("targets is empty; give one or more kinds: " + ", ".join(KINDS))

@@ -73,37 +73,38 @@ def source_images(config: TranslatorTrainConfig, res: int) -> dict[str, Tensor]:
     return {"images": d["images"].float() / 127.5 - 1} | {name: d[name].long() for name in ("kind", "colour", "view")}
 
 
-def _sds_loss(prior: Prior, w: float, prior_name: str | None) -> GradFn:
+def _sds_loss(prior: Prior, w: float, prior_name: str | None, corrective: str | None) -> GradFn:
     return lambda y, c, t, eps: sds_grad(prior, y, c, t=t, eps=eps, guidance_scale=w)
 
 
-def _nfsd_loss(prior: Prior, w: float, prior_name: str | None) -> GradFn:
+def _nfsd_loss(prior: Prior, w: float, prior_name: str | None, corrective: str | None) -> GradFn:
     threshold = round(0.2 * len(prior.alphas_cumprod))
     return lambda y, c, t, eps: nfsd_grad(prior, y, c, None, t=t, eps=eps, guidance_scale=w, t_threshold=threshold)
 
 
-def _l_cond_loss(prior: Prior, w: float, prior_name: str | None) -> GradFn:
+def _l_cond_loss(prior: Prior, w: float, prior_name: str | None, corrective: str | None) -> GradFn:
     return lambda y, c, t, eps: lmc_grad(prior, y, c, None, t=t, eps=eps, guidance_scale=w)
 
 
-def _lmc_sds_loss(prior: Prior, w: float, prior_name: str | None) -> GradFn:
-    from diffrep.methods.corrective import load_corrective, shipped_corrective
+def _lmc_sds_loss(prior: Prior, w: float, prior_name: str | None, corrective: str | None) -> GradFn:
+    from diffrep.methods.corrective import named_corrective
     from diffrep.priors.base import prior_device
 
-    b_hat = load_corrective(shipped_corrective(prior), prior, prior_name).to(prior_device(prior))
+    b_hat = named_corrective(corrective, prior, prior_name).to(prior_device(prior))
     return lambda y, c, t, eps: lmc_grad(prior, y, c, b_hat, t=t, eps=eps, guidance_scale=w)
 
 
-LOSS_GRADS: dict[str, Callable[[Prior, float, str | None], GradFn]] = {
+LOSS_GRADS: dict[str, Callable[[Prior, float, str | None, str | None], GradFn]] = {
     "lmc-sds": _lmc_sds_loss, "sds": _sds_loss, "nfsd": _nfsd_loss, "l-cond": _l_cond_loss}
-"""``TRANSLATOR_LOSSES`` (the torch-free names the command line checks) -> ``(prior, ω, prior's name) -> g``."""
+"""``TRANSLATOR_LOSSES`` (the torch-free names the command line checks) -> ``(prior, ω, prior's name, corrective) -> g``."""
 
 
-def distillation_grad(name: str, prior: Prior, guidance_scale: float, *, prior_name: str | None = None) -> GradFn:
+def distillation_grad(name: str, prior: Prior, guidance_scale: float, *, prior_name: str | None = None,
+                      corrective: str | None = None) -> GradFn:
     """``g(y, conds, t, ε)`` of the loss ``name`` (``LOSS_GRADS``), with the paper's options: SDS ``w = 1 - ᾱ_t``; NFSD
-    ``t_threshold = 0.2 T``, no negative prompt; LMC-SDS the prior's shipped corrective, ``1/ω`` scaling; ``l-cond``
-    LMC-SDS's ``g_cond / ω`` alone."""
-    return LOSS_GRADS[name](prior, guidance_scale, prior_name)
+    ``t_threshold = 0.2 T``, no negative prompt; LMC-SDS ``corrective`` (a shipped one's name or a folder; default the
+    prior's clean shipped one), ``1/ω`` scaling; ``l-cond`` LMC-SDS's ``g_cond / ω`` alone."""
+    return LOSS_GRADS[name](prior, guidance_scale, prior_name, corrective)
 
 
 def draw_batch(data: dict[str, Tensor], pairs: Tensor, conds: dict, config: TranslatorTrainConfig, T: int,
@@ -166,7 +167,7 @@ def train(config: TranslatorTrainConfig, *, resume: bool = False,
     if len(pairs) == 0:
         raise InputError(f"no prompt of targets {list(config.targets)} at the colours and views of the training "
                          f"{config.source!r} images matches the prior's images")
-    grad = distillation_grad(config.loss, prior, config.guidance_scale, prior_name=config.prior)
+    grad = distillation_grad(config.loss, prior, config.guidance_scale, prior_name=config.prior, corrective=config.corrective)
     arch = CorrectiveConfig(config.channels, config.levels)
     model = seeded(config.seed, lambda: Translator(prior.image_shape, len(KINDS), arch))
     schedule = {"anchor": config.anchor}
