@@ -13,8 +13,13 @@ The LMC-SDS loss with the corrective trained off the data (2026-12-02):
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/lmc_translation_screen.py lmc-sds 6000 3e-3 16 3 OUT 0.1 0.02 perturbed
 
+On the learned tiny prior (2026-12-02; the toy-world set is still the source and the labellers' reference):
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/lmc_translation_screen.py lmc-sds 6000 3e-3 16 3 OUT 0.1 0.02 clean tiny
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/lmc_translation_screen.py sds 6000 3e-3 16 3 OUT 0.1 0.02 clean tiny
+
 Arguments: LOSS STEPS LR CHANNELS LEVELS OUT [ANCHOR (0.1)] [T_MIN as a fraction of T (0.02)] [CORRECTIVE (lmc-sds:
-a shipped one's name or a folder; default the clean shipped one)]."""
+a shipped one's name or a folder; default the clean shipped one; other losses: clean)] [PRIOR (toyworld)]."""
 
 import json
 import sys
@@ -31,17 +36,18 @@ from diffrep.training.translator import train
 loss, steps, lr, channels, levels, out = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), Path(sys.argv[6])
 anchor = float(sys.argv[7]) if len(sys.argv) > 7 else 0.1
 t_min = float(sys.argv[8]) if len(sys.argv) > 8 else 0.02
-corrective = sys.argv[9] if len(sys.argv) > 9 else None
+corrective = sys.argv[9] if len(sys.argv) > 9 and sys.argv[9] != "clean" else None  # clean: the default
+prior_name = sys.argv[10] if len(sys.argv) > 10 else "toyworld"
 torch.set_num_threads(1)
-prior = load("toyworld")
-config = TranslatorTrainConfig(out=out, loss=loss, steps=steps, lr=lr, channels=channels, levels=levels, anchor=anchor,
+prior = load(prior_name)
+config = TranslatorTrainConfig(out=out, prior=prior_name, loss=loss, steps=steps, lr=lr, channels=channels, levels=levels, anchor=anchor,
                                t_range=(t_min, 0.98), checkpoint_every=500, device="cpu", corrective=corrective)
 data, test_idx = scoring_data(config, prior.image_shape[-1])
 train(config, prior=prior, resume=True)
 seconds = json.loads((out / "checkpoint.json").read_text()).get("seconds")  # over every resume (None: an older checkpoint)
-model = load_translator(out, prior="toyworld")
+model = load_translator(out, prior=prior_name)
 scores, outs = score_all(lambda x, name: translate_images(model, x, name), data, test_idx, config.targets)
-print(json.dumps({"loss": loss, "steps": steps, "lr": lr, "channels": channels, "levels": levels, "anchor": anchor,
+print(json.dumps({**({} if prior_name == "toyworld" else {"prior": prior_name}), "loss": loss, "steps": steps, "lr": lr, "channels": channels, "levels": levels, "anchor": anchor,
                   "t_min": t_min, **({} if corrective is None else {"corrective": corrective}), "train_s": None if seconds is None else round(seconds), **scores}))
 grid = torch.cat([torch.stack([data["images"][test_idx[i]], *(outs[t][i] for t in config.targets)]) for i in range(6)])
 torch.save(grid, out / "grid.pt")

@@ -227,9 +227,8 @@ class LMCSDSOptions(NoisedOptions):
     learned corrective b̂ (diffrep train-corrective), normalised to x̂_0(∅)'s mean and std as in its loss L_k."""
 
     corrective: str | None = None
-    """A shipped corrective by its training (``SHIPPED_CORRECTIVES``: clean, the paper's and the default; perturbed,
-    trained off the data with --perturb 0.5), or the folder (or its corrective.safetensors) of one trained for this
-    prior (diffrep train-corrective); default: the clean one shipped for the prior (toyworld, tiny)."""
+    """clean (the paper's, shipped for toyworld and tiny; None: this one), perturbed (shipped too, trained off the data
+    with --perturb 0.5), or the folder of one trained for this prior (diffrep train-corrective)."""
     fixed_eps: bool = False
     """Diversity option: keep the ε of the conditional term fixed for the whole run (fresh for the corrective term)."""
     inverse_scale: bool = True
