@@ -3,6 +3,7 @@ through a linear renderer, the SDS decomposition, the corrective's normalisation
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -213,8 +214,10 @@ def test_missing_source_prompt_or_corrective_fails_before_the_prior_loads():
         diffrep.sample("toyworld", method="dds", iters=5)
     with pytest.raises(InputError, match="needs a trained corrective: none is shipped for prior 'gmm'"):
         diffrep.sample("gmm", method="lmc-sds", iters=5)
-    with pytest.raises(InputError, match="holds no corrective.json"):
+    with pytest.raises(InputError, match="'/nonexistent' is neither a shipped one \\(clean, perturbed\\) nor a folder"):
         diffrep.sample("toyworld", method="lmc-sds", corrective="/nonexistent", iters=5)
+    with pytest.raises(InputError, match="holds no corrective.json"):
+        diffrep.sample("toyworld", method="lmc-sds", corrective=str(Path(__file__).parent), iters=5)
 
 
 def test_the_shipped_correctives_are_found_by_fingerprint_and_training_and_run():

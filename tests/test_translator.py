@@ -220,7 +220,7 @@ def test_check_config_refuses_bad_options():
                        ({"source": "dragon"}, "unknown source kind"), ({"guidance_scale": 0.0}, "guidance_scale"),
                        ({"t_range": (0.5, 0.2)}, "t_range"), ({"steps": 0}, "steps"),
                        ({"loss": "sds", "corrective": "perturbed"}, "corrective='perturbed' is for loss lmc-sds, not 'sds'"),
-                       ({"corrective": "/nonexistent"}, "holds no corrective.json"),
-                       ({"prior": "tiny", "corrective": "nonexistent"}, "holds no corrective.json")]:
+                       ({"corrective": "/nonexistent"}, "is neither a shipped one"),
+                       ({"prior": "tiny", "corrective": "perturbd"}, "'perturbd' is neither a shipped one")]:
         with pytest.raises(InputError, match=match):
             check_config(TranslatorTrainConfig(**{"out": Path("x"), **bad}))

@@ -276,6 +276,9 @@ def lmc_requires(options: LMCSDSOptions, prior: str | None = None) -> str | None
                 "(edit: --corrective DIR)")
     path = Path(options.corrective)
     sidecar = (path if path.is_dir() else path.parent) / "corrective.json"
+    if not path.exists():
+        return (f"a trained corrective; {options.corrective!r} is neither a shipped one ({', '.join(SHIPPED_CORRECTIVES)}) "
+                "nor a folder (diffrep train-corrective writes one)")
     if not sidecar.is_file():
         return f"a trained corrective; {options.corrective!r} holds no corrective.json (diffrep train-corrective writes one)"
     return None

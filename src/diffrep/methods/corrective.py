@@ -162,4 +162,5 @@ def named_corrective(corrective: str | None, prior: Any, name: str | None = None
     from diffrep.methods.configs import SHIPPED_CORRECTIVES
 
     training = corrective or "clean"
-    return load_corrective(shipped_corrective(prior, training) if training in SHIPPED_CORRECTIVES else corrective, prior, name)
+    path = shipped_corrective(prior, training) if training in SHIPPED_CORRECTIVES else corrective
+    return load_corrective(path, prior, name)
