@@ -11,7 +11,7 @@ import torch
 
 import diffrep
 from diffrep.cli import main
-from diffrep.errors import InputError
+from diffrep.errors import AdviceWarning, InputError
 from diffrep.methods.corrective import CorrectiveConfig
 from diffrep.methods.translator import (
     Translator,
@@ -136,6 +136,28 @@ def test_the_lmc_sds_loss_takes_a_named_corrective(tmp_path, toy_prior):
                         callback=logs[corrective].append)
         assert json.loads((weights.parent / "translator.json").read_text())["training"]["corrective"] == corrective
     assert logs[None][0]["grad_norm"] != pytest.approx(logs["perturbed"][0]["grad_norm"], rel=1e-3)
+
+
+def test_lmc_sds_on_the_tiny_prior_with_its_clean_corrective_is_advised_against_before_the_prior_loads(
+        tmp_path, monkeypatch, capsys):
+    """The measured divergence (docs/lmc.md) is said in one line, from Python as an AdviceWarning and on the command
+    line as ``diffrep: note:``, before the prior loads; the perturbed corrective, another loss or prior: no note."""
+    import diffrep.training.corrective as trainer  # train() takes its load_on from there when it runs
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt  # the prior would load here: the note must already be out
+
+    monkeypatch.setattr(trainer, "load_on", stop)
+    with pytest.warns(AdviceWarning, match="--corrective perturbed"), pytest.raises(KeyboardInterrupt):
+        train(small_config(tmp_path, prior="tiny"))
+    argv = ["train-translator", "--out", str(tmp_path / "c"), "--prior", "tiny", "--steps", "2"]
+    for extra, noted in (([], True), (["--corrective", "clean"], True), (["--corrective", "perturbed"], False),
+                         (["--loss", "sds"], False), (["--prior", "toyworld"], False)):
+        assert main(argv + extra) == 130
+        err = capsys.readouterr().err.splitlines()
+        notes = [line for line in err if line.startswith("diffrep: note: ")]
+        assert len(notes) == (1 if noted else 0), (extra, err)
+        assert err[-1] == "diffrep: interrupted" and not any("Traceback" in line or "Warning" in line for line in err)
 
 
 def test_resume_equals_an_uninterrupted_run(tmp_path, toy_prior):

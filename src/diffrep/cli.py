@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, make_dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
 import tyro
 
-from diffrep.errors import InputError, RunError
+from diffrep.errors import AdviceWarning, InputError, RunError
 from diffrep.training.config import CorrectiveTrainConfig, TrainConfig, TranslatorTrainConfig, check_translator_config
 
 
@@ -421,10 +422,24 @@ def panel_message(text: str) -> str:
     return " ".join(" ".join(block).split()) or "could not parse the arguments"
 
 
+def advice_shown(show):
+    """``warnings.showwarning`` for the CLI: an ``AdviceWarning`` as one line, anything else as ``show`` shows it."""
+
+    def shown(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, AdviceWarning):
+            print(f"diffrep: note: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return shown
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parse(argv)
-        return next(RUNNERS[c] for c in type(args).__mro__ if c in RUNNERS)(args)
+        with warnings.catch_warnings():  # restores showwarning when the command returns
+            warnings.showwarning = advice_shown(warnings.showwarning)
+            return next(RUNNERS[c] for c in type(args).__mro__ if c in RUNNERS)(args)
     except InputError as e:
         print(f"diffrep: error: {e}", file=sys.stderr)
         return 2
@@ -746,7 +761,7 @@ def run_train_translator(a: TrainTranslatorArgs) -> int:
     check_writable(a.out, "output folder")  # before torch is imported (the folder may hold a run to resume)
     config = TranslatorTrainConfig(**{k: v for k, v in asdict(a).items() if k != "resume"})
     check_translator_config(config)  # before the run folder exists, and before torch is imported
-    from diffrep.training.translator import train
+    from diffrep.training.translator import train  # warns (AdviceWarning) before its prior loads
 
     return run_training(train, config, a.out, a.resume, "translator", f" ({a.loss}, prior {a.prior})")
 

@@ -1,4 +1,5 @@
-"""The exception types a user sees: bad input at the library's edge, and a run that cannot go on."""
+"""The exception types a user sees: bad input at the library's edge, and a run that cannot go on; and the
+warning for a valid choice that was measured to go wrong."""
 
 
 class InputError(ValueError):
@@ -10,3 +11,8 @@ class InputError(ValueError):
 class RunError(RuntimeError):
     """A run stopped before its end for a reason it states (non-finite values, an output it cannot
     write); its last good checkpoint is kept. The CLI turns it into one line on stderr and exit code 1."""
+
+
+class AdviceWarning(UserWarning):
+    """A valid configuration that a benchmark measured to go wrong, and what to give instead. The CLI prints it as
+    one line (``diffrep: note: ...``) before the run's work starts."""

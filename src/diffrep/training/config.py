@@ -135,6 +135,15 @@ class TranslatorTrainConfig:
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
 
 
+def translator_advice(config: TranslatorTrainConfig) -> str | None:
+    """A line for a translator run that is valid but measured to go wrong, or ``None``: lmc-sds on the tiny prior with
+    its clean corrective diverged at 6,000 steps (outputs about 1,000 in size; docs/lmc.md, *Amortised translation*)."""
+    if config.prior == "tiny" and config.loss == "lmc-sds" and config.corrective in (None, "clean"):
+        return ("lmc-sds on the tiny prior with its clean corrective diverged in the 6,000-step screen "
+                "(docs/lmc.md); --corrective perturbed stays in range")
+    return None
+
+
 def check_loop_config(config: Any) -> None:
     """Validate the loop's options of a ``LoopConfig`` (or of a trainer's config, which repeats them) at the edge,
     torch-free; messages name the option and its allowed values."""

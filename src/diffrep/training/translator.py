@@ -11,6 +11,7 @@ chairs, houses, cars): ``y = f_φ(x, k)`` on toy-world images ``x`` of the sourc
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict
 from functools import partial
@@ -20,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from diffrep.errors import InputError
+from diffrep.errors import AdviceWarning, InputError
 from diffrep.methods.corrective import CorrectiveConfig, prior_fingerprint
 from diffrep.methods.distillation import (
     lmc_grad,
@@ -34,6 +35,7 @@ from diffrep.priors.base import Prior
 from diffrep.toyworld.vocabulary import COLOURS, KINDS, VIEWS
 from diffrep.training.config import TranslatorTrainConfig
 from diffrep.training.config import check_translator_config as check_config
+from diffrep.training.config import translator_advice
 from diffrep.training.loop import (
     LoopConfig,
     Task,
@@ -155,6 +157,8 @@ def train(config: TranslatorTrainConfig, *, resume: bool = False,
     from diffrep.training.corrective import load_on
 
     check_config(config)
+    if (advice := translator_advice(config)) is not None:
+        warnings.warn(advice, AdviceWarning, stacklevel=2)
     device = resolve_device(config.device)
     prior = load_on(config.prior, device) if prior is None else prior
     res = prior.image_shape[-1]
