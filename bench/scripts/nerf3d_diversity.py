@@ -6,6 +6,7 @@ mug's, IoU 0.32, while their silhouettes agree, 0.86).
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT   # one prompt's 3 runs
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT RHO   # DDRep, --nerf.shared-noise RHO
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT camera   # DDRep, the suite's camera prior
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT camera N AZ EL   # DDRep, another
     .venv/bin/python bench/scripts/nerf3d_diversity.py write                        # the JSON from both
 Finished runs are appended to bench/results/.nerf3d-diversity.cache/rows.jsonl (ignored; a rerun skips them);
 `write` makes bench/results/nerf3d-diversity.json: the cache's rows, and that file's earlier rows the cache has not
@@ -32,10 +33,10 @@ def key(prompt: str, method: str, options: dict, prior: str = "toyworld") -> str
     return json.dumps([prompt, method, options] + ([prior] if prior != "toyworld" else []), sort_keys=True)
 
 
-def run(prompt: str, rho: float | None = None, camera: bool = False) -> None:
+def run(prompt: str, rho: float | None = None, camera: dict | None = None) -> None:
     """The suite's three methods on ``prompt``; with ``rho``, DDRep alone with the bank's noise shared by ``rho``
-    (``--nerf.shared-noise``); with ``camera``, DDRep alone on the suite's camera-conditioned prior
-    (``nerf3d.CAMERA_PRIOR``), labelled against the default prior's images as the other rows."""
+    (``--nerf.shared-noise``); with ``camera``, DDRep alone on the camera-conditioned prior of those options (the
+    suite's: ``nerf3d.CAMERA_PRIOR``), labelled against the default prior's images as the other rows."""
     import torch
 
     from diffrep.bench import nerf3d
@@ -44,8 +45,8 @@ def run(prompt: str, rho: float | None = None, camera: bool = False) -> None:
 
     torch.set_num_threads(1)
     reference, gt = as_reference(toyworld_prior()), GroundTruth()
-    prior = toyworld_prior(**nerf3d.CAMERA_PRIOR) if camera else toyworld_prior()
-    tag = "toyworld {n} --camera-window {camera_window[0]:g} {camera_window[1]:g}".format(**nerf3d.CAMERA_PRIOR) \
+    prior = toyworld_prior(**camera) if camera else toyworld_prior()
+    tag = "toyworld {n} --camera-window {camera_window[0]:g} {camera_window[1]:g}".format(**camera) \
         if camera else "toyworld"
     methods = nerf3d.METHODS.items() if rho is None and not camera else [("ddrep", {} if camera else {"shared_noise": rho})]
     for method, options in methods:
@@ -92,7 +93,11 @@ def write() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "run":
-        camera = sys.argv[3:] == ["camera"]
-        run(sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 and not camera else None, camera)
+        from diffrep.bench.nerf3d import CAMERA_PRIOR
+
+        window = sys.argv[3:4] == ["camera"]
+        camera = ({"n": int(sys.argv[4]), "camera_window": (float(sys.argv[5]), float(sys.argv[6]))} if len(sys.argv) > 4
+                  else CAMERA_PRIOR) if window else None
+        run(sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 and not window else None, camera)
     else:
         write()

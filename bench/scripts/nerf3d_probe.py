@@ -7,7 +7,7 @@ held-out renders above their nearest reference images.
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_probe.py targets PROMPT   # DDRep's per-view targets
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_probe.py poses PROMPT     # whose cameras they show
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_probe.py kept FOLDER...   # the picture of kept suite runs
-    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_probe.py camera PROMPT N W_AZ W_EL  # --camera-window W_AZ W_EL
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_probe.py camera PROMPT N W_AZ W_EL [SEED]  # --camera-window W_AZ W_EL
     .venv/bin/python bench/scripts/nerf3d_probe.py write [NAME]   # bench/results/NAME, default nerf3d-probe.json
 
 PRIOR: `toyworld` (the default, 10,000 images), `toyworld:N` (N images), or a name `diffrep.priors.load` takes
@@ -182,7 +182,7 @@ def poses(prompt: str) -> None:
         f.write(json.dumps(found) + "\n")
 
 
-def camera(prompt: str, n: int, w_az: float, w_el: float) -> None:
+def camera(prompt: str, n: int, w_az: float, w_el: float, seed: int = 0) -> None:
     """DDRep with the empirical prior conditioned on each view's camera (``--camera-window W_AZ W_EL``): a view's
     denoiser uses only the data images of its view prompt whose camera is within ``w_az`` degrees of azimuth and
     ``w_el`` of elevation of the view's (at least the 3 nearest). The rows written before the option existed
@@ -201,8 +201,8 @@ def camera(prompt: str, n: int, w_az: float, w_el: float) -> None:
         asked = [len(rows) for cond, rows in prior._subsets.items() if isinstance(cond, CameraQuery)]
         return {"images_per_view": round(sum(asked) / len(asked), 1)}
 
-    record(f"{prompt.split()[-1]}-toyworld{n}-camera{w_az:g}x{w_el:g}", prompt, prior, {},
-           lambda: {"prior": f"toyworld:{n}, --camera-window {w_az:g} {w_el:g}"} | sizes())
+    record(f"{prompt.split()[-1]}-toyworld{n}-camera{w_az:g}x{w_el:g}" + (f"-seed{seed}" if seed else ""), prompt, prior,
+           {}, lambda: {"prior": f"toyworld:{n}, --camera-window {w_az:g} {w_el:g}"} | sizes(), seed)
 
 
 def write(name: str = "nerf3d-probe.json") -> None:
@@ -231,7 +231,7 @@ if __name__ == "__main__":
     elif sys.argv[1] == "poses":
         poses(sys.argv[2])
     elif sys.argv[1] == "camera":
-        camera(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]))
+        camera(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), *map(int, sys.argv[6:7]))
     elif sys.argv[1] == "kept":
         kept(sys.argv[2:])
     else:
