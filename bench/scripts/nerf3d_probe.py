@@ -7,7 +7,7 @@ held-out renders above their nearest reference images.
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_probe.py targets PROMPT   # DDRep's per-view targets
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_probe.py poses PROMPT     # whose cameras they show
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_probe.py kept FOLDER...   # the picture of kept suite runs
-    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_probe.py camera PROMPT N W_AZ W_EL [SEED]  # --camera-window W_AZ W_EL
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_probe.py camera PROMPT N W_AZ W_EL [SEED [METHOD]]  # --camera-window W_AZ W_EL
     .venv/bin/python bench/scripts/nerf3d_probe.py write [NAME]   # bench/results/NAME, default nerf3d-probe.json
 
 PRIOR: `toyworld` (the default, 10,000 images), `toyworld:N` (N images), or a name `diffrep.priors.load` takes
@@ -84,8 +84,8 @@ def run(prompt: str, options: dict, prior_name: str = "toyworld", seed: int = 0)
            seed)
 
 
-def record(name: str, prompt: str, prior, options: dict, fields, seed: int = 0) -> None:
-    """DDRep on ``prompt`` (one instance at ``seed``) scored as the suite scores it; its row (with ``fields()``, asked
+def record(name: str, prompt: str, prior, options: dict, fields, seed: int = 0, method: str = "ddrep") -> None:
+    """``method`` (DDRep) on ``prompt`` (one instance at ``seed``) scored as the suite scores it; its row (with ``fields()``, asked
     after the run) appended to the cache's rows.jsonl and its picture written there as ``name``.png; skipped when
     the cache has ``name``."""
     import torch
@@ -98,7 +98,7 @@ def record(name: str, prompt: str, prior, options: dict, fields, seed: int = 0) 
     if rows.exists() and any(json.loads(line)["tag"] == name for line in rows.read_text().splitlines()):
         return
     reference = load_reference(nerf3d.REFERENCE_N, 32)
-    row, result = nerf3d.one_run(prior, reference, GroundTruth(), prompt, "ddrep", seed, 1, options)
+    row, result = nerf3d.one_run(prior, reference, GroundTruth(), prompt, method, seed, 1, options)
     a = row["aggregate"]
     print(name, row["seconds"], a["labels"], a["occupancy_iou"], a["mask_iou"], a["psnr"], flush=True)
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -182,8 +182,8 @@ def poses(prompt: str) -> None:
         f.write(json.dumps(found) + "\n")
 
 
-def camera(prompt: str, n: int, w_az: float, w_el: float, seed: int = 0) -> None:
-    """DDRep with the empirical prior conditioned on each view's camera (``--camera-window W_AZ W_EL``): a view's
+def camera(prompt: str, n: int, w_az: float, w_el: float, seed: int = 0, method: str = "ddrep") -> None:
+    """DDRep (or ``method`` at the suite's settings) with the empirical prior conditioned on each view's camera (``--camera-window W_AZ W_EL``): a view's
     denoiser uses only the data images of its view prompt whose camera is within ``w_az`` degrees of azimuth and
     ``w_el`` of elevation of the view's (at least the 3 nearest). The rows written before the option existed
     (2026-12-01, until 08:15) came from an experiment that swapped DDRep's view conditions in this process and left
@@ -201,8 +201,11 @@ def camera(prompt: str, n: int, w_az: float, w_el: float, seed: int = 0) -> None
         asked = [len(rows) for cond, rows in prior._subsets.items() if isinstance(cond, CameraQuery)]
         return {"images_per_view": round(sum(asked) / len(asked), 1)}
 
-    record(f"{prompt.split()[-1]}-toyworld{n}-camera{w_az:g}x{w_el:g}" + (f"-seed{seed}" if seed else ""), prompt, prior,
-           {}, lambda: {"prior": f"toyworld:{n}, --camera-window {w_az:g} {w_el:g}"} | sizes(), seed)
+    from diffrep.bench import nerf3d
+
+    record(f"{prompt.split()[-1]}-toyworld{n}-camera{w_az:g}x{w_el:g}" + (f"-seed{seed}" if seed else "")
+           + (f"-{method}" if method != "ddrep" else ""), prompt, prior, nerf3d.METHODS[method],
+           lambda: {"prior": f"toyworld:{n}, --camera-window {w_az:g} {w_el:g}"} | sizes(), seed, method)
 
 
 def write(name: str = "nerf3d-probe.json") -> None:
@@ -212,7 +215,8 @@ def write(name: str = "nerf3d-probe.json") -> None:
     rows = [json.loads(line) for line in (CACHE / "rows.jsonl").read_text().splitlines()]
     poses_file = CACHE / "poses.jsonl"
     poses_rows = [json.loads(line) for line in poses_file.read_text().splitlines()] if poses_file.exists() else []
-    table = [{"tag": r["tag"], "prompt": r["prompt"], "prior": r["prior"], "seed": r["seed"], "options": r["options"],
+    table = [{"tag": r["tag"], "prompt": r["prompt"], "prior": r["prior"], "method": r["method"], "seed": r["seed"],
+              "options": r["options"],
               "seconds": r["seconds"],
               "images_per_view": r.get("images_per_view"),
               "labels": r["aggregate"]["labels"], "occupancy_iou": r["aggregate"]["occupancy_iou"],
@@ -231,7 +235,7 @@ if __name__ == "__main__":
     elif sys.argv[1] == "poses":
         poses(sys.argv[2])
     elif sys.argv[1] == "camera":
-        camera(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), *map(int, sys.argv[6:7]))
+        camera(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), *map(int, sys.argv[6:7]), *sys.argv[7:8])
     elif sys.argv[1] == "kept":
         kept(sys.argv[2:])
     else:
