@@ -7,6 +7,7 @@ mug's, IoU 0.32, while their silhouettes agree, 0.86).
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT RHO   # DDRep, --nerf.shared-noise RHO
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT camera   # DDRep, the suite's camera prior
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT camera N AZ EL   # DDRep, another
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT RHO camera N AZ EL   # both
     .venv/bin/python bench/scripts/nerf3d_diversity.py write                        # the JSON from both
 Finished runs are appended to bench/results/.nerf3d-diversity.cache/rows.jsonl (ignored; a rerun skips them);
 `write` makes bench/results/nerf3d-diversity.json: the cache's rows, and that file's earlier rows the cache has not
@@ -35,8 +36,8 @@ def key(prompt: str, method: str, options: dict, prior: str = "toyworld") -> str
 
 def run(prompt: str, rho: float | None = None, camera: dict | None = None) -> None:
     """The suite's three methods on ``prompt``; with ``rho``, DDRep alone with the bank's noise shared by ``rho``
-    (``--nerf.shared-noise``); with ``camera``, DDRep alone on the camera-conditioned prior of those options (the
-    suite's: ``nerf3d.CAMERA_PRIOR``), labelled against the default prior's images as the other rows."""
+    (``--nerf.shared-noise``); with ``camera``, DDRep alone (with ``rho`` if given) on the camera-conditioned prior of
+    those options (the suite's: ``nerf3d.CAMERA_PRIOR``), labelled against the default prior's images as the other rows."""
     import torch
 
     from diffrep.bench import nerf3d
@@ -48,7 +49,7 @@ def run(prompt: str, rho: float | None = None, camera: dict | None = None) -> No
     prior = toyworld_prior(**camera) if camera else toyworld_prior()
     tag = "toyworld {n} --camera-window {camera_window[0]:g} {camera_window[1]:g}".format(**camera) \
         if camera else "toyworld"
-    methods = nerf3d.METHODS.items() if rho is None and not camera else [("ddrep", {} if camera else {"shared_noise": rho})]
+    methods = nerf3d.METHODS.items() if rho is None and not camera else [("ddrep", {} if rho is None else {"shared_noise": rho})]
     for method, options in methods:
         if key(prompt, method, options, tag) in done():
             continue
@@ -95,9 +96,9 @@ if __name__ == "__main__":
     if sys.argv[1] == "run":
         from diffrep.bench.nerf3d import CAMERA_PRIOR
 
-        window = sys.argv[3:4] == ["camera"]
+        rho = float(sys.argv.pop(3)) if len(sys.argv) > 3 and sys.argv[3] != "camera" else None
         camera = ({"n": int(sys.argv[4]), "camera_window": (float(sys.argv[5]), float(sys.argv[6]))} if len(sys.argv) > 4
-                  else CAMERA_PRIOR) if window else None
-        run(sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 and not window else None, camera)
+                  else CAMERA_PRIOR) if sys.argv[3:4] == ["camera"] else None
+        run(sys.argv[2], rho, camera)
     else:
         write()
