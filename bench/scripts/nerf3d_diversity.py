@@ -96,9 +96,9 @@ if __name__ == "__main__":
     if sys.argv[1] == "run":
         from diffrep.bench.nerf3d import CAMERA_PRIOR
 
-        rho = float(sys.argv.pop(3)) if len(sys.argv) > 3 and sys.argv[3] != "camera" else None
-        camera = ({"n": int(sys.argv[4]), "camera_window": (float(sys.argv[5]), float(sys.argv[6]))} if len(sys.argv) > 4
-                  else CAMERA_PRIOR) if sys.argv[3:4] == ["camera"] else None
-        run(sys.argv[2], rho, camera)
+        prompt, *rest = sys.argv[2:]  # PROMPT [RHO] [camera [N AZ EL]]
+        rho = float(rest.pop(0)) if rest and rest[0] != "camera" else None
+        window = {"n": int(rest[1]), "camera_window": (float(rest[2]), float(rest[3]))} if len(rest) == 4 else CAMERA_PRIOR
+        run(prompt, rho, window if rest[:1] == ["camera"] else None)
     else:
         write()
