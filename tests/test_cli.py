@@ -164,6 +164,36 @@ def test_help_is_complete(capsys):
         assert "usage: diffrep" in text
 
 
+def test_help_lists_every_entry_of_the_tables(capsys):
+    """The option lists in --help come from the tables, so none lags behind an entry added to one."""
+    from diffrep.bench import SUITES
+    from diffrep.methods import METHODS
+    from diffrep.priors import PRIORS
+    from diffrep.reps import REPS
+
+    def option_help(argv, option, next_option):
+        with pytest.raises(SystemExit):
+            main([*argv, "--help"])
+        text = " ".join(capsys.readouterr().out.replace("│", " ").split())
+        return text.split(option, 1)[1].split(next_option, 1)[0]
+
+    import importlib
+    import re
+
+    words = lambda text: set(re.findall(r"[\w:-]+", text))
+    assert set(REPS) <= words(option_help(["sample"], "--rep STR", "--method"))
+    assert set(METHODS) <= words(option_help(["sample"], "--method STR", "--n INT"))
+    steps = option_help(["sample"], "--steps INT", "--guidance-scale")
+    assert {m for m, e in METHODS.items() if "steps" in e.uses} <= words(steps)
+    assert "sds" not in words(steps)
+    assert {f"{p}:PATH" if e.argument else p for p, e in PRIORS.items()} <= words(
+        option_help(["sample"], "--prior STR", "--prior-path"))
+    assert set(SUITES) <= words(option_help(["bench"], "STR Suite:", "(required)"))
+    sections = option_help(["bench"], "--section {None}|STR", "--shard")  # written out: the suites import torch
+    for name, module in SUITES.items():
+        assert set(getattr(importlib.import_module(module), "SECTIONS", ())) <= words(sections), name
+
+
 def test_every_readme_command_line_parses():
     """The command line stays as users know it: every `diffrep ...` example in the README parses."""
     import re

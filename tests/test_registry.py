@@ -229,7 +229,11 @@ def test_a_registered_method_and_rep_work_from_the_cli(registered, tmp_path, cap
     assert record["config"]["method_options"]["optim"]["iters"] == 60
     with pytest.raises(SystemExit):
         main(["sample", "--method", "pull", "--help"])
-    assert "--pull.level" in capsys.readouterr().out
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--pull.level" in text
+    assert "colour" in text.split("--rep STR")[1].split("--method")[0]  # the registered rep is listed
+    assert "pull" in text.split("--method STR")[1].split("--n INT")[0]
+    assert "lmc-sds, pull: continue from" in text  # and checkpoints, for it has a state
     assert main(["sample", "--method", "magic", "--out", str(tmp_path / "x")]) == 2
     assert f"allowed: {', '.join(METHODS)}" in capsys.readouterr().err and METHODS and "pull" in METHODS
 

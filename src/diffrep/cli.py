@@ -14,17 +14,32 @@ from typing import Annotated, Literal
 
 import tyro
 
+from diffrep.bench import SUITES
 from diffrep.errors import AdviceWarning, InputError, RunError
+from diffrep.methods import METHODS
+from diffrep.priors import PRIORS
+from diffrep.reps import REPS
 from diffrep.training.config import CorrectiveTrainConfig, TrainConfig, TranslatorTrainConfig, check_translator_config
+
+
+def helped(text: str) -> object:
+    """A field's ``--help`` text given here rather than by its docstring: for option lists built from the tables
+    (``REPS``, ``METHODS``, ``PRIORS``, ``SUITES``), which a docstring would let drift from them."""
+    return tyro.conf.arg(help=text)
+
+
+PRIOR_HELP = ("Prior: " + ", ".join(f"{name}:{entry.argument.upper()}" if entry.argument else name
+                                    for name, entry in PRIORS.items())
+              + ". toyworld is the embedded default (exact empirical prior); tiny is learned (shipped weights unless "
+                "--prior-path); sd and if take local diffusers folders or downloaded hub ids (diffrep[diffusers]).")
+SUITE_HELP = "Suite: " + ", ".join(SUITES) + " (docs/benchmarks.md)."
 
 
 @dataclass(frozen=True)
 class PriorArgs:
     """The prior, shared by every command that takes one; an option of another prior is refused."""
 
-    prior: str = "toyworld"
-    """Prior: toyworld (embedded empirical prior, default), toyworld-scenes (views of 360° scenes), gaussian, gmm, tiny (learned; shipped weights unless --prior-path),
-    sd:PATH_OR_ID (Stable Diffusion), if:PATH_OR_ID (DeepFloyd IF stage I): local diffusers folders, diffrep[diffusers]."""
+    prior: Annotated[str, helped(PRIOR_HELP)] = "toyworld"
     prior_path: str | None = None
     """tiny prior: your own trained weights (a run folder or its tiny.safetensors); default: the shipped ones. sd, if: the model."""
     toyworld_n: int | None = None
@@ -76,27 +91,46 @@ class SampleArgs:
     """Text prompt; toy-world words: kinds, colours, views and their synonyms. Empty = unconditional."""
     prior: Prior = PriorArgs()
     rep: str = "pixels"
-    """Differentiable representation (see REPS): pixels, siren, panorama."""
+    """Differentiable representation (the list: ``sample_helps``)."""
     method: str = "ddim"
-    """Method (see METHODS): ddim, ddpm (image space, rep pixels); multidiffusion (image space, rep panorama: the 360°
-    canvas); ddrep (true sampling of any rep); sds, sjc, nfsd, ms-sds, lmc-sds, dds (mode seeking; lmc-sds a trained corrective, shipped for toyworld and tiny, dds a source prompt)."""
+    """Method (the list: ``sample_helps``)."""
     n: int = 8
     """Number of samples."""
     seed: int = 0
     """Random seed; same seed and config give the same result on the same machine."""
     steps: int = 50
-    """Number of denoising steps (ddim, ddpm, ddrep); sds and sjc run --optim.iters iterations."""
+    """Number of denoising steps (the methods that take them: ``sample_helps``)."""
     guidance_scale: float = 3.0
     """Classifier-free guidance scale w (1 = plain conditional, 0 = unconditional)."""
     eta: float = 0.0
-    """DDIM stochasticity in [0, 1] (ddim, ddrep): 0 = deterministic (PF-ODE), 1 = DDPM-like."""
+    """DDIM stochasticity in [0, 1]: 0 = deterministic (PF-ODE), 1 = DDPM-like."""
     overwrite: bool = False
     """Replace an output folder that diffrep wrote before (never a folder holding anything else)."""
     checkpoint_every: int | None = None
-    """ddrep, sds, sjc: steps (iterations) between checkpoints in OUT.checkpoint/; default: a tenth
-    of the run; 0: none. The folder is removed when the run completes."""
+    """Steps (iterations) between checkpoints in OUT.checkpoint/; default: a tenth of the run; 0: none."""
     resume: bool = False
-    """ddrep, sds, sjc: continue from OUT.checkpoint/ (same options and seed)."""
+    """Continue from OUT.checkpoint/ (same options and seed)."""
+
+
+def sample_helps() -> dict[str, str]:
+    """``--help`` of the ``sample`` options that list methods or reps, from ``METHODS`` and ``REPS`` as they are when
+    the command runs (a method registered at run time is listed too, docs/extending.md)."""
+    def using(option: str) -> str:
+        return ", ".join(name for name, entry in METHODS.items() if option in entry.uses)
+
+    stateful = ", ".join(name for name, entry in METHODS.items() if entry.state is not None)
+    methods = ", ".join(f"{name} (rep {' or '.join(entry.reps)} only)" if entry.reps else name
+                        for name, entry in METHODS.items())
+    return {
+        "rep": f"Differentiable representation: {', '.join(REPS)} (docs/reps.md, docs/nerf.md).",
+        "method": f"Method: {methods}. The chosen method's summary heads its option group below; ddrep samples, "
+                  "the mode-seeking family (sds, sjc, ...) distils.",
+        "steps": f"Number of denoising steps ({using('steps')}); the others run --optim.iters iterations.",
+        "eta": f"DDIM stochasticity in [0, 1] ({using('eta')}): 0 = deterministic (PF-ODE), 1 = DDPM-like.",
+        "checkpoint_every": f"{stateful}: steps (iterations) between checkpoints in OUT.checkpoint/; default: a "
+                            "tenth of the run; 0: none. The folder is removed when the run completes.",
+        "resume": f"{stateful}: continue from OUT.checkpoint/ (same options and seed).",
+    }
 
 
 def option_groups(name: str, config: type) -> list[str]:
@@ -117,6 +151,9 @@ def sample_args_class(rep: str, method: str, encoded: bool = False) -> type:
         groups.append((rep, REPS[rep].config(), REPS[rep].summary))
     extra = [(name.replace("-", "_"), Annotated[type(default), tyro.conf.arg(help=f"{name}: {summary}")],
               field(default=default)) for name, default, summary in groups]
+    base = {f.name: f for f in fields(SampleArgs)}
+    extra += [(name, Annotated[base[name].type, helped(text)], field(default=base[name].default))
+              for name, text in sample_helps().items()]
     return make_dataclass("SampleArgs", extra, bases=(SampleArgs,), frozen=True)
 
 
@@ -262,9 +299,7 @@ class EvaluateArgs:
 class BenchArgs:
     """Run a benchmark suite; writes bench/results/SUITE.json (with machine info)."""
 
-    suite: Annotated[str, tyro.conf.Positional]
-    """Suite: toyworld, prior, table1, diversity, speed, panorama, panorama-scenes, prior-quality, nerf3d, sd-cost, lmc,
-    lmc-translation (docs/benchmarks.md)."""
+    suite: Annotated[str, tyro.conf.Positional, helped(SUITE_HELP)]
     quick: bool = False
     """A short version of the suite (under 2 minutes)."""
     results: Path = Path("bench/results")
