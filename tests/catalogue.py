@@ -130,7 +130,11 @@ def bad_cases(tmp_path):
     out = str(tmp_path / "o")
     img = str(write_png(tmp_path / "ok.png"))
     return [
-        (["sample", "--prior", "sd9", "--out", out], "unknown prior 'sd9'; allowed: toyworld, gaussian, gmm"),
+        (["sample", "--prior", "sd9", "--out", out], "unknown prior 'sd9' (did you mean 'sd'?); allowed: toyworld, gaussian"),
+        (["sample", "--prior", "toyworl", "--out", out], "unknown prior 'toyworl' (did you mean 'toyworld'?)"),
+        (["sample", "--rep", "nerfs", "--method", "ddrep", "--out", out], "unknown rep 'nerfs' (did you mean 'nerf'?)"),
+        (["sample", "--rep", "nerf", "--method", "ddrep", "--prompt", "a yelow duck", "--out", out],
+         "unknown word 'yelow' in prompt 'a yelow duck' (did you mean 'yellow'?)"),
         (["sample", "--method", "magic", "--out", out, *SMALL], "unknown method 'magic'; allowed: ddim, ddpm, ddrep, sds, sjc"),
         (["sample", "--method", "vsd", "--out", out, *SMALL], "method 'vsd' is not available yet"),
         (["sample", "--rep", "voxels", "--out", out, *SMALL], "unknown rep 'voxels'; allowed: pixels, siren, panorama"),
@@ -182,7 +186,9 @@ def bad_cases(tmp_path):
 
 PARSE_ERRORS = [  # tyro's own parse errors (wrong types, unknown or missing options)
     (["sample", "--steps", "many", "--out", "x"], "Error parsing --steps: invalid literal"),
-    (["sample", "--nosuch", "3", "--out", "x"], "Unrecognized options: --nosuch"),
+    (["sample", "--nosuch", "3", "--out", "x"], "Unrecognized options: --nosuch, 3 (see diffrep sample --help)"),
+    (["sample", "--rep", "nerf", "--method", "ddrep", "--nerf.resolutoin", "16", "--out", "x"],
+     "Unrecognized options: --nerf.resolutoin, 16; did you mean --nerf.resolution? (see diffrep sample --help)"),
     (["sample"], "Missing from diffrep sample: --out PATH"),
     (["nosuch"], "Unrecognized options: nosuch (see diffrep --help)"),
 ]
@@ -284,7 +290,8 @@ def gen(seed: int = 0) -> torch.Generator:
 MAKE_REP_INPUTS = [
     (lambda: make_rep("voxels", (3, 8, 8), 1, generator=gen()), r"unknown rep 'voxels'; allowed: pixels, siren, panorama, nerf"),
     (lambda: make_rep("nerf", (3, 8, 12), 1, generator=gen()), r"image_shape=\(3, 8, 12\) .* square"),
-    (lambda: make_rep("siren", (3, 8, 8), 1, generator=gen(), widht=8), r"unknown option 'widht' for rep 'siren'"),
+    (lambda: make_rep("siren", (3, 8, 8), 1, generator=gen(), widht=8),
+     r"unknown option 'widht' for rep 'siren' \(did you mean 'width'\?\); allowed: "),
     (lambda: make_rep("siren", (3, 8, 8), 1, generator=gen(), width=0), r"width=0 .* positive integer"),
     (lambda: make_rep("siren", (3, 8, 8), 1, generator=gen(), width=8.5), r"width=8.5 .* integer"),
     (lambda: make_rep("siren", (3, 8, 8), 1, generator=gen(), embed_dim=7), r"embed_dim=7 .* even"),

@@ -36,6 +36,14 @@ def test_sample_rejects_bad_options():
         diffrep.sample("gmm", method="vsd")
     with pytest.raises(InputError, match="unknown option 'lr'"):
         diffrep.sample("gmm", lr=0.1)
+    with pytest.raises(InputError, match=r"option 'resolutoin' for method 'ddrep' on rep 'nerf' \(did you mean "
+                                         r"'resolution'\?\)$"):
+        diffrep.sample("gmm", rep="nerf", method="ddrep", resolutoin=16)
+    with pytest.raises(InputError, match=r"option 'adam_iter' .* \(did you mean 'adam_iters'\?\)$"):  # a nested one
+        diffrep.sample("gmm", rep="nerf", method="ddrep", adam_iter=16)
+    with pytest.raises(InputError, match=r"'camera_window' .*; it is an option of prior toyworld: give the prior "
+                                         r"loaded with it, e.g. diffrep.priors.load\('toyworld', camera_window=...\)"):
+        diffrep.sample("toyworld", rep="nerf", method="ddrep", camera_window=(20, 15))
     with pytest.raises(InputError, match="either prompt or cond"):
         diffrep.sample("gmm", prompt="red", cond=torch.tensor([True, False, False, False]))
 

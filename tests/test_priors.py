@@ -211,7 +211,7 @@ def test_load_and_protocol():
         assert isinstance(prior, Prior)
         eps = prior.eps(torch.zeros(2, *prior.image_shape), torch.tensor([0, 999]), None)
         assert eps.shape == (2, *prior.image_shape) and torch.isfinite(eps).all()
-    with pytest.raises(InputError, match="unknown prior 'sd9'; allowed: toyworld, gaussian, gmm"):
+    with pytest.raises(InputError, match=r"unknown prior 'sd9' \(did you mean 'sd'\?\); allowed: toyworld, gaussian, gmm"):
         load("sd9")
     with pytest.raises(InputError, match="unknown option 'colour' for prior 'gmm'"):
         load("gmm", colour=3)
@@ -276,7 +276,7 @@ def test_unknown_options_list_the_allowed_ones_and_fields_have_help(name, monkey
 
 
 def test_unknown_prior_lists_the_table():
-    with pytest.raises(InputError, match=f"unknown prior 'sd9'; allowed: {', '.join(PRIORS)}$"):
+    with pytest.raises(InputError, match=rf"unknown prior 'sd9' \(did you mean 'sd'\?\); allowed: {', '.join(PRIORS)}$"):
         prior_config("sd9")
     with pytest.raises(InputError, match="is not the config of a prior; allowed: ToyworldPriorConfig"):
         load_config(dataclasses.make_dataclass("NotAPrior", [])())

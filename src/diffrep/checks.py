@@ -6,6 +6,7 @@ positive integer``. No torch here: configs validate themselves before anything h
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -21,13 +22,20 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def suggestion(value: Any, allowed: Iterable[str]) -> str:
+    """`` (did you mean 'X'?)`` for the one of ``allowed`` nearest a mistyped ``value`` (``difflib``'s ratio at least
+    0.75: ``nerfs`` -> ``nerf``, ``resolutoin`` -> ``resolution``), else ``""``."""
+    close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def check_choice(name: str, value: Any, allowed: Iterable[str], planned: Iterable[str] = ()) -> str:
     """``value`` is one of ``allowed`` (``planned`` ones get "not available yet")."""
     allowed, planned = tuple(allowed), tuple(planned)
     if value in planned:
         raise InputError(f"{name} {value!r} is not available yet; available now: {', '.join(allowed)}")
     if value not in allowed:
-        raise InputError(f"unknown {name} {value!r}; allowed: {', '.join(allowed)}")
+        raise InputError(f"unknown {name} {value!r}{suggestion(value, allowed)}; allowed: {', '.join(allowed)}")
     return value
 
 

@@ -454,7 +454,10 @@ def panel_message(text: str) -> str:
         blocks[-1].append(content)
     blocks = [b for b in blocks if b]
     block = blocks[0 if boxed or len(blocks) < 2 else 1] if blocks else []
-    return " ".join(" ".join(block).split()) or "could not parse the arguments"
+    message = " ".join(" ".join(block).split()) or "could not parse the arguments"
+    meant = [line.split()[0] for b in blocks if b[0].startswith("Perhaps you meant") for line in b[1:]
+             if line.startswith("--")]
+    return message + (f"; did you mean {' or '.join(dict.fromkeys(meant[:3]))}?" if meant else "")
 
 
 def advice_shown(show):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from diffrep.checkpoint import RunCheckpoint
-from diffrep.checks import check_choice, check_count, check_finite, check_positive_int
+from diffrep.checks import check_choice, check_count, check_finite, check_positive_int, suggestion
 from diffrep.errors import InputError
 from diffrep.methods import METHODS, PLANNED_METHODS, MethodEntry, Sampling
 from diffrep.reps import PLANNED_REPS, REPS, rep_name
@@ -53,6 +53,12 @@ def build_config(cls: type, options: dict[str, Any], defaults: Mapping[str, Any]
         elif defaults and f.name in defaults:
             kwargs[f.name] = defaults[f.name]
     return cls(**kwargs)
+
+
+def flat_options(cls: type) -> set[str]:
+    """The flat option names ``build_config`` takes for ``cls``: its fields, a nested config's by their own names."""
+    return {name for f in dataclasses.fields(cls)
+            for name in (flat_options(type(f.default)) if dataclasses.is_dataclass(f.default) else {f.name})}
 
 
 def method_defaults(method: str, rep: str, encoded: bool = False) -> Mapping[str, Any]:
@@ -101,13 +107,26 @@ def run_spec(rep: str | Any = "pixels", method: str | Any = "ddim", sampling: Sa
     elif rep_options is not None and rep_options != REPS[rep].config():
         raise InputError(f"method {method!r} samples images directly; it takes no options of rep {rep!r}")
     if rest:
-        raise InputError(f"unknown option {next(iter(rest))!r} for method {method!r} on rep {rep!r}")
+        raise InputError(unknown_option(next(iter(rest)), method, rep))
     rep_options = rep_options or REPS[rep].config()
     if (missing := entry.requires(method_options)) is not None:
         raise InputError(f"method {method!r} needs {missing}")
     if (reason := entry.needs_linear(method_options)) and not REPS[rep].linear(rep_options):
         raise InputError(f"{reason} needs a diffrep linear in its parameters; rep {rep!r} with these options is not")
     return RunSpec(rep, rep_options, method, method_options, sampling)
+
+
+def unknown_option(name: str, method: str, rep: str) -> str:
+    """What is wrong with an option ``diffrep.sample`` was given that neither the method nor the rep takes: the nearest
+    name they do take, or, for a prior's option, where it goes (``diffrep.priors.load``)."""
+    from diffrep.priors import PRIORS
+
+    entry = METHODS[method]
+    known = flat_options(entry.config) | (set() if entry.image else flat_options(REPS[rep].config))
+    owners = [p for p, e in PRIORS.items() if name in {f.name for f in dataclasses.fields(e.config)}]
+    where = (f"; it is an option of prior {', '.join(owners)}: give the prior loaded with it, e.g. "
+             f"diffrep.priors.load({owners[0]!r}, {name}=...)" if owners else suggestion(name, sorted(known)))
+    return f"unknown option {name!r} for method {method!r} on rep {rep!r}{where}"
 
 
 def pairing(method: str, rep: str) -> str | None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from diffrep.checks import suggestion
 from diffrep.errors import InputError
 
 SUITES: dict[str, str] = {
@@ -56,7 +57,7 @@ def run_suite(name: str, *, quick: bool, results: Path, log: Callable[[str], Non
     ``shard`` (``"I/K"``, a suite with a cache) runs the I-th of K interleaved parts of its runs into the cache and
     returns the cache's path; a run without it then writes the JSON from the cache."""
     if name not in SUITES:
-        raise InputError(f"unknown benchmark suite {name!r}; allowed: {', '.join(SUITES)}")
+        raise InputError(f"unknown benchmark suite {name!r}{suggestion(name, SUITES)}; allowed: {', '.join(SUITES)}")
     part = parse_shard(shard) if shard is not None else None
     if prior is None and prior_path is not None:
         raise InputError("--prior-path needs --prior tiny")

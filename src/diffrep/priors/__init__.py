@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
+from diffrep.checks import suggestion
 from diffrep.errors import InputError
 from diffrep.lazy import Lazy, lazy_exports
 from diffrep.priors.configs import (
@@ -101,7 +102,7 @@ def prior_config(name: str, **options: Any) -> Any:
     """
     name, argument = split_prior(name)
     if name not in PRIORS:
-        raise InputError(f"unknown prior {name!r}; allowed: {', '.join(PRIORS)}")
+        raise InputError(f"unknown prior {name!r}{suggestion(name, PRIORS)}; allowed: {', '.join(PRIORS)}")
     if argument is not None:
         if (field := PRIORS[name].argument) is None or field in options:
             takes = [f"{n}:{e.argument.upper()}" for n, e in PRIORS.items() if e.argument]
@@ -110,7 +111,8 @@ def prior_config(name: str, **options: Any) -> Any:
         options = options | {field: argument}
     allowed = [f.name for f in fields(PRIORS[name].config)]
     if bad := sorted(set(options) - set(allowed)):
-        raise InputError(f"unknown option {bad[0]!r} for prior {name!r}; allowed: {', '.join(allowed)}")
+        raise InputError(f"unknown option {bad[0]!r} for prior {name!r}{suggestion(bad[0], allowed)}; allowed: "
+                         f"{', '.join(allowed)}")
     return PRIORS[name].config(**options)
 
 

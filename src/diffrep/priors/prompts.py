@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from diffrep.checks import suggestion
 from diffrep.errors import InputError
 
 KIND_SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -107,7 +108,7 @@ def parse_prompt(text: str, kinds: tuple[str, ...], colours: tuple[str, ...], vi
         hit = lexicon.get(word) or (lexicon.get(word[:-1]) if word.endswith("s") else None)
         if hit is None:
             raise InputError(
-                f"unknown word {word!r} in prompt {text!r}; the toy world knows kinds: {', '.join(kinds)}; "
+                f"unknown word {word!r} in prompt {text!r}{suggestion(word, lexicon)}; the toy world knows kinds: {', '.join(kinds)}; "
                 f"colours: {', '.join(colours)}; views: {', '.join(views)} (and synonyms)"
             )
         label, index = hit
