@@ -153,7 +153,7 @@ def test_lmc_without_projection_runs_without_a_corrective_and_refuses_one():
     assert torch.isfinite(r.images).all() and r.info["config"]["method_options"]["projection"] == "none"
     with pytest.raises(InputError, match="corrective='x' is unused with projection='none'"):
         diffrep.sample("gmm", method="lmc-sds", projection="none", corrective="x", iters=5)
-    with pytest.raises(InputError, match="unknown projection 'nope'; allowed: corrective, none"):
+    with pytest.raises(InputError, match=r"unknown projection 'nope' \(did you mean 'none'\?\); allowed: corrective, none"):
         diffrep.sample("gmm", method="lmc-sds", projection="nope", iters=5)
 
 

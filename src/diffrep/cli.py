@@ -141,8 +141,6 @@ def option_groups(name: str, config: type) -> list[str]:
 def sample_args_class(rep: str, method: str, encoded: bool = False) -> type:
     """``SampleArgs`` with the option groups of this rep and method only (``--help`` shows just those), the method's
     defaults those the rep sets for it (``encoded``: rendering through the prior's encoder, sd --rgb)."""
-    from diffrep.methods import METHODS
-    from diffrep.reps import REPS
     from diffrep.spec import build_config, method_defaults
 
     entry = METHODS[method]
@@ -179,8 +177,8 @@ def switched(argv: list[str], flag: str) -> bool:
 def sample_class(argv: list[str]) -> type:
     """Read --rep, --method and --rgb first, refuse another method's or rep's options, build the parser class."""
     from diffrep.checks import check_choice
-    from diffrep.methods import METHODS, PLANNED_METHODS
-    from diffrep.reps import PLANNED_REPS, REPS
+    from diffrep.methods import PLANNED_METHODS
+    from diffrep.reps import PLANNED_REPS
 
     rep = check_choice("rep", chosen(argv, "--rep", "pixels"), REPS, PLANNED_REPS)
     method = check_choice("method", chosen(argv, "--method", "ddim"), METHODS, PLANNED_METHODS)
@@ -527,7 +525,7 @@ class Progress:
 def prior_options(a: PriorArgs) -> dict:
     """The load options ``a`` gives its prior; an option the prior does not take is an ``InputError``."""
     from diffrep.checks import check_choice
-    from diffrep.priors import PRIORS, split_prior
+    from diffrep.priors import split_prior
 
     def prior_fields(name: str) -> set[str]:
         return {f.name for f in fields(PRIORS[name].config)}
@@ -578,7 +576,7 @@ def run_sample(a: SampleArgs) -> int:
     from diffrep.export import check_output_dir, output_lock
 
     check_output_dir(a.out, a.overwrite)  # first, and before torch is imported: a bad --out is reported at once
-    from diffrep.methods import METHODS, Sampling
+    from diffrep.methods import Sampling
     from diffrep.spec import prepare
 
     image = METHODS[a.method].image
@@ -595,7 +593,6 @@ def run_sample(a: SampleArgs) -> int:
                                rep_options=None if image else spec.rep_options)  # all before the prior loads
     if a.prompt and not image:  # and the view prompts of the rep's views (a NeRF's camera bank needs torch)
         from diffrep.priors import check_prompt
-        from diffrep.reps import REPS
 
         check_prompt(prior_config, a.prompt, REPS[spec.rep].labels(spec.rep_options))
     import diffrep
