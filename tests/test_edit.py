@@ -11,8 +11,16 @@ from diffrep.cli import main
 from diffrep.errors import InputError
 from diffrep.methods.corrective import load_corrective
 from diffrep.priors import default_gmm
+from diffrep.spec import edit_methods
 from diffrep.training.config import CorrectiveTrainConfig
 from diffrep.training.corrective import train
+
+
+def gmm_corrective(tmp_path):
+    """A corrective for the gmm prior, trained two steps (enough to load and run)."""
+    out = tmp_path / "gmm-corrective"
+    train(CorrectiveTrainConfig(out=out, prior="gmm", steps=2, batch=2, data_n=8, channels=4, levels=2, device="cpu"))
+    return out
 
 
 def test_corrective_trains_a_few_steps_resumes_and_loads(tmp_path):
@@ -115,7 +123,9 @@ def test_edit_moves_towards_the_prompt_without_anchor():
     (["--method", "sds", "--source-prompt", "red"], "option --source-prompt is for method dds"),
     (["--method", "lmc-sds"], "method 'lmc-sds' needs a trained corrective"),
     (["--method", "lmc-sds", "--corrective", "perturbed"], "needs a trained corrective: no perturbed one is shipped"),
-    (["--method", "ddim"], "unknown method 'ddim'; allowed: lmc-sds, sds, dds, nfsd"),
+    (["--method", "ddim"], "method 'ddim' does not optimise a rep; edit takes a mode-seeking method: sds, sjc, nfsd, dds, "
+                           "ms-sds, lmc-sds"),
+    (["--method", "nfds"], "unknown method 'nfds' (did you mean 'nfsd'?); allowed: sds, sjc, nfsd, dds, ms-sds, lmc-sds"),
     (["--method", "sds", "--anchor", "-1"], "anchor=-1.0 is not allowed"),
     (["--method", "sds", "--image", "/nonexistent.png"], "does not exist"),
 ])
@@ -133,10 +143,13 @@ def test_edit_bad_options_one_line_exit_2(tmp_path, capsys, args, message):
 def test_edit_command_writes_the_edit(tmp_path, capsys):
     img = tmp_path / "in.png"
     save_png(red_square()[None], img)
-    assert main(["edit", "--image", str(img), "--prior", "gmm", "--prompt", "blue", "--method", "nfsd",
-                 "--iters", "5", "--out", str(tmp_path / "o")]) == 0
-    assert (tmp_path / "o" / "samples.png").is_file()
-    assert json.loads((tmp_path / "o" / "run.json").read_text())["config"]["method"] == "nfsd"
+    for method in edit_methods():  # the command takes what diffrep.edit takes: every method that optimises a rep
+        out = tmp_path / method
+        extra = {"dds": ["--source-prompt", "red"], "lmc-sds": ["--corrective", str(gmm_corrective(tmp_path))]}
+        assert main(["edit", "--image", str(img), "--prior", "gmm", "--prompt", "blue", "--method", method,
+                     "--iters", "5", "--out", str(out), *extra.get(method, [])]) == 0, capsys.readouterr().err
+        assert (out / "samples.png").is_file()
+        assert json.loads((out / "run.json").read_text())["config"]["method"] == method
     with pytest.raises(InputError, match="needs a source prompt"):
         diffrep.edit("gmm", red_square(), method="dds")
 

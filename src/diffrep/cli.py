@@ -19,6 +19,7 @@ from diffrep.errors import AdviceWarning, InputError, RunError
 from diffrep.methods import METHODS
 from diffrep.priors import PRIORS
 from diffrep.reps import REPS
+from diffrep.spec import edit_methods
 from diffrep.training.config import CorrectiveTrainConfig, TrainConfig, TranslatorTrainConfig, check_translator_config
 
 
@@ -362,9 +363,6 @@ class TranslateArgs:
     """Replace an output folder that diffrep wrote before (never a folder holding anything else)."""
 
 
-EDIT_METHODS: tuple[str, ...] = ("lmc-sds", "sds", "dds", "nfsd")
-
-
 @dataclass(frozen=True)
 class EditArgs:
     """Edit an image towards a prompt with a mode-seeking method: a pixels rep starts at the image and is optimised
@@ -377,8 +375,9 @@ class EditArgs:
     prompt: str = ""
     """Target prompt (empty = unconditional)."""
     prior: Prior = PriorArgs()
-    method: str = "lmc-sds"
-    """Method: lmc-sds (--corrective, or the one shipped for toyworld and tiny), sds, dds (needs --source-prompt), nfsd."""
+    method: Annotated[str, helped(
+        f"Method, one that optimises a rep: {', '.join(edit_methods())}; lmc-sds takes --corrective (default: the one "
+        "shipped for toyworld and tiny), dds needs --source-prompt.")] = "lmc-sds"
     source_prompt: str | None = None
     """dds: the prompt describing the input image."""
     corrective: str | None = None
@@ -850,7 +849,8 @@ def run_edit(a: EditArgs) -> int:
 
     check_output_dir(a.out, a.overwrite)
     check_input_image(a.image)  # a wrong path at once, before torch is imported
-    check_choice("method", a.method, EDIT_METHODS)
+    if a.method not in METHODS:  # a typo: the nearest of those edit takes (edit_options refuses the others)
+        check_choice("method", a.method, edit_methods())
     from diffrep.spec import edit_options
     from diffrep.methods import Sampling
 

@@ -185,6 +185,11 @@ def check_seed(seed: Any) -> int:
     return seed
 
 
+def edit_methods() -> list[str]:
+    """The methods ``edit`` takes: those of ``METHODS`` that optimise a rep (their options have an ``optim``)."""
+    return [m for m, e in METHODS.items() if "optim" in {f.name for f in dataclasses.fields(e.config)}]
+
+
 EDIT_OPTIONS: tuple[str, ...] = ("source_prompt", "corrective")
 """Options of ``diffrep edit`` that only some methods take (those whose options have the field)."""
 
@@ -198,12 +203,13 @@ def edit_options(method: str, *, anchor: float = 0.03, iters: int = 200, lr: flo
     the noisy per-pixel gradient stall a red mug at purple for every method, and at λ = 0.1 the anchor balances
     lmc-sds's 1/ω-scaled gradient before the colour turns, whatever the rate or the number of iterations."""
     method, _ = _method(method)
+    if method not in edit_methods():
+        raise InputError(f"method {method!r} does not optimise a rep; edit takes a mode-seeking method: "
+                         f"{', '.join(edit_methods())}")
     check_finite("anchor", anchor)
     if anchor < 0:
         raise InputError(f"anchor={anchor} is not allowed; it must be >= 0 (0: no anchor)")
     takes = {f.name for f in dataclasses.fields(METHODS[method].config)}
-    if "optim" not in takes:
-        raise InputError(f"method {method!r} does not optimise a rep; edit takes a mode-seeking method")
     for name, value in given.items():
         if value is not None and name not in takes:
             users = [m for m, e in METHODS.items() if name in {f.name for f in dataclasses.fields(e.config)}]
