@@ -251,6 +251,7 @@ NERF_OPTIONS = [
     (["--nerf.grid", "cube"], "--nerf.grid"),
     (["--nerf.resolution", "-4"], "resolution=-4 is not allowed"),
     (["--nerf.shading", "phong"], "--nerf.shading"),
+    (["--nerf.background", "sky"], "invalid choice 'sky' for argument '--nerf.background'. Expected one of ('fixed', 'learned')"),
     (["--nerf.distance", "1"], "distance=1.0 is not allowed"),
     (["--nerf.shared-noise", "1.5"], "shared_noise=1.5 is not allowed; it must be in [0, 1]"),
     (["--ddrep.pixel-fraction", "0"], "pixel_fraction=0.0 is not allowed; it must be a fraction in (0, 1]"),

@@ -420,3 +420,30 @@ def test_a_solve_holds_one_occupancy_grid_and_renders_outside_it_compute_their_o
     calls.clear()
     pullback(rep, views, target, PullbackConfig(adam_iters=5))
     assert len(calls) == 1  # one grid for the solve's five renders
+
+
+def test_a_learned_background_starts_at_the_grey_learns_a_colour_and_is_left_out_of_evaluation(tmp_path):
+    from diffrep.reps.nerf import nerf_objects
+
+    fixed, learned = nerf(), nerf(background="learned", blob_density=0.0)
+    views = fixed.random_views(4, torch.Generator().manual_seed(0))
+    assert torch.equal(nerf(blob_density=0.0)(views), learned(views))  # it starts as the fixed grey
+    with torch.no_grad():
+        learned.field.grids[:, 0].fill_(-10.0 / learned.field.scale)  # an empty scene: every ray sees the background
+    sky = torch.tensor([-0.6, 0.0, 0.8])[:, None, None]  # a colour far from the grey (0.6 in [-1, 1])
+    opt = torch.optim.Adam(learned.background_mlp.parameters(), lr=0.05)
+    for step in range(400):
+        views = learned.random_views(4, torch.Generator().manual_seed(step))
+        loss = (learned(views) - sky).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    unseen = learned.random_views(8, torch.Generator().manual_seed(999))
+    assert (learned(unseen) - sky).abs().max() < 0.05  # learned, for cameras it was not fitted at
+    grey = nerf_objects(learned)[0].render(learned.bank[:3].cpu(), 8)  # evaluation: over the toy world's grey
+    assert (grey - 0.6).abs().max() < 1e-3
+    run = tmp_path / "run"  # and it travels with the weights: a run with it saves, loads and re-exports
+    assert main(["sample", "--rep", "nerf", "--method", "sds", "--prompt", "red", "--prior", "gmm", "--n", "1",
+                 "--optim.iters", "2", "--nerf.background", "learned", "--nerf.no-view-prompts",
+                 *[f"--nerf.{k.replace('_', '-')}={v}" for k, v in SMALL.items()], "--out", str(run)]) == 0
+    assert main(["export", str(run), "--format", "ply", "--resolution", "16"]) == 0

@@ -173,6 +173,10 @@ class NerfConfig:
     albedo_warmup: float = 0.0
     """Fraction of the run whose views are albedo-shaded (DreamFusion's warm-up; 0 suits the toy world,
     whose images are all lit)."""
+    background: Literal["fixed", "learned"] = "fixed"
+    """Behind the object: fixed (the toy world's grey) or learned (DreamFusion's: per instance a small MLP of the
+    ray direction, started at that grey; for priors whose images have backgrounds of their own, such as Stable
+    Diffusion's). diffrep evaluate renders over the fixed grey either way."""
     entropy_weight: float = 0.05
     """Weight of the binary entropy of each ray's opacity (pushes rays to empty or opaque: against fog)."""
     orientation_weight: float = 0.0

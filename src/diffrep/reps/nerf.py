@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from diffrep.cameras import VIEWS, camera_bank, camera_rays, view_label
 from diffrep.errors import InputError
@@ -59,6 +59,8 @@ class NerfRep(Diffrep):
             self.field = HashField(n, levels=config.levels, features=2, log2_table=config.log2_table, base_res=16 if
                                    config.resolution > 16 else 4, max_res=config.resolution, hidden=config.hidden,
                                    generator=generator, **blob)
+        if config.background == "learned":  # drawn after the field: a fixed-background rep's draws are unchanged
+            self.background_mlp = DirectionBackground(n, generator=generator)
         self._held_occupancy: Tensor | None = None  # the occupancy grid held through a solve (``solving``)
         bank = camera_bank(config.bank, (config.elevation_min, config.elevation_max), config.distance)
         self.register_buffer("bank", bank)  # [V, 3] azimuth, elevation, distance
@@ -76,15 +78,16 @@ class NerfRep(Diffrep):
     # --- rendering ---
 
     def render_cameras(self, cameras: Tensor, light: Tensor | None = None, shading: Tensor | None = None,
-                       res: int | None = None, outputs: bool = False, pixels: Tensor | None = None
-                       ) -> Tensor | dict[str, Tensor]:
+                       res: int | None = None, outputs: bool = False, pixels: Tensor | None = None,
+                       background: str | None = None) -> Tensor | dict[str, Tensor]:
         """Render ``cameras [n, V, 3]`` (azimuth, elevation, distance) -> ``[n, V, 3, H, W]`` in [-1, 1].
 
         ``light [n, V, 3]``: directions towards the light (default: the camera's eye direction tilted
         up, as the toy world's mean light); ``shading [n, V]`` codes (default: Lambertian);
         ``outputs``: a dict with ``rgb``, ``opacity [n, V, H, W]``, ``depth``, ``albedo``, ``normals``,
         ``orientation [n, V, H, W]`` and the samples' ``weights [n, V, H, W, S]``. ``pixels [P]``: render only
-        the rays of these flat pixel indices (row-major) of every view; each ``H, W`` above is then one ``P``."""
+        the rays of these flat pixel indices (row-major) of every view; each ``H, W`` above is then one ``P``.
+        ``background``: ``"fixed"`` renders over the toy world's grey whatever the config's (the evaluation's)."""
         n, V = cameras.shape[:2]
         H = res or self.image_shape[1]
         o, d = camera_rays(cameras.reshape(n * V, 3).float().cpu(), H, self.config.fov)
@@ -101,8 +104,10 @@ class NerfRep(Diffrep):
                           normal_weight_min=c.normal_weight_min, occupancy=occupancy)
         light = default_light(cameras) if light is None else light
         shading = torch.ones(n, V, device=o.device) if shading is None else shading
+        behind = (self.background_mlp(d).view(n, V, P, 3) if (background or c.background) == "learned"
+                  else BACKGROUND)
         rgb = shade(out["rgb"].view(n, V, P, 3), out["normals"].view(n, V, P, 3),
-                    out["opacity"].view(n, V, P, 1), light.to(o.device), shading.to(o.device))
+                    out["opacity"].view(n, V, P, 1), light.to(o.device), shading.to(o.device), behind)
         image = channels_first(rgb * 2 - 1, plane)
         if not outputs:
             return image
@@ -280,15 +285,45 @@ def default_light(cameras: Tensor) -> Tensor:
     return eye / eye.norm(dim=-1, keepdim=True)
 
 
-def shade(albedo: Tensor, normals: Tensor, opacity: Tensor, light: Tensor, code: Tensor) -> Tensor:
+def shade(albedo: Tensor, normals: Tensor, opacity: Tensor, light: Tensor, code: Tensor,
+          background: Tensor | float = BACKGROUND) -> Tensor:
     """Deferred shading of accumulated ``albedo [n, V, P, 3]`` (premultiplied by opacity) and ``normals``,
-    over the toy world's background; ``light [n, V, 3]``, ``code [n, V]`` (0 albedo, 1 Lambertian, 2 textureless)."""
+    over ``background`` (the toy world's grey, or a colour per ray ``[n, V, P, 3]``); ``light [n, V, 3]``,
+    ``code [n, V]`` (0 albedo, 1 Lambertian, 2 textureless)."""
     normals = normals / normals.norm(dim=-1, keepdim=True).clamp_min(1e-6)  # accumulated: length <= opacity
     lit = AMBIENT + DIFFUSE * (normals * light[:, :, None, :]).sum(-1, keepdim=True).clamp_min(0.0)
     code = code[:, :, None, None]
     colour = torch.where(code == 2, opacity.expand_as(albedo), albedo)  # textureless: white
     colour = torch.where(code == 0, colour, (colour * lit).minimum(opacity))
-    return colour + (1 - opacity) * BACKGROUND
+    return colour + (1 - opacity) * background
+
+
+class DirectionBackground(nn.Module):
+    """DreamFusion's learned background: per instance, an MLP of the ray direction ``d`` (``d`` and its sines and
+    cosines at ``FREQUENCIES`` octaves) with one ReLU layer of ``HIDDEN`` to a colour in [0, 1] by a sigmoid. Its
+    last layer starts at zero and its bias at the logit of the toy world's grey, so a run starts as one with the
+    fixed background does; the instances' MLPs run as one ``baddbmm`` a layer, as the hash grid's do.
+
+    >>> DirectionBackground(2, generator=torch.Generator().manual_seed(0))(torch.ones(2, 5, 3)).shape
+    torch.Size([2, 5, 3])
+    """
+
+    FREQUENCIES, HIDDEN = 2, 16
+
+    def __init__(self, n: int, *, generator: torch.Generator):
+        super().__init__()
+        d_in = 3 * (1 + 2 * self.FREQUENCIES)
+        bound = math.sqrt(6.0 / d_in)  # He-uniform
+        self.w1 = nn.Parameter((torch.rand(n, d_in, self.HIDDEN, generator=generator) * 2 - 1) * bound)
+        self.b1 = nn.Parameter(torch.zeros(n, 1, self.HIDDEN))
+        self.w2 = nn.Parameter(torch.zeros(n, self.HIDDEN, 3))
+        self.b2 = nn.Parameter(torch.full((n, 1, 3), math.log(BACKGROUND / (1 - BACKGROUND))))
+
+    def forward(self, directions: Tensor) -> Tensor:
+        """Colours ``[n, R, 3]`` of the rays ``directions [n, R, 3]``."""
+        octaves = [f(2.0 ** k * math.pi * directions) for k in range(self.FREQUENCIES) for f in (torch.sin, torch.cos)]
+        h = torch.relu(torch.baddbmm(self.b1, torch.cat([directions, *octaves], -1), self.w1))
+        return torch.sigmoid(torch.baddbmm(self.b2, h, self.w2))
 
 
 MESH_FORMATS: tuple[str, ...] = ("glb", "obj", "ply")
@@ -344,7 +379,7 @@ def nerf_objects(rep: NerfRep) -> list:
         def outputs(cameras: Tensor, res: int) -> dict[str, Tensor]:
             if last.get("res") != res or not (torch.is_tensor(last.get("cameras")) and torch.equal(last["cameras"], cameras)):
                 cams = cameras[None].to(one.bank.device)
-                out = one.render_cameras(cams, light=gt_light(cameras)[None], res=res, outputs=True)
+                out = one.render_cameras(cams, light=gt_light(cameras)[None], res=res, outputs=True, background="fixed")
                 last.update(cameras=cameras.clone(), res=res, out=out)
             return last["out"]
 
