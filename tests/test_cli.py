@@ -119,12 +119,40 @@ def test_interrupted_sample_resumes_from_out_checkpoint(tmp_path, capsys, monkey
     code, _, stderr = run([*argv, "--out", str(out)], capsys)
     assert code == 130 and "interrupted" in stderr and not out.exists()
     assert json.loads((tmp_path / "r.checkpoint" / "state.json").read_text())["step"] == 4
+    steps = [f"step-{i:06d}.png" for i in range(1, 7)]  # previews: a tenth of 6 steps is every step
+    assert sorted(p.name for p in (tmp_path / "r.previews").iterdir()) == steps[:4]  # written as the run went
     monkeypatch.setattr(cli.Progress, "__call__", real_call)
     code, _, stderr = run([*argv, "--out", str(out), "--resume"], capsys)
     assert code == 0, stderr
     assert torch.equal(load_file(out / "samples.safetensors")["images"],
                        load_file(tmp_path / "clean" / "samples.safetensors")["images"])
-    assert not (tmp_path / "r.checkpoint").exists()
+    assert not (tmp_path / "r.checkpoint").exists() and not (tmp_path / "r.previews").exists()
+    previews = [f"preview-{s[5:]}" for s in steps]  # moved into the result, listed in run.json
+    assert previews == sorted(p.name for p in out.glob("preview-*.png"))
+    assert set(previews) <= set(json.loads((out / "run.json").read_text())["outputs"])
+    for name in previews:  # the resumed run's previews are the uninterrupted run's, bit for bit
+        assert (out / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name
+    stale = tmp_path / "s.previews"  # an unfinished run's previews are cleared by a fresh run, a user's file kept
+    stale.mkdir()
+    (stale / "step-000099.png").write_bytes(b"old")
+    (stale / "notes.txt").write_text("mine")
+    assert run([*argv, "--preview-every", "3", "--out", str(tmp_path / "s")], capsys)[0] == 0
+    assert sorted(p.name for p in (tmp_path / "s").glob("preview-*")) == ["preview-000003.png", "preview-000006.png"]
+    assert [p.name for p in stale.iterdir()] == ["notes.txt"]
+
+
+def test_preview_every_is_checked_before_the_work(tmp_path, capsys):
+    base = ["sample", "--prior", "gmm", "--prompt", "red", "--n", "1", "--out", str(tmp_path / "o")]
+    for extra, message in ((["--rep", "siren", "--method", "sds", "--preview-every", "-1"],
+                            "preview_every=-1 is not allowed"),
+                           (["--method", "ddim", "--preview-every", "2"],
+                            "previews are drawn by the diffrep methods, not by 'ddim', which runs in seconds")):
+        code, _, stderr = run([*base, *extra], capsys)
+        assert code == 2 and message in stderr and stderr.count("\n") == 1, stderr
+    assert list(tmp_path.iterdir()) == []
+    assert run([*base, "--rep", "siren", "--method", "sds", "--optim.iters", "4", "--siren.width", "8",
+                "--preview-every", "0"], capsys)[0] == 0
+    assert not list((tmp_path / "o").glob("preview-*"))
 
 
 def test_parse_errors_are_one_line_exit_2(capsys):

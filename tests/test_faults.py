@@ -144,3 +144,30 @@ def test_from_the_cli_a_result_that_cannot_be_written_keeps_the_checkpoint(tmp_p
     monkeypatch.setattr(export, "_write_one", real)
     assert main([*argv, "--resume"]) == 0  # the run goes on from its checkpoint
     assert (tmp_path / "r" / "run.json").is_file() and not (tmp_path / "r.checkpoint").exists()
+
+
+def test_a_preview_that_cannot_be_written_stops_the_run_in_one_line_and_resume_finishes_it(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from PIL import Image
+
+    from diffrep.cli import main
+
+    argv = ["sample", "--rep", "siren", "--method", "ddrep", "--prior", "gmm", "--prompt", "red", "--n", "1",
+            "--steps", "10", "--siren.width", "16", "--out", str(tmp_path / "r")]
+    real = Image.Image.save
+
+    def full_disk(self, path, *args, **kwargs):
+        if "step-000004" in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", full_disk)
+    assert main(argv) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("diffrep:")]
+    assert len(err) == 1 and "cannot write the preview" in err[0] and "No space left" in err[0], err
+    assert not (tmp_path / "r").exists() and (tmp_path / "r.checkpoint" / "state.safetensors").is_file()
+    monkeypatch.setattr(Image.Image, "save", real)
+    assert main([*argv, "--resume"]) == 0
+    steps = sorted(int(p.stem[8:]) for p in (tmp_path / "r").glob("preview-*.png"))
+    assert steps == [1, 2, 3, 5, 6, 7, 8, 9, 10]  # step 4 was checkpointed before its preview failed: resumed after it

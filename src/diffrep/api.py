@@ -61,10 +61,8 @@ class Result:
         ``run.json``, and for diffreps ``rep.safetensors`` (weights) and ``views.png`` (panoramas)."""
         from diffrep.export import image_grid, write_folder
 
-        h, w = self.images.shape[-2:]
-        scale = max(1, 128 // h)
-        files = {"samples.png": image_grid(self.images, nrow=1 if w > 2 * h else None, scale=scale),
-                 "samples.safetensors": {"images": self.images}}
+        scale = max(1, 128 // self.images.shape[-2])
+        files = {"samples.png": samples_grid(self.images), "samples.safetensors": {"images": self.images}}
         if self.rep is not None:
             files["rep.safetensors"] = dict(self.rep.state_dict())
         if self.views is not None:
@@ -81,6 +79,27 @@ class Result:
         if self.checkpoint is not None:  # the result is safe: the run's checkpoint is no longer needed
             shutil.rmtree(self.checkpoint, ignore_errors=True)
         return out
+
+
+def samples_grid(images: Tensor) -> Any:
+    """``samples.png`` of ``images [N, C, H, W]`` in [-1, 1]: a grid, wide images (panoramas, a NeRF's strip of
+    views) one per row, scaled up to about 128 pixels a side."""
+    from diffrep.export import image_grid
+
+    h, w = images.shape[-2:]
+    return image_grid(images, nrow=1 if w > 2 * h else None, scale=max(1, 128 // h))
+
+
+def preview_image(prior: Prior, rep: Any) -> Any:
+    """A diffrep as it is now, as ``samples.png`` would show it (its ``preview()``, a latent prior's latents
+    decoded): a PIL image, for previews during a run, e.g. from ``sample``'s callback, which hears ``rep`` after
+    every step (the command line's ``--preview-every``).
+
+    >>> hear = lambda d: d["step"] % 10 or preview_image(prior, d["rep"]).save(f"step-{d['step']}.png")
+    >>> diffrep.sample(prior, rep="nerf", method="ddrep", prompt="a yellow duck", callback=hear)
+    """
+    with torch.no_grad():
+        return samples_grid(to_rgb(prior, rep.preview()[0]).clamp(-1, 1).float().cpu())
 
 
 def versions() -> dict[str, str]:

@@ -5,6 +5,7 @@ and chooses exit codes (2 for bad input, one line, no traceback)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import warnings
@@ -109,6 +110,8 @@ class SampleArgs:
     """Replace an output folder that diffrep wrote before (never a folder holding anything else)."""
     checkpoint_every: int | None = None
     """Steps (iterations) between checkpoints in OUT.checkpoint/; default: a tenth of the run; 0: none."""
+    preview_every: int | None = None
+    """Steps (iterations) between preview images; default: a tenth of the run; 0: none."""
     resume: bool = False
     """Continue from OUT.checkpoint/ (same options and seed)."""
 
@@ -130,6 +133,9 @@ def sample_helps() -> dict[str, str]:
         "eta": f"DDIM stochasticity in [0, 1] ({using('eta')}): 0 = deterministic (PF-ODE), 1 = DDPM-like.",
         "checkpoint_every": f"{stateful}: steps (iterations) between checkpoints in OUT.checkpoint/; default: a "
                             "tenth of the run; 0: none. The folder is removed when the run completes.",
+        "preview_every": f"{stateful}: steps (iterations) between preview images of the reps as they are (what "
+                         "samples.png shows), OUT.previews/step-N.png while the run lasts, kept in OUT as "
+                         "preview-N.png; default: a tenth of the run; 0: none.",
         "resume": f"{stateful}: continue from OUT.checkpoint/ (same options and seed).",
     }
 
@@ -411,7 +417,6 @@ def parse(argv: list[str] | None) -> object:
     """tyro's parse; its parse errors (a boxed panel on stderr) become one ``InputError`` line.
 
     ``sample`` is parsed with a class built for the chosen rep and method (``sample_class``)."""
-    import contextlib
     import io
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -586,6 +591,7 @@ def run_sample(a: SampleArgs) -> int:
                 "resume": a.resume}
     elif a.resume or a.checkpoint_every:
         run |= {"checkpoint_every": a.checkpoint_every or 0, "resume": a.resume}
+    previews = previews_for(a, image)
     sampling = dict(steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta)
     spec, _ = prepare(sampling=Sampling(**sampling), **run)  # the rep, the method, their options: still no torch
     prior_config = check_prior(a.prior, a.prompt, a.method, image=image, rep=spec.rep, options=spec.options,
@@ -600,11 +606,72 @@ def run_sample(a: SampleArgs) -> int:
         prior = load_prior(prior_config)
         bar = Progress(f"{a.method} {a.rep}")
         try:
-            result = diffrep.sample(prior, callback=bar, keep_checkpoint=not image, **sampling, **run)
+            hear = bar if previews is None else previews.listening(bar, prior)
+            result = diffrep.sample(prior, callback=hear, keep_checkpoint=not image, **sampling, **run)
         finally:
             bar.close()
         result.info["config"] |= {"prior": a.prior.prior} | prior_record(a.prior)
-        return _report(result.save(a.out, a.overwrite), result.info)
+        if previews is not None:
+            previews.attach(result)
+        out = result.save(a.out, a.overwrite)
+        if previews is not None:
+            previews.remove()
+        return _report(out, result.info)
+
+
+def previews_for(a: SampleArgs, image: bool) -> Previews | None:
+    """``--preview-every``'s previews of a diffrep method's run (``None``: 0, or an image method, which runs in
+    seconds and has no rep to preview until it ends); a bad value is refused before the work."""
+    from diffrep.checks import check_count
+
+    if a.preview_every is not None:
+        check_count("preview_every", a.preview_every)
+        if image and a.preview_every:
+            raise InputError(f"previews are drawn by the diffrep methods, not by {a.method!r}, which runs in seconds")
+    return None if image or a.preview_every == 0 else Previews(a.out, a.preview_every, a.resume)
+
+
+class Previews:
+    """The reps as they are every ``every`` steps (``None``: a tenth of the run), as ``samples.png`` shows them:
+    ``OUT.previews/step-NNNNNN.png`` while the run lasts (each written atomically; kept across a kill and
+    ``--resume``, cleared by a fresh run), moved into the result as ``preview-NNNNNN.png`` when it is saved."""
+
+    def __init__(self, out: Path, every: int | None, resume: bool):
+        self.folder, self.every = out.with_name(out.name + ".previews"), every
+        if not resume:
+            self.remove()  # an earlier, unfinished run's
+
+    def listening(self, callback, prior) -> object:
+        """``callback``, then a preview when one is due (the callback dicts carry ``step``, ``steps`` and ``rep``)."""
+        from diffrep.api import preview_image
+
+        def hear(d: dict) -> None:
+            callback(d)
+            if d["step"] % (self.every or max(1, d["steps"] // 10)) == 0:
+                part = self.folder / f".step-{d['step']:06d}.png"
+                try:
+                    self.folder.mkdir(exist_ok=True)
+                    preview_image(prior, d["rep"]).save(part)
+                    part.replace(self.folder / part.name[1:])
+                except OSError as e:  # a full disk: one line, and the run's checkpoint is still there to resume
+                    raise RunError(f"cannot write the preview {str(self.folder / part.name[1:])!r} ({e.strerror or e}); "
+                                   "the run stopped: --resume continues it from its last checkpoint, --preview-every 0 "
+                                   "runs it without previews") from None
+
+        return hear
+
+    def attach(self, result) -> None:
+        """Put the previews among the files ``result.save`` writes (and run.json lists)."""
+        files = {f"preview-{p.name[5:]}": p.read_bytes() for p in sorted(self.folder.glob("step-*.png"))}
+        made = result.outputs
+        result.outputs = lambda: (made() if made is not None else {}) | files
+
+    def remove(self) -> None:
+        """Delete the previews, and the folder if nothing else is in it (a folder of the user's is never deleted)."""
+        for path in [*self.folder.glob("step-*.png"), *self.folder.glob(".step-*.png")]:
+            path.unlink()
+        with contextlib.suppress(OSError):
+            self.folder.rmdir()
 
 
 def run_sdedit(a: SdeditArgs) -> int:
@@ -880,6 +947,8 @@ def _report(out: Path, info: dict) -> int:
     print(f"samples: {out / 'samples.png'}")
     if (out / "views.png").exists():
         print(f"views: {out / 'views.png'}")
+    if previews := sorted(out.glob("preview-*.png")):
+        print(f"previews: {previews[0]} ... {previews[-1].name} ({len(previews)})")
     for kind, pattern in (("turntable", "turntable-*.gif"), ("mesh", "mesh-*.glb")):
         for path in sorted(out.glob(pattern)):
             print(f"{kind}: {path}")
