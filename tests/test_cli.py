@@ -248,7 +248,11 @@ def test_progress_off_a_terminal_is_plain_lines(tmp_path, capsys):
     assert code == 0
     lines = [line for line in stderr.splitlines() if line.startswith("sds siren: ")]
     assert 15 <= len(lines) <= 21 and "40/40 (100 %)" in lines[-1] and "ETA 0 s" in lines[-1], lines
-    assert all("elapsed" in line for line in lines)
+    assert all("elapsed" in line and ", |g| " in line for line in lines)  # SDS: its gradient's norm
+    code, _, stderr = run(["sample", "--rep", "siren", "--method", "ddrep", "--steps", "4", "--siren.width", "8",
+                           "--prior", "gmm", "--prompt", "red", "--n", "1", "--out", str(tmp_path / "d")], capsys)
+    lines = [line for line in stderr.splitlines() if line.startswith("ddrep siren: ")]
+    assert code == 0 and len(lines) == 4 and all(", loss " in line for line in lines), lines  # DDRep: its fit
 
 
 def test_a_second_run_on_the_same_folder_is_refused(tmp_path, capsys):

@@ -95,6 +95,27 @@ def test_gauss_newton_on_tiny_siren_equals_dense_solve():
         assert (fast - dense).norm() / dense.norm() < 1e-4, probes
 
 
+def test_the_adam_pullback_reports_its_fit_and_ddrep_its_progress_loss():
+    """What the progress bar shows as DDRep's loss: the mean squared error of the solve's last iteration (before its
+    update), on every pixel or estimated from a subset; a solver that computes none reports none."""
+    from diffrep.methods.solvers import pullback
+
+    gen = torch.Generator().manual_seed(0)
+    rep = make_rep("siren", (3, 8, 8), 2, generator=gen, width=16)
+    views, target = None, torch.randn(2, 1, 3, 8, 8, generator=gen)
+    before = (rep(views) - target).pow(2).mean().item()
+    assert pullback(rep, views, target, PullbackConfig(adam_iters=1)) == pytest.approx(before, rel=1e-6)
+    estimates = [pullback(make_rep("siren", (3, 8, 8), 2, generator=torch.Generator().manual_seed(0), width=16), views,
+                          target, PullbackConfig(adam_iters=1, pixel_fraction=0.25), torch.Generator().manual_seed(s))
+                 for s in range(200)]
+    assert sum(estimates) / len(estimates) == pytest.approx(before, rel=0.05)  # unbiased over the subsets
+    assert pullback(rep, views, target, PullbackConfig(solver="gn", gn_iters=1, cg_iters=2)) is None
+    prior, heard = default_gaussian(size=8), []
+    rep = make_rep("siren", (3, 8, 8), 1, generator=gen, width=16)
+    ddrep_sample(prior, rep, timesteps(1000, 4), callback=heard.append, generator=gen)
+    assert all(d["loss"] > 0 for d in heard) and len(heard) == 4
+
+
 def test_adam_converges_to_the_least_squares_fit():
     gen = torch.Generator().manual_seed(0)  # seed 0: cond(JᵀJ) ~ 2e5, so CG converges
     rep = MLPRep(gen)

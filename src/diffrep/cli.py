@@ -494,7 +494,8 @@ def main(argv: list[str] | None = None) -> int:
 class Progress:
     """Progress on stderr, fed by the library's callback dicts: a tqdm bar on a terminal; anywhere else
     (a log file, a pipe) a plain line every ``every`` of the run and at its end, with the step, the
-    loss where there is one, the time elapsed and the ETA."""
+    time elapsed, the ETA and the loss where there is one (DDRep's: its pullback's fit; the mode-seeking methods',
+    whose surrogate loss means nothing, the norm of their gradient ``|g|``), on the bar too."""
 
     def __init__(self, desc: str, every: float = 0.05):
         import time
@@ -506,18 +507,21 @@ class Progress:
         self.plain = self.bar.disable  # tqdm turns itself off when stderr is not a terminal
 
     def __call__(self, d: dict) -> None:
-        self.count(d["step"], d["steps"], d.get("loss"))
+        self.count(d["step"], d["steps"], d.get("loss"), d.get("grad_norm"))
 
-    def count(self, done: int, total: int, loss: float | None = None) -> None:
+    def count(self, done: int, total: int, loss: float | None = None, grad_norm: float | None = None) -> None:
         import time
 
+        shown = (f", loss {loss:.4g}" if loss is not None else f", |g| {grad_norm:.4g}" if grad_norm is not None
+                 else "")
+        if shown and not self.plain:
+            self.bar.set_postfix_str(shown[2:], refresh=False)
         self.bar.total = total
         self.bar.update(done - self.bar.n)
         if not self.plain or not total or (done / total < self.next and done != total):
             return
         elapsed = time.perf_counter() - self.start
         eta = elapsed / max(done, 1) * (total - done)
-        shown = "" if loss is None else f", loss {loss:.4g}"
         print(f"{self.desc}: {done}/{total} ({100 * done / total:.0f} %){shown}, {elapsed:.0f} s elapsed, "
               f"ETA {eta:.0f} s", file=sys.stderr, flush=True)
         self.next = done / total + self.every

@@ -49,8 +49,10 @@ def denoise_views(prior: Prior, x_hat: Tensor, eps_views: Tensor, t: int, k: Ste
 
 
 def ddrep_step(prior: Prior, rep, noise: Tensor, t: int, s: int, cond: Any, *, guidance_scale: float, eta: float,
-               pull: PullbackConfig, views=None, generator: torch.Generator | None = None) -> Tensor:
-    """One reverse step ``t -> s`` of DDRep: updates ``rep`` in place, returns the new noise state."""
+               pull: PullbackConfig, views=None, generator: torch.Generator | None = None,
+               fits: list[float] | None = None) -> Tensor:
+    """One reverse step ``t -> s`` of DDRep: updates ``rep`` in place, returns the new noise state; ``fits`` gets the
+    pullback's mean squared error where its solver computes one (``pullback``), for progress reports."""
     k = ddim_coefficients(prior.alphas_cumprod, t, s, eta)
     with torch.no_grad():
         x_hat = rep(views)
@@ -58,7 +60,9 @@ def ddrep_step(prior: Prior, rep, noise: Tensor, t: int, s: int, cond: Any, *, g
                           guidance_scale)
         target = clean_target(x_hat, D, k) if s >= 0 else D
     # Step 4: θ_s = argmin Σ_π ‖f_θ'(π) - x̂_s(π)‖² (pixel subsets, if any, from a stream of the step's own)
-    pullback(rep, views, target, pull, torch.Generator().manual_seed(t))
+    fit = pullback(rep, views, target, pull, torch.Generator().manual_seed(t))
+    if fits is not None and fit is not None:
+        fits.append(fit)
     return reverse_noise(noise, k, generator)  # Step 5: ε ← ε_s
 
 
@@ -77,14 +81,15 @@ def ddrep_sample(prior: Prior, rep, ts: list[int], cond: Any = None, *, guidance
     ab = prior.alphas_cumprod
     for i, t in enumerate(ts[start:], start):
         s = ts[i + 1] if i + 1 < len(ts) else -1
+        fits: list[float] = []
         for u in range(rounds):
             views = rep.random_views(views_per_step, generator, progress=i / len(ts)) if views_per_step > 0 else None
             noise = ddrep_step(prior, rep, noise, t, s, cond, guidance_scale=guidance_scale, eta=eta, pull=pull,
-                               views=views, generator=generator)
+                               views=views, generator=generator, fits=fits)
             if u < rounds - 1 and s >= 0:  # RePaint: forward s -> t, then reverse again
                 noise = forward_noise_kernel(noise, ddim_coefficients(ab, t, s, eta), generator)
-        if callback is not None:
-            callback({"i": i, "t": t, "rep": rep, "noise": noise})
+        if callback is not None:  # loss: how closely the rep fits the step's targets (its last round's)
+            callback({"i": i, "t": t, "rep": rep, "noise": noise} | ({"loss": fits[-1]} if fits else {}))
     return noise
 
 

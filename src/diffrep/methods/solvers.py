@@ -43,19 +43,23 @@ def regularised_error(rep: nn.Module, views, target: Tensor, pixels: Tensor | No
 
 
 def solve_adam(rep: nn.Module, views, target: Tensor, iters: int, lr: float, pixel_fraction: float = 1.0,
-               generator: torch.Generator | None = None) -> None:
+               generator: torch.Generator | None = None) -> float | None:
     """Warm-started Adam on the squared error plus the rep's regularisers (fresh moments every step); with
     ``pixel_fraction < 1`` each iteration on a fresh uniform subset of that fraction of each view's pixels, drawn
-    from ``generator`` (seed 0 unless given)."""
+    from ``generator`` (seed 0 unless given). Returns the last iteration's objective per fitted value (a mean
+    squared error, the regularisers' share included; ``None`` after no iteration), for progress reports."""
     opt = torch.optim.Adam(rep.parameters(), lr=lr)
     pixels = target.shape[-2] * target.shape[-1]
     batch = max(1, round(pixel_fraction * pixels))
     generator = generator or torch.Generator().manual_seed(0)
+    loss = None
     for _ in range(iters):
         opt.zero_grad(set_to_none=True)
         subset = torch.randperm(pixels, generator=generator)[:batch].sort().values.to(target.device) if batch < pixels else None
-        regularised_error(rep, views, target, subset).backward()
+        loss = regularised_error(rep, views, target, subset)
+        loss.backward()
         opt.step()
+    return None if loss is None else loss.item() * pixels / (batch * target.numel())
 
 
 def conjugate_gradient(A: Callable[[Tensor], Tensor], b: Tensor, iters: int, M_inv: Tensor | None = None,
@@ -143,13 +147,14 @@ def _add_flat(rep: nn.Module, delta: Tensor) -> None:
 
 
 def pullback(rep: nn.Module, views, target: Tensor, config: PullbackConfig,
-             generator: torch.Generator | None = None) -> None:
+             generator: torch.Generator | None = None) -> float | None:
     """Move ``rep``'s parameters to the least-squares fit of ``target [n, V, C, H, W]`` at ``views``
     (``generator``: the pixel subsets of ``adam`` with ``pixel_fraction < 1``; the sampler's own stream is not used,
     so its noise is the same whichever solver runs). The solve runs in the rep's ``solving()`` scope where it has
-    one (a NeRF holds one occupancy grid through it)."""
+    one (a NeRF holds one occupancy grid through it). Returns the fit's mean squared error where the solver
+    computes it on its way (``adam``: at its last iteration), else ``None``."""
     with getattr(rep, "solving", nullcontext)():
-        PULLBACKS[config.solver](rep, views, target.detach(), config, generator)
+        return PULLBACKS[config.solver](rep, views, target.detach(), config, generator)
 
 
 def _closed(rep: nn.Module, views, target: Tensor, config: PullbackConfig, generator) -> None:
@@ -157,8 +162,8 @@ def _closed(rep: nn.Module, views, target: Tensor, config: PullbackConfig, gener
         rep.solve_linear(views, target)
 
 
-def _adam(rep: nn.Module, views, target: Tensor, config: PullbackConfig, generator) -> None:
-    solve_adam(rep, views, target, config.adam_iters, config.adam_lr, config.pixel_fraction, generator)
+def _adam(rep: nn.Module, views, target: Tensor, config: PullbackConfig, generator) -> float | None:
+    return solve_adam(rep, views, target, config.adam_iters, config.adam_lr, config.pixel_fraction, generator)
 
 
 def _gauss_newton(rep: nn.Module, views, target: Tensor, config: PullbackConfig, generator) -> None:
@@ -166,6 +171,6 @@ def _gauss_newton(rep: nn.Module, views, target: Tensor, config: PullbackConfig,
         _add_flat(rep, gauss_newton_step(rep, views, target, config.cg_iters, config.damping, config.probes))
 
 
-PULLBACKS: dict[str, Callable[..., None]] = {"gn": _gauss_newton, "adam": _adam, "closed": _closed}
+PULLBACKS: dict[str, Callable[..., float | None]] = {"gn": _gauss_newton, "adam": _adam, "closed": _closed}
 """The pullback's solvers, ``PullbackConfig.solver`` → ``(rep, views, target, config, generator)``; its names are
 ``configs.SOLVERS``, which the command line checks without importing torch."""
