@@ -1,6 +1,7 @@
 """The command line: a tiny end-to-end run, and every bad input as one line with exit code 2."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -263,6 +264,13 @@ def test_a_second_run_on_the_same_folder_is_refused(tmp_path, capsys):
     lock.write_text(f"{os.getpid()}\n")  # a live process holds it
     code, _, stderr = run(["sample", "--out", str(out), "--prompt", "red", *SMALL], capsys)
     assert code == 2 and "another diffrep run (pid" in stderr and not out.exists()
+    (tmp_path / "r.previews").mkdir()  # the running one's previews: a refused second run leaves them alone
+    (tmp_path / "r.previews" / "step-000002.png").write_bytes(b"png")
+    code, _, stderr = run(["sample", "--rep", "siren", "--method", "sds", "--siren.width", "8", "--out", str(out),
+                           "--prompt", "red", *SMALL], capsys)
+    assert code == 2 and "another diffrep run (pid" in stderr
+    assert (tmp_path / "r.previews" / "step-000002.png").read_bytes() == b"png"
+    shutil.rmtree(tmp_path / "r.previews")
     done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     lock.write_text(done.stdout)  # a process that is gone: its lock is stale
     code, _, stderr = run(["sample", "--out", str(out), "--prompt", "red", *SMALL], capsys)

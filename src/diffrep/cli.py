@@ -641,13 +641,15 @@ class Previews:
     ``--resume``, cleared by a fresh run), moved into the result as ``preview-NNNNNN.png`` when it is saved."""
 
     def __init__(self, out: Path, every: int | None, resume: bool):
-        self.folder, self.every = out.with_name(out.name + ".previews"), every
-        if not resume:
-            self.remove()  # an earlier, unfinished run's
+        self.folder, self.every, self.resume = out.with_name(out.name + ".previews"), every, resume
 
     def listening(self, callback, prior) -> object:
-        """``callback``, then a preview when one is due (the callback dicts carry ``step``, ``steps`` and ``rep``)."""
+        """``callback``, then a preview when one is due (the callback dicts carry ``step``, ``steps`` and ``rep``).
+        Called once the run holds its output's lock: a fresh run clears an earlier, unfinished one's previews."""
         from diffrep.api import preview_image
+
+        if not self.resume:
+            self.remove()
 
         def hear(d: dict) -> None:
             callback(d)
