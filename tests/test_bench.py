@@ -576,3 +576,13 @@ def test_nearest_iou_against_a_loop():
     slow = [max(range(30), key=lambda j: ((m & refs[j]).sum() / (m | refs[j]).sum().clamp_min(1)).item()) for m in masks]
     assert nearest_iou(masks, refs).tolist() == slow
     assert nearest_iou(refs[3:5], refs).tolist() == [3, 4]  # a reference is its own nearest
+
+
+def test_the_nerf3d_suite_runs_each_method_at_the_nerfs_defaults():
+    """The suite names its settings (its cached runs are keyed by them), and they are what `diffrep sample --rep nerf
+    --method M` runs without options: the NeRF's measured defaults (``RepEntry.method_defaults``)."""
+    from diffrep.bench import nerf3d
+    from diffrep.spec import run_spec
+
+    for method, options in nerf3d.METHODS.items():
+        assert run_spec("nerf", method, **options).options == run_spec("nerf", method).options, method

@@ -120,6 +120,17 @@ def flat_fields(cls) -> set[str]:
     return {g for f in fields(cls) for g in (flat_fields(type(f.default)) if is_dataclass(f.default) else {f.name})}
 
 
+def flat_get(config, name: str, group: str) -> tuple[object, str]:
+    """The value of flat option ``name`` in ``config`` (a nested config's too) and its command-line group."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if f.name == name:
+            return value, group
+        if is_dataclass(value) and name in flat_fields(type(value)):
+            return flat_get(value, name, f.name)
+    raise KeyError(name)
+
+
 @pytest.mark.parametrize("rep,encoded", [(r, e) for r in REPS for e in (False, True)
                                           if (REPS[r].encoded_defaults if e else REPS[r].method_defaults)])
 def test_a_reps_method_defaults_are_options_it_sets_unless_given(rep, encoded, capsys):
@@ -132,15 +143,16 @@ def test_a_reps_method_defaults_are_options_it_sets_unless_given(rep, encoded, c
         own = METHODS[method].config()
         for name, value in defaults.items():
             spec = run_spec(rep, method, encoded=encoded)
-            assert getattr(spec.options, name) == value != getattr(own, name)
-            given = run_spec(rep, method, encoded=encoded, **{name: getattr(own, name)}).options
-            assert getattr(given, name) == getattr(own, name)
+            (set_value, group), (own_value, _) = flat_get(spec.options, name, method), flat_get(own, name, method)
+            assert set_value == value != own_value
+            given = run_spec(rep, method, encoded=encoded, **{name: own_value}).options
+            assert flat_get(given, name, method)[0] == own_value
             assert run_spec(rep, own, encoded=encoded).options == own  # a config object is taken as it is
             with pytest.raises(SystemExit):
                 main(["sample", "--rep", rep, "--method", method, "--help"] + ["--rgb"] * encoded)
             text = " ".join(capsys.readouterr().out.split())
-            flag = f"--{method}.{name.replace('_', '-')}"
-            assert flag in text and f"(default: {value})" in text.split(flag, 1)[1].split("--", 1)[0]
+            flag = f"--{group}.{name.replace('_', '-')}"
+            assert flag in text and f"(default: {value})" in text.rsplit(flag + " ", 1)[1].split("--", 1)[0]  # its own entry
 
 
 def test_the_nerf_solves_ddrep_with_40_adam_iterations_on_an_eighth_of_its_rays_other_reps_with_20_on_all():
