@@ -273,3 +273,13 @@ def test_view_prompts_condition_each_view_on_its_label():
     assert encoded == ["a red mug, front view", "a red mug, back view"]  # each encoded once
     assert view_conditions(["c0", "c1"], rep, views) == ["c0", "c0", "c1", "c1"]
     assert view_conditions("c", rep, views) == "c"
+
+
+def test_the_command_lines_number_of_samples_defaults_to_the_reps():
+    """``diffrep sample`` draws ``RepEntry.instances`` unless --n says: a grid of 8 images, one NeRF (a minute each)."""
+    from diffrep.cli import sample_args_class
+
+    default_n = {(rep, method): next(f.default for f in fields(sample_args_class(rep, method)) if f.name == "n")
+                 for rep, method in (("pixels", "ddim"), ("siren", "ddrep"), ("nerf", "ddrep"), ("nerf", "sds"))}
+    assert default_n == {("pixels", "ddim"): 8, ("siren", "ddrep"): 8, ("nerf", "ddrep"): 1, ("nerf", "sds"): 1}
+    assert REPS["nerf"].instances == 1 and all(e.instances == 8 for r, e in REPS.items() if r != "nerf")

@@ -97,7 +97,7 @@ class SampleArgs:
     method: str = "ddim"
     """Method (the list: ``sample_helps``)."""
     n: int = 8
-    """Number of samples."""
+    """Number of samples (the default: the rep's ``RepEntry.instances``, set by ``sample_args_class``)."""
     seed: int = 0
     """Random seed; same seed and config give the same result on the same machine."""
     steps: int = 50
@@ -159,6 +159,9 @@ def sample_args_class(rep: str, method: str, encoded: bool = False) -> type:
     base = {f.name: f for f in fields(SampleArgs)}
     extra += [(name, Annotated[base[name].type, helped(text)], field(default=base[name].default))
               for name, text in sample_helps().items()]
+    instances = SampleArgs.n if entry.image else REPS[rep].instances  # a grid of images; one NeRF
+    extra.append(("n", Annotated[int, helped("Number of samples (instances of the rep; the default is the rep's: a "
+                                             "grid of 8 images, one NeRF).")], field(default=instances)))
     return make_dataclass("SampleArgs", extra, bases=(SampleArgs,), frozen=True)
 
 

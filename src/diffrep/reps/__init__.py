@@ -62,6 +62,9 @@ class RepEntry:
     own (a user's options override them; ``--help`` with this rep shows them; a method's config object passed to
     ``diffrep.sample`` is taken as it is). The NeRF's DDRep solve: 40 Adam iterations a step, each on an eighth of
     every view's rays, as good a shape as 10 on all of them at 0.7x the time (docs/nerf.md)."""
+    instances: int = 8
+    """How many instances ``diffrep sample`` draws unless ``--n`` says: a grid of 8 for reps that take seconds, 1 for
+    one that takes a minute an instance (the NeRF). The Python API's ``n`` defaults to 1 for every rep."""
     encoded_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """``{method: {option: value}}`` in place of ``method_defaults`` when the rep renders through a prior's encoder
     (sd with rgb=True, ``PriorEntry.encodes``), where what was measured on the rep's own renders need not hold. The
@@ -89,7 +92,7 @@ REPS: dict[str, RepEntry] = {
     "nerf": RepEntry(NerfConfig, Lazy("diffrep.reps.nerf:NerfRep"),
                      "NeRF (voxel or hash grid): views from a camera bank, view-dependent prompts; writes turntables "
                      "and meshes", labels=Lazy("diffrep.reps.nerf:bank_labels"),
-                     outputs=Lazy("diffrep.reps.nerf:nerf_outputs"), cameras=True,
+                     outputs=Lazy("diffrep.reps.nerf:nerf_outputs"), cameras=True, instances=1,
                      method_defaults={"ddrep": {"adam_iters": 40, "pixel_fraction": 0.125}, **NERF_DISTILL},
                      encoded_defaults={"ddrep": {"adam_iters": 10}}),
     "canvas": RepEntry(CanvasConfig, Lazy("diffrep.reps.canvas:CanvasRep"),
