@@ -28,10 +28,10 @@ demo: install
 test: install
 	$(PY) -m pytest -q -n 2
 
-test-fuzz: install  # property-based fuzzing of the CLI and the API: 4 x 3,000 generated inputs, about 5 minutes
+test-fuzz: install  # property-based fuzzing of the CLI and the API: 4 x 3,000 generated inputs, about 8 minutes
 	DIFFREP_FUZZ=1 $(PY) -m pytest -q -p no:xdist tests/test_fuzz.py
 
-test-slow: install
+test-slow: install  # the default NeRFs of a yellow duck end to end against their figures, about 3 minutes
 	$(PY) -m pytest -q -m slow
 
 # docs/reliability.md's figures: the catalogue of refused inputs per command, first-error times, 12,000 fuzzed
