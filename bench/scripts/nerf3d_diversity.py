@@ -8,6 +8,7 @@ mug's, IoU 0.32, while their silhouettes agree, 0.86).
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT camera   # DDRep, the suite's camera prior
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT camera N AZ EL   # DDRep, another
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT RHO camera N AZ EL   # both
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT bank V   # DDRep, --nerf.bank V
     .venv/bin/python bench/scripts/nerf3d_diversity.py write                        # the JSON from both
 Finished runs are appended to bench/results/.nerf3d-diversity.cache/rows.jsonl (ignored; a rerun skips them);
 `write` makes bench/results/nerf3d-diversity.json: the cache's rows, and that file's earlier rows the cache has not
@@ -34,10 +35,11 @@ def key(prompt: str, method: str, options: dict, prior: str = "toyworld") -> str
     return json.dumps([prompt, method, options] + ([prior] if prior != "toyworld" else []), sort_keys=True)
 
 
-def run(prompt: str, rho: float | None = None, camera: dict | None = None) -> None:
+def run(prompt: str, rho: float | None = None, camera: dict | None = None, bank: int | None = None) -> None:
     """The suite's three methods on ``prompt``; with ``rho``, DDRep alone with the bank's noise shared by ``rho``
     (``--nerf.shared-noise``); with ``camera``, DDRep alone (with ``rho`` if given) on the camera-conditioned prior of
-    those options (the suite's: ``nerf3d.CAMERA_PRIOR``), labelled against the default prior's images as the other rows."""
+    those options (the suite's: ``nerf3d.CAMERA_PRIOR``), labelled against the default prior's images as the other rows;
+    with ``bank``, DDRep alone with that many bank cameras (``--nerf.bank``; the default 32)."""
     import torch
 
     from diffrep.bench import nerf3d
@@ -49,7 +51,8 @@ def run(prompt: str, rho: float | None = None, camera: dict | None = None) -> No
     prior = toyworld_prior(**camera) if camera else toyworld_prior()
     tag = "toyworld {n} --camera-window {camera_window[0]:g} {camera_window[1]:g}".format(**camera) \
         if camera else "toyworld"
-    methods = nerf3d.METHODS.items() if rho is None and not camera else [("ddrep", {} if rho is None else {"shared_noise": rho})]
+    ddrep = ({} if rho is None else {"shared_noise": rho}) | ({} if bank is None else {"bank": bank})
+    methods = nerf3d.METHODS.items() if not ddrep and not camera else [("ddrep", ddrep)]
     for method, options in methods:
         if key(prompt, method, options, tag) in done():
             continue
@@ -96,9 +99,12 @@ if __name__ == "__main__":
     if sys.argv[1] == "run":
         from diffrep.bench.nerf3d import CAMERA_PRIOR
 
-        prompt, *rest = sys.argv[2:]  # PROMPT [RHO] [camera [N AZ EL]]
-        rho = float(rest.pop(0)) if rest and rest[0] != "camera" else None
-        window = {"n": int(rest[1]), "camera_window": (float(rest[2]), float(rest[3]))} if len(rest) == 4 else CAMERA_PRIOR
-        run(prompt, rho, window if rest[:1] == ["camera"] else None)
+        prompt, *rest = sys.argv[2:]  # PROMPT [RHO] [camera [N AZ EL]] | PROMPT bank V
+        if rest[:1] == ["bank"]:
+            run(prompt, bank=int(rest[1]))
+        else:
+            rho = float(rest.pop(0)) if rest and rest[0] != "camera" else None
+            window = {"n": int(rest[1]), "camera_window": (float(rest[2]), float(rest[3]))} if len(rest) == 4 else CAMERA_PRIOR
+            run(prompt, rho, window if rest[:1] == ["camera"] else None)
     else:
         write()
