@@ -29,6 +29,14 @@ def suggestion(value: Any, allowed: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def check_known(options: Iterable[str], allowed: Iterable[str], owner: str) -> None:
+    """Every name in ``options`` is one of ``allowed``; else ``unknown option 'x' for OWNER (did you mean ...)``."""
+    allowed = list(allowed)
+    if bad := sorted(set(options) - set(allowed)):
+        raise InputError(f"unknown option {bad[0]!r} for {owner}{suggestion(bad[0], allowed)}; allowed: "
+                         f"{', '.join(allowed)}")
+
+
 def check_choice(name: str, value: Any, allowed: Iterable[str], planned: Iterable[str] = ()) -> str:
     """``value`` is one of ``allowed`` (``planned`` ones get "not available yet")."""
     allowed, planned = tuple(allowed), tuple(planned)

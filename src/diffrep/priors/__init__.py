@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-from diffrep.checks import suggestion
+from diffrep.checks import check_known, suggestion
 from diffrep.errors import InputError
 from diffrep.lazy import Lazy, lazy_exports
 from diffrep.priors.configs import (
@@ -109,10 +109,7 @@ def prior_config(name: str, **options: Any) -> Any:
             why = f"give {field} once" if field else "it takes no argument"
             raise InputError(f"prior {name + ':' + argument!r} is not allowed ({why}); these take one: {', '.join(takes)}")
         options = options | {field: argument}
-    allowed = [f.name for f in fields(PRIORS[name].config)]
-    if bad := sorted(set(options) - set(allowed)):
-        raise InputError(f"unknown option {bad[0]!r} for prior {name!r}{suggestion(bad[0], allowed)}; allowed: "
-                         f"{', '.join(allowed)}")
+    check_known(options, [f.name for f in fields(PRIORS[name].config)], f"prior {name!r}")
     return PRIORS[name].config(**options)
 
 

@@ -108,7 +108,8 @@ def parse_prompt(text: str, kinds: tuple[str, ...], colours: tuple[str, ...], vi
         hit = lexicon.get(word) or (lexicon.get(word[:-1]) if word.endswith("s") else None)
         if hit is None:
             raise InputError(
-                f"unknown word {word!r} in prompt {text!r}{suggestion(word, lexicon)}; the toy world knows kinds: {', '.join(kinds)}; "
+                f"unknown word {word!r} in prompt {text!r}{suggestion(word, lexicon)}; the toy world knows kinds: "
+                f"{', '.join(kinds)}; "
                 f"colours: {', '.join(colours)}; views: {', '.join(views)} (and synonyms)"
             )
         label, index = hit

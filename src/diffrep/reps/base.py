@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor, nn
 
-from diffrep.checks import check_positive_int, is_int, suggestion
+from diffrep.checks import check_known, check_positive_int, is_int
 from diffrep.errors import InputError
 from diffrep.reps.configs import check_config_types, check_range  # noqa: F401 (re-exported)
 
@@ -119,10 +119,7 @@ check_positive = check_positive_int
 
 def config_from_options(cls: type[ConfigT], rep: str, options: dict[str, Any]) -> ConfigT:
     """``cls(**options)``, with unknown option names reported as an ``InputError`` listing the allowed ones."""
-    allowed = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    if bad := sorted(set(options) - set(allowed)):
-        raise InputError(f"unknown option {bad[0]!r} for rep {rep!r}{suggestion(bad[0], allowed)}; allowed: "
-                         f"{', '.join(allowed)}")
+    check_known(options, [f.name for f in dataclasses.fields(cls)], f"rep {rep!r}")  # type: ignore[arg-type]
     return cls(**options)
 
 
