@@ -56,9 +56,10 @@ class Result:
     checkpoint: Path | None = None
     """A run's checkpoint folder kept until the result is saved (``sample(..., keep_checkpoint=True)``)."""
 
-    def save(self, out: str | Path, overwrite: bool = False) -> Path:
+    def save(self, out: str | Path, overwrite: bool = False, extra: dict[str, bytes] | None = None) -> Path:
         """Write ``samples.png`` (grid; panoramas one per row), ``samples.safetensors``,
-        ``run.json``, and for diffreps ``rep.safetensors`` (weights) and ``views.png`` (panoramas)."""
+        ``run.json``, and for diffreps ``rep.safetensors`` (weights) and ``views.png`` (panoramas); ``extra``: more
+        files (name -> bytes) written with them and listed in run.json, e.g. the command line's previews."""
         from diffrep.export import image_grid, write_folder
 
         scale = max(1, 128 // self.images.shape[-2])
@@ -69,6 +70,7 @@ class Result:
             files["views.png"] = image_grid(self.views.flatten(0, 1), nrow=self.views.shape[1], scale=scale)
         if self.outputs is not None:
             files |= self.outputs()
+        files |= extra or {}
         files["run.json"] = self.info | {"outputs": sorted(files)}
         try:
             out = write_folder(out, files, overwrite)

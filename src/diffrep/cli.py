@@ -117,8 +117,8 @@ class SampleArgs:
 
 
 def sample_helps() -> dict[str, str]:
-    """``--help`` of the ``sample`` options that list methods or reps, from ``METHODS`` and ``REPS`` as they are when
-    the command runs (a method registered at run time is listed too, docs/extending.md)."""
+    """``--help`` of the ``sample`` options that list methods or reps or depend on them, from ``METHODS`` and ``REPS`` as
+    they are when the command runs (a method registered at run time is listed too, docs/extending.md)."""
     def using(option: str) -> str:
         return ", ".join(name for name, entry in METHODS.items() if option in entry.uses)
 
@@ -126,6 +126,7 @@ def sample_helps() -> dict[str, str]:
     methods = ", ".join(f"{name} (rep {' or '.join(entry.reps)} only)" if entry.reps else name
                         for name, entry in METHODS.items())
     return {
+        "n": "Number of samples (instances of the rep; the default is the rep's: a grid of 8 images, one NeRF).",
         "rep": f"Differentiable representation: {', '.join(REPS)} (docs/reps.md, docs/nerf.md).",
         "method": f"Method: {methods}. The chosen method's summary heads its option group below; ddrep samples, "
                   "the mode-seeking family (sds, sjc, ...) distils.",
@@ -157,11 +158,9 @@ def sample_args_class(rep: str, method: str, encoded: bool = False) -> type:
     extra = [(name.replace("-", "_"), Annotated[type(default), tyro.conf.arg(help=f"{name}: {summary}")],
               field(default=default)) for name, default, summary in groups]
     base = {f.name: f for f in fields(SampleArgs)}
-    extra += [(name, Annotated[base[name].type, helped(text)], field(default=base[name].default))
+    defaults = {"n": SampleArgs.n if entry.image else REPS[rep].instances}  # a grid of images; one NeRF
+    extra += [(name, Annotated[base[name].type, helped(text)], field(default=defaults.get(name, base[name].default)))
               for name, text in sample_helps().items()]
-    instances = SampleArgs.n if entry.image else REPS[rep].instances  # a grid of images; one NeRF
-    extra.append(("n", Annotated[int, helped("Number of samples (instances of the rep; the default is the rep's: a "
-                                             "grid of 8 images, one NeRF).")], field(default=instances)))
     return make_dataclass("SampleArgs", extra, bases=(SampleArgs,), frozen=True)
 
 
@@ -618,9 +617,7 @@ def run_sample(a: SampleArgs) -> int:
         finally:
             bar.close()
         result.info["config"] |= {"prior": a.prior.prior} | prior_record(a.prior)
-        if previews is not None:
-            previews.attach(result)
-        out = result.save(a.out, a.overwrite)
+        out = result.save(a.out, a.overwrite, extra=None if previews is None else previews.files())
         if previews is not None:
             previews.remove()
         return _report(out, result.info)
@@ -669,11 +666,9 @@ class Previews:
 
         return hear
 
-    def attach(self, result) -> None:
-        """Put the previews among the files ``result.save`` writes (and run.json lists)."""
-        files = {f"preview-{p.name[5:]}": p.read_bytes() for p in sorted(self.folder.glob("step-*.png"))}
-        made = result.outputs
-        result.outputs = lambda: (made() if made is not None else {}) | files
+    def files(self) -> dict[str, bytes]:
+        """The previews as the result's files (``preview-NNNNNN.png``; ``Result.save`` writes them and run.json lists them)."""
+        return {f"preview-{p.name[5:]}": p.read_bytes() for p in sorted(self.folder.glob("step-*.png"))}
 
     def remove(self) -> None:
         """Delete the previews, and the folder if nothing else is in it (a folder of the user's is never deleted)."""
