@@ -23,7 +23,7 @@ install: $(STAMP)
 demo: install
 	OMP_NUM_THREADS=1 $(VENV)/bin/diffrep sample --rep nerf --method ddrep --prompt "a yellow duck" --n 1 --seed 0 \
 		--steps 30 --eta 1 --ddrep.rounds 2 --ddrep.views-per-step 4 --out $(DEMO_OUT) --overwrite
-	@echo "demo outputs: $(DEMO_OUT)/turntable-0.gif (turntable; also .mp4), $(DEMO_OUT)/views.png (8 views, front first), $(DEMO_OUT)/mesh-0.glb (mesh; also .obj, .ply), $(DEMO_OUT)/run.json"
+	@echo "demo outputs: $(DEMO_OUT)/turntable-0.gif (turntable; also .mp4), $(DEMO_OUT)/views.png (8 views, front first), $(DEMO_OUT)/geometry-0.png (their normals, depth, textureless shading), $(DEMO_OUT)/mesh-0.glb (mesh; also .obj, .ply), $(DEMO_OUT)/run.json"
 
 test: install
 	$(PY) -m pytest -q -n 2

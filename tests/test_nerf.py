@@ -162,9 +162,34 @@ def test_sample_writes_turntables_meshes_and_resumes(tmp_path, toy3000):
     assert torch.equal(full.images, resumed.images)
     out = full.save(tmp_path / "run")
     names = {p.name for p in out.iterdir()}
-    assert {"turntable-0.gif", "turntable-0.mp4", "mesh-0.glb", "mesh-0.obj", "mesh-0.ply", "rep.safetensors",
-            "views.png", "samples.png", "run.json"} <= names
+    assert {"turntable-0.gif", "turntable-0.mp4", "geometry-0.png", "mesh-0.glb", "mesh-0.obj", "mesh-0.ply",
+            "rep.safetensors", "views.png", "samples.png", "run.json"} <= names
     assert set(json.loads((out / "run.json").read_text())["outputs"]) == names - {"run.json"}
+
+
+def test_geometry_of_a_sphere_shows_its_normals_depth_and_opacity():
+    """A hard sphere of radius 0.5 (the blob at density 60) with albedo 0.5: the front camera's centre pixel sees
+    the point nearest the camera, whose normal is the eye direction; the corners see the background."""
+    from diffrep.reps.nerf import AMBIENT, DIFFUSE, GEOMETRY_ROWS, default_light
+
+    rep = nerf(n=1, res=16, resolution=24, samples=64, blob_density=60.0, blob_radius=0.5)
+    with torch.no_grad():
+        rep.field.grids.zero_()  # albedo sigmoid(0) = 0.5 everywhere
+    g = rep.geometry(32)[0]  # [rows, 8, 3, 32, 32] in [-1, 1]
+    assert g.shape == (len(GEOMETRY_ROWS), 8, 3, 32, 32)
+    row = {name: g[i, 0] for i, name in enumerate(GEOMETRY_ROWS)}  # the front camera (azimuth 0, elevation 15)
+    c = (slice(None), slice(15, 17), slice(15, 17))  # the four central pixels
+    e = math.radians(15.0)
+    eye = torch.tensor([math.cos(e), 0.0, math.sin(e)])
+    torch.testing.assert_close(row["normals"][c].mean((1, 2)), eye, atol=0.05, rtol=0)
+    assert (row["opacity"][c] > 0.98).all() and (row["opacity"][:, :2, :2] < -0.98).all()  # 1 and 0 in [0, 1]
+    torch.testing.assert_close(row["albedo"][c], torch.zeros(3, 2, 2), atol=0.02, rtol=0)
+    lit = min(1.0, AMBIENT + DIFFUSE * float(eye @ default_light(torch.tensor([0.0, 15.0, 3.2]))))
+    torch.testing.assert_close(row["textureless"][c], torch.full((3, 2, 2), 2 * lit - 1), atol=0.03, rtol=0)
+    depth = row["depth"][0]
+    assert depth[15:17, 15:17].min() > depth[16, 4:12].max()  # the centre is nearest, the silhouette farthest
+    assert (depth[:2, :2] == -1).all()  # no surface: black
+    torch.testing.assert_close(rep.geometry()[0, 0], rep.preview()[1][0].clamp(-1, 1), atol=1e-5, rtol=0)  # the views'
 
 
 def test_view_prompts_are_encoded_before_the_run(toy3000):

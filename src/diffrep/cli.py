@@ -953,7 +953,7 @@ def _report(out: Path, info: dict) -> int:
         print(f"views: {out / 'views.png'}")
     if previews := sorted(out.glob("preview-*.png")):
         print(f"previews: {previews[0]} ... {previews[-1].name} ({len(previews)})")
-    for kind, pattern in (("turntable", "turntable-*.gif"), ("mesh", "mesh-*.glb")):
+    for kind, pattern in (("turntable", "turntable-*.gif"), ("geometry", "geometry-*.png"), ("mesh", "mesh-*.glb")):
         for path in sorted(out.glob(pattern)):
             print(f"{kind}: {path}")
     extra = ", rep.safetensors (weights)" if (out / "rep.safetensors").exists() else ""

@@ -26,6 +26,7 @@ from diffrep.reps.fields import HashField, VoxelField
 from diffrep.reps.volume import render_rays
 
 SHADINGS: tuple[str, ...] = ("albedo", "lambertian", "textureless")  # codes 0, 1, 2 of a view's last column
+GEOMETRY_ROWS: tuple[str, ...] = ("colour", "albedo", "textureless", "normals", "depth", "opacity")  # geometry-i.png
 AMBIENT, DIFFUSE = 0.3, 0.75  # the toy world's light (toyworld/renderer.py)
 BACKGROUND = 0.8  # the toy world's background, 0.6 in [-1, 1], as a colour in [0, 1]
 # Where a NeRF is "solid" (its occupancy and its mesh): the density at which a slab 0.2 units thick (the
@@ -223,6 +224,32 @@ class NerfRep(Diffrep):
         views = self.render_cameras(cameras.expand(self.n, 8, 3))
         return torch.cat(views.unbind(1), -1), views
 
+    @torch.no_grad()
+    def geometry(self, res: int | None = None) -> Tensor:
+        """What a NeRF's views are made of, at the eight cameras of ``preview`` and ``res`` pixels a side (default:
+        the views'): ``[n, len(GEOMETRY_ROWS), 8, 3, res, res]`` in [-1, 1], a row per ``GEOMETRY_ROWS`` entry — the
+        shaded colour (as ``preview``), the albedo, the textureless shading (white, lit by the views' light), the
+        world-space normals as ``(n + 1) / 2`` (x red, y green, z blue; over the background grey), the depth (near
+        bright, each instance's own range; background black) and the opacity (background black)."""
+        from diffrep.export3d import turntable_cameras
+
+        cameras = turntable_cameras(8, 15.0, self.config.distance).to(self.bank.device).expand(self.n, 8, 3)
+        out = self.render_cameras(cameras, res=res, outputs=True)
+        opacity = out["opacity"][:, :, None]  # [n, 8, 1, H, W]
+        flat = lambda x: x.flatten(3).transpose(2, 3)  # noqa: E731  [n, 8, C, H, W] -> [n, 8, HW, C], as shade takes
+        textureless = shade(flat(out["albedo"]), flat(out["normals"]), flat(opacity), default_light(cameras),
+                            torch.full(cameras.shape[:2], 2.0, device=opacity.device))
+        unit = out["normals"] / out["normals"].norm(dim=2, keepdim=True).clamp_min(1e-6)
+        normals = opacity * (unit + 1) / 2 + (1 - opacity) * BACKGROUND
+        surface = (out["depth"][:, :, None] / opacity.clamp_min(1e-6)).where(opacity > 0.5, torch.nan)
+        near = surface.flatten(1).nan_to_num(torch.inf).amin(1).view(-1, 1, 1, 1, 1)
+        far = surface.flatten(1).nan_to_num(-torch.inf).amax(1).view(-1, 1, 1, 1, 1)
+        depth = (((far - surface) / (far - near).clamp_min(1e-6)).nan_to_num(0.0) * 0.8 + 0.2) * (opacity > 0.5)
+        rows = [(out["rgb"] + 1) / 2, out["albedo"] + (1 - opacity) * BACKGROUND,
+                textureless.transpose(2, 3).reshape(out["albedo"].shape), normals, depth.expand_as(normals),
+                opacity.expand_as(normals)]
+        return torch.stack(rows, 1).clamp(0, 1) * 2 - 1
+
 
 def bank_view_noise(noise: Tensor, index: Tensor, rho: float) -> Tensor:
     """The noise of views ``index [n, k]`` of a bank whose states are ``noise [n, V, ...]`` (``rho = 0``) or
@@ -332,11 +359,15 @@ MESH_FORMATS: tuple[str, ...] = ("glb", "obj", "ply")
 def nerf_outputs(rep: NerfRep, *, frames: int = 36, turntable: bool = True, formats: tuple[str, ...] = MESH_FORMATS,
                  mesh_resolution: int = 96) -> dict[str, object]:
     """What a saved NeRF result holds beside the weights: per instance ``i`` a turntable
-    (``turntable-i.gif``, ``turntable-i.mp4``, ``frames`` frames at elevation 15°, front first) and a
-    mesh by marching cubes with vertex colours (``mesh-i.glb``, ``.obj``, ``.ply``)."""
+    (``turntable-i.gif``, ``turntable-i.mp4``, ``frames`` frames at elevation 15°, front first), its geometry at
+    the eight cameras of ``views.png`` (``geometry-i.png``: a row per ``GEOMETRY_ROWS`` entry, at twice the views'
+    resolution, at least 64 pixels) and a mesh by marching cubes with vertex colours (``mesh-i.glb``, ``.obj``,
+    ``.ply``)."""
+    from diffrep.export import image_grid
     from diffrep.export3d import encode_gif, encode_mp4, extract_mesh, mesh_files, turntable_frames
 
     files: dict[str, object] = {}
+    res = max(64, 2 * rep.image_shape[1])
     with torch.no_grad():
         for i in range(rep.n):
             one = instance(rep, i)
@@ -344,6 +375,7 @@ def nerf_outputs(rep: NerfRep, *, frames: int = 36, turntable: bool = True, form
                 video = turntable_frames(lambda cams: one.render_cameras(cams[None].to(one.bank.device))[0], frames,
                                          distance=rep.config.distance)
                 files[f"turntable-{i}.gif"], files[f"turntable-{i}.mp4"] = encode_gif(video), encode_mp4(video)
+                files[f"geometry-{i}.png"] = image_grid(one.geometry(res)[0].flatten(0, 1).float().cpu(), nrow=8)
             if formats:
                 density = lambda p: one.density(p[None].to(one.bank.device))[0].cpu()  # noqa: E731
                 mesh = extract_mesh(density, lambda p: one.albedo(p[None].to(one.bank.device))[0].cpu(),
