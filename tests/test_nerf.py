@@ -253,7 +253,19 @@ def test_export_reexports_and_refuses_what_is_not_a_nerf_run(tmp_path, capsys):
                  "--out", str(run)]) == 0
     assert main(["export", str(run), "--format", "ply", "--resolution", "32"]) == 0
     assert "mesh-0.ply" in json.loads((run / "run.json").read_text())["outputs"]
+    from PIL import Image
+
+    with Image.open(run / "turntable-0.gif") as gif:
+        width = gif.width  # the views' 8 pixels, scaled up
+    assert main(["export", str(run), "--format", "gif", "geometry", "--size", "24", "--frames", "6"]) == 0
+    with Image.open(run / "turntable-0.gif") as gif, Image.open(run / "geometry-0.png") as geometry:
+        assert gif.width % 24 == 0 and gif.width != width  # re-rendered at 24 pixels, scaled up
+        assert geometry.size == (8 * 25 + 1, 6 * 25 + 1)  # 8 cameras x 6 rows of 24-pixel tiles, 1-pixel gaps
     capsys.readouterr()
+    for bad, message in ((["--size", "4"], "size=4"), (["--frames", "0"], "frames=0"), (["--format", "png"], "png")):
+        assert main(["export", str(run), *bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
     siren = tmp_path / "siren"
     assert main(["sample", "--rep", "siren", "--method", "sds", "--optim.iters", "1", "--siren.width", "8", "--n", "1",
                  "--prior", "gmm", "--prompt", "red", "--out", str(siren)]) == 0

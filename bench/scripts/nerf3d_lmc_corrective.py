@@ -48,7 +48,7 @@ def run(corrective: Path, shard: tuple[int, int]) -> None:
         print(prompt, row["seconds"], json.dumps(row["aggregate"]["labels"]), row["aggregate"]["occupancy_iou"],
               row["saturation"], flush=True)
         if prompt in PROMPTS[:2]:
-            gif = nerf_outputs(result.rep, formats=())["turntable-0.gif"]
+            gif = nerf_outputs(result.rep, formats=("gif",))["turntable-0.gif"]
             save_files({f"{prompt.split()[-1]}-{RECIPE}-perturbed.gif": gif}, root / "docs" / "images", "nerf3d")
         with rows.open("a") as f:
             f.write(json.dumps(row) + "\n")

@@ -280,14 +280,20 @@ class ToyworldArgs:
 
 @dataclass(frozen=True)
 class ExportArgs:
-    """Re-export the meshes of a saved NeRF run from its weights: RUN/mesh-i.FORMAT (run.json lists them)."""
+    """Re-export a saved NeRF run from its weights: meshes (RUN/mesh-i.FORMAT), turntables (RUN/turntable-i.gif,
+    .mp4) and the geometry grid (RUN/geometry-i.png) at any size; run.json lists them."""
 
     run: Annotated[Path, tyro.conf.Positional]
     """A result folder of `diffrep sample --rep nerf`."""
-    format: tuple[Literal["glb", "obj", "ply"], ...] = ("glb", "obj", "ply")
-    """Mesh formats."""
+    format: tuple[Literal["glb", "obj", "ply", "gif", "mp4", "geometry"], ...] = ("glb", "obj", "ply")
+    """Meshes (glb, obj, ply), turntables (gif, mp4), geometry (the 8 views' albedo, textureless shading, normals,
+    depth, opacity)."""
     resolution: int = 128
     """Marching-cubes grid side over the scene box [-1, 1]^3."""
+    size: int | None = None
+    """Pixels a side of turntables and geometry (default: the run's view resolution; geometry twice that, >= 64)."""
+    frames: int = 36
+    """Turntable frames (one turn, front first)."""
 
 
 @dataclass(frozen=True)
@@ -778,15 +784,19 @@ def run_export(a: ExportArgs) -> int:
 
     run_record(a.run, rep="nerf")  # the run folder, before torch is imported
     check_int("resolution", a.resolution, 8)
+    check_int("frames", a.frames)
+    if a.size is not None:
+        check_int("size", a.size, 8)
     from diffrep.api import load_run
     from diffrep.export import add_to_folder
     from diffrep.reps.nerf import nerf_outputs
 
     rep, _ = load_run(a.run, rep="nerf")
-    files = nerf_outputs(rep, turntable=False, formats=tuple(dict.fromkeys(a.format)), mesh_resolution=a.resolution)
+    files = nerf_outputs(rep, formats=tuple(dict.fromkeys(a.format)), frames=a.frames, size=a.size,
+                         mesh_resolution=a.resolution)
     add_to_folder(a.run, files)
     for name in sorted(files):
-        print(f"mesh: {a.run / name}")
+        print(f"{name.split('-')[0]}: {a.run / name}")
     return 0
 
 

@@ -208,7 +208,7 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
             row, result = one_run(priors[spec.get("prior")](), reference(), gt, spec["prompt"], spec["method"],
                                   spec["seed"], spec["n"], spec["options"], device, saturation="lmc" in spec)
             log(f"{spec['prompt']} / {spec['method']} / seed {spec['seed']} / n {spec['n']}: {row['seconds']} s, {row['aggregate']}")
-            gif = nerf_outputs(result.rep, formats=())["turntable-0.gif"] if spec.get("gif") else None
+            gif = nerf_outputs(result.rep, formats=("gif",))["turntable-0.gif"] if spec.get("gif") else None
             if cache is not None:  # the run's weights, for `diffrep evaluate` and `diffrep export`
                 row["run_dir"] = _keep_run(result, cache.parent / (cache.name.removesuffix(".cache") + ".runs"), spec, key)
             _write_cache(cache, prior_name, key, row, gif)

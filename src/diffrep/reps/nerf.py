@@ -354,33 +354,45 @@ class DirectionBackground(nn.Module):
 
 
 MESH_FORMATS: tuple[str, ...] = ("glb", "obj", "ply")
+NERF_FORMATS: tuple[str, ...] = ("gif", "mp4", "geometry", *MESH_FORMATS)
+"""What a saved NeRF result holds per instance ``i``: ``turntable-i.gif``, ``.mp4``, ``geometry-i.png``, ``mesh-i.*``."""
 
 
-def nerf_outputs(rep: NerfRep, *, frames: int = 36, turntable: bool = True, formats: tuple[str, ...] = MESH_FORMATS,
+def nerf_outputs(rep: NerfRep, *, formats: tuple[str, ...] = NERF_FORMATS, frames: int = 36, size: int | None = None,
                  mesh_resolution: int = 96) -> dict[str, object]:
-    """What a saved NeRF result holds beside the weights: per instance ``i`` a turntable
-    (``turntable-i.gif``, ``turntable-i.mp4``, ``frames`` frames at elevation 15°, front first), its geometry at
-    the eight cameras of ``views.png`` (``geometry-i.png``: a row per ``GEOMETRY_ROWS`` entry, at twice the views'
-    resolution, at least 64 pixels) and a mesh by marching cubes with vertex colours (``mesh-i.glb``, ``.obj``,
-    ``.ply``)."""
+    """What a saved NeRF result holds beside the weights, per instance ``i`` and ``formats`` (``NERF_FORMATS``): a
+    turntable (``turntable-i.gif``, ``turntable-i.mp4``, ``frames`` frames at elevation 15°, front first, ``size``
+    pixels a side, default the views'), its geometry at the eight cameras of ``views.png`` (``geometry-i.png``: a
+    row per ``GEOMETRY_ROWS`` entry, ``size`` pixels, default twice the views', at least 64) and a mesh by marching
+    cubes with vertex colours (``mesh-i.glb``, ``.obj``, ``.ply``, on a ``mesh_resolution`` grid)."""
+    from diffrep.checks import check_choice, check_int
     from diffrep.export import image_grid
     from diffrep.export3d import encode_gif, encode_mp4, extract_mesh, mesh_files, turntable_frames
 
+    for f in formats if isinstance(formats, (tuple, list)) else [formats]:
+        check_choice("format", f, NERF_FORMATS)
+    frames, size = check_int("frames", frames), size if size is None else check_int("size", size, 8)
     files: dict[str, object] = {}
-    res = max(64, 2 * rep.image_shape[1])
+    H = rep.image_shape[1]
+    video_size, batch = size or H, max(1, frames * H * H // (size or H) ** 2)  # as many rays a call as at the views'
     with torch.no_grad():
         for i in range(rep.n):
             one = instance(rep, i)
-            if turntable:
-                video = turntable_frames(lambda cams: one.render_cameras(cams[None].to(one.bank.device))[0], frames,
-                                         distance=rep.config.distance)
-                files[f"turntable-{i}.gif"], files[f"turntable-{i}.mp4"] = encode_gif(video), encode_mp4(video)
-                files[f"geometry-{i}.png"] = image_grid(one.geometry(res)[0].flatten(0, 1).float().cpu(), nrow=8)
-            if formats:
+            if {"gif", "mp4"} & set(formats):
+                video = turntable_frames(lambda cams: one.render_cameras(cams[None].to(one.bank.device), res=video_size)[0],
+                                         frames, distance=rep.config.distance, batch=batch)
+                if "gif" in formats:
+                    files[f"turntable-{i}.gif"] = encode_gif(video)
+                if "mp4" in formats:
+                    files[f"turntable-{i}.mp4"] = encode_mp4(video)
+            if "geometry" in formats:
+                grid = one.geometry(size or max(64, 2 * H))[0].flatten(0, 1).float().cpu()
+                files[f"geometry-{i}.png"] = image_grid(grid, nrow=8)
+            if meshes := tuple(f for f in formats if f in MESH_FORMATS):
                 density = lambda p: one.density(p[None].to(one.bank.device))[0].cpu()  # noqa: E731
                 mesh = extract_mesh(density, lambda p: one.albedo(p[None].to(one.bank.device))[0].cpu(),
                                     resolution=mesh_resolution, threshold=surface_density(density))
-                files |= mesh_files(mesh, formats, name=f"mesh-{i}")
+                files |= mesh_files(mesh, meshes, name=f"mesh-{i}")
     return files
 
 
