@@ -15,7 +15,7 @@ from diffrep.errors import InputError
 from diffrep.evaluate3d import Object3D
 from diffrep.toyworld.dataset import ToyWorldConfig, sample_scenes
 
-DUCK, TEAPOT, BALL = (toyworld.KINDS.index(k) for k in ("duck", "teapot", "ball"))
+DUCK, TEAPOT, BALL, CHAIR = (toyworld.KINDS.index(k) for k in ("duck", "teapot", "ball", "chair"))
 
 
 @pytest.fixture(autouse=True)
@@ -234,12 +234,25 @@ def test_evaluate_instances_of_ground_truth_ducks(reference, truth):
     assert rows[3]["occupancy_iou"] == 0.0 and rows[3]["mask_iou"] == 0.0
     assert mean["janus_rate"] == pytest.approx(sum(r["janus"] for r in rows) / 4)
     assert truth_row["janus_rate"] == 0.0 and truth_row["labels"]["kind"] > 0.9 and truth_row["instances"] == 16
+    assert [r["labels"]["kind_silhouette"] for r in rows[:2]] == [1.0, 1.0] and truth_row["labels"]["kind_silhouette"] > 0.9
+    assert rows[3]["labels"]["kind_silhouette"] < 1.0  # an empty mask overlaps nothing
     assert truth_row["pairwise_occupancy_iou"] == round(truth.pairwise_iou(DUCK), 4)
     assert 0.5 < truth_row["pairwise_mask_iou"] < 1.0 and mean["pairwise_mask_iou"] < 1.0  # four different ducks
     assert results["setup"]["prompt"] == {"kind": "duck", "colour": "orange"} and len(results["setup"]["cameras"]) == 16
     assert [c["stage"] for c in calls] == ["labels", "occupancy", "ground truth"]
     table = e3.format_table(results)
     assert "ground truth" in table and "kind=duck, colour=orange" in table and len(table.splitlines()) == 10
+
+
+def test_kind_by_shape_is_blind_to_what_the_nearest_image_sees(reference, truth):
+    """A chair's renders over a teapot's silhouette: the nearest image names a chair, the silhouette a teapot."""
+    chair, teapot = truth.object(CHAIR, 2, 0), truth.object(TEAPOT, 2, 0)
+    chimera = Object3D(render=chair.render, occupancy=chair.occupancy,
+                       mask=lambda cams, res: e3.foreground_mask(teapot.render(cams, res)).float())
+    cams = e3.held_out_cameras(16)
+    assert (e3.silhouette_kinds(e3.silhouette(chimera, cams, 32), reference) == TEAPOT).float().mean() > 0.8
+    row = e3.evaluate_instances([chimera], {"kind": CHAIR, "colour": 2}, reference, ground_truth=truth)["instances"][0]
+    assert row["labels"]["kind"] > 0.8 and row["labels"]["kind_silhouette"] < 0.2
 
 
 def test_evaluate_instances_without_a_kind_or_a_front(reference, truth):

@@ -20,6 +20,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -28,7 +29,7 @@ from torch import Tensor
 from diffrep.cameras import GOLDEN, VIEWS, camera_frames, sample_cameras, view_label
 from diffrep.checks import check_int
 from diffrep.errors import InputError
-from diffrep.metrics import nearest_data
+from diffrep.metrics import nearest_data, nearest_iou
 from diffrep.priors.prompts import LABELS, parse_prompt
 from diffrep.toyworld.cameras import DISTANCE
 from diffrep.toyworld.dataset import ToyWorldConfig, sample_scenes
@@ -40,6 +41,7 @@ __all__ = [
     "evaluate_instances", "foreground_mask", "format_table", "grid_points", "ground_truth_object", "gt_instances", "gt_light", "gt_render",
     "held_out_cameras", "janus_rate", "label_accuracy_3d", "load_reference", "mask_iou", "nearest_labels",
     "occupancy_grid", "occupancy_iou", "pairwise_mask_iou", "pairwise_occupancy_iou", "prompt_labels", "silhouette",
+    "silhouette_kinds",
 ]
 
 ELEVATION_RANGE: tuple[float, float] = ToyWorldConfig().elevation_range  # the toy world's cameras
@@ -208,6 +210,11 @@ class Reference:
     def res(self) -> int:
         return self.images.shape[-1]
 
+    @cached_property
+    def masks(self) -> Tensor:
+        """``[N, H W]`` float 0/1: the images' foreground masks (``foreground_mask``), for ``silhouette_kinds``."""
+        return foreground_mask(self.images).flatten(1).float()
+
 
 def as_reference(source: Any) -> Reference:
     """A ``Reference`` from a ``Reference``, a ``toyworld_data`` dict (uint8 images), a ``ToyDataset`` or an ``EmpiricalPrior``."""
@@ -242,6 +249,13 @@ def nearest_labels(images: Tensor, reference: Reference) -> dict[str, Tensor]:
                          f"shape {tuple(reference.images.shape[1:])}; render at the reference's resolution")
     index = nearest_data(images.detach().cpu(), reference.images)[0]
     return {name: getattr(reference, name)[index] for name in LABELS}
+
+
+def silhouette_kinds(masks: Tensor, reference: Reference) -> Tensor:
+    """Kind ``[V]`` of the reference image whose foreground mask overlaps each of ``masks [V, H, W]`` most (IoU):
+    a shape's kind, blind to colour and shading, which the nearest image's is not (a blue lump the size of a chair
+    is nearest to a blue chair's image; its silhouette is nearest to a teapot's or a car's, docs/evaluate3d.md)."""
+    return reference.kind[nearest_iou(masks.flatten(1).float().cpu(), reference.masks)]
 
 
 def prompt_labels(text: str) -> dict[str, int]:
@@ -413,6 +427,7 @@ def evaluate_instances(objects: Sequence[Object3D], prompt_labels: dict[str, int
     if kind is not None:
         for row, grid, image, mask in zip(rows, grids, images, masks):
             row.update(_shape_metrics(grid, image, mask, labels, ref, cameras, gt))
+            row["labels"]["kind_silhouette"] = _round(_mean(silhouette_kinds(mask, ref) == kind))
     # Means, 3-D diversity, and the same metrics of ground-truth instances.
     _report(callback, "ground truth")
     aggregate = {**_means(rows), "pairwise_occupancy_iou": _round(pairwise_occupancy_iou(grids)),
@@ -465,6 +480,7 @@ def _baseline(labels: dict[str, int], ref: Reference, cameras: Tensor, back: Ten
     images, masks = images.view(shape), masks.view(m, -1, ref.res, ref.res)
     back_images = gt_render(kind, colour, gt.instances(kind)[:m], back, ref.res)[0].view(shape) if _fronted(labels) else None
     means = _means(_label_rows(images, back_images, labels, ref, cameras))
+    means["labels"]["kind_silhouette"] = _round(_mean(silhouette_kinds(masks.flatten(0, 1), ref) == kind))
     return {"labels": means["labels"], "back_front_fraction": means["back_front_fraction"], "janus_rate": means["janus_rate"],
             "pairwise_occupancy_iou": _round(gt.pairwise_iou(kind)), "pairwise_mask_iou": _round(pairwise_mask_iou(masks)),
             "instances": m}
@@ -480,7 +496,8 @@ def _means(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 COLUMNS: tuple[tuple[str, str | None, str], ...] = (
-    ("kind", "labels", "kind"), ("colour", "labels", "colour"), ("view", "labels", "view"),
+    ("kind", "labels", "kind"), ("kind by shape", "labels", "kind_silhouette"), ("colour", "labels", "colour"),
+    ("view", "labels", "view"),
     ("occ IoU", None, "occupancy_iou"), ("gt #", None, "best_instance"), ("mask IoU", None, "mask_iou"),
     ("PSNR", None, "psnr"), ("back=front", None, "back_front_fraction"), ("Janus", None, "janus"),
 )
