@@ -54,6 +54,20 @@ def test_same_seed_same_result(tmp_path, capsys):
     assert torch.equal(load_file(a / "samples.safetensors")["images"], load_file(b / "samples.safetensors")["images"])
 
 
+def test_run_json_records_the_command_that_reproduces_the_run(tmp_path, capsys):
+    import shlex
+
+    out = tmp_path / "a run"  # a space: the command is shell-quoted
+    argv = ["sample", "--prompt", "red", "--method", "ddpm", "--out", str(out), *SMALL]
+    assert main(argv) == 0
+    command = json.loads((out / "run.json").read_text())["command"]
+    assert shlex.split(command) == ["diffrep", *argv]
+    again = shlex.split(command.replace(shlex.quote(str(out)), shlex.quote(str(tmp_path / "again"))))
+    assert again[0] == "diffrep" and main(again[1:]) == 0
+    assert (out / "samples.safetensors").read_bytes() == (tmp_path / "again" / "samples.safetensors").read_bytes()
+    capsys.readouterr()
+
+
 def test_sdedit_and_inpaint_end_to_end(tmp_path, capsys):
     img = write_png(tmp_path / "in.png", (20, 20))
     mask = Image.new("L", (16, 16), 0)

@@ -6,7 +6,9 @@ and chooses exit codes (2 for bad input, one line, no traceback)."""
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
+import shlex
 import sys
 import warnings
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, make_dataclass
@@ -482,7 +484,18 @@ def advice_shown(show):
     return shown
 
 
+COMMAND: contextvars.ContextVar[str | None] = contextvars.ContextVar("COMMAND", default=None)
+"""The command line being run (``main``'s), which results record in ``run.json`` as ``command``."""
+
+
+def command_record() -> dict[str, str]:
+    """``{"command": "diffrep sample ..."}`` inside ``main``, shell-quoted to be pasted again (threestudio's cmd.txt)."""
+    command = COMMAND.get()
+    return {} if command is None else {"command": command}
+
+
 def main(argv: list[str] | None = None) -> int:
+    token = COMMAND.set(shlex.join(["diffrep", *(sys.argv[1:] if argv is None else argv)]))
     try:
         args = parse(argv)
         with warnings.catch_warnings():  # restores showwarning when the command returns
@@ -497,6 +510,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("diffrep: interrupted", file=sys.stderr)
         return 130
+    finally:
+        COMMAND.reset(token)
 
 
 class Progress:
@@ -623,6 +638,7 @@ def run_sample(a: SampleArgs) -> int:
         finally:
             bar.close()
         result.info["config"] |= {"prior": a.prior.prior} | prior_record(a.prior)
+        result.info |= command_record()
         out = result.save(a.out, a.overwrite, extra=None if previews is None else previews.files())
         if previews is not None:
             previews.remove()
@@ -707,6 +723,7 @@ def run_sdedit(a: SdeditArgs) -> int:
     finally:
         bar.close()
     result.info["config"] |= {"prior": a.prior.prior, "image": str(a.image)} | prior_record(a.prior)
+    result.info |= command_record()
     return _report(result.save(a.out, a.overwrite), result.info)
 
 
@@ -734,6 +751,7 @@ def run_inpaint(a: InpaintArgs) -> int:
     finally:
         bar.close()
     result.info["config"] |= {"prior": a.prior.prior, "image": str(a.image), "mask": str(a.mask)} | prior_record(a.prior)
+    result.info |= command_record()
     return _report(result.save(a.out, a.overwrite), result.info)
 
 
@@ -891,6 +909,7 @@ def run_translate(a: TranslateArgs) -> int:
     import diffrep
 
     result = diffrep.translate(a.weights, a.image, to=a.to, prior=a.prior)
+    result.info |= command_record()
     result.save(a.out, a.overwrite)
     print(f"translated ({a.image} -> {a.to}): {a.out / 'samples.png'}")
     print(f"tensors and run record: {a.out / 'samples.safetensors'}, {a.out / 'run.json'}")
@@ -952,6 +971,7 @@ def run_edit(a: EditArgs) -> int:
     finally:
         bar.close()
     result.info["config"] |= {"prior": a.prior.prior, "image": str(a.image)} | prior_record(a.prior)
+    result.info |= command_record()
     return _report(result.save(a.out, a.overwrite), result.info)
 
 
