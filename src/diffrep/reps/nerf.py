@@ -241,14 +241,22 @@ class NerfRep(Diffrep):
                             torch.full(cameras.shape[:2], 2.0, device=opacity.device))
         unit = out["normals"] / out["normals"].norm(dim=2, keepdim=True).clamp_min(1e-6)
         normals = opacity * (unit + 1) / 2 + (1 - opacity) * BACKGROUND
-        surface = (out["depth"][:, :, None] / opacity.clamp_min(1e-6)).where(opacity > 0.5, torch.nan)
-        near = surface.flatten(1).nan_to_num(torch.inf).amin(1).view(-1, 1, 1, 1, 1)
-        far = surface.flatten(1).nan_to_num(-torch.inf).amax(1).view(-1, 1, 1, 1, 1)
-        depth = (((far - surface) / (far - near).clamp_min(1e-6)).nan_to_num(0.0) * 0.8 + 0.2) * (opacity > 0.5)
         rows = [(out["rgb"] + 1) / 2, out["albedo"] + (1 - opacity) * BACKGROUND,
-                textureless.transpose(2, 3).reshape(out["albedo"].shape), normals, depth.expand_as(normals),
-                opacity.expand_as(normals)]
+                textureless.transpose(2, 3).reshape(out["albedo"].shape), normals,
+                depth_image(out["depth"], out["opacity"]).expand_as(normals), opacity.expand_as(normals)]
         return torch.stack(rows, 1).clamp(0, 1) * 2 - 1
+
+
+def depth_image(depth: Tensor, opacity: Tensor) -> Tensor:
+    """Rendered ``depth [n, V, H, W]`` (weighted, background 0) as grey ``[n, V, 1, H, W]``: where the ``opacity`` exceeds
+    1/2, the surface's distance ``depth / opacity`` mapped from each instance's farthest (0.2) to its nearest (1);
+    elsewhere 0."""
+    solid = opacity > 0.5
+    surface = depth / opacity.clamp_min(1e-6)
+    near = surface.where(solid, torch.inf).flatten(1).amin(1).view(-1, 1, 1, 1)
+    far = surface.where(solid, -torch.inf).flatten(1).amax(1).view(-1, 1, 1, 1)
+    grey = 0.2 + 0.8 * (far - surface) / (far - near).clamp_min(1e-6)
+    return grey.where(solid, 0.0)[:, :, None]
 
 
 def bank_view_noise(noise: Tensor, index: Tensor, rho: float) -> Tensor:
