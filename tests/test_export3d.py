@@ -80,6 +80,20 @@ def test_bound_scales_the_grid_and_chunks_do_not_matter():
     assert np.abs(np.linalg.norm(a.vertices, axis=1) - 0.5).max() < 1.6 / 23
 
 
+def test_min_diameter_drops_floaters_and_keeps_the_object():
+    """The sphere r = 0.5 with a speck of radius 0.06 beside it (bounding-box diagonals 1.73 and ~0.2)."""
+    speck = lambda p: 50.0 * (1.0 - (p - torch.tensor([0.8, 0.0, 0.0])).norm(dim=-1) / 0.12).relu()  # noqa: E731
+    both = lambda p: torch.maximum(sphere_density(p), speck(p))  # noqa: E731
+    kept = extract_mesh(both, red_or_blue, resolution=RES)
+    assert len(kept.split(only_watertight=False)) == 2
+    clean = extract_mesh(both, red_or_blue, resolution=RES, min_diameter=0.1)
+    assert len(clean.split(only_watertight=False)) == 1 and clean.is_watertight
+    assert clean.volume == pytest.approx(4 / 3 * math.pi * 0.5**3, rel=0.02)
+    assert np.abs(np.linalg.norm(clean.vertices, axis=1) - 0.5).max() < VOXEL  # the sphere, and only it
+    with pytest.raises(InputError, match="min_diameter"):
+        extract_mesh(both, red_or_blue, resolution=8, min_diameter=1.0)
+
+
 @pytest.mark.parametrize("density", [lambda p: torch.zeros(p.shape[0]), lambda p: torch.full((p.shape[0],), 80.0)])
 def test_empty_or_full_grid_is_refused(density):
     with pytest.raises(InputError, match=rf"no surface at threshold {DENSITY_THRESHOLD:g}: density range \[") as e:

@@ -84,8 +84,11 @@ def _density_grid(density_fn: Callable[[Tensor], Tensor], bound: float, resoluti
 
 def extract_mesh(density_fn: Callable[[Tensor], Tensor], colour_fn: Callable[[Tensor], Tensor], *,
                  bound: float = 1.0, resolution: int = 128, threshold: float | None = None, chunk: int = 65536,
-                 device: torch.device | str = "cpu") -> "trimesh.Trimesh":  # noqa: F821
+                 device: torch.device | str = "cpu", min_diameter: float = 0.0) -> "trimesh.Trimesh":  # noqa: F821
     """Marching-cubes mesh of ``{density > threshold}`` in ``[-bound, bound]^3``, with vertex colours.
+
+    min_diameter: connected components whose bounding-box diagonal is below this fraction of the whole mesh's are
+    dropped (floaters; stable-dreamfusion's ``clean_mesh`` drops those under 5 %); 0 keeps every one.
 
     density_fn: points ``[P, 3]`` (world, on ``device``) -> ``[P]``; colour_fn: points ``[P, 3]`` ->
     ``[P, 3]`` in [0, 1], evaluated at the vertices (stored as uint8 RGBA). threshold: ``None`` is
@@ -102,6 +105,8 @@ def extract_mesh(density_fn: Callable[[Tensor], Tensor], colour_fn: Callable[[Te
         raise InputError(f"bound must be positive, got {bound!r}")
     if not (isinstance(chunk, int) and chunk >= 1):
         raise InputError(f"chunk must be a positive integer, got {chunk!r}")
+    if not 0 <= min_diameter < 1:
+        raise InputError(f"min_diameter must be in [0, 1) (a fraction of the mesh's diagonal), got {min_diameter!r}")
     threshold = DENSITY_THRESHOLD if threshold is None else float(threshold)
     grid = _density_grid(density_fn, bound, resolution, chunk, device)
     if torch.isnan(grid).any():
@@ -115,7 +120,18 @@ def extract_mesh(density_fn: Callable[[Tensor], Tensor], colour_fn: Callable[[Te
     vertices = vertices * (2.0 * bound / (resolution - 1)) - bound
     rgb = _evaluate(colour_fn, torch.as_tensor(vertices, dtype=torch.float32, device=device), chunk, (3,), "colour_fn")
     rgba = torch.cat([(rgb.clamp(0, 1) * 255).round(), torch.full_like(rgb[:, :1], 255)], 1).to(torch.uint8)
-    return trimesh.Trimesh(vertices=vertices, faces=faces, vertex_colors=rgba.numpy(), process=False)
+    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, vertex_colors=rgba.numpy(), process=False)
+    return drop_small_components(mesh, min_diameter) if min_diameter > 0 else mesh
+
+
+def drop_small_components(mesh: "trimesh.Trimesh", fraction: float) -> "trimesh.Trimesh":  # noqa: F821
+    """``mesh`` without its connected components whose bounding-box diagonal is below ``fraction`` of its own."""
+    import trimesh
+
+    parts = mesh.split(only_watertight=False)
+    diagonal = float(((mesh.bounds[1] - mesh.bounds[0]) ** 2).sum() ** 0.5)
+    kept = [p for p in parts if float(((p.bounds[1] - p.bounds[0]) ** 2).sum() ** 0.5) >= fraction * diagonal]
+    return mesh if len(kept) == len(parts) else trimesh.util.concatenate(kept)
 
 
 def _check_formats(formats: Iterable[str]) -> list[str]:

@@ -362,6 +362,7 @@ class DirectionBackground(nn.Module):
 
 
 MESH_FORMATS: tuple[str, ...] = ("glb", "obj", "ply")
+MESH_MIN_DIAMETER = 0.05  # floaters: components under 5 % of the mesh's diagonal are dropped (stable-dreamfusion's)
 NERF_FORMATS: tuple[str, ...] = ("gif", "mp4", "geometry", *MESH_FORMATS)
 """What a saved NeRF result holds per instance ``i``: ``turntable-i.gif``, ``.mp4``, ``geometry-i.png``, ``mesh-i.*``."""
 
@@ -399,7 +400,8 @@ def nerf_outputs(rep: NerfRep, *, formats: tuple[str, ...] = NERF_FORMATS, frame
             if meshes := tuple(f for f in formats if f in MESH_FORMATS):
                 density = lambda p: one.density(p[None].to(one.bank.device))[0].cpu()  # noqa: E731
                 mesh = extract_mesh(density, lambda p: one.albedo(p[None].to(one.bank.device))[0].cpu(),
-                                    resolution=mesh_resolution, threshold=surface_density(density))
+                                    resolution=mesh_resolution, threshold=surface_density(density),
+                                    min_diameter=MESH_MIN_DIAMETER)
                 files |= mesh_files(mesh, meshes, name=f"mesh-{i}")
     return files
 
