@@ -90,6 +90,8 @@ def test_min_diameter_drops_floaters_and_keeps_the_object():
     assert len(clean.split(only_watertight=False)) == 1 and clean.is_watertight
     assert clean.volume == pytest.approx(4 / 3 * math.pi * 0.5**3, rel=0.02)
     assert np.abs(np.linalg.norm(clean.vertices, axis=1) - 0.5).max() < VOXEL  # the sphere, and only it
+    far = lambda p: torch.maximum(speck(p), speck(-p))  # noqa: E731  two specks 1.6 apart, each under half the whole: one is kept
+    assert len(extract_mesh(far, red_or_blue, resolution=RES, min_diameter=0.5).split(only_watertight=False)) == 1
     with pytest.raises(InputError, match="min_diameter"):
         extract_mesh(both, red_or_blue, resolution=8, min_diameter=1.0)
 

@@ -125,12 +125,15 @@ def extract_mesh(density_fn: Callable[[Tensor], Tensor], colour_fn: Callable[[Te
 
 
 def drop_small_components(mesh: "trimesh.Trimesh", fraction: float) -> "trimesh.Trimesh":  # noqa: F821
-    """``mesh`` without its connected components whose bounding-box diagonal is below ``fraction`` of its own."""
+    """``mesh`` without its connected components whose bounding-box diagonal is below ``fraction`` of its own (the
+    widest one is always kept: specks scattered far apart leave their largest, not an empty mesh)."""
     import trimesh
 
+    def diagonal(m) -> float:
+        return float(((m.bounds[1] - m.bounds[0]) ** 2).sum() ** 0.5)
+
     parts = mesh.split(only_watertight=False)
-    diagonal = float(((mesh.bounds[1] - mesh.bounds[0]) ** 2).sum() ** 0.5)
-    kept = [p for p in parts if float(((p.bounds[1] - p.bounds[0]) ** 2).sum() ** 0.5) >= fraction * diagonal]
+    kept = [p for p in parts if diagonal(p) >= fraction * diagonal(mesh)] or [max(parts, key=diagonal)]
     return mesh if len(kept) == len(parts) else trimesh.util.concatenate(kept)
 
 
