@@ -27,12 +27,13 @@ def main(path):
 
 
 def tables(rows):
-    print("| prompt | method | seed | s | prior evals | kind | colour | view | occ IoU | mask IoU | PSNR | Janus |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| prompt | method | seed | s | prior evals | kind | kind by shape | colour | view | occ IoU | mask IoU | PSNR | Janus |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         a, lab = r["aggregate"], r["aggregate"]["labels"]
+        shape = f"{lab['kind_silhouette']:.2f}" if "kind_silhouette" in lab else "-"  # rows from before 2026-12-02: -
         print(f"| {r['prompt']} | {r['method']} | {r['seed']} | {r['seconds']:.0f} | {r['prior_evaluations']} | "
-              f"{lab['kind']:.2f} | {lab['colour']:.2f} | {lab['view']:.2f} | {a['occupancy_iou']:.2f} | "
+              f"{lab['kind']:.2f} | {shape} | {lab['colour']:.2f} | {lab['view']:.2f} | {a['occupancy_iou']:.2f} | "
               f"{a['mask_iou']:.2f} | {a['psnr']:.1f} | {a['janus_rate'] if a['janus_rate'] is not None else '-'} |")
     print()
     print("| method | runs | s (mean) | kind | colour | view | occ IoU | mask IoU | Janus rate |")
