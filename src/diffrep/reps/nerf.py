@@ -378,7 +378,8 @@ def nerf_outputs(rep: NerfRep, *, formats: tuple[str, ...] = NERF_FORMATS, frame
     from diffrep.export import image_grid
     from diffrep.export3d import encode_gif, encode_mp4, extract_mesh, mesh_files, turntable_frames
 
-    for f in formats if isinstance(formats, (tuple, list)) else [formats]:
+    formats = (formats,) if isinstance(formats, str) else tuple(formats)
+    for f in formats:
         check_choice("format", f, NERF_FORMATS)
     frames, size = check_int("frames", frames), size if size is None else check_int("size", size, 8)
     files: dict[str, object] = {}
