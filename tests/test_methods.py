@@ -1,7 +1,9 @@
 """DDRep and the distillation family against closed forms: image DDIM, dense Jacobians, exact
 Gaussian and mixture priors, explicit gradient formulas."""
 
+import copy
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -95,9 +97,9 @@ def test_gauss_newton_on_tiny_siren_equals_dense_solve():
         assert (fast - dense).norm() / dense.norm() < 1e-4, probes
 
 
-def test_the_adam_pullback_reports_its_fit_and_ddrep_its_progress_loss():
-    """What the progress bar shows as DDRep's loss: the mean squared error of the solve's last iteration (before its
-    update), on every pixel or estimated from a subset; a solver that computes none reports none."""
+def test_the_pullback_reports_its_fit_and_ddrep_its_progress_loss():
+    """What the progress bar shows as DDRep's loss: the mean squared error of Adam's last iteration (before its
+    update), on every pixel or estimated from a subset, or before Gauss–Newton's last step; the closed form none."""
     from diffrep.methods.solvers import pullback
 
     gen = torch.Generator().manual_seed(0)
@@ -109,7 +111,14 @@ def test_the_adam_pullback_reports_its_fit_and_ddrep_its_progress_loss():
                           target, PullbackConfig(adam_iters=1, pixel_fraction=0.25), torch.Generator().manual_seed(s))
                  for s in range(200)]
     assert sum(estimates) / len(estimates) == pytest.approx(before, rel=0.05)  # unbiased over the subsets
-    assert pullback(rep, views, target, PullbackConfig(solver="gn", gn_iters=1, cg_iters=2)) is None
+    before = (rep(views) - target).pow(2).mean().item()  # after the Adam iteration
+    twin = copy.deepcopy(rep)  # Gauss–Newton reports the fit before its last step: one step, then two
+    one_step = PullbackConfig(solver="gn", gn_iters=1, cg_iters=4, probes=0)
+    assert pullback(twin, views, target, one_step) == pytest.approx(before, rel=1e-6)
+    after_one = (twin(views) - target).pow(2).mean().item()
+    assert after_one < before and pullback(rep, views, target, replace(one_step, gn_iters=2)) == pytest.approx(after_one, rel=1e-5)
+    pixels = make_rep("pixels", (3, 8, 8), 2, generator=gen, tanh=False)
+    assert pullback(pixels, views, target, PullbackConfig(solver="closed")) is None  # the exact fit: none computed
     prior, heard = default_gaussian(size=8), []
     rep = make_rep("siren", (3, 8, 8), 1, generator=gen, width=16)
     ddrep_sample(prior, rep, timesteps(1000, 4), callback=heard.append, generator=gen)

@@ -107,14 +107,17 @@ def flat_function(rep: nn.Module, views) -> tuple[Callable[[Tensor], Tensor], Te
 
 
 def gauss_newton_step(rep: nn.Module, views, target: Tensor, cg_iters: int, damping: float = 0.0, probes: int = 0,
-                      generator: torch.Generator | None = None) -> Tensor:
+                      generator: torch.Generator | None = None, fits: list[float] | None = None) -> Tensor:
     """One Gauss–Newton step ``δ = (JᵀJ + λI)⁻¹ (Jᵀ (x̂ - f_θ) - ½ ∇R)``, solved by (preconditioned) CG; returns ``δ``
-    (``R``: the rep's regularisers, to first order).
+    (``R``: the rep's regularisers, to first order). ``fits``: the mean squared error of ``f_θ`` before the step
+    (which the step computes anyway) is appended to it.
 
     The probes draw from their own generator (seed 0 unless given), so a sampler's noise stream
     is the same whichever solver runs."""
     f, theta, _ = flat_function(rep, views)
     out, vjp_fn = vjp(f, theta)  # Jᵀ u (the backward graph is kept for every CG iteration)
+    if fits is not None:
+        fits.append((target - out).detach().pow(2).mean().item())
 
     def normal_matrix(v: Tensor) -> Tensor:  # (JᵀJ + λI) v; torch.func.linearize would trace (~2 s) per call
         return vjp_fn(jvp(f, (theta,), (v,))[1])[0] + damping * v
@@ -152,7 +155,8 @@ def pullback(rep: nn.Module, views, target: Tensor, config: PullbackConfig,
     (``generator``: the pixel subsets of ``adam`` with ``pixel_fraction < 1``; the sampler's own stream is not used,
     so its noise is the same whichever solver runs). The solve runs in the rep's ``solving()`` scope where it has
     one (a NeRF holds one occupancy grid through it). Returns the fit's mean squared error where the solver
-    computes it on its way (``adam``: at its last iteration), else ``None``."""
+    computes it on its way (``adam``: at its last iteration; ``gn``: before its last step), else ``None``
+    (``closed``)."""
     with getattr(rep, "solving", nullcontext)():
         return PULLBACKS[config.solver](rep, views, target.detach(), config, generator)
 
@@ -166,9 +170,11 @@ def _adam(rep: nn.Module, views, target: Tensor, config: PullbackConfig, generat
     return solve_adam(rep, views, target, config.adam_iters, config.adam_lr, config.pixel_fraction, generator)
 
 
-def _gauss_newton(rep: nn.Module, views, target: Tensor, config: PullbackConfig, generator) -> None:
+def _gauss_newton(rep: nn.Module, views, target: Tensor, config: PullbackConfig, generator) -> float | None:
+    fits: list[float] = []  # the fit before each step: the last is the one the solve reports, as Adam's last iteration
     for _ in range(config.gn_iters):
-        _add_flat(rep, gauss_newton_step(rep, views, target, config.cg_iters, config.damping, config.probes))
+        _add_flat(rep, gauss_newton_step(rep, views, target, config.cg_iters, config.damping, config.probes, fits=fits))
+    return fits[-1] if fits else None
 
 
 PULLBACKS: dict[str, Callable[..., float | None]] = {"gn": _gauss_newton, "adam": _adam, "closed": _closed}
