@@ -96,6 +96,18 @@ def test_min_diameter_drops_floaters_and_keeps_the_object():
         extract_mesh(both, red_or_blue, resolution=8, min_diameter=1.0)
 
 
+def test_fill_voids_drops_the_inner_surface_of_a_hollow_ball():
+    """Dense between r = 0.25 and 0.5: an outer sphere wound outward and an inner one wound inward (negative volume)."""
+    shell = lambda p: 50.0 * (1.0 - (p.norm(dim=-1) - 0.375).abs() / 0.25).relu()  # noqa: E731  > 25 on 0.25 < r < 0.5
+    hollow = extract_mesh(shell, red_or_blue, resolution=RES)
+    volumes = sorted(part.volume for part in hollow.split(only_watertight=False))
+    assert len(volumes) == 2 and volumes[0] < 0 < volumes[1]
+    assert hollow.volume == pytest.approx(4 / 3 * math.pi * (0.5**3 - 0.25**3), rel=0.05)
+    filled = extract_mesh(shell, red_or_blue, resolution=RES, fill_voids=True)
+    assert len(filled.split(only_watertight=False)) == 1 and filled.is_watertight
+    assert filled.volume == pytest.approx(4 / 3 * math.pi * 0.5**3, rel=0.02)
+
+
 @pytest.mark.parametrize("density", [lambda p: torch.zeros(p.shape[0]), lambda p: torch.full((p.shape[0],), 80.0)])
 def test_empty_or_full_grid_is_refused(density):
     with pytest.raises(InputError, match=rf"no surface at threshold {DENSITY_THRESHOLD:g}: density range \[") as e:

@@ -84,11 +84,14 @@ def _density_grid(density_fn: Callable[[Tensor], Tensor], bound: float, resoluti
 
 def extract_mesh(density_fn: Callable[[Tensor], Tensor], colour_fn: Callable[[Tensor], Tensor], *,
                  bound: float = 1.0, resolution: int = 128, threshold: float | None = None, chunk: int = 65536,
-                 device: torch.device | str = "cpu", min_diameter: float = 0.0) -> "trimesh.Trimesh":  # noqa: F821
+                 device: torch.device | str = "cpu", min_diameter: float = 0.0,
+                 fill_voids: bool = False) -> "trimesh.Trimesh":  # noqa: F821
     """Marching-cubes mesh of ``{density > threshold}`` in ``[-bound, bound]^3``, with vertex colours.
 
     min_diameter: connected components whose bounding-box diagonal is below this fraction of the whole mesh's are
-    dropped (floaters; stable-dreamfusion's ``clean_mesh`` drops those under 5 %); 0 keeps every one.
+    dropped (floaters; stable-dreamfusion's ``clean_mesh`` drops those under 5 %); 0 keeps every one. fill_voids:
+    closed components of negative volume, the inward-facing surfaces of empty pockets enclosed by the dense region
+    (invisible from outside), are dropped, which fills the pockets.
 
     density_fn: points ``[P, 3]`` (world, on ``device``) -> ``[P]``; colour_fn: points ``[P, 3]`` ->
     ``[P, 3]`` in [0, 1], evaluated at the vertices (stored as uint8 RGBA). threshold: ``None`` is
@@ -121,7 +124,19 @@ def extract_mesh(density_fn: Callable[[Tensor], Tensor], colour_fn: Callable[[Te
     rgb = _evaluate(colour_fn, torch.as_tensor(vertices, dtype=torch.float32, device=device), chunk, (3,), "colour_fn")
     rgba = torch.cat([(rgb.clamp(0, 1) * 255).round(), torch.full_like(rgb[:, :1], 255)], 1).to(torch.uint8)
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, vertex_colors=rgba.numpy(), process=False)
+    if fill_voids:
+        mesh = drop_voids(mesh)
     return drop_small_components(mesh, min_diameter) if min_diameter > 0 else mesh
+
+
+def drop_voids(mesh: "trimesh.Trimesh") -> "trimesh.Trimesh":  # noqa: F821
+    """``mesh`` without its closed connected components of negative volume (faces wound out of the dense region, so
+    such a component bounds an empty pocket inside it); the rest as they are (at least one component is kept)."""
+    import trimesh
+
+    parts = mesh.split(only_watertight=False)
+    kept = [p for p in parts if not (p.is_watertight and p.volume < 0)] or parts[:1]
+    return mesh if len(kept) == len(parts) else trimesh.util.concatenate(kept)
 
 
 def drop_small_components(mesh: "trimesh.Trimesh", fraction: float) -> "trimesh.Trimesh":  # noqa: F821

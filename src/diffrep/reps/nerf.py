@@ -402,7 +402,7 @@ def nerf_outputs(rep: NerfRep, *, formats: tuple[str, ...] = NERF_FORMATS, frame
                 density = lambda p: one.density(p[None].to(one.bank.device))[0].cpu()  # noqa: E731
                 mesh = extract_mesh(density, lambda p: one.albedo(p[None].to(one.bank.device))[0].cpu(),
                                     resolution=mesh_resolution, threshold=surface_density(density),
-                                    min_diameter=MESH_MIN_DIAMETER)
+                                    min_diameter=MESH_MIN_DIAMETER, fill_voids=True)
                 files |= mesh_files(mesh, meshes, name=f"mesh-{i}")
     return files
 
