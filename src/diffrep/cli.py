@@ -494,6 +494,15 @@ def command_record() -> dict[str, str]:
     return {} if command is None else {"command": command}
 
 
+def save_result(result, a, inputs: dict[str, str] | None = None, extra: dict[str, bytes] | None = None) -> Path:
+    """Write ``result`` to ``a.out``, its run.json recording what the command line adds to the library's record: the
+    prior as named and loaded (``a.prior``, where the command takes one), the ``inputs`` (image paths), the command."""
+    if isinstance(getattr(a, "prior", None), PriorArgs):
+        result.info["config"] |= {"prior": a.prior.prior} | (inputs or {}) | prior_record(a.prior)
+    result.info |= command_record()
+    return result.save(a.out, a.overwrite, extra=extra)
+
+
 def main(argv: list[str] | None = None) -> int:
     token = COMMAND.set(shlex.join(["diffrep", *(sys.argv[1:] if argv is None else argv)]))
     try:
@@ -637,9 +646,7 @@ def run_sample(a: SampleArgs) -> int:
             result = diffrep.sample(prior, callback=hear, keep_checkpoint=not image, **sampling, **run)
         finally:
             bar.close()
-        result.info["config"] |= {"prior": a.prior.prior} | prior_record(a.prior)
-        result.info |= command_record()
-        out = result.save(a.out, a.overwrite, extra=None if previews is None else previews.files())
+        out = save_result(result, a, extra=None if previews is None else previews.files())
         if previews is not None:
             previews.remove()
         return _report(out, result.info)
@@ -722,9 +729,7 @@ def run_sdedit(a: SdeditArgs) -> int:
                                 steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta, callback=bar)
     finally:
         bar.close()
-    result.info["config"] |= {"prior": a.prior.prior, "image": str(a.image)} | prior_record(a.prior)
-    result.info |= command_record()
-    return _report(result.save(a.out, a.overwrite), result.info)
+    return _report(save_result(result, a, {"image": str(a.image)}), result.info)
 
 
 def run_inpaint(a: InpaintArgs) -> int:
@@ -750,9 +755,7 @@ def run_inpaint(a: InpaintArgs) -> int:
                                  steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta, callback=bar)
     finally:
         bar.close()
-    result.info["config"] |= {"prior": a.prior.prior, "image": str(a.image), "mask": str(a.mask)} | prior_record(a.prior)
-    result.info |= command_record()
-    return _report(result.save(a.out, a.overwrite), result.info)
+    return _report(save_result(result, a, {"image": str(a.image), "mask": str(a.mask)}), result.info)
 
 
 def run_toyworld(a: ToyworldArgs) -> int:
@@ -909,8 +912,7 @@ def run_translate(a: TranslateArgs) -> int:
     import diffrep
 
     result = diffrep.translate(a.weights, a.image, to=a.to, prior=a.prior)
-    result.info |= command_record()
-    result.save(a.out, a.overwrite)
+    save_result(result, a)
     print(f"translated ({a.image} -> {a.to}): {a.out / 'samples.png'}")
     print(f"tensors and run record: {a.out / 'samples.safetensors'}, {a.out / 'run.json'}")
     return 0
@@ -970,9 +972,7 @@ def run_edit(a: EditArgs) -> int:
                               guidance_scale=a.guidance_scale, callback=bar)
     finally:
         bar.close()
-    result.info["config"] |= {"prior": a.prior.prior, "image": str(a.image)} | prior_record(a.prior)
-    result.info |= command_record()
-    return _report(result.save(a.out, a.overwrite), result.info)
+    return _report(save_result(result, a, {"image": str(a.image)}), result.info)
 
 
 def _report(out: Path, info: dict) -> int:
