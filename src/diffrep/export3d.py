@@ -124,31 +124,22 @@ def extract_mesh(density_fn: Callable[[Tensor], Tensor], colour_fn: Callable[[Te
     rgb = _evaluate(colour_fn, torch.as_tensor(vertices, dtype=torch.float32, device=device), chunk, (3,), "colour_fn")
     rgba = torch.cat([(rgb.clamp(0, 1) * 255).round(), torch.full_like(rgb[:, :1], 255)], 1).to(torch.uint8)
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, vertex_colors=rgba.numpy(), process=False)
-    if fill_voids:
-        mesh = drop_voids(mesh)
-    return drop_small_components(mesh, min_diameter) if min_diameter > 0 else mesh
+    return clean_mesh(mesh, min_diameter, fill_voids) if min_diameter > 0 or fill_voids else mesh
 
 
-def drop_voids(mesh: "trimesh.Trimesh") -> "trimesh.Trimesh":  # noqa: F821
-    """``mesh`` without its closed connected components of negative volume (faces wound out of the dense region, so
-    such a component bounds an empty pocket inside it); the rest as they are (at least one component is kept)."""
-    import trimesh
-
-    parts = mesh.split(only_watertight=False)
-    kept = [p for p in parts if not (p.is_watertight and p.volume < 0)] or parts[:1]
-    return mesh if len(kept) == len(parts) else trimesh.util.concatenate(kept)
-
-
-def drop_small_components(mesh: "trimesh.Trimesh", fraction: float) -> "trimesh.Trimesh":  # noqa: F821
-    """``mesh`` without its connected components whose bounding-box diagonal is below ``fraction`` of its own (the
-    widest one is always kept: specks scattered far apart leave their largest, not an empty mesh)."""
+def clean_mesh(mesh: "trimesh.Trimesh", min_diameter: float = 0.0, fill_voids: bool = False) -> "trimesh.Trimesh":  # noqa: F821
+    """``mesh`` without the connected components whose bounding-box diagonal is below ``min_diameter`` of its own and,
+    with ``fill_voids``, the closed ones of negative volume (faces are wound out of the dense region, so such a
+    component bounds an empty pocket inside it). The widest component is always kept: specks scattered far apart
+    leave their largest, not an empty mesh."""
     import trimesh
 
     def diagonal(m) -> float:
         return float(((m.bounds[1] - m.bounds[0]) ** 2).sum() ** 0.5)
 
     parts = mesh.split(only_watertight=False)
-    kept = [p for p in parts if diagonal(p) >= fraction * diagonal(mesh)] or [max(parts, key=diagonal)]
+    kept = [p for p in parts if diagonal(p) >= min_diameter * diagonal(mesh)
+            and not (fill_voids and p.is_watertight and p.volume < 0)] or [max(parts, key=diagonal)]
     return mesh if len(kept) == len(parts) else trimesh.util.concatenate(kept)
 
 
