@@ -215,13 +215,16 @@ class NerfRep(Diffrep):
         """The bank camera of each view, ``[n, k, 3]`` (azimuth, elevation, distance)."""
         return self._view_cameras(views)[0]
 
+    def preview_cameras(self) -> Tensor:
+        """The cameras of ``preview``, ``views.png`` and ``geometry``, ``[n, 8, 3]``: round the object at elevation 15°, front first."""
+        from diffrep.export3d import turntable_cameras
+
+        return turntable_cameras(8, 15.0, self.config.distance).to(self.bank.device).expand(self.n, 8, 3)
+
     @torch.no_grad()
     def preview(self) -> tuple[Tensor, Tensor]:
         """Eight views round the object at elevation 15° (front first): a strip ``[n, C, H, 8W]`` and the views."""
-        from diffrep.export3d import turntable_cameras
-
-        cameras = turntable_cameras(8, 15.0, self.config.distance).to(self.bank.device)
-        views = self.render_cameras(cameras.expand(self.n, 8, 3))
+        views = self.render_cameras(self.preview_cameras())
         return torch.cat(views.unbind(1), -1), views
 
     @torch.no_grad()
@@ -231,9 +234,7 @@ class NerfRep(Diffrep):
         shaded colour (as ``preview``), the albedo, the textureless shading (white, lit by the views' light), the
         world-space normals as ``(n + 1) / 2`` (x red, y green, z blue; over the background grey), the depth (near
         bright, each instance's own range; background black) and the opacity (background black)."""
-        from diffrep.export3d import turntable_cameras
-
-        cameras = turntable_cameras(8, 15.0, self.config.distance).to(self.bank.device).expand(self.n, 8, 3)
+        cameras = self.preview_cameras()
         out = self.render_cameras(cameras, res=res, outputs=True)
         opacity = out["opacity"][:, :, None]  # [n, 8, 1, H, W]
         flat = lambda x: x.flatten(3).transpose(2, 3)  # noqa: E731  [n, 8, C, H, W] -> [n, 8, HW, C], as shade takes
