@@ -3,6 +3,7 @@ slow loop twin, trilinear interpolation, analytic normals, independent instances
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -12,7 +13,7 @@ import torch.nn.functional as F
 from diffrep import toyworld
 from diffrep.cameras import camera_bank, camera_rays
 from diffrep.errors import InputError
-from diffrep.reps.fields import PRIMES, HashField, VoxelField, hash_encode, level_resolutions
+from diffrep.reps.fields import PRIMES, Field, HashField, VoxelField, hash_encode, level_resolutions
 from diffrep.reps.volume import density_gradient, intersect_box, render_rays, stratified_samples, unit_normals, volume_render
 
 BLOB = {"blob_density": 5.0, "blob_radius": 0.5}
@@ -207,6 +208,42 @@ def test_level_resolutions_geometric():
     assert level_resolutions(4, 16, 128) == (16, 32, 64, 128)
     assert level_resolutions(1, 16, 16) == (16,)
     assert hash_field().resolutions == (2, 4, 9)
+
+
+def test_total_variation_is_the_grids_own_differences_and_flat_where_the_density_is():
+    """The voxel grid's TV on its own vertices is Plenoxels' mean of ``sqrt(Δx² + Δy² + Δz² + eps)`` of its raw
+    density (a ramp of slope a along x: ``sqrt((a h)² + eps)``, h the vertex spacing; a constant: ``sqrt(eps)``);
+    neither the blob nor the colour channels enter; a sharp step costs what a ramp of the same rise costs."""
+    field = VoxelField(3, 5, 1.0, generator=torch.Generator().manual_seed(0), **BLOB)
+    x = torch.linspace(-1.0, 1.0, 5)  # grids[i, c, k, j, l] sits at (x_l, y_j, z_k)
+    with torch.no_grad():
+        field.grids.zero_()
+        field.grids[0, 0] = 3.0 * x.view(1, 1, 5)  # raw = 3 x: differences 3 h along x only
+        field.grids[1, 0] = 7.0  # constant density
+        field.grids[2, 0] = 6.0 * (x > 0).float().view(1, 1, 5)  # a step of the ramp's rise, 6, at one vertex
+        field.grids[:, 1:] = torch.randn(3, 3, 5, 5, 5)  # colour: not counted
+    tv = field.total_variation(5, eps=1e-6)
+    ramp = math.sqrt((3.0 * 0.5) ** 2 + 1e-6)
+    torch.testing.assert_close(tv, torch.tensor([ramp, 1e-3, (6.0 + 3 * 1e-3) / 4]), rtol=1e-4, atol=1e-6)
+    assert tv[2].item() == pytest.approx(tv[0].item(), rel=1e-3)  # a sharp surface costs no more than a blurred one
+    tv.sum().backward()
+    assert field.grids.grad[:, 1:].abs().max() == 0 and field.grids.grad[1].abs().max() == 0
+
+
+@pytest.mark.parametrize("make", [voxel_field, hash_field])
+def test_total_variation_matches_a_slow_loop_over_vertices(make):
+    field, G = make(), 4
+    axis = torch.linspace(-1.0, 1.0, G)
+    for i in range(2):
+        terms = []
+        for v in itertools.product(range(G - 1), repeat=3):
+            points = [list(v)] + [[v[b] + (a == b) for b in range(3)] for a in range(3)]  # v and its 3 neighbours
+            raw = field.raw(axis[torch.tensor(points)].expand(2, 4, 3), 1)[i, :, 0]
+            terms.append(((raw[1:] - raw[0]) ** 2).sum().add(1e-6).sqrt())
+        torch.testing.assert_close(field.total_variation(G)[i], torch.stack(terms).mean(), rtol=1e-5, atol=1e-6)
+    if make is voxel_field:  # its own lattice, read straight off the grid, equals the lookups of the generic field
+        own = field.grids.shape[-1]
+        torch.testing.assert_close(field.total_variation(own), Field.total_variation(field, own), rtol=1e-5, atol=1e-6)
 
 
 # Normals ---------------------------------------------------------------------------------------------

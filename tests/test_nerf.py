@@ -298,8 +298,10 @@ def test_centre_depth_loss_hand_computed():
 
 def test_regularisers_are_the_stated_sums_and_act_in_every_loop():
     """Each view's penalty is the weighted sum over its rays of the entropy of its opacity and the
-    orientation and emptiness terms (plus the centre-depth term times its rays); zero weights: zeros."""
-    weights = {"entropy_weight": 0.3, "orientation_weight": 0.7, "emptiness_weight": 0.2, "centre_depth_weight": 0.1}
+    orientation and emptiness terms (plus the centre-depth term and the field's total variation times its rays);
+    zero weights: zeros."""
+    weights = {"entropy_weight": 0.3, "orientation_weight": 0.7, "emptiness_weight": 0.2, "centre_depth_weight": 0.1,
+               "tv_weight": 0.4}
     rep = nerf(**weights)
     views = rep.random_views(3, torch.Generator().manual_seed(0))
     x, penalty = rep.regularised(views)
@@ -311,10 +313,12 @@ def test_regularisers_are_the_stated_sums_and_act_in_every_loop():
     from diffrep.reps.nerf import centre_depth_loss
 
     expected = (0.3 * entropy + 0.7 * out["orientation"] + 0.2 * emptiness).flatten(2).sum(-1)
-    expected = expected + 0.1 * 64 * centre_depth_loss(out["depth"])
+    expected = expected + 0.1 * 64 * centre_depth_loss(out["depth"]) + 0.4 * 64 * rep.field.total_variation(8)[:, None]
     torch.testing.assert_close(penalty, expected)
     assert penalty.shape == (2, 3) and penalty.requires_grad
-    assert torch.equal(nerf(entropy_weight=0.0).regularised(views)[1], torch.zeros(2, 3))
+    assert torch.equal(nerf(entropy_weight=0.0, tv_weight=0.0).regularised(views)[1], torch.zeros(2, 3))
+    tv_only = nerf(entropy_weight=0.0, tv_weight=0.4)  # without a render-based term: renders plus the TV alone
+    torch.testing.assert_close(tv_only.regularised(views)[1], (0.4 * 64 * tv_only.field.total_variation(8))[:, None].expand(2, 3))
     # The entropy alone, minimised by the adam pullback towards the current renders, makes rays less foggy.
     from diffrep.methods.solvers import pullback
 
@@ -322,6 +326,13 @@ def test_regularisers_are_the_stated_sums_and_act_in_every_loop():
     before = foggy.regularised(views)[1].sum().item()
     pullback(foggy, views, foggy(views).detach(), PullbackConfig(adam_iters=30, adam_lr=0.05))
     assert foggy.regularised(views)[1].sum().item() < 0.7 * before
+    # The total variation alone, likewise, smooths a rough grid's density.
+    rough = nerf(entropy_weight=0.0, tv_weight=1.0)
+    with torch.no_grad():
+        rough.field.grids[:, 0].normal_(generator=torch.Generator().manual_seed(3))
+    before = rough.field.total_variation(8).sum().item()
+    pullback(rough, views, rough(views).detach(), PullbackConfig(adam_iters=30, adam_lr=0.05))
+    assert rough.field.total_variation(8).sum().item() < 0.7 * before
 
 
 def test_pixel_subsets_render_those_rays_and_average_to_the_whole_objective():
@@ -333,7 +344,8 @@ def test_pixel_subsets_render_those_rays_and_average_to_the_whole_objective():
     from diffrep.methods.solvers import regularised_error
     from diffrep.reps.pixels import PixelRep
 
-    weights = {"entropy_weight": 0.3, "orientation_weight": 0.7, "emptiness_weight": 0.2, "centre_depth_weight": 0.1}
+    weights = {"entropy_weight": 0.3, "orientation_weight": 0.7, "emptiness_weight": 0.2, "centre_depth_weight": 0.1,
+               "tv_weight": 0.4}
     rep = nerf(res=4, **weights)
     views = rep.random_views(2, torch.Generator().manual_seed(0))
     x, penalty = rep.regularised(views)

@@ -100,11 +100,30 @@ def record(name: str, prompt: str, prior, options: dict, fields, seed: int = 0, 
     reference = load_reference(nerf3d.REFERENCE_N, 32)
     row, result = nerf3d.one_run(prior, reference, GroundTruth(), prompt, method, seed, 1, options)
     a = row["aggregate"]
-    print(name, row["seconds"], a["labels"], a["occupancy_iou"], a["mask_iou"], a["psnr"], flush=True)
+    row["roughness_deg"] = roughness(result.rep)
+    print(name, row["seconds"], a["labels"], a["occupancy_iou"], a["mask_iou"], a["psnr"], row["roughness_deg"], flush=True)
     CACHE.mkdir(parents=True, exist_ok=True)
     save_rows(nearest_picture(result.rep, reference), CACHE / f"{name}.png")
     with open(rows, "a") as f:
         f.write(json.dumps({"tag": name} | fields() | row) + "\n")
+
+
+def roughness(rep, res: int = 64) -> float:
+    """How rough a NeRF's surface is: the mean angle, in degrees, between the rendered normals of neighbouring
+    pixels (across and down) where both are opaque (> 0.95), at ``res`` pixels a side and the eight cameras of its
+    geometry grid (``NerfRep.geometry``), first instance. A sphere's at 64² is ~3°; voxel-scale dimples raise it."""
+    import torch
+
+    with torch.no_grad():
+        out = rep.render_cameras(rep.preview_cameras()[:1], res=res, outputs=True)
+    unit = out["normals"][0] / out["normals"][0].norm(dim=1, keepdim=True).clamp_min(1e-6)  # [8, 3, H, W]
+    opaque = out["opacity"][0] > 0.95
+    angles = []
+    for a, b, both in ((unit[..., 1:, :], unit[..., :-1, :], opaque[:, 1:] & opaque[:, :-1]),
+                       (unit[..., 1:], unit[..., :-1], opaque[..., 1:] & opaque[..., :-1])):
+        cos = (a * b).sum(1).clamp(-1, 1)
+        angles.append(torch.rad2deg(torch.acos(cos))[both])
+    return round(torch.cat(angles).mean().item(), 2)
 
 
 def bank_targets(prior, prompt_cond, rep, noise, ts, i: int, index):
@@ -220,7 +239,8 @@ def write(name: str = "nerf3d-probe.json") -> None:
               "seconds": r["seconds"],
               "images_per_view": r.get("images_per_view"),
               "labels": r["aggregate"]["labels"], "occupancy_iou": r["aggregate"]["occupancy_iou"],
-              "mask_iou": r["aggregate"]["mask_iou"], "psnr": r["aggregate"]["psnr"]} for r in rows]
+              "mask_iou": r["aggregate"]["mask_iou"], "psnr": r["aggregate"]["psnr"],
+              "roughness_deg": r.get("roughness_deg")} for r in rows]
     record = {"suite": "nerf3d probe: DDRep houses and chairs with other options and priors",
               "command": __doc__.split("\n\n")[1].strip(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
               "machine": machine_info(), "figures": {"table": table, "rows": rows, "poses": poses_rows}}

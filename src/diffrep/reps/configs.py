@@ -187,6 +187,10 @@ class NerfConfig:
     """SJC's emptiness scale (beta)."""
     centre_depth_weight: float = 0.0
     """Weight of SJC's centre-depth loss per view, -log(mean depth of the centre - mean depth of the border)."""
+    tv_weight: float = 0.01
+    """Weight of the total variation of the raw density (Plenoxels' mean over a resolution^3 lattice of the norm of
+    each vertex's forward differences) per ray of each view: against a surface rough at the scale of a voxel
+    (docs/nerf.md, *Regularisers*)."""
     blob_density: float = 5.0
     """Density added at the centre at initialisation, falling linearly to 0 at blob_radius (0: none)."""
     blob_radius: float = 0.5
@@ -210,7 +214,7 @@ class NerfConfig:
         check_range("nerf", "elevation_max", self.elevation_max, -90 <= self.elevation_min <= self.elevation_max <= 90,
                     f">= elevation_min={self.elevation_min}, both in [-90, 90]")
         for name in ("skip_density", "normal_eps", "normal_weight_min", "entropy_weight", "orientation_weight", "emptiness_weight", "emptiness_scale",
-                     "centre_depth_weight", "blob_density"):
+                     "centre_depth_weight", "tv_weight", "blob_density"):
             check_range("nerf", name, getattr(self, name), getattr(self, name) >= 0, ">= 0")
         check_range("nerf", "back_deg", self.back_deg, 0 <= self.front_deg <= self.back_deg <= 180,
                     f">= front_deg={self.front_deg}, both in [0, 180]")

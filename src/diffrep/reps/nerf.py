@@ -138,12 +138,13 @@ class NerfRep(Diffrep):
     def regularised(self, views: Tensor | None = None, pixels: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Renders ``[n, k, C, H, W]`` and the regularisers of the config on them, ``[n, k]``: each view's sum
         over its rays (the scale of a view's squared error) of the weighted entropy, orientation and
-        emptiness terms, plus its weighted centre-depth term times its number of rays. ``pixels [P]``: the
-        rays of these pixels only (renders ``[n, k, C, P]``; every term over those rays)."""
+        emptiness terms, plus its weighted centre-depth term and the field's weighted total variation, each times
+        its number of rays. ``pixels [P]``: the rays of these pixels only (renders ``[n, k, C, P]``; every term
+        over those rays)."""
         c = self.config
         if not (c.entropy_weight or c.orientation_weight or c.emptiness_weight or c.centre_depth_weight):
             x = self(views, pixels)
-            return x, x.new_zeros(x.shape[:2])
+            return x, self._total_variation(x)
         out = self.render_cameras(*self._view_cameras(views), outputs=True, pixels=pixels)
         per_ray = c.orientation_weight * out["orientation"]
         if c.entropy_weight:
@@ -156,7 +157,15 @@ class NerfRep(Diffrep):
             depth = out["depth"].flatten(2)  # [n, k, rays]
             inner = centre_pixels(self.image_shape[1], pixels)
             penalty = penalty + c.centre_depth_weight * depth.shape[-1] * centre_depth_loss(depth, inner=inner)
-        return out["rgb"], penalty
+        return out["rgb"], penalty + self._total_variation(out["rgb"])
+
+    def _total_variation(self, x: Tensor) -> Tensor:
+        """``[n, k]``: ``tv_weight`` times the field's total variation times the rays of each of the renders ``x``
+        ``[n, k, C, ...]`` (zeros when the weight is 0)."""
+        if not self.config.tv_weight:
+            return x.new_zeros(x.shape[:2])
+        tv = self.config.tv_weight * self.field.total_variation(self.config.resolution)
+        return (tv * x[0, 0, 0].numel())[:, None].expand(x.shape[:2])
 
     def _view_cameras(self, views: Tensor | None) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """The cameras, lights and shading codes of ``views`` (``None``: bank camera 0, the toy world's mean light)."""
