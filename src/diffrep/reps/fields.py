@@ -40,6 +40,12 @@ def _uniform(shape: tuple[int, ...], scale: float, generator: torch.Generator) -
     return scale * (2.0 * torch.rand(shape, generator=generator) - 1.0)
 
 
+def lattice(G: int, bound: float = 1.0, device: torch.device | str | None = None) -> Tensor:
+    """The ``G^3`` vertices of a lattice over ``[-bound, bound]^3``, ``[G^3, 3]`` world points indexed ``[x, y, z]``."""
+    axis = torch.linspace(-bound, bound, G, device=device)
+    return torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).view(-1, 3)
+
+
 def lattice_tv(raw: Tensor, eps: float = TV_EPS) -> Tensor:
     """Plenoxels' total variation ``[n]`` of values on lattices ``raw [n, G, G, G]``: the mean over the ``(G - 1)^3``
     vertices with a neighbour along each axis of ``sqrt(Δ1² + Δ2² + Δ3² + eps)``, ``Δa`` the forward difference."""
@@ -61,12 +67,6 @@ class Field(nn.Module):
         """``sigma [n, P] = softplus(raw + blob)`` at ``points [n, P, 3]`` (only the density channel where that is cheaper)."""
         return F.softplus(self.raw(points, 1)[..., 0] + blob(points, self.blob_density, self.blob_radius))
 
-    def lattice(self, G: int) -> Tensor:
-        """The ``G^3`` vertices of a lattice over the box, ``[G^3, 3]`` world points indexed ``[x, y, z]``."""
-        first = next(self.parameters())
-        axis = torch.linspace(-self.bound, self.bound, G, device=first.device)
-        return torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).view(-1, 3)
-
     def total_variation(self, G: int, eps: float = TV_EPS) -> Tensor:
         """``[n]``: the total variation of the raw density (the learned pre-activation, without the blob) on a
         ``G^3`` lattice over the box: Plenoxels' ``mean_v sqrt(Δx² + Δy² + Δz² + eps)``, ``Δa = raw(v + h e_a) -
@@ -74,16 +74,18 @@ class Field(nn.Module):
         Its unsquared differences cost a sharp surface no more than a blurred one of the same rise, so it flattens
         bumps without fogging the surface (a squared TV does). For the voxel grid at ``G = resolution`` the
         lattice is its own vertices (the grid's differences exactly)."""
-        n = next(self.parameters()).shape[0]
-        return lattice_tv(self.raw(self.lattice(G).expand(n, -1, -1), 1)[..., 0].view(n, G, G, G), eps)
+        first = next(self.parameters())
+        points = lattice(G, self.bound, first.device).expand(first.shape[0], -1, -1)
+        return lattice_tv(self.raw(points, 1)[..., 0].view(first.shape[0], G, G, G), eps)
 
     @torch.no_grad()
     def occupancy_grid(self, G: int, threshold: float) -> Tensor:
         """``[n, G, G, G]`` bool (indexed ``[x, y, z]`` over the box): cells where some corner's density, or a
         neighbouring cell's, exceeds ``threshold``; for ``render_rays(..., occupancy=)``. For the voxel grid
         on its own vertices (``G = resolution - 1``) a cell's corners bound its trilinear values."""
-        n = next(self.parameters()).shape[0]
-        dense = self.density(self.lattice(G + 1).expand(n, -1, -1)).view(n, 1, G + 1, G + 1, G + 1)
+        first = next(self.parameters())
+        points = lattice(G + 1, self.bound, first.device).expand(first.shape[0], -1, -1)
+        dense = self.density(points).view(first.shape[0], 1, G + 1, G + 1, G + 1)
         cells = F.max_pool3d(dense, 2, stride=1)  # the largest of each cell's 8 corners
         return (F.max_pool3d(cells, 3, stride=1, padding=1) > threshold)[:, 0]  # and of its neighbours
 

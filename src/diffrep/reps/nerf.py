@@ -22,7 +22,7 @@ from diffrep.cameras import VIEWS, camera_bank, camera_rays, view_label
 from diffrep.errors import InputError
 from diffrep.reps.base import Diffrep
 from diffrep.reps.configs import NerfConfig
-from diffrep.reps.fields import HashField, VoxelField
+from diffrep.reps.fields import HashField, VoxelField, lattice
 from diffrep.reps.volume import render_rays
 
 SHADINGS: tuple[str, ...] = ("albedo", "lambertian", "textureless")  # codes 0, 1, 2 of a view's last column
@@ -420,8 +420,7 @@ def nerf_outputs(rep: NerfRep, *, formats: tuple[str, ...] = NERF_FORMATS, frame
 def surface_density(density, resolution: int = 32) -> float:
     """The density of the mesh's surface: ``SURFACE_DENSITY``, or half the field's peak on a coarse grid
     when it never gets that dense (an early or faint NeRF), so a saved run always has a mesh to look at."""
-    axis = torch.linspace(-1, 1, resolution)
-    peak = density(torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).view(-1, 3)).max().item()
+    peak = density(lattice(resolution)).max().item()
     return SURFACE_DENSITY if peak > SURFACE_DENSITY else 0.5 * peak
 
 
