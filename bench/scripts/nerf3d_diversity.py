@@ -9,6 +9,7 @@ mug's, IoU 0.32, while their silhouettes agree, 0.86).
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT camera N AZ EL   # DDRep, another
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT RHO camera N AZ EL   # both
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT bank V   # DDRep, --nerf.bank V
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT seed S OPTIONS_JSON   # DDRep
     .venv/bin/python bench/scripts/nerf3d_diversity.py write                        # the JSON from both
 Finished runs are appended to bench/results/.nerf3d-diversity.cache/rows.jsonl (ignored; a rerun skips them);
 `write` makes bench/results/nerf3d-diversity.json: the cache's rows, and that file's earlier rows the cache has not
@@ -28,18 +29,21 @@ def done() -> dict:
     if not ROWS.exists():
         return {}
     rows = map(json.loads, ROWS.read_text().splitlines())
-    return {key(r["prompt"], r["method"], r["options"], r.get("prior", "toyworld")): r for r in rows}
+    return {key(r["prompt"], r["method"], r["options"], r.get("prior", "toyworld"), r.get("seed", 0)): r for r in rows}
 
 
-def key(prompt: str, method: str, options: dict, prior: str = "toyworld") -> str:
-    return json.dumps([prompt, method, options] + ([prior] if prior != "toyworld" else []), sort_keys=True)
+def key(prompt: str, method: str, options: dict, prior: str = "toyworld", seed: int = 0) -> str:
+    return json.dumps([prompt, method, options] + ([prior] if prior != "toyworld" else []) + ([seed] if seed else []),
+                      sort_keys=True)
 
 
-def run(prompt: str, rho: float | None = None, camera: dict | None = None, bank: int | None = None) -> None:
+def run(prompt: str, rho: float | None = None, camera: dict | None = None, bank: int | None = None,
+        seed: int = 0, options: dict | None = None) -> None:
     """The suite's three methods on ``prompt``; with ``rho``, DDRep alone with the bank's noise shared by ``rho``
     (``--nerf.shared-noise``); with ``camera``, DDRep alone (with ``rho`` if given) on the camera-conditioned prior of
     those options (the suite's: ``nerf3d.CAMERA_PRIOR``), labelled against the default prior's images as the other rows;
-    with ``bank``, DDRep alone with that many bank cameras (``--nerf.bank``; the default 32)."""
+    with ``bank``, DDRep alone with that many bank cameras (``--nerf.bank``; the default 32); with ``options``, DDRep
+    alone with those NeRF options at ``seed`` (the spread's own noise: another seed's 4 instances)."""
     import torch
 
     from diffrep.bench import nerf3d
@@ -51,12 +55,12 @@ def run(prompt: str, rho: float | None = None, camera: dict | None = None, bank:
     prior = toyworld_prior(**camera) if camera else toyworld_prior()
     tag = "toyworld {n} --camera-window {camera_window[0]:g} {camera_window[1]:g}".format(**camera) \
         if camera else "toyworld"
-    ddrep = ({} if rho is None else {"shared_noise": rho}) | ({} if bank is None else {"bank": bank})
-    methods = nerf3d.METHODS.items() if not ddrep and not camera else [("ddrep", ddrep)]
+    ddrep = ({} if rho is None else {"shared_noise": rho}) | ({} if bank is None else {"bank": bank}) | (options or {})
+    methods = nerf3d.METHODS.items() if not ddrep and not camera and options is None else [("ddrep", ddrep)]
     for method, options in methods:
-        if key(prompt, method, options, tag) in done():
+        if key(prompt, method, options, tag, seed) in done():
             continue
-        row, _ = nerf3d.one_run(prior, reference, gt, prompt, method, 0, 4, options)
+        row, _ = nerf3d.one_run(prior, reference, gt, prompt, method, seed, 4, options)
         row["prior"] = tag
         from diffrep.reps import REPS  # the NeRF's own DDRep defaults at the time (its solve), which `options` leaves out
 
@@ -75,12 +79,13 @@ def write() -> None:
 
     path = root / "bench" / "results" / "nerf3d-diversity.json"
     kept = json.loads(path.read_text())["figures"]["rows"] if path.exists() else []  # rows of earlier sessions' caches
-    rows = list(({key(r["prompt"], r["method"], r["options"], r.get("prior", "toyworld")): r for r in kept} | done()).values())
+    rows = list(({key(r["prompt"], r["method"], r["options"], r.get("prior", "toyworld"), r.get("seed", 0)): r
+                  for r in kept} | done()).values())
     table = []
     for r in rows:
         a, g = r["aggregate"], r["aggregate"]["ground_truth"]
         spread, data = 1 - a["pairwise_mask_iou"], 1 - g["pairwise_mask_iou"]
-        table.append({"prompt": r["prompt"], "method": r["method"], "options": r["options"],
+        table.append({"prompt": r["prompt"], "method": r["method"], "seed": r.get("seed", 0), "options": r["options"],
                       "prior": r.get("prior", "toyworld"), "seconds": r["seconds"],
                       "pairwise_occupancy_iou": a["pairwise_occupancy_iou"], "data_pairwise_occupancy_iou": g["pairwise_occupancy_iou"],
                       "pairwise_mask_iou": a["pairwise_mask_iou"], "data_pairwise_mask_iou": g["pairwise_mask_iou"],
@@ -102,6 +107,8 @@ if __name__ == "__main__":
         prompt, *rest = sys.argv[2:]  # PROMPT [RHO] [camera [N AZ EL]] | PROMPT bank V
         if rest[:1] == ["bank"]:
             run(prompt, bank=int(rest[1]))
+        elif rest[:1] == ["seed"]:
+            run(prompt, seed=int(rest[1]), options=json.loads(rest[2]))
         else:
             rho = float(rest.pop(0)) if rest and rest[0] != "camera" else None
             window = {"n": int(rest[1]), "camera_window": (float(rest[2]), float(rest[3]))} if len(rest) == 4 else CAMERA_PRIOR
