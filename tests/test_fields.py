@@ -246,6 +246,45 @@ def test_total_variation_matches_a_slow_loop_over_vertices(make):
         torch.testing.assert_close(field.total_variation(own), Field.total_variation(field, own), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("make", [voxel_field, hash_field])
+@pytest.mark.parametrize("G", [4, 8])
+def test_total_variation_over_occupied_cells_sums_those_cells_alone(make, G):
+    """With an occupancy grid the TV is the slow loop's sum over the lattice cells whose centres it holds occupied,
+    divided by all cells (all occupied: the whole TV); the field is read at their vertices only (elsewhere no
+    gradient), and a grid of other cells (here 5^3) is read at each TV cell's centre."""
+    field = make()
+    occupancy = torch.rand(2, 5, 5, 5, generator=torch.Generator().manual_seed(4)) > 0.6
+    axis = torch.linspace(-1.0, 1.0, G)
+    tv, read = field.total_variation(G, occupancy=occupancy), [set(), set()]
+    for i in range(2):
+        terms = []
+        for v in itertools.product(range(G - 1), repeat=3):
+            centre = [int((v[a] + 0.5) * 5 / (G - 1)) for a in range(3)]
+            if not occupancy[i][tuple(centre)]:
+                continue
+            points = [list(v)] + [[v[b] + (a == b) for b in range(3)] for a in range(3)]
+            read[i] |= {tuple(p) for p in points}
+            raw = field.raw(axis[torch.tensor(points)].expand(2, 4, 3), 1)[i, :, 0]
+            terms.append(((raw[1:] - raw[0]) ** 2).sum().add(1e-6).sqrt())
+        torch.testing.assert_close(tv[i], torch.stack(terms).sum() / (G - 1) ** 3, rtol=1e-5, atol=1e-6)
+    full = torch.ones(2, G - 1, G - 1, G - 1, dtype=torch.bool)
+    torch.testing.assert_close(field.total_variation(G, occupancy=full), field.total_variation(G), rtol=1e-5, atol=1e-6)
+    if make is voxel_field and G == field.grids.shape[-1]:  # the grid's own vertices: gradient only where read
+        field.total_variation(G, occupancy=occupancy)[0].backward()
+        moved = {(x, y, z) for z, y, x in (field.grids.grad[0, 0] != 0).nonzero().tolist()}
+        assert moved == read[0]
+
+
+def test_the_occupied_cells_vertices_are_those_the_total_variation_reads():
+    from diffrep.reps.fields import lattice_vertices
+
+    cells = torch.zeros(1, 3, 3, 3, dtype=torch.bool)
+    cells[0, 2, 0, 1] = True  # at the lattice's far x face: its neighbours along x wrap nowhere
+    need = lattice_vertices(cells)
+    expected = {(2, 0, 1), (3, 0, 1), (2, 1, 1), (2, 0, 2)}
+    assert {tuple(v) for v in need[0].nonzero().tolist()} == expected
+
+
 # Normals ---------------------------------------------------------------------------------------------
 
 

@@ -313,12 +313,14 @@ def test_regularisers_are_the_stated_sums_and_act_in_every_loop():
     from diffrep.reps.nerf import centre_depth_loss
 
     expected = (0.3 * entropy + 0.7 * out["orientation"] + 0.2 * emptiness).flatten(2).sum(-1)
-    expected = expected + 0.1 * 64 * centre_depth_loss(out["depth"]) + 0.4 * 64 * rep.field.total_variation(8)[:, None]
+    tv = rep.field.total_variation(8, occupancy=rep.occupancy())
+    expected = expected + 0.1 * 64 * centre_depth_loss(out["depth"]) + 0.4 * 64 * tv[:, None]
     torch.testing.assert_close(penalty, expected)
     assert penalty.shape == (2, 3) and penalty.requires_grad
     assert torch.equal(nerf(entropy_weight=0.0, tv_weight=0.0).regularised(views)[1], torch.zeros(2, 3))
     tv_only = nerf(entropy_weight=0.0, tv_weight=0.4)  # without a render-based term: renders plus the TV alone
-    torch.testing.assert_close(tv_only.regularised(views)[1], (0.4 * 64 * tv_only.field.total_variation(8))[:, None].expand(2, 3))
+    tv = tv_only.field.total_variation(8, occupancy=tv_only.occupancy())
+    torch.testing.assert_close(tv_only.regularised(views)[1], (0.4 * 64 * tv)[:, None].expand(2, 3))
     # The entropy alone, minimised by the adam pullback towards the current renders, makes rays less foggy.
     from diffrep.methods.solvers import pullback
 
@@ -333,6 +335,27 @@ def test_regularisers_are_the_stated_sums_and_act_in_every_loop():
     before = rough.field.total_variation(8).sum().item()
     pullback(rough, views, rough(views).detach(), PullbackConfig(adam_iters=30, adam_lr=0.05))
     assert rough.field.total_variation(8).sum().item() < 0.7 * before
+
+
+@pytest.mark.parametrize("skip", [0.01, 0.0])
+def test_total_variation_is_over_the_cells_the_render_keeps(skip, monkeypatch):
+    """With skipping on, a view's TV is over the cells of the occupancy grid its render uses, computed once for
+    both (the rough empty box around a small cube is not smoothed: the TV is less than the whole box's); off,
+    the whole box's."""
+    rep = nerf(entropy_weight=0.0, tv_weight=0.4, blob_density=0.0, skip_density=skip)
+    with torch.no_grad():
+        rep.field.grids[:, 0] = (-20.0 + 2.0 * torch.randn(rep.field.grids[:, 0].shape)) / rep.field.scale
+        rep.field.grids[:, 0, 3:5, 3:5, 3:5] = 5.0 / rep.field.scale
+    grids, made = rep.field.occupancy_grid, []
+    monkeypatch.setattr(rep.field, "occupancy_grid", lambda *a: made.append(a) or grids(*a))
+    views = rep.random_views(3, torch.Generator().manual_seed(0))
+    penalty = rep.regularised(views)[1]
+    assert len(made) == (1 if skip else 0)
+    whole = rep.field.total_variation(8)
+    tv = rep.field.total_variation(8, occupancy=grids(7, skip)) if skip else whole
+    torch.testing.assert_close(penalty, (0.4 * 64 * tv)[:, None].expand(2, 3))
+    if skip:
+        assert 0 < grids(7, skip).float().mean() < 0.5 and (tv < whole).all()
 
 
 def test_pixel_subsets_render_those_rays_and_average_to_the_whole_objective():

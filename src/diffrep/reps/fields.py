@@ -46,11 +46,31 @@ def lattice(G: int, bound: float = 1.0, device: torch.device | str | None = None
     return torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).view(-1, 3)
 
 
-def lattice_tv(raw: Tensor, eps: float = TV_EPS) -> Tensor:
+def lattice_tv(raw: Tensor, eps: float = TV_EPS, cells: Tensor | None = None) -> Tensor:
     """Plenoxels' total variation ``[n]`` of values on lattices ``raw [n, G, G, G]``: the mean over the ``(G - 1)^3``
-    vertices with a neighbour along each axis of ``sqrt(Δ1² + Δ2² + Δ3² + eps)``, ``Δa`` the forward difference."""
+    vertices with a neighbour along each axis of ``sqrt(Δ1² + Δ2² + Δ3² + eps)``, ``Δa`` the forward difference.
+    ``cells [n, G - 1, G - 1, G - 1]`` bool: only these vertices' terms are summed (still divided by ``(G - 1)^3``)."""
     d = [raw.diff(dim=1)[:, :, :-1, :-1], raw.diff(dim=2)[:, :-1, :, :-1], raw.diff(dim=3)[:, :-1, :-1, :]]
-    return (d[0].pow(2) + d[1].pow(2) + d[2].pow(2) + eps).sqrt().flatten(1).mean(1)
+    terms = (d[0].pow(2) + d[1].pow(2) + d[2].pow(2) + eps).sqrt()
+    if cells is not None:
+        terms = terms * cells
+    return terms.flatten(1).mean(1)
+
+
+def tv_cells(G: int, occupancy: Tensor) -> Tensor:
+    """``[n, G - 1, G - 1, G - 1]`` bool: the cells of a ``G^3`` lattice over the box whose centres lie in an occupied
+    cell of ``occupancy [n, Go, Go, Go]`` (an occupancy grid over the same box, indexed alike); for ``Go = G - 1``
+    the grid itself."""
+    Go = occupancy.shape[-1]
+    index = ((torch.arange(G - 1, device=occupancy.device) + 0.5) * Go / (G - 1)).long().clamp(max=Go - 1)
+    return occupancy[:, index][:, :, index][:, :, :, index]
+
+
+def lattice_vertices(cells: Tensor) -> Tensor:
+    """``[n, G, G, G]`` bool: the vertices a total variation over ``cells [n, G - 1, G - 1, G - 1]`` reads: each
+    cell's first vertex and its neighbour along each axis."""
+    need = F.pad(cells, (0, 1, 0, 1, 0, 1))
+    return need | need.roll(1, 1) | need.roll(1, 2) | need.roll(1, 3)  # the pad's zeros wrap into index 0
 
 
 class Field(nn.Module):
@@ -67,16 +87,27 @@ class Field(nn.Module):
         """``sigma [n, P] = softplus(raw + blob)`` at ``points [n, P, 3]`` (only the density channel where that is cheaper)."""
         return F.softplus(self.raw(points, 1)[..., 0] + blob(points, self.blob_density, self.blob_radius))
 
-    def total_variation(self, G: int, eps: float = TV_EPS) -> Tensor:
+    def total_variation(self, G: int, eps: float = TV_EPS, occupancy: Tensor | None = None) -> Tensor:
         """``[n]``: the total variation of the raw density (the learned pre-activation, without the blob) on a
         ``G^3`` lattice over the box: Plenoxels' ``mean_v sqrt(Δx² + Δy² + Δz² + eps)``, ``Δa = raw(v + h e_a) -
         raw(v)`` over the ``(G - 1)^3`` vertices with a neighbour along each axis (``h = 2 bound / (G - 1)``).
         Its unsquared differences cost a sharp surface no more than a blurred one of the same rise, so it flattens
         bumps without fogging the surface (a squared TV does). For the voxel grid at ``G = resolution`` the
-        lattice is its own vertices (the grid's differences exactly)."""
+        lattice is its own vertices (the grid's differences exactly). ``occupancy`` (an ``occupancy_grid``): the
+        sum over the cells whose centres it holds occupied only (``tv_cells``; the mean still over all), the field
+        looked up at their vertices alone: the space a render skips is left to itself."""
         first = next(self.parameters())
-        points = lattice(G, self.bound, first.device).expand(first.shape[0], -1, -1)
-        return lattice_tv(self.raw(points, 1)[..., 0].view(first.shape[0], G, G, G), eps)
+        n = first.shape[0]
+        if occupancy is None:
+            points = lattice(G, self.bound, first.device).expand(n, -1, -1)
+            return lattice_tv(self.raw(points, 1)[..., 0].view(n, G, G, G), eps)
+        cells = tv_cells(G, occupancy)
+        need = lattice_vertices(cells).view(n, -1)
+        count = need.sum(1)
+        index = need.float().argsort(dim=1, descending=True, stable=True)[:, : max(int(count.max()), 1)]  # needed first
+        points = lattice(G, self.bound, first.device)[index]  # [n, P, 3]; past an instance's count, unneeded ones
+        raw = first.new_zeros(n, G ** 3).scatter(1, index, self.raw(points, 1)[..., 0])
+        return lattice_tv(raw.view(n, G, G, G), eps, cells)
 
     @torch.no_grad()
     def occupancy_grid(self, G: int, threshold: float) -> Tensor:
@@ -118,12 +149,13 @@ class VoxelField(Field):
         self.scale = float(scale)
         self.grids = nn.Parameter(_uniform((n, 4, resolution, resolution, resolution), TABLE_INIT / self.scale, generator))
 
-    def total_variation(self, G: int, eps: float = TV_EPS) -> Tensor:
+    def total_variation(self, G: int, eps: float = TV_EPS, occupancy: Tensor | None = None) -> Tensor:
         """``Field.total_variation``; at ``G = resolution`` straight from the grid (its values are the lattice's;
         a DDRep run takes it every Adam iteration, and trilinear lookups of the lattice cost ~10x more)."""
         if G != self.grids.shape[-1]:
-            return super().total_variation(G, eps)
-        return lattice_tv(self.scale * self.grids[:, 0], eps)  # [n, z, y, x]: the same sum as over [n, x, y, z]
+            return super().total_variation(G, eps, occupancy)
+        cells = None if occupancy is None else tv_cells(G, occupancy).transpose(1, 3)  # [n, z, y, x] as the grid
+        return lattice_tv(self.scale * self.grids[:, 0], eps, cells)  # the same sum as over [n, x, y, z]
 
     def raw(self, points: Tensor, channels: int = 4) -> Tensor:
         """The first ``channels`` grid channels trilinearly interpolated at ``points [n, P, 3]`` -> ``[n, P, channels]``."""

@@ -142,6 +142,9 @@ class NerfRep(Diffrep):
         its number of rays. ``pixels [P]``: the rays of these pixels only (renders ``[n, k, C, P]``; every term
         over those rays)."""
         c = self.config
+        if self._held_occupancy is None and c.tv_weight and c.skip_density > 0:
+            with self.solving():  # one occupancy grid for the render and the total variation
+                return self.regularised(views, pixels)
         if not (c.entropy_weight or c.orientation_weight or c.emptiness_weight or c.centre_depth_weight):
             x = self(views, pixels)
             return x, self._total_variation(x)
@@ -161,10 +164,11 @@ class NerfRep(Diffrep):
 
     def _total_variation(self, x: Tensor) -> Tensor:
         """``[n, k]``: ``tv_weight`` times the field's total variation times the rays of each of the renders ``x``
-        ``[n, k, C, ...]`` (zeros when the weight is 0)."""
+        ``[n, k, C, ...]`` (zeros when the weight is 0), over the cells the renders' occupancy grid keeps (all
+        without skipping): what a render skips no view sees, and the hash field is looked up at fewer vertices."""
         if not self.config.tv_weight:
             return x.new_zeros(x.shape[:2])
-        tv = self.config.tv_weight * self.field.total_variation(self.config.resolution)
+        tv = self.config.tv_weight * self.field.total_variation(self.config.resolution, occupancy=self._held_occupancy)
         return (tv * x[0, 0, 0].numel())[:, None].expand(x.shape[:2])
 
     def _view_cameras(self, views: Tensor | None) -> tuple[Tensor, Tensor | None, Tensor | None]:
