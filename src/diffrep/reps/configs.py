@@ -159,9 +159,11 @@ class NerfConfig:
     normal_weight_min: float = 0.0
     """Difference normals only at samples whose render weight exceeds this in some instance (elsewhere 0: a
     normal enters the render times its weight); 0: at every evaluated sample (exact)."""
-    skip_density: float = 0.01
+    skip_density: float = 0.1
     """Occupancy-grid skipping: samples in cells where the density stays below this (checked on the grid's
-    vertices and the neighbouring cells, each render, once for a whole DDRep pullback solve) are not evaluated; 0: off."""
+    vertices and the neighbouring cells, each render, once for a whole DDRep pullback solve) are not evaluated; 0: off.
+    0.1 is below nerfacc's usual threshold (an opacity of 0.01 over a step of 2 sqrt(3) / 48: a density of 0.14);
+    0.01 kept the haze the total variation leaves around an object (docs/nerf.md, *Occupancy-grid skipping*)."""
     view_prompts: bool = True
     """Condition each view on "PROMPT, <front|side|back|overhead> view" by its camera (the toy world's labels)."""
     front_deg: float = 45.0
@@ -189,8 +191,8 @@ class NerfConfig:
     """Weight of SJC's centre-depth loss per view, -log(mean depth of the centre - mean depth of the border)."""
     tv_weight: float = 0.01
     """Weight of the total variation of the raw density (Plenoxels' mean over a resolution^3 lattice of the norm of
-    each vertex's forward differences) per ray of each view: against a surface rough at the scale of a voxel
-    (docs/nerf.md, *Regularisers*)."""
+    each vertex's forward differences, summed over the cells the renders' occupancy grid keeps) per ray of each
+    view: against a surface rough at the scale of a voxel (docs/nerf.md, *Regularisers*)."""
     blob_density: float = 5.0
     """Density added at the centre at initialisation, falling linearly to 0 at blob_radius (0: none)."""
     blob_radius: float = 0.5
