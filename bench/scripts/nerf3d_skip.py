@@ -66,10 +66,21 @@ def timed(options: dict, prompt: str = "a yellow duck") -> None:
     torch.set_num_threads(1)
     prior = toyworld_prior()
     row, result = nerf3d.one_run(prior, as_reference(prior), GroundTruth(), prompt, "ddrep", 0, 1, options)
-    append({"kind": "time", "code": str(Path(diffrep.__file__).parents[1]), "options": options, "prompt": prompt,
+    append({"kind": "time", "code": code_commit(Path(diffrep.__file__).parent), "options": options, "prompt": prompt,
             "seconds": row["seconds"], "cells_kept": round(result.rep.occupancy().float().mean().item(), 4),
             "occupancy_iou": row["aggregate"]["occupancy_iou"], "mask_iou": row["aggregate"]["mask_iou"],
             "labels": row["aggregate"]["labels"]})
+
+
+def code_commit(folder: Path) -> str:
+    """The commit of the checkout holding ``folder`` (the code a run imported: another checkout's through
+    PYTHONPATH for a side-by-side comparison), with ``+`` when it has uncommitted changes."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + ("+" if git("status", "--porcelain", "--", ".") else "")
 
 
 def write() -> None:
