@@ -102,11 +102,9 @@ class Field(nn.Module):
             points = lattice(G, self.bound, first.device).expand(n, -1, -1)
             return lattice_tv(self.raw(points, 1)[..., 0].view(n, G, G, G), eps)
         cells = tv_cells(G, occupancy)
-        need = lattice_vertices(cells).view(n, -1)
-        count = need.sum(1)
-        index = need.float().argsort(dim=1, descending=True, stable=True)[:, : max(int(count.max()), 1)]  # needed first
-        points = lattice(G, self.bound, first.device)[index]  # [n, P, 3]; past an instance's count, unneeded ones
-        raw = first.new_zeros(n, G ** 3).scatter(1, index, self.raw(points, 1)[..., 0])
+        index = lattice_vertices(cells).any(0).view(-1).nonzero()[:, 0]  # the vertices some instance reads
+        points = lattice(G, self.bound, first.device)[index].expand(n, -1, -1)
+        raw = first.new_zeros(n, G ** 3).index_copy(1, index, self.raw(points, 1)[..., 0])
         return lattice_tv(raw.view(n, G, G, G), eps, cells)
 
     @torch.no_grad()
