@@ -202,7 +202,29 @@ def test_nerf3d_camera_prior_section_runs_on_the_camera_conditioned_prior_alone(
     assert [r["method"] for r in figures["camera_prior"]["rows"]] == ["ddrep"]
     full = nerf3d.camera_plan(quick=False)
     assert {(s["prompt"], s["method"]) for s in full} == {(p, m) for p in nerf3d.PROMPTS for m in nerf3d.METHODS}
-    assert sorted(s["seed"] for s in full if s["method"] == "ddrep") == [0] * 6 + [1] * 6
+    assert sorted(s["seed"] for s in full if s["method"] == "ddrep" and s["n"] == 1) == [0] * 6 + [1] * 6
+    assert sorted((s["prompt"], s["method"], s["seed"]) for s in full if s["n"] > 1) == sorted(
+        (p, "ddrep", seed) for p in nerf3d.PROMPTS[:2] for seed in (0, 1, 2, 3))
+    assert all(bool(s.get("extra")) == (s["n"] > 1) for s in full)
+
+
+def test_nerf3d_diversity_runs_4_instances_at_4_seeds_and_keeps_them_apart(tmp_path, monkeypatch):
+    """3-D diversity "from 4 seeds of 2 prompts": the extra section runs 4 instances of the first two prompts with each
+    method at seeds 0-3; on the camera-conditioned prior DDRep's such runs go to the section's own ``extra_rows``, not
+    into the rows its per-method figures average."""
+    from diffrep.bench import nerf3d
+
+    diversity = [s for s in nerf3d.plan(quick=False) if s["n"] > 1]
+    assert sorted((s["prompt"], s["method"], s["seed"]) for s in diversity) == sorted(
+        (p, m, seed) for p in nerf3d.PROMPTS[:2] for m in nerf3d.METHODS for seed in (0, 1, 2, 3))
+    assert all(s["extra"] for s in diversity)
+    nerf3d, _, calls = fake_nerf3d(monkeypatch)
+    monkeypatch.setattr(nerf3d, "toyworld_prior", lambda **options: "camera prior")
+    quick = nerf3d.camera_plan(quick=True)
+    monkeypatch.setattr(nerf3d, "camera_plan", lambda quick_: quick + [quick[0] | {"n": 4, "method": "four", "extra": True}])
+    figures = nerf3d.run(quick=True, log=lambda s: None, prior=object(), cache=tmp_path / ".c", section="camera-prior")
+    assert [r["method"] for r in figures["camera_prior"]["rows"]] == ["ddrep"]
+    assert [r["method"] for r in figures["camera_prior"]["extra_rows"]] == ["four"]
 
 
 def test_nerf3d_sections_partition_the_suite_and_each_writes_its_own_figures(tmp_path, monkeypatch):

@@ -19,9 +19,12 @@ def main(path):
     record = json.loads(open(path).read())
     tables(record["figures"]["rows"])
     extra_table(record["figures"].get("extra_rows", []))
+    diversity_table(record["figures"].get("extra_rows", []))
     if camera := record["figures"].get("camera_prior"):
         print(f"\n### camera-conditioned prior: {json.dumps(camera['prior'])}\n")
         tables(camera["rows"])
+        extra_table(camera.get("extra_rows", []))
+        diversity_table(camera.get("extra_rows", []))
     if lmc := record["figures"].get("lmc_sds"):
         lmc_tables(lmc["rows"])
 
@@ -106,6 +109,25 @@ def extra_table(extra):
                   f"{a['labels']['kind']:.2f} | {a['labels']['view']:.2f} | {a['occupancy_iou']:.2f} | {a['mask_iou']:.2f} | "
                   f"{cell(pw)} ({cell(gt_pw)}) | {'-' if pm is None else f'{pm:.3f}'} ({'-' if gt_pm is None else f'{gt_pm:.3f}'}) | "
                   f"{cell(spread)} |")
+
+
+def diversity_table(extra):
+    """3-D diversity per prompt and method over the seeds of its 4-instance runs: each seed's silhouette spread
+    against the data's, and the spread of all their pairs (the mean pairwise silhouette IoU over every seed's
+    pairs, each run 6 of them) against the data's."""
+    runs = [r for r in extra if r["n"] > 1 and r["aggregate"].get("pairwise_mask_iou") is not None]
+    if not runs:
+        return
+    print()
+    print("| prompt | method | seeds | spread / data's, per seed | pairwise silhouette IoU (data) | spread / data's |")
+    print("|---|---|---|---|---|---|")
+    for prompt, method in dict.fromkeys((r["prompt"], r["method"]) for r in runs):
+        rs = [r for r in runs if (r["prompt"], r["method"]) == (prompt, method)]
+        pm = mean(r["aggregate"]["pairwise_mask_iou"] for r in rs)
+        data = mean(r["aggregate"]["ground_truth"]["pairwise_mask_iou"] for r in rs)  # the same data at every seed
+        each = ", ".join(f"{(1 - r['aggregate']['pairwise_mask_iou']) / (1 - data):.2f}" for r in rs)
+        print(f"| {prompt} | {method} | {', '.join(str(r['seed']) for r in rs)} | {each} | {pm:.3f} ({data:.3f}) | "
+              f"{(1 - pm) / (1 - data):.2f} |")
 
 
 main(sys.argv[1])

@@ -87,8 +87,12 @@ without the weighting, and (two seeds) LMC-SDS with SDS's ``w(t) = 1 - ᾱ_t``."
 SECTIONS: tuple[str, ...] = ("default-prior", "extra", "camera-prior", "lmc-sds")
 """Parts of the suite that ``--section`` re-runs alone (each replaces its figures in the suite's JSON): the prompts x
 methods x seeds on the default prior (``rows``: the targets' figures), the 4-instance and hash-grid runs
-(``extra_rows``), the camera-conditioned prior's runs (``camera_prior``), and LMC-SDS against SDS by the
+(``extra_rows``), the camera-conditioned prior's runs (``camera_prior``, its 4-instance runs under its ``extra_rows``), and LMC-SDS against SDS by the
 DreamFusion recipe (``lmc_sds``)."""
+DIVERSITY_SEEDS: tuple[int, ...] = (0, 1, 2, 3)
+"""3-D diversity (the issue: "from 4 seeds of 2 prompts"): a run of 4 instances at each seed, for the first two prompts;
+the spread of one run's 4 instances moves by ~0.5x the data's from seed to seed (docs/benchmarks.md), so the figure is
+the mean over the seeds' pairs."""
 CURVE_POINTS = 25  # occupancy IoU measured this many times along each run (every 2nd of DDRep's 50 steps)
 REFERENCE_N = 160_000  # toy-world images of the nearest-image labeller (the full suite; quick: the prior's own)
 
@@ -148,26 +152,30 @@ def render_saturation(rep, gt: GroundTruth, prompt: str, instances: list[dict], 
 
 
 def plan(quick: bool) -> list[dict]:
-    """The suite's runs: prompts x methods x seeds, then (full runs) 4 instances of 2 prompts and the hash grid."""
+    """The suite's runs: prompts x methods x seeds, then (full runs) 4 instances of 2 prompts at each of
+    ``DIVERSITY_SEEDS`` and the hash grid."""
     prompts, seeds, settings = (PROMPTS[:1], (0,), QUICK) if quick else (PROMPTS, (0, 1), METHODS)
     runs = [{"prompt": p, "method": m, "seed": s, "n": 1, "options": o, "gif": s == 0 and p in prompts[:2]}
             for p in prompts for m, o in settings.items() for s in seeds]
     if not quick:  # the other grid, and 3-D diversity across 4 instances of one run
-        runs += [{"prompt": p, "method": m, "seed": 0, "n": 4, "options": o, "extra": True}
-                 for p in PROMPTS[:2] for m, o in METHODS.items()]
+        runs += [{"prompt": p, "method": m, "seed": s, "n": 4, "options": o, "extra": True}
+                 for p in PROMPTS[:2] for m, o in METHODS.items() for s in DIVERSITY_SEEDS]
         runs += [{"prompt": p, "method": "ddrep", "seed": 0, "n": 1, "options": HASH, "extra": True}
                  for p in PROMPTS[:2]]
     return runs
 
 
 def camera_plan(quick: bool) -> list[dict]:
-    """The runs on the camera-conditioned prior: DDRep at both seeds and SDS, SJC at seed 0 for every prompt
-    (quick: DDRep's quick run); turntables of DDRep's chair and house, the kinds the default prior leaves blobs."""
+    """The runs on the camera-conditioned prior: DDRep at both seeds and SDS, SJC at seed 0 for every prompt, then
+    DDRep's 3-D diversity as on the default prior (4 instances of 2 prompts at each of ``DIVERSITY_SEEDS``; quick:
+    DDRep's quick run); turntables of DDRep's chair and house, the kinds the default prior leaves blobs."""
     if quick:
         return [{"prompt": PROMPTS[0], "method": "ddrep", "seed": 0, "n": 1, "options": QUICK["ddrep"], "prior": "camera"}]
     return [{"prompt": p, "method": m, "seed": s, "n": 1, "options": o, "prior": "camera",
              "gif": m == "ddrep" and s == 0 and p in ("a blue chair", "an orange house")}
-            for p in PROMPTS for m, o in METHODS.items() for s in ((0, 1) if m == "ddrep" else (0,))]
+            for p in PROMPTS for m, o in METHODS.items() for s in ((0, 1) if m == "ddrep" else (0,))] + [
+        {"prompt": p, "method": "ddrep", "seed": s, "n": 4, "options": METHODS["ddrep"], "prior": "camera", "extra": True}
+        for p in PROMPTS[:2] for s in DIVERSITY_SEEDS]
 
 
 def lmc_plan(quick: bool) -> list[dict]:
@@ -194,7 +202,7 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
     reference = functools.cache(lambda: as_reference(priors[None]()) if quick
                                 else load_reference(REFERENCE_N, priors[None]().image_shape[-1]))
     gt = GroundTruth()
-    rows, extra, camera, lmc, files = [], [], [], [], {}
+    rows, extra, camera, camera_extra, lmc, files = [], [], [], [], [], {}
     done = _read_cache(cache, prior_name)
     specs = section_specs(quick, section)
     for j, spec in enumerate(specs):
@@ -216,13 +224,15 @@ def run(quick: bool, log: Callable[[str], None], prior=None, prior_name: str = "
             continue
         if spec.get("gif"):
             files[gif_name(spec)] = _cached_gif(cache, key) if key in done else gif
-        (camera if "prior" in spec else lmc if "lmc" in spec else extra if spec.get("extra") else rows).append(
+        ((camera_extra if spec.get("extra") else camera) if "prior" in spec else lmc if "lmc" in spec
+         else extra if spec.get("extra") else rows).append(
             row | ({"label": spec["lmc"]} if "lmc" in spec else {}))
     if shard is not None:
         return None
     figures = {"_images": {}, "_files": files}
     if camera:
-        figures["camera_prior"] = {"prior": {"name": "toyworld", **camera_prior}, "rows": camera}
+        figures["camera_prior"] = {"prior": {"name": "toyworld", **camera_prior}, "rows": camera,
+                                   **({"extra_rows": camera_extra} if camera_extra else {})}
     if lmc:
         figures["lmc_sds"] = {"recipe": {k: {"method": m, "options": o, "seeds": list(seeds)}
                                          for k, (m, o, seeds) in LMC_RECIPE.items()}, "rows": lmc}
