@@ -8,6 +8,7 @@ mug's, IoU 0.32, while their silhouettes agree, 0.86).
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT camera   # DDRep, the suite's camera prior
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT camera N AZ EL   # DDRep, another
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT RHO camera N AZ EL   # both
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT RHO camera at S   # ... at seed S
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT bank V   # DDRep, --nerf.bank V
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_diversity.py run PROMPT seed S OPTIONS_JSON   # DDRep
     .venv/bin/python bench/scripts/nerf3d_diversity.py write                        # the JSON from both
@@ -110,8 +111,10 @@ if __name__ == "__main__":
         elif rest[:1] == ["seed"]:
             run(prompt, seed=int(rest[1]), options=json.loads(rest[2]))
         else:
+            seed = int(rest[-1]) if rest[-2:-1] == ["at"] else 0  # a trailing `at S`: another seed's instances
+            rest = rest[:-2] if rest[-2:-1] == ["at"] else rest
             rho = float(rest.pop(0)) if rest and rest[0] != "camera" else None
             window = {"n": int(rest[1]), "camera_window": (float(rest[2]), float(rest[3]))} if len(rest) == 4 else CAMERA_PRIOR
-            run(prompt, rho, window if rest[:1] == ["camera"] else None)
+            run(prompt, rho, window if rest[:1] == ["camera"] else None, seed=seed)
     else:
         write()
