@@ -135,6 +135,8 @@ def bad_cases(tmp_path):
         (["sample", "--rep", "nerfs", "--method", "ddrep", "--out", out], "unknown rep 'nerfs' (did you mean 'nerf'?)"),
         (["sample", "--rep", "nerf", "--method", "ddrep", "--prompt", "a yelow duck", "--out", out],
          "unknown word 'yelow' in prompt 'a yelow duck' (did you mean 'yellow'?)"),
+        (["sample", "--rep", "nerf", "--method", "ddrep", "--prompt", "a yellow duck, from behind", "--out", out],
+         "prompt 'a yellow duck, from behind' names a view, and the rep conditions each view on its camera's own"),
         (["sample", "--method", "magic", "--out", out, *SMALL], "unknown method 'magic'; allowed: ddim, ddpm, ddrep, sds, sjc"),
         (["sample", "--method", "vsd", "--out", out, *SMALL], "method 'vsd' is not available yet"),
         (["sample", "--rep", "voxels", "--out", out, *SMALL], "unknown rep 'voxels'; allowed: pixels, siren, panorama"),

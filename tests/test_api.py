@@ -195,8 +195,10 @@ def test_a_prior_by_name_has_its_prompts_checked_before_it_loads(monkeypatch):
     monkeypatch.setattr(diffrep.api, "load", boom)
     with pytest.raises(InputError, match="zebra"):
         diffrep.sample("toyworld", prompt="a red zebra")
-    with pytest.raises(InputError, match="two views"):
+    with pytest.raises(InputError, match=r"prompt 'a red mug, back view' names a view, .*no-view-prompts"):
         diffrep.sample("toyworld", rep="nerf", method="ddrep", prompt="a red mug, back view", resolution=4, bank=4)
+    with pytest.raises(InputError, match=r"unknown word 'zebra' in prompt 'a red zebra, back view'"):  # its own
+        diffrep.sample("toyworld", rep="nerf", method="ddrep", prompt="a red zebra, back view", resolution=4, bank=4)
     image = torch.zeros(3, 32, 32)
     with pytest.raises(InputError, match="zebra"):
         diffrep.sdedit("toyworld", image, prompt="a zebra")

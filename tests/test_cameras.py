@@ -135,6 +135,9 @@ def test_view_suffixes_and_prompts():
         ", front view", ", side view", ", back view", ", side view", ", overhead view"]
     assert C.view_suffix(0.0, 50.0, overhead_deg=60.0) == ", front view"
     assert C.view_prompt("a red mug", "back") == "a red mug, back view" == C.view_prompt("a red mug", 2)
+    from diffrep.priors.prompts import view_text  # the torch-free twin the prompt checks use
+
+    assert [view_text("a red mug", v) for v in C.VIEWS] == [C.view_prompt("a red mug", v) for v in C.VIEWS]
     with pytest.raises(ValueError, match="view must be one of"):
         C.view_prompt("a red mug", "top")
     with pytest.raises(ValueError, match="view must be one of"):

@@ -193,7 +193,7 @@ def test_geometry_of_a_sphere_shows_its_normals_depth_and_opacity():
 
 
 def test_view_prompts_are_encoded_before_the_run(toy3000):
-    with pytest.raises(InputError, match="view"):  # "a red mug, front view, back view" names two views
+    with pytest.raises(InputError, match="prompt 'a red mug, front view' names a view"):  # ", back view" added
         diffrep.sample(toy3000, rep="nerf", method="ddrep",
                        prompt="a red mug, front view", steps=1, **SMALL)
 

@@ -103,10 +103,10 @@ class ViewPrompt:
     cache: dict[str | None, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __call__(self, label: str | None) -> Any:
-        from diffrep.cameras import view_prompt
+        from diffrep.priors.prompts import with_view
 
         if label not in self.cache:
-            self.cache[label] = self.encode(self.prompt if label is None else view_prompt(self.prompt, label))
+            self.cache[label] = self.encode(self.prompt) if label is None else with_view(self.encode, self.prompt, label)
         return self.cache[label]
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from diffrep.checks import check_known, suggestion
 from diffrep.errors import InputError
 from diffrep.lazy import Lazy, lazy_exports
+from diffrep.priors.prompts import with_view
 from diffrep.priors.configs import (
     GaussianPriorConfig, GMMPriorConfig, ScenesPriorConfig, TinyPriorConfig, ToyworldPriorConfig,
 )
@@ -129,7 +130,7 @@ def check_prompt(config: Any, prompt: str | None, labels: tuple[str, ...] = ()) 
     if prompt and check is not None:
         check(config, prompt)
         for label in labels:
-            check(config, f"{prompt}, {label} view")  # cameras.view_prompt's form (that module imports torch)
+            with_view(lambda text: check(config, text), prompt, label)
 
 
 _LOADED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # prior -> its config_record, for run.json

@@ -6,7 +6,9 @@ The synonym tables are also the caption-augmentation vocabulary of the learned p
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from diffrep.checks import suggestion
 from diffrep.errors import InputError
@@ -127,3 +129,22 @@ def check_toyworld_prompt(config, text: str) -> None:
     from diffrep.toyworld.vocabulary import COLOURS, KINDS, VIEWS
 
     parse_prompt(text, KINDS, COLOURS, VIEWS)
+
+
+def view_text(prompt: str, label: str) -> str:
+    """``cameras.view_prompt``'s form, ``"a red mug, back view"``, for checks that must not import torch
+    (that module does; a test holds the two equal)."""
+    return f"{prompt}, {label} view"
+
+
+def with_view(use: Callable[[str], Any], prompt: str, label: str) -> Any:
+    """``use(view_text(prompt, label))``: a rep's view prompt checked or encoded. Where ``use`` refuses it but
+    takes ``prompt`` itself, the prompt names a view of its own, and the error says so rather than quoting a
+    prompt the user did not write."""
+    try:
+        return use(view_text(prompt, label))
+    except InputError:
+        use(prompt)  # refused too: its own error
+        raise InputError(f"prompt {prompt!r} names a view, and the rep conditions each view on its camera's own "
+                         f"({view_text(prompt, label)!r}, ...): leave the view out of the prompt, or turn view "
+                         "prompts off (--nerf.no-view-prompts; view_prompts=False in Python)") from None
