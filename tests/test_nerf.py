@@ -279,6 +279,38 @@ def test_export_reexports_and_refuses_what_is_not_a_nerf_run(tmp_path, capsys):
     assert "is corrupt" in capsys.readouterr().err
 
 
+def test_evaluate_and_export_run_from_python_are_what_the_command_line_runs(tmp_path, capsys, toy3000):
+    """``diffrep.evaluate`` on a Result, on its saved folder and ``diffrep evaluate`` give one evaluation;
+    ``diffrep.export_run`` re-exports into the folder; each refuses what is not a NeRF result in one line."""
+    from diffrep.evaluate3d import GroundTruth, as_reference
+
+    result = diffrep.sample(toy3000, rep="nerf", method="sds", prompt="a yellow duck", n=2, iters=2, seed=0,
+                            views_per_step=2, **SMALL)
+    run = result.save(tmp_path / "run")
+    reference, truth = as_reference(toy3000), GroundTruth(16, 32)
+    in_memory = diffrep.evaluate(result, reference=reference, ground_truth=truth)
+    saved = diffrep.evaluate(run, reference=reference, ground_truth=truth)
+    assert in_memory["setup"]["prompt"] == {"kind": "duck", "colour": "yellow"} and len(in_memory["instances"]) == 2
+    assert in_memory["instances"] == saved["instances"] and in_memory["aggregate"] == saved["aggregate"]
+    assert 0.0 < in_memory["aggregate"]["occupancy_iou"] < 1.0  # a 2-iteration blob: some overlap, not a duck
+    assert main(["evaluate", str(run), "--reference-n", "3000"]) == 0  # the prior's 3000 images, the 64^3 default
+    on_disk = json.loads((run / "eval.json").read_text())
+    assert on_disk["instances"][0]["labels"] == diffrep.evaluate(run, reference=reference)["instances"][0]["labels"]
+    written = diffrep.export_run(run, "ply", resolution=16)
+    assert written == {"mesh-0.ply": run / "mesh-0.ply", "mesh-1.ply": run / "mesh-1.ply"}
+    assert {"eval.json", "mesh-1.ply"} <= set(json.loads((run / "run.json").read_text())["outputs"])
+    pixels = diffrep.sample("gmm", prompt="red", n=1, steps=2)
+    for call, message in ((lambda: diffrep.evaluate(pixels), "result of rep 'pixels'; this needs a 'nerf' result"),
+                          (lambda: diffrep.evaluate(42), "run must be a Result"),
+                          (lambda: diffrep.evaluate(tmp_path / "none"), "not a diffrep result folder"),
+                          (lambda: diffrep.evaluate(run, reference_n=0), "reference_n=0"),
+                          (lambda: diffrep.export_run(result), "save it first"),
+                          (lambda: diffrep.export_run(run, "png"), "png"),
+                          (lambda: diffrep.export_run(run, resolution=4), "resolution=4")):
+        with pytest.raises(InputError, match=message):
+            call()
+
+
 def test_nerf_config_validates_itself():
     with pytest.raises(InputError, match="samples=1 is not allowed"):
         NerfConfig(samples=1)

@@ -800,24 +800,13 @@ def run_toyworld_scenes(a: ToyworldArgs, options: dict) -> int:
 
 
 def run_export(a: ExportArgs) -> int:
-    from diffrep.checks import check_int
     from diffrep.export import run_record
 
     run_record(a.run, rep="nerf")  # the run folder, before torch is imported
-    check_int("resolution", a.resolution, 8)
-    check_int("frames", a.frames)
-    if a.size is not None:
-        check_int("size", a.size, 8)
-    from diffrep.api import load_run
-    from diffrep.export import add_to_folder
-    from diffrep.reps.nerf import nerf_outputs
+    from diffrep.nerf_runs import export_run
 
-    rep, _ = load_run(a.run, rep="nerf")
-    files = nerf_outputs(rep, formats=tuple(dict.fromkeys(a.format)), frames=a.frames, size=a.size,
-                         mesh_resolution=a.resolution)
-    add_to_folder(a.run, files)
-    for name in sorted(files):
-        print(f"{name.split('-')[0]}: {a.run / name}")
+    for name, path in export_run(a.run, a.format, resolution=a.resolution, size=a.size, frames=a.frames).items():
+        print(f"{name.split('-')[0]}: {path}")
     return 0
 
 
@@ -829,24 +818,15 @@ def run_evaluate(a: EvaluateArgs) -> int:
 
     run_record(a.run, rep="nerf")  # the run folder, before torch is imported
     check_positive_int("reference_n", a.reference_n)
-    from diffrep.api import load_run
-    from diffrep.evaluate3d import (
-        evaluate_instances,
-        format_table,
-        load_reference,
-        prompt_labels,
-    )
+    from diffrep.evaluate3d import format_table
     from diffrep.export import add_to_folder
-    from diffrep.reps.nerf import nerf_objects
+    from diffrep.nerf_runs import evaluate
 
-    rep, record = load_run(a.run, rep="nerf")
-    labels = prompt_labels(record["config"].get("prompt") or "")
     bar = Progress("toy-world reference images (first use, then cached)")
     try:
-        reference = load_reference(a.reference_n, rep.image_shape[-1], progress=bar.count)
+        results = evaluate(a.run, reference_n=a.reference_n, seed=a.seed, progress=bar.count)
     finally:
         bar.close()
-    results = evaluate_instances(nerf_objects(rep), labels, reference, seed=a.seed)
     print(format_table(results))
     add_to_folder(a.run, {"eval.json": json_module.loads(json_module.dumps(results, default=str))})
     print(f"evaluation: {a.run / 'eval.json'}")

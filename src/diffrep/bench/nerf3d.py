@@ -33,13 +33,13 @@ import diffrep
 from diffrep.evaluate3d import (
     GroundTruth,
     as_reference,
-    evaluate_instances,
     grid_points,
     load_reference,
     occupancy_iou,
     prompt_labels,
 )
 from diffrep.bench.common import device_name
+from diffrep.nerf_runs import evaluate
 from diffrep.priors import toyworld_prior
 from diffrep.reps.nerf import SURFACE_DENSITY, nerf_objects, nerf_outputs
 
@@ -126,7 +126,7 @@ def one_run(prior, reference, gt, prompt: str, method: str, seed: int, n: int, o
     track, curve, paused = shape_curve(gt, prompt_labels(prompt)["kind"], CURVE_POINTS, start)
     result = diffrep.sample(prior, rep="nerf", method=method, prompt=prompt, n=n, seed=seed, callback=track, **options)
     seconds = time.perf_counter() - start - paused[0]
-    metrics = evaluate_instances(nerf_objects(result.rep), prompt_labels(prompt), reference, ground_truth=gt)
+    metrics = evaluate(result, reference=reference, ground_truth=gt)
     row = {"prompt": prompt, "method": method, "seed": seed, "n": n, "options": options, "device": device_name(device),
            "seconds": round(seconds, 1),
            "prior_evaluations": result.info["prior_evaluations"], "iou_curve": curve, "aggregate": metrics["aggregate"],
