@@ -279,6 +279,20 @@ def test_export_reexports_and_refuses_what_is_not_a_nerf_run(tmp_path, capsys):
     assert "is corrupt" in capsys.readouterr().err
 
 
+def test_the_default_prompt_of_a_nerf_leaves_the_view_to_its_cameras(tmp_path):
+    """``diffrep sample`` without --prompt: 'a red mug, front view' would name a view beside each camera's own, so a
+    rep with view prompts gets 'a red mug'; without them (and for pixels) the view stays in."""
+    small = ["--toyworld-n", "3000", "--n", "1", "--optim.iters", "1",
+             *[f"--nerf.{k.replace('_', '-')}={v}" for k, v in SMALL.items()]]
+    for extra, prompt in (([], "a red mug"), (["--nerf.no-view-prompts"], "a red mug, front view")):
+        out = tmp_path / prompt.replace(" ", "-").replace(",", "")
+        assert main(["sample", "--rep", "nerf", "--method", "sds", *small, *extra, "--out", str(out)]) == 0
+        assert json.loads((out / "run.json").read_text())["config"]["prompt"] == prompt
+    out = tmp_path / "pixels"
+    assert main(["sample", "--toyworld-n", "3000", "--n", "1", "--steps", "2", "--out", str(out)]) == 0
+    assert json.loads((out / "run.json").read_text())["config"]["prompt"] == "a red mug, front view"
+
+
 def test_evaluate_and_export_run_from_python_are_what_the_command_line_runs(tmp_path, capsys, toy3000):
     """``diffrep.evaluate`` on a Result, on its saved folder and ``diffrep evaluate`` give one evaluation;
     ``diffrep.export_run`` re-exports into the folder; each refuses what is not a NeRF result in one line."""

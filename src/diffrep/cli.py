@@ -91,8 +91,9 @@ class SampleArgs:
 
     out: Path
     """Output folder (must be empty or new, unless --overwrite)."""
-    prompt: str = "a red mug, front view"
-    """Text prompt; toy-world words: kinds, colours, views and their synonyms. Empty = unconditional."""
+    prompt: str | None = None
+    """Text prompt; toy-world words: kinds, colours, views and their synonyms. Empty = unconditional. Default:
+    'a red mug, front view'; 'a red mug' for a rep whose views add view words of their own (a NeRF's view prompts)."""
     prior: Prior = PriorArgs()
     rep: str = "pixels"
     """Differentiable representation (the list: ``sample_helps``)."""
@@ -617,6 +618,7 @@ def run_sample(a: SampleArgs) -> int:
 
     check_output_dir(a.out, a.overwrite)  # first, and before torch is imported: a bad --out is reported at once
     from diffrep.methods import Sampling
+    from diffrep.priors import check_prompt
     from diffrep.spec import prepare
 
     image = METHODS[a.method].image
@@ -632,10 +634,12 @@ def run_sample(a: SampleArgs) -> int:
     spec, _ = prepare(sampling=Sampling(**sampling), **run)  # the rep, the method, their options: still no torch
     prior_config = check_prior(a.prior, a.prompt, a.method, image=image, rep=spec.rep, options=spec.options,
                                rep_options=None if image else spec.rep_options)  # all before the prior loads
-    if a.prompt and not image:  # and the view prompts of the rep's views (a NeRF's camera bank needs torch)
-        from diffrep.priors import check_prompt
-
-        check_prompt(prior_config, a.prompt, REPS[spec.rep].labels(spec.rep_options))
+    # The view prompts of the rep's views (a NeRF's camera bank needs torch), and the default prompt: a rep whose
+    # views add view words of their own takes it without its view.
+    labels = () if image else REPS[spec.rep].labels(spec.rep_options)
+    run["prompt"] = ("a red mug" if labels else "a red mug, front view") if a.prompt is None else a.prompt
+    if run["prompt"]:
+        check_prompt(prior_config, run["prompt"], labels)
     import diffrep
 
     with output_lock(a.out):
