@@ -313,6 +313,9 @@ def test_evaluate_and_export_run_from_python_are_what_the_command_line_runs(tmp_
     written = diffrep.export_run(run, "ply", resolution=16)
     assert written == {"mesh-0.ply": run / "mesh-0.ply", "mesh-1.ply": run / "mesh-1.ply"}
     assert {"eval.json", "mesh-1.ply"} <= set(json.loads((run / "run.json").read_text())["outputs"])
+    gmm = diffrep.sample("gmm", rep="nerf", method="sds", prompt="red", n=1, iters=1, view_prompts=False, **SMALL)
+    setup = diffrep.evaluate(gmm, reference_n=3000)["setup"]  # views of a size the toy world has no images of
+    assert gmm.rep.image_shape[-1] == 16 and setup["res"] == 32 and setup["prompt"] == {"colour": "red"}
     pixels = diffrep.sample("gmm", prompt="red", n=1, steps=2)
     for call, message in ((lambda: diffrep.evaluate(pixels), "result of rep 'pixels'; this needs a 'nerf' result"),
                           (lambda: diffrep.evaluate(42), "run must be a Result"),

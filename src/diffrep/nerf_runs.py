@@ -40,17 +40,20 @@ def evaluate(run: Any, *, reference: Any = None, reference_n: int = 10_000, seed
 
     run: a ``Result`` of ``diffrep.sample(rep="nerf")`` on a toy-world prompt, or a folder one was saved in.
     reference: the labeller's images (anything ``evaluate3d.as_reference`` takes); default the toy world's first
-    ``reference_n`` (generated once, then cached; ``progress(done, total)`` hears that). seed: held-out cameras and
+    ``reference_n`` at the NeRF's resolution, or at 32² for a NeRF of another prior's (generated once, then cached;
+    ``progress(done, total)`` hears that). seed: held-out cameras and
     ground-truth instances. ground_truth: an ``evaluate3d.GroundTruth`` to reuse between calls."""
     from diffrep.checks import check_positive_int
     from diffrep.evaluate3d import evaluate_instances, load_reference, prompt_labels
     from diffrep.reps.nerf import nerf_objects
+    from diffrep.priors.configs import TOYWORLD_RESOLUTIONS
 
     rep, config = nerf_run(run)
     check_positive_int("reference_n", reference_n)
     labels = prompt_labels(config.get("prompt") or "")
-    if reference is None:
-        reference = load_reference(reference_n, rep.image_shape[-1], progress=progress)
+    if reference is None:  # at the NeRF's own resolution where the toy world has one (a NeRF renders at any)
+        res = rep.image_shape[-1] if rep.image_shape[-1] in TOYWORLD_RESOLUTIONS else TOYWORLD_RESOLUTIONS[0]
+        reference = load_reference(reference_n, res, progress=progress)
     return evaluate_instances(nerf_objects(rep), labels, reference, seed=seed, ground_truth=ground_truth)
 
 

@@ -28,6 +28,10 @@ def check_device(device: str) -> str:
     return check_available(device)
 
 
+TOYWORLD_RESOLUTIONS: tuple[int, ...] = (32, 64)
+"""The resolutions the toy world renders its data sets and views at."""
+
+
 @dataclass(frozen=True)
 class ToyworldPriorConfig:
     """Options of the ``toyworld`` prior: the empirical prior over a generated toy-world set."""
@@ -49,7 +53,7 @@ class ToyworldPriorConfig:
 
     def __post_init__(self):
         check_int("n", self.n)
-        check_one_of("res", self.res, (32, 64))
+        check_one_of("res", self.res, TOYWORLD_RESOLUTIONS)
         check_int("seed", self.seed, minimum=0)
         check_one_of("schedule", self.schedule, SCHEDULES)
         check_device(self.device)
@@ -90,7 +94,7 @@ class ScenesPriorConfig:
 
     def __post_init__(self):
         check_int("n", self.n)
-        check_one_of("res", self.res, (32, 64))
+        check_one_of("res", self.res, TOYWORLD_RESOLUTIONS)
         check_int("seed", self.seed, minimum=0)
         check_int("view_stride", self.view_stride)
         check_one_of("scene_prompt", self.scene_prompt, ("layout", "set"))
