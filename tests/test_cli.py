@@ -1,6 +1,7 @@
 """The command line: a tiny end-to-end run, and every bad input as one line with exit code 2."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -307,3 +308,20 @@ def test_prior_options_reach_the_config_fields():
                   rgb_res=32)
     assert prior_options(a) == {"device": "cuda", "dtype": "fp16", "attention_slicing": True, "cpu_offload": True,
                                 "rgb": True, "rgb_res": 32}
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    """`diffrep sample --rep nerf --method ddrep --help | head -2`: the pipe closes while the help (26 kB) is written;
+    the command stops quietly with a shell's SIGPIPE status. The pipe is shrunk to one page, so the help cannot fit
+    in it before it closes."""
+    import fcntl
+
+    read, write = os.pipe()
+    fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, 4096)
+    proc = subprocess.Popen([sys.executable, "-m", "diffrep.cli", "sample", "--rep", "nerf", "--method", "ddrep", "--help"],
+                            stdout=write, stderr=subprocess.PIPE)
+    os.close(write)
+    with os.fdopen(read, "rb") as out:
+        assert out.readline().startswith(b"usage: diffrep sample")
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141 and "Traceback" not in err, err

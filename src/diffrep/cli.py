@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
+import os
 import shlex
 import sys
 import warnings
@@ -520,6 +521,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("diffrep: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout closed early (`diffrep sample --help | head`): stop quietly, as the reader asked
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # and no second error when Python flushes it
+        return 141  # a shell's status for a command that SIGPIPE stopped (128 + 13)
     finally:
         COMMAND.reset(token)
 
