@@ -55,6 +55,15 @@ def test_sphere_is_closed_outward_and_the_right_size(sphere):
     assert (np.einsum("ij,ij->i", sphere.face_normals, sphere.triangles_center) > 0).all()
 
 
+def test_a_threshold_chosen_from_the_grids_peak():
+    """A function of the grid's peak density sets the level: half the peak of 50 (1 - r) is the sphere r = 0.5 (the
+    grid holds the centre, where the peak is 50)."""
+    peaks = []
+    mesh = extract_mesh(sphere_density, red_or_blue, resolution=33, threshold=lambda peak: peaks.append(peak) or peak / 2)
+    assert peaks == [pytest.approx(50.0)]
+    assert mesh.volume == pytest.approx(4 / 3 * math.pi * 0.5**3, rel=0.05)
+
+
 def test_vertex_colours_follow_colour_fn(sphere):
     c = np.asarray(sphere.visual.vertex_colors)
     assert c.dtype == np.uint8 and c.shape == (len(sphere.vertices), 4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 
@@ -277,6 +278,24 @@ def test_export_reexports_and_refuses_what_is_not_a_nerf_run(tmp_path, capsys):
     (run / "rep.safetensors").write_bytes(b"not safetensors")
     assert main(["export", str(run)]) == 2
     assert "is corrupt" in capsys.readouterr().err
+
+
+def test_a_coarse_mesh_grid_still_meets_a_surface():
+    """The mesh's level comes from the grid it is cut from: an untrained NeRF (the blob, density 5.0 at the centre)
+    on an 8^3 grid, whose nearest points to the centre lie 0.25 away (density 2.6, below SURFACE_DENSITY), is cut at
+    half its peak (`diffrep export RUN --resolution 8` failed with "no surface" when the level came from a 33^3
+    lattice that holds the centre)."""
+    import trimesh
+
+    from diffrep.reps.nerf import SURFACE_DENSITY, nerf_outputs
+
+    rep = nerf(n=1)
+    for resolution in (8, 33):
+        mesh = trimesh.load(io.BytesIO(nerf_outputs(rep, formats=("ply",), mesh_resolution=resolution)["mesh-0.ply"]),
+                            file_type="ply")
+        assert len(mesh.faces) > 0 and mesh.is_watertight
+    centre = rep.density(torch.zeros(1, 1, 3))[0, 0].item()
+    assert centre > SURFACE_DENSITY > rep.density(torch.full((1, 1, 3), 1 / 7))[0, 0].item()
 
 
 def test_the_default_prompt_of_a_nerf_leaves_the_view_to_its_cameras(tmp_path):

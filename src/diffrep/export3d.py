@@ -83,7 +83,8 @@ def _density_grid(density_fn: Callable[[Tensor], Tensor], bound: float, resoluti
 
 
 def extract_mesh(density_fn: Callable[[Tensor], Tensor], colour_fn: Callable[[Tensor], Tensor], *,
-                 bound: float = 1.0, resolution: int = 128, threshold: float | None = None, chunk: int = 65536,
+                 bound: float = 1.0, resolution: int = 128, threshold: float | Callable[[float], float] | None = None,
+                 chunk: int = 65536,
                  device: torch.device | str = "cpu", min_diameter: float = 0.0,
                  fill_voids: bool = False) -> "trimesh.Trimesh":  # noqa: F821
     """Marching-cubes mesh of ``{density > threshold}`` in ``[-bound, bound]^3``, with vertex colours.
@@ -95,7 +96,8 @@ def extract_mesh(density_fn: Callable[[Tensor], Tensor], colour_fn: Callable[[Te
 
     density_fn: points ``[P, 3]`` (world, on ``device``) -> ``[P]``; colour_fn: points ``[P, 3]`` ->
     ``[P, 3]`` in [0, 1], evaluated at the vertices (stored as uint8 RGBA). threshold: ``None`` is
-    ``DENSITY_THRESHOLD`` (NeRF densities); 0.5 suits an occupancy. Vertices are in world
+    ``DENSITY_THRESHOLD`` (NeRF densities); 0.5 suits an occupancy; a function of the grid's peak density chooses
+    it from the very grid the mesh is cut from (``reps.nerf.surface_level``). Vertices are in world
     coordinates; faces are wound so that normals point out of the dense region (positive volume).
 
     Example: ``mesh = extract_mesh(lambda p: 50 * (1 - p.norm(dim=-1)).relu(), lambda p: p * 0 + 0.5, resolution=64)``.
@@ -110,11 +112,11 @@ def extract_mesh(density_fn: Callable[[Tensor], Tensor], colour_fn: Callable[[Te
         raise InputError(f"chunk must be a positive integer, got {chunk!r}")
     if not 0 <= min_diameter < 1:
         raise InputError(f"min_diameter must be in [0, 1) (a fraction of the mesh's diagonal), got {min_diameter!r}")
-    threshold = DENSITY_THRESHOLD if threshold is None else float(threshold)
     grid = _density_grid(density_fn, bound, resolution, chunk, device)
     if torch.isnan(grid).any():
         raise InputError("density_fn returned NaN on the grid; no mesh can be extracted")
     lo, hi = grid.min().item(), grid.max().item()
+    threshold = DENSITY_THRESHOLD if threshold is None else float(threshold(hi) if callable(threshold) else threshold)
     if not lo < threshold < hi:
         raise InputError(f"no surface at threshold {threshold:g}: density range [{lo:.4g}, {hi:.4g}]")
     # PyMCubes: vertices in index coordinates (axis 0 of the array first); faces wound outward for

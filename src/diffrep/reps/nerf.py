@@ -22,7 +22,7 @@ from diffrep.cameras import VIEWS, camera_bank, camera_rays, view_label
 from diffrep.errors import InputError
 from diffrep.reps.base import Diffrep
 from diffrep.reps.configs import NerfConfig
-from diffrep.reps.fields import HashField, VoxelField, lattice
+from diffrep.reps.fields import HashField, VoxelField
 from diffrep.reps.volume import render_rays
 
 SHADINGS: tuple[str, ...] = ("albedo", "lambertian", "textureless")  # codes 0, 1, 2 of a view's last column
@@ -415,16 +415,16 @@ def nerf_outputs(rep: NerfRep, *, formats: tuple[str, ...] = NERF_FORMATS, frame
             if meshes := tuple(f for f in formats if f in MESH_FORMATS):
                 density = lambda p: one.density(p[None].to(one.bank.device))[0].cpu()  # noqa: E731
                 mesh = extract_mesh(density, lambda p: one.albedo(p[None].to(one.bank.device))[0].cpu(),
-                                    resolution=mesh_resolution, threshold=surface_density(density),
+                                    resolution=mesh_resolution, threshold=surface_level,
                                     min_diameter=MESH_MIN_DIAMETER, fill_voids=True)
                 files |= mesh_files(mesh, meshes, name=f"mesh-{i}")
     return files
 
 
-def surface_density(density, resolution: int = 32) -> float:
-    """The density of the mesh's surface: ``SURFACE_DENSITY``, or half the field's peak on a coarse grid
-    when it never gets that dense (an early or faint NeRF), so a saved run always has a mesh to look at."""
-    peak = density(lattice(resolution)).max().item()
+def surface_level(peak: float) -> float:
+    """The density of the mesh's surface on a grid whose densest point has density ``peak``: ``SURFACE_DENSITY``,
+    or half the peak when the grid never gets that dense (an early or faint NeRF, or a grid too coarse to meet
+    its densest parts), so a saved run always has a mesh to look at, at any ``--resolution``."""
     return SURFACE_DENSITY if peak > SURFACE_DENSITY else 0.5 * peak
 
 
