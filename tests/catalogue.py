@@ -281,6 +281,8 @@ API_TOO_BIG = [
     (lambda: diffrep.sample("gmm", steps=100_000), "steps=100000 is not allowed: the prior has 1000 timesteps"),
     (lambda: diffrep.sample("gmm", n=10**12), r"n=1000000000000 needs about .* GiB \(estimated\), more than the"),
     (lambda: diffrep.sample("gmm", rep="siren", method="ddrep", n=10**7), "GiB"),
+    # a rep too big to build: counted on the meta device, not allocated (a 2000^3 voxel grid: 128 GB of parameters)
+    (lambda: diffrep.sample("gmm", rep="nerf", method="sds", resolution=2000), r"GiB .* or smaller rep options"),
     (lambda: diffrep.sdedit("gmm", torch.zeros(3, 16, 16), steps=10**20), "the prior has 1000 timesteps"),
     (lambda: diffrep.inpaint("gmm", torch.zeros(3, 16, 16), torch.ones(16, 16), n=10**15), "GiB"),
 ]

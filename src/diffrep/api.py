@@ -292,8 +292,9 @@ def check_budget(prior: Prior, steps: int, n: int, rep_options: Any = None, view
         raise InputError(f"steps={steps} is not allowed: the prior has {T} timesteps (at most {T} steps)")
     need, have = estimate_memory(prior, n, rep_options, views), available_memory()
     if need > have:
+        smaller = "a smaller n" if rep_options is None else "a smaller n or smaller rep options"
         raise InputError(f"n={n} needs about {need / 2**30:.1f} GiB (estimated), more than the "
-                         f"{have / 2**30:.1f} GiB available; use a smaller n")
+                         f"{have / 2**30:.1f} GiB available; use {smaller}")
 
 
 SAMPLER_OVERHEAD = 12 * 2**20
@@ -313,10 +314,14 @@ def estimate_memory(prior: Prior, n: int, rep_options: Any = None, views: int = 
     per_instance = 64 * image  # samples, noise, CFG's doubled batches, views, renders
     if rep_options is None:
         return SAMPLER_OVERHEAD + n * per_instance
+    with torch.device("meta"):  # its parameters counted without allocating them: a rep too big to build is not built
+        shell = make_rep(rep_options, prior.image_shape, 1, generator=torch.Generator().manual_seed(0))
+    noise = 4 * int(torch.tensor(shell.noise_shape[1:]).prod())  # DDRep's noise state (a canvas, a bank)
+    per_instance += 6 * 4 * sum(p.numel() for p in shell.parameters()) + 4 * noise
+    if GRADIENT_OVERHEAD + n * per_instance > available_memory():  # already too big: no need to render one
+        return GRADIENT_OVERHEAD + n * per_instance
     one = make_rep(rep_options, prior.image_shape, 1, generator=torch.Generator().manual_seed(0))
-    noise = 4 * int(torch.tensor(one.noise_shape[1:]).prod())  # DDRep's noise state (a canvas, a bank)
-    per_instance += 6 * 4 * sum(p.numel() for p in one.parameters()) + 4 * noise + 3 * saved_activations(one, views)
-    return GRADIENT_OVERHEAD + n * per_instance
+    return GRADIENT_OVERHEAD + n * (per_instance + 3 * saved_activations(one, views))
 
 
 def saved_activations(rep, views: int) -> int:
