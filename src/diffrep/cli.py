@@ -808,10 +808,7 @@ def run_toyworld_scenes(a: ToyworldArgs, options: dict) -> int:
 
 
 def run_export(a: ExportArgs) -> int:
-    from diffrep.export import run_record
-
-    run_record(a.run, rep="nerf")  # the run folder, before torch is imported
-    from diffrep.nerf_runs import export_run
+    from diffrep.nerf_runs import export_run  # it checks the folder and the numbers before torch is imported
 
     for name, path in export_run(a.run, a.format, resolution=a.resolution, size=a.size, frames=a.frames).items():
         print(f"{name.split('-')[0]}: {path}")
@@ -821,20 +818,16 @@ def run_export(a: ExportArgs) -> int:
 def run_evaluate(a: EvaluateArgs) -> int:
     import json as json_module
 
-    from diffrep.checks import check_positive_int
-    from diffrep.export import run_record
-
-    run_record(a.run, rep="nerf")  # the run folder, before torch is imported
-    check_positive_int("reference_n", a.reference_n)
-    from diffrep.evaluate3d import format_table
     from diffrep.export import add_to_folder
-    from diffrep.nerf_runs import evaluate
+    from diffrep.nerf_runs import evaluate  # it checks the folder and --reference-n before torch is imported
 
     bar = Progress("toy-world reference images (first use, then cached)")
     try:
         results = evaluate(a.run, reference_n=a.reference_n, seed=a.seed, progress=bar.count)
     finally:
         bar.close()
+    from diffrep.evaluate3d import format_table
+
     print(format_table(results))
     add_to_folder(a.run, {"eval.json": json_module.loads(json_module.dumps(results, default=str))})
     print(f"evaluation: {a.run / 'eval.json'}")

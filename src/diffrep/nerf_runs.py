@@ -32,6 +32,14 @@ def nerf_run(run: Any) -> tuple[Any, dict[str, Any]]:
     return rep, record["config"]
 
 
+def _check_folder(run: Any) -> None:
+    """A result folder's run.json names a NeRF run (torch-free; a ``Result`` passes)."""
+    from diffrep.export import run_record
+
+    if isinstance(run, (str, Path)):
+        run_record(run, rep="nerf")
+
+
 def evaluate(run: Any, *, reference: Any = None, reference_n: int = 10_000, seed: int = 0, ground_truth: Any = None,
              progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Score each NeRF instance of ``run`` against the toy world's ground truth for its prompt (docs/evaluate3d.md):
@@ -44,12 +52,14 @@ def evaluate(run: Any, *, reference: Any = None, reference_n: int = 10_000, seed
     ``progress(done, total)`` hears that). seed: held-out cameras and
     ground-truth instances. ground_truth: an ``evaluate3d.GroundTruth`` to reuse between calls."""
     from diffrep.checks import check_positive_int
+
+    _check_folder(run)
+    check_positive_int("reference_n", reference_n)  # both before torch is imported
     from diffrep.evaluate3d import evaluate_instances, load_reference, prompt_labels
-    from diffrep.reps.nerf import nerf_objects
     from diffrep.priors.configs import TOYWORLD_RESOLUTIONS
+    from diffrep.reps.nerf import nerf_objects
 
     rep, config = nerf_run(run)
-    check_positive_int("reference_n", reference_n)
     labels = prompt_labels(config.get("prompt") or "")
     if reference is None:  # at the NeRF's own resolution where the toy world has one (a NeRF renders at any)
         res = rep.image_shape[-1] if rep.image_shape[-1] in TOYWORLD_RESOLUTIONS else TOYWORLD_RESOLUTIONS[0]
@@ -64,12 +74,12 @@ def export_run(run: str | Path, formats: str | Sequence[str] = ("glb", "obj", "p
     turntables (``gif``, ``mp4``: ``frames`` frames, ``size`` pixels a side) and the geometry grid (``geometry``).
     Returns the files written. A ``Result`` in memory: ``result.save(DIR)`` writes them (at the defaults) first."""
     from diffrep.checks import check_int
-    from diffrep.export import add_to_folder, run_record
+    from diffrep.export import add_to_folder
 
     if not isinstance(run, (str, Path)):
         raise InputError(f"export_run writes into a saved result folder; got a {type(run).__name__}: save it first "
                          "(result.save(DIR) writes its meshes and turntables too), then export that folder")
-    run_record(run, rep="nerf")  # the folder, before the work
+    _check_folder(run)  # the folder and the numbers, before torch is imported
     check_int("resolution", resolution, 8)
     check_int("frames", frames)
     if size is not None:
