@@ -179,6 +179,11 @@ def bad_cases(tmp_path):
          "lr=0.0 is not allowed"),
         (["sample", "--rep", "siren", "--method", "sds", "--optim.optimizer", "lion", "--prompt", "red",
           "--out", out, *SMALL], "unknown optimizer 'lion'"),
+        # too big for the machine: refused by the memory estimate, before the toy world's data set is generated
+        (["sample", "--rep", "nerf", "--method", "ddrep", "--nerf.resolution", "2000", "--out", out],
+         "GiB available; use a smaller n or smaller rep options"),
+        (["edit", "--image", img, "--prompt", "blue", "--prior", "gmm", "--method", "sds", "--n", "10000000000",
+          "--out", out], "GiB available; use a smaller n"),
         (["train-prior", "--out", out, "--focus-p", "1.5"], "focus_p=1.5 must be in [0, 1]"),
         (["train-prior", "--out", out, "--focus-p", "0.5", "--focus-t", "800", "300"], "focus_t=(800, 300) must be lo < hi"),
         (["train-prior", "--out", out, "--scale-shift", "--scale-shift-res", "12"], "scale_shift_res=12 is not allowed"),
@@ -285,6 +290,7 @@ API_TOO_BIG = [
     (lambda: diffrep.sample("gmm", rep="nerf", method="sds", resolution=2000), r"GiB .* or smaller rep options"),
     (lambda: diffrep.sdedit("gmm", torch.zeros(3, 16, 16), steps=10**20), "the prior has 1000 timesteps"),
     (lambda: diffrep.inpaint("gmm", torch.zeros(3, 16, 16), torch.ones(16, 16), n=10**15), "GiB"),
+    (lambda: diffrep.edit("gmm", torch.zeros(3, 16, 16), prompt="blue", method="sds", n=10**10), "use a smaller n$"),
 ]
 
 

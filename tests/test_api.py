@@ -206,6 +206,28 @@ def test_a_prior_by_name_has_its_prompts_checked_before_it_loads(monkeypatch):
         diffrep.inpaint("toyworld", image, torch.ones(32, 32), prompt="a zebra")
 
 
+def test_a_run_too_big_for_the_machine_is_refused_before_a_prior_by_name_loads(monkeypatch):
+    """The memory estimate needs only the shape of the prior's images, which the toy world's config tells
+    (``unloaded_shape``): a NeRF too big, or too many images, is refused before the data set is generated."""
+    import diffrep.api
+    from diffrep.priors import prior_config, unloaded_shape
+
+    def boom(*args, **kwargs):
+        raise AssertionError("the prior was loaded before the run's memory was checked")
+
+    monkeypatch.setattr(diffrep.api, "load", boom)
+    assert unloaded_shape(prior_config("toyworld", res=64)) == (3, 64, 64)
+    assert unloaded_shape(prior_config("tiny")) is None  # known once loaded: checked then
+    with pytest.raises(InputError, match=r"n=1 needs about .* GiB .* or smaller rep options"):
+        diffrep.sample("toyworld", rep="nerf", method="ddrep", prompt="a yellow duck", resolution=2000)
+    with pytest.raises(InputError, match=r"n=10000000000 needs about .* GiB .*; use a smaller n$"):
+        diffrep.sample("toyworld", prompt="a red mug", n=10**10)
+    for edit in (lambda: diffrep.sdedit("toyworld", torch.zeros(3, 32, 32), n=10**10),
+                 lambda: diffrep.inpaint("toyworld", torch.zeros(3, 32, 32), torch.ones(32, 32), n=10**10)):
+        with pytest.raises(InputError, match="GiB"):
+            edit()
+
+
 def test_run_json_records_the_prior_a_loaded_prior_came_from(tmp_path):
     from diffrep.priors import config_record, default_gmm, prior_config
 

@@ -587,3 +587,34 @@ def test_a_learned_background_starts_at_the_grey_learns_a_colour_and_is_left_out
                  "--optim.iters", "2", "--nerf.background", "learned", "--nerf.no-view-prompts",
                  *[f"--nerf.{k.replace('_', '-')}={v}" for k, v in SMALL.items()], "--out", str(run)]) == 0
     assert main(["export", str(run), "--format", "ply", "--resolution", "16"]) == 0
+
+
+@pytest.mark.parametrize("grid", ["voxel", "hash"])
+def test_memory_probe_scales_a_small_render_to_the_full_one(grid):
+    """The memory estimate counts a NeRF's activations on a render of at most 48 samples a ray and 6 views, scaled
+    (``memory_probe``), so a render too big for the machine is refused, not made to count itself: the scaled count
+    stands for the full render's within 10 % (the activations grow in proportion to samples and views)."""
+    from diffrep.api import saved_activations
+    from diffrep.reps.nerf import memory_probe
+
+    config = NerfConfig(grid=grid, samples=96, resolution=8, levels=2, log2_table=8)
+    probe, views, factor = memory_probe(config, 12)
+    assert (probe.samples, views, factor) == (48, 6, 4.0)
+    assert memory_probe(NerfConfig(), 6) == (NerfConfig(), 6, 1.0)  # the defaults render themselves
+    full = saved_activations(make_rep(config, (3, 16, 16), 1, generator=torch.Generator().manual_seed(0)), 12)
+    scaled = factor * saved_activations(make_rep(probe, (3, 16, 16), 1, generator=torch.Generator().manual_seed(0)), views)
+    assert scaled == pytest.approx(full, rel=0.1)
+
+
+def test_a_nerf_whose_one_render_does_not_fit_is_refused_without_rendering_it(monkeypatch):
+    """200,000 samples a ray: hundreds of GB of activations for one render of 6 views, refused in one line."""
+    import diffrep.api
+
+    renders = []
+    real = diffrep.api.saved_activations
+    diffrep.api.probe_activations.cache_clear()  # counted anew, not remembered from another test
+    monkeypatch.setattr(diffrep.api, "saved_activations",
+                        lambda rep, views: renders.append(rep.config.samples) or real(rep, views))
+    with pytest.raises(InputError, match=r"n=1 needs about .* GiB .* or smaller rep options"):
+        diffrep.sample("gmm", rep="nerf", method="ddrep", prompt="red", samples=200_000, resolution=8)
+    assert renders == [48]

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import platform
 import shutil
 import time
@@ -23,7 +24,7 @@ from diffrep.errors import InputError, RunError
 from diffrep.methods import METHODS, MethodEntry, Sampling, ViewPrompt
 from diffrep.priors import CountingPrior, Prior, draw_noise, latent, load, loaded_record, prior_device, to_rgb
 from diffrep.priors.base import from_rgb, rgb_size
-from diffrep.reps import REPS, make_rep
+from diffrep.reps import REPS, make_rep, rep_name
 from diffrep.samplers import sample_repaint, sample_sdedit
 from diffrep.schedule import timesteps
 from diffrep.spec import (  # noqa: F401 (re-exported: the API's checks before the work)
@@ -272,8 +273,10 @@ def sample(prior: Prior | str = "toyworld", *, rep: str | Any = "pixels", method
     labels = REPS[spec.rep].labels(spec.rep_options)
     _check_unloaded(prior, prompt, spec.method, image=spec.entry.image, rep=spec.rep, labels=labels,
                     options=spec.options, rep_options=None if spec.entry.image else spec.rep_options)
+    rep_options, views = None if spec.entry.image else spec.rep_options, views_per_step(spec.options)
+    checked = check_memory_unloaded(prior, n, rep_options, views)
     prior = resolve_prior(prior)
-    check_budget(prior, steps, n, None if spec.entry.image else spec.rep_options, views_per_step(spec.options))
+    check_budget(prior, steps, n, rep_options, views, memory=not checked)
     c = _view_condition(prior, prompt, cond, labels, REPS[spec.rep].scene_prompt, n, seed)
     run = _method_run(spec, n, c, callback, ckpt, resume, keep_checkpoint)
     result = _run(prior, run, {"prompt": prompt, "n": n, "image_shape": list(prior.image_shape)} | spec.record(), seed)
@@ -283,18 +286,41 @@ def sample(prior: Prior | str = "toyworld", *, rep: str | Any = "pixels", method
     return result
 
 
-def check_budget(prior: Prior, steps: int, n: int, rep_options: Any = None, views: int = 1) -> None:
-    """What needs the prior: ``steps`` at most its number of timesteps, and the run's estimated peak
-    memory (``estimate_memory``) within the memory available, so a run too big for the machine is
-    refused, not killed."""
+def check_budget(prior: Prior, steps: int, n: int, rep_options: Any = None, views: int = 1, *,
+                 memory: bool = True) -> None:
+    """What needs the prior: ``steps`` at most its number of timesteps, and (``memory``: not checked already, before
+    it loaded, by ``check_memory_unloaded``) the run's estimated peak memory within the memory available."""
     T = len(prior.alphas_cumprod)
     if steps > T:
         raise InputError(f"steps={steps} is not allowed: the prior has {T} timesteps (at most {T} steps)")
-    need, have = estimate_memory(prior, n, rep_options, views), available_memory()
+    if memory:
+        check_memory(prior.image_shape, n, rep_options, views)
+
+
+def check_memory(image_shape: tuple[int, int, int], n: int, rep_options: Any = None, views: int = 1, *,
+                 own_rep: bool = False) -> None:
+    """The run's estimated peak memory (``estimate_memory``) within the memory available, so a run too big for the
+    machine is refused, not killed (``own_rep``: ``rep_options`` are the method's, not the user's to make smaller)."""
+    need, have = estimate_memory(image_shape, n, rep_options, views), available_memory()
     if need > have:
-        smaller = "a smaller n" if rep_options is None else "a smaller n or smaller rep options"
+        smaller = "a smaller n" if rep_options is None or own_rep else "a smaller n or smaller rep options"
         raise InputError(f"n={n} needs about {need / 2**30:.1f} GiB (estimated), more than the "
                          f"{have / 2**30:.1f} GiB available; use {smaller}")
+
+
+def check_memory_unloaded(prior: Any, n: int, rep_options: Any = None, views: int = 1, *, own_rep: bool = False) -> bool:
+    """``check_memory`` before a prior given by name or config loads (a toy-world data set is generated on first use,
+    ~30 s), where its config tells the shape of its images (``priors.unloaded_shape``); whether it could."""
+    from diffrep.priors import PRIORS, prior_config, unloaded_shape
+
+    if isinstance(prior, str):
+        prior = prior_config(prior)
+    elif not any(type(prior) is entry.config for entry in PRIORS.values()):
+        return False  # a loaded prior: check_budget counts with its own image shape
+    shape = unloaded_shape(prior)
+    if shape is not None:
+        check_memory(shape, n, rep_options, views, own_rep=own_rep)
+    return shape is not None
 
 
 SAMPLER_OVERHEAD = 12 * 2**20
@@ -304,24 +330,34 @@ GRADIENT_OVERHEAD = 128 * 2**20
 optimiser's working memory (80-90 MiB measured, bench/results/memory-estimate.json)."""
 
 
-def estimate_memory(prior: Prior, n: int, rep_options: Any = None, views: int = 1) -> int:
-    """Bytes a run of ``n`` instances adds at its peak: a fixed overhead, and per instance 64 images of
-    the prior's shape; with a rep (``rep_options``) also its parameters with their gradients and
-    optimiser moments, its noise state, and 3x the activations one instance saves for the backward
-    pass when it renders ``views`` views. An upper bound within 2x of the peaks measured by
-    bench/scripts/memory_estimate.py (1.3-1.7x for DDIM, DDRep and SDS on pixels, SIREN and NeRF)."""
-    image = 4 * int(torch.tensor(prior.image_shape).prod())
-    per_instance = 64 * image  # samples, noise, CFG's doubled batches, views, renders
+def estimate_memory(prior: Prior | tuple[int, int, int], n: int, rep_options: Any = None, views: int = 1) -> int:
+    """Bytes a run of ``n`` instances adds at its peak: a fixed overhead, and per instance 64 images of the prior's
+    shape (``prior``: a prior, or the shape of its images); with a rep (``rep_options``) also its parameters with
+    their gradients and optimiser moments, its noise state, and 3x the activations one instance saves for the
+    backward pass when it renders ``views`` views (``probe_activations``). An upper bound within 2x of the peaks
+    measured by bench/scripts/memory_estimate.py (1.3-1.7x for DDIM, DDRep and SDS on pixels, SIREN and NeRF)."""
+    shape = tuple(prior) if isinstance(prior, tuple) else tuple(prior.image_shape)
+    per_instance = 64 * 4 * math.prod(shape)  # samples, noise, CFG's doubled batches, views, renders
     if rep_options is None:
         return SAMPLER_OVERHEAD + n * per_instance
     with torch.device("meta"):  # its parameters counted without allocating them: a rep too big to build is not built
-        shell = make_rep(rep_options, prior.image_shape, 1, generator=torch.Generator().manual_seed(0))
-    noise = 4 * int(torch.tensor(shell.noise_shape[1:]).prod())  # DDRep's noise state (a canvas, a bank)
+        shell = make_rep(rep_options, shape, 1, generator=torch.Generator().manual_seed(0))
+    noise = 4 * math.prod(shell.noise_shape[1:])  # DDRep's noise state (a canvas, a bank)
     per_instance += 6 * 4 * sum(p.numel() for p in shell.parameters()) + 4 * noise
     if GRADIENT_OVERHEAD + n * per_instance > available_memory():  # already too big: no need to render one
         return GRADIENT_OVERHEAD + n * per_instance
-    one = make_rep(rep_options, prior.image_shape, 1, generator=torch.Generator().manual_seed(0))
-    return GRADIENT_OVERHEAD + n * (per_instance + 3 * saved_activations(one, views))
+    return GRADIENT_OVERHEAD + n * (per_instance + probe_activations(shape, rep_options, views))
+
+
+@functools.lru_cache(maxsize=16)
+def probe_activations(shape: tuple[int, ...], rep_options: Any, views: int) -> int:
+    """3x the bytes one instance of a rep of ``rep_options`` saves for the backward pass rendering ``views`` views,
+    counted on the render its ``memory_probe`` names and scaled (a NeRF's at most 48 samples and 6 views), so a
+    render too big to fit is not made to count itself; remembered, so the CLI's check before the prior loads and
+    the API's after it render once."""
+    probe, probe_views, factor = REPS[rep_name(rep_options)].memory_probe(rep_options, views)
+    one = make_rep(probe, shape, 1, generator=torch.Generator().manual_seed(0))
+    return round(3 * factor * saved_activations(one, probe_views))
 
 
 def saved_activations(rep, views: int) -> int:
@@ -426,8 +462,9 @@ def sdedit(prior: Prior | str, image: Tensor, *, prompt: str | None = None, cond
     """SDEdit an image ``[C, H, W]`` or ``[1, C, H, W]`` in [-1, 1] towards a prompt; ``strength`` in [0, 1]."""
     check_strength(strength), check_positive_int("n", n), Sampling(steps, guidance_scale, eta), check_seed(seed)
     check_prompt(prompt), _check_unloaded(prior, prompt, "sdedit", image=True)
+    checked = check_memory_unloaded(prior, n)
     prior = resolve_prior(prior)
-    check_budget(prior, steps, n)
+    check_budget(prior, steps, n, memory=not checked)
     x0 = _check_images(prior, image, "image").expand(n, -1, -1, -1)
     c = _condition(prior, prompt, cond)
 
@@ -446,8 +483,9 @@ def inpaint(prior: Prior | str, image: Tensor, mask: Tensor, *, prompt: str | No
     """RePaint inpainting: keep ``image`` where ``mask`` is 1 (``[H, W]`` or broadcastable), fill the rest."""
     check_positive_int("n", n), check_positive_int("rounds", rounds), Sampling(steps, guidance_scale, eta)
     check_seed(seed), check_prompt(prompt), _check_unloaded(prior, prompt, "inpaint", image=True)
+    checked = check_memory_unloaded(prior, n)
     prior = resolve_prior(prior)
-    check_budget(prior, steps, n)
+    check_budget(prior, steps, n, memory=not checked)
     known = _check_images(prior, image, "image").expand(n, -1, -1, -1)
     mask = _check_mask(prior, mask)
     c = _condition(prior, prompt, cond)
@@ -505,7 +543,11 @@ def edit(prior: Prior | str, image: Tensor, *, prompt: str | None = None, cond: 
     name, _ = _method(spec_options)
     Sampling(guidance_scale=guidance_scale), check_positive_int("n", n), check_seed(seed), check_prompt(prompt)
     _check_unloaded(prior, prompt, name, image=False, rep="pixels", options=spec_options)
+    pixels = REPS["pixels"].config()  # the anchored pixels the method optimises
+    checked = check_memory_unloaded(prior, n, pixels, views_per_step(spec_options), own_rep=True)
     prior = resolve_prior(prior)
+    if not checked:
+        check_memory(prior.image_shape, n, pixels, views_per_step(spec_options), own_rep=True)
     x_in = _check_images(prior, image, "image")
     c = _condition(prior, prompt, cond)
     entry = METHODS[name]

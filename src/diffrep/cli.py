@@ -593,16 +593,21 @@ def prior_record(a: PriorArgs) -> dict:
 
 
 def check_prior(a: PriorArgs, prompt: str, method: str, *, image: bool, rep: str | None = None, options=None,
-                rep_options=None):
+                rep_options=None, n: int | None = None, memory_rep=None):
     """The prior's validated config, the method and rep it runs with (``check_run``: sd --rgb takes no image-space
-    method, no panorama; a rep that does not fit the prior's resolution), and the prompt as far as the prior can
-    check it unloaded, before anything is loaded."""
+    method, no panorama; a rep that does not fit the prior's resolution), the prompt as far as the prior can
+    check it unloaded, and (given ``n``) the run's memory where the config tells the prior's image shape, before
+    anything is loaded (``memory_rep``: the options of a rep the method builds itself, edit's anchored pixels)."""
     from diffrep.priors import check_prompt, prior_config
     from diffrep.spec import check_run
 
     config = prior_config(a.prior, **prior_options(a))
     check_run(config, method, image=image, rep=rep, options=options, rep_options=rep_options)
     check_prompt(config, prompt)
+    if n is not None:
+        from diffrep.api import check_memory_unloaded, views_per_step
+
+        check_memory_unloaded(config, n, memory_rep or rep_options, views_per_step(options), own_rep=memory_rep is not None)
     return config
 
 
@@ -637,7 +642,7 @@ def run_sample(a: SampleArgs) -> int:
     sampling = dict(steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta)
     spec, _ = prepare(sampling=Sampling(**sampling), **run)  # the rep, the method, their options: still no torch
     prior_config = check_prior(a.prior, a.prompt, a.method, image=image, rep=spec.rep, options=spec.options,
-                               rep_options=None if image else spec.rep_options)  # all before the prior loads
+                               rep_options=None if image else spec.rep_options, n=a.n)  # all before the prior loads
     # The view prompts of the rep's views (a NeRF's camera bank needs torch), and the default prompt: a rep whose
     # views add view words of their own takes it without its view.
     labels = () if image else REPS[spec.rep].labels(spec.rep_options)
@@ -724,7 +729,7 @@ def run_sdedit(a: SdeditArgs) -> int:
     from diffrep.spec import check_strength
 
     Sampling(a.steps, a.guidance_scale, a.eta), check_strength(a.strength)
-    prior_config = check_prior(a.prior, a.prompt, "sdedit", image=True)
+    prior_config = check_prior(a.prior, a.prompt, "sdedit", image=True, n=a.n)
     import diffrep
     from diffrep.priors.base import rgb_size
 
@@ -749,7 +754,7 @@ def run_inpaint(a: InpaintArgs) -> int:
     from diffrep.methods import Sampling
 
     Sampling(a.steps, a.guidance_scale, a.eta), check_positive_int("rounds", a.rounds)
-    prior_config = check_prior(a.prior, a.prompt, "inpaint", image=True)
+    prior_config = check_prior(a.prior, a.prompt, "inpaint", image=True, n=a.n)
     import diffrep
     from diffrep.priors.base import rgb_size
 
@@ -940,7 +945,8 @@ def run_edit(a: EditArgs) -> int:
     Sampling(guidance_scale=a.guidance_scale)
     options = edit_options(a.method, iters=a.iters, lr=a.lr, t_range=a.t_range, source_prompt=a.source_prompt,
                            corrective=a.corrective, anchor=a.anchor)  # bad options: one line, before any work
-    prior_config = check_prior(a.prior, a.prompt, a.method, image=False, rep="pixels", options=options)
+    prior_config = check_prior(a.prior, a.prompt, a.method, image=False, rep="pixels", options=options,
+                               n=a.n, memory_rep=REPS["pixels"].config())
     import diffrep
     from diffrep.priors.base import rgb_size
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from diffrep.priors.base import Prior
 
 __all__ = [
-    "PRIORS", "PriorEntry", "Prior", "check_prompt", "load", "load_config", "prior_config", "prior_name", "split_prior",
+    "PRIORS", "PriorEntry", "Prior", "check_prompt", "unloaded_shape", "load", "load_config", "prior_config", "prior_name", "split_prior",
     "config_record", "loaded_record",
     "ToyworldPriorConfig", "ScenesPriorConfig", "GaussianPriorConfig", "GMMPriorConfig", "TinyPriorConfig", "SDPriorConfig", "IFPriorConfig",
     "CountingPrior", "Conditioning", "cfg_eps", "eps_cond_uncond", "encode_prompts", "per_element",
@@ -60,19 +60,22 @@ class PriorEntry:
     resolution: Callable[[Any], tuple[int, int] | None] = lambda config: None
     """``(H, W)`` of the images the prior with ``config`` denoises, where the config tells it without loading
     anything (a rep's ``fits`` is checked against it before the prior loads); ``None``: known once loaded."""
+    channels: int | None = None
+    """Channels of those images where they are known without loading anything (with ``resolution``, the run's
+    memory is estimated before the prior loads: ``unloaded_shape``); ``None``: known once loaded."""
 
 
 PRIORS: dict[str, PriorEntry] = {
     "toyworld": PriorEntry(ToyworldPriorConfig, Lazy("diffrep.priors.empirical:toyworld_from_config"),
                            "the embedded default: exact empirical prior over toy-world images, prompts by label",
                            check_prompt=Lazy("diffrep.priors.prompts:check_toyworld_prompt"),
-                           resolution=lambda config: (config.res, config.res)),
+                           resolution=lambda config: (config.res, config.res), channels=3),
     "gaussian": PriorEntry(GaussianPriorConfig, Lazy("diffrep.priors.analytic:gaussian_from_config"),
                            "analytic correlated Gaussian over small images, unconditional",
-                           resolution=lambda config: (config.size, config.size)),
+                           resolution=lambda config: (config.size, config.size), channels=3),
     "gmm": PriorEntry(GMMPriorConfig, Lazy("diffrep.priors.analytic:gmm_from_config"),
                       "analytic mixture of four flat colours, prompts red/green/blue/yellow",
-                      resolution=lambda config: (config.size, config.size)),
+                      resolution=lambda config: (config.size, config.size), channels=3),
     "tiny": PriorEntry(TinyPriorConfig, Lazy("diffrep.priors.tiny:tiny_from_config"),
                        "learned text-conditioned U-Net on the toy world (prompts need diffrep[tiny])"),
     "sd": PriorEntry(SDPriorConfig, Lazy("diffrep.priors.sd:sd_from_config"),
@@ -85,7 +88,7 @@ PRIORS: dict[str, PriorEntry] = {
                                   "exact empirical prior over views of 360° toy-world scenes, prompts like "
                                   "'a red mug and a blue duck on a green floor'",
                                   check_prompt=Lazy("diffrep.toyworld.scene_text:check_scene_prompt"),
-                                  resolution=lambda config: (config.res, config.res)),
+                                  resolution=lambda config: (config.res, config.res), channels=3),
 }
 
 
@@ -121,6 +124,14 @@ def prior_name(config: Any) -> str:
             return name
     raise InputError(f"{type(config).__name__} is not the config of a prior; allowed: "
                      + ", ".join(entry.config.__name__ for entry in PRIORS.values()))
+
+
+def unloaded_shape(config: Any) -> tuple[int, int, int] | None:
+    """``(C, H, W)`` of the images the prior of ``config`` denoises, where its entry tells them without loading
+    anything (``channels`` and ``resolution``); ``None`` otherwise."""
+    entry = PRIORS[prior_name(config)]
+    hw = entry.resolution(config) if entry.channels is not None else None
+    return None if hw is None else (entry.channels, *hw)
 
 
 def check_prompt(config: Any, prompt: str | None, labels: tuple[str, ...] = ()) -> None:

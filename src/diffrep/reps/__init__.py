@@ -62,6 +62,11 @@ class RepEntry:
     own (a user's options override them; ``--help`` with this rep shows them; a method's config object passed to
     ``diffrep.sample`` is taken as it is). The NeRF's DDRep solve: 40 Adam iterations a step, each on an eighth of
     every view's rays, as good a shape as 10 on all of them at 0.7x the time (docs/nerf.md)."""
+    memory_probe: Callable[[Any, int], tuple[Any, int, float]] = lambda config, views: (config, views, 1.0)
+    """``memory_probe(config, views) -> (config', views', factor)``: the render the memory estimate makes of one
+    instance, whose saved activations times ``factor`` stand for those of ``views`` views of a rep of ``config``
+    (``diffrep.api.estimate_memory``), so that a render too big to fit is refused, not made to count itself. The
+    NeRF's: at most 48 samples a ray and 6 views, scaled by the ratios (its activations grow in proportion)."""
     instances: int = 8
     """How many instances ``diffrep sample`` draws unless ``--n`` says: a grid of 8 for reps that take seconds, 1 for
     one that takes a minute an instance (the NeRF). The Python API's ``n`` defaults to 1 for every rep."""
@@ -94,6 +99,7 @@ REPS: dict[str, RepEntry] = {
                      "and meshes", labels=Lazy("diffrep.reps.nerf:bank_labels"),
                      outputs=Lazy("diffrep.reps.nerf:nerf_outputs"), cameras=True, instances=1,
                      method_defaults={"ddrep": {"adam_iters": 40, "pixel_fraction": 0.125}, **NERF_DISTILL},
+                     memory_probe=Lazy("diffrep.reps.nerf:memory_probe"),
                      encoded_defaults={"ddrep": {"adam_iters": 10}}),
     "canvas": RepEntry(CanvasConfig, Lazy("diffrep.reps.canvas:CanvasRep"),
                        "pixel canvas larger than the prior, from 50 % grey: whole-canvas views, then random patches "

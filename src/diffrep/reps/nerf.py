@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import torch
 from torch import Tensor, nn
@@ -293,6 +294,15 @@ def bank_labels(config: NerfConfig) -> tuple[str, ...]:
         return ()
     bank = camera_bank(config.bank, (config.elevation_min, config.elevation_max), config.distance)
     return tuple(VIEWS[i] for i in sorted(set(view_label(bank[:, 0], bank[:, 1], **view_thresholds(config)).tolist())))
+
+
+def memory_probe(config: NerfConfig, views: int) -> tuple[NerfConfig, int, float]:
+    """A render no bigger than the defaults' (48 samples a ray, 6 views) whose saved activations, times the factor,
+    stand for those of ``views`` views of a NeRF of ``config``: they grow in proportion to both (scaled from 48 to
+    512 samples 5 % over the voxel grid's own count, equal to the hash grid's; views: ``tests/test_nerf.py``), so
+    the memory estimate need not make the render it is to refuse."""
+    samples, probe_views = min(config.samples, NerfConfig.samples), min(views, 6)
+    return replace(config, samples=samples), probe_views, (config.samples / samples) * (views / probe_views)
 
 
 def view_thresholds(config: NerfConfig) -> dict[str, float]:
