@@ -102,6 +102,19 @@ def test_empirical_per_element_conditions_equal_one_by_one(gen):
     torch.testing.assert_close(batched, single)
 
 
+def test_empirical_denoiser_takes_a_large_batch_in_parts(gen, monkeypatch):
+    """A batch of more rows than ``POSTERIOR_ELEMENTS / M`` is denoised in parts (its working memory bounded
+    whatever the run's n), each part the posterior mean of its rows: the same as whole, per-element conditions kept."""
+    import diffrep.priors.empirical as empirical
+
+    prior = random_empirical(gen)
+    conds = [None, LabelQuery(kind=0), None, LabelQuery(colour=1), None, LabelQuery(kind=0), None] * 3
+    x_t, t = torch.randn(21, 3, 4, 4, generator=gen), torch.randint(0, 1000, (21,), generator=gen)
+    whole = prior.eps(x_t, t, conds)
+    monkeypatch.setattr(empirical, "POSTERIOR_ELEMENTS", 2 * len(prior))  # two rows a part on the full set
+    torch.testing.assert_close(prior.eps(x_t, t, conds), whole, atol=1e-5, rtol=1e-5)
+
+
 def brute_force_window(cameras, azimuth, elevation, window, minimum=3):
     """Float64, one camera at a time: the rows within the window (azimuth on the circle), else the nearest."""
     inside, score = [], []

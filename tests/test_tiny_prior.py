@@ -266,6 +266,20 @@ def test_tiny_prior_protocol_and_sample(encoder):
     assert result.images.shape[0] == 2 and torch.isfinite(result.images).all()
 
 
+def test_eps_takes_a_large_batch_in_parts(encoder, monkeypatch):
+    """``TinyPrior.eps`` runs the U-Net ``EVAL_BATCH`` images at a time (its working memory bounded whatever the
+    run's n), per-element conditions and timesteps split with the images: the same as one batch."""
+    prior = tiny.TinyPrior(tiny.TinyUNet(tiny.UNetConfig(channels=16)), encoder)
+    g = torch.Generator().manual_seed(0)
+    x_t, t = torch.randn(7, 3, 32, 32, generator=g), torch.randint(0, 1000, (7,), generator=g)
+    conds = [prior.encode_prompt(p) if p else None for p in ["a red mug", None, "a blue duck"] * 2 + [None]]
+    whole = prior.eps(x_t, t, conds)
+    monkeypatch.setattr(tiny, "EVAL_BATCH", 3)
+    torch.testing.assert_close(prior.eps(x_t, t, conds), whole, atol=1e-5, rtol=1e-5)
+    one = prior.eps(x_t[4:5], t[4:5], conds[4:5])
+    torch.testing.assert_close(one, whole[4:5], atol=1e-5, rtol=1e-5)
+
+
 def test_clip_x0_keeps_in_range_predictions_and_clips_the_rest():
     ab = torch.linspace(0.99, 0.01, 1000)
     t = torch.tensor([100, 500, 900])

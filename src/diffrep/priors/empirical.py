@@ -84,8 +84,9 @@ class EmpiricalPrior:
         x0 = torch.empty_like(x_t, dtype=torch.float32)
         for q in set(conds):
             rows = torch.tensor([i for i, c in enumerate(conds) if c == q], device=x_t.device)
-            w, idx = self.posterior(x_t[rows], t[rows], q)
-            x0[rows] = (w @ self._rows(q, idx)[0]).view(-1, *self.image_shape) + self._mean
+            for part in rows.split(max(1, POSTERIOR_ELEMENTS // len(self.subset(q)))):
+                w, idx = self.posterior(x_t[part], t[part], q)
+                x0[part] = (w @ self._rows(q, idx)[0]).view(-1, *self.image_shape) + self._mean
         return x0.to(x_t.dtype)
 
     def _rows(self, cond: LabelQuery | None, idx: Tensor) -> tuple[Tensor, Tensor]:
@@ -100,6 +101,12 @@ class EmpiricalPrior:
         x, t = x_t.to(self.device), t.to(self.device)
         a, s = noise_levels(self.alphas_cumprod, t, x.dtype)
         return ((x - a * self.denoise(x, t, cond)) / s).to(x_t.device)
+
+
+POSTERIOR_ELEMENTS = 2**25
+"""Posterior weights (batch rows x matching images) the denoiser computes at once: a batch of more rows than
+``2**25 / M`` is taken in parts, so its working memory (a few such matrices, 128 MiB each) does not grow with the
+run's number of instances (a run of 20,000 instances on the 10,000 images would hold 2.4 GB otherwise)."""
 
 
 CAMERA_MIN_IMAGES = 3

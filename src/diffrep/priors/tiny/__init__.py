@@ -70,10 +70,18 @@ class TinyPrior:
 
     @torch.no_grad()
     def eps(self, x_t: Tensor, t: Tensor, cond: Any = None) -> Tensor:
+        """ε̂ of ``x_t`` ``[B, 3, H, W]``, ``EVAL_BATCH`` images at a time: the U-Net's working memory (2.2 MiB an
+        image at 32²) stays under 0.6 GiB however many instances a run has, as the memory estimate assumes."""
         p = next(self.model.parameters())
         text = embeddings(cond, x_t.shape[0], self.cond_shape).to(p.device, p.dtype)
-        eps = self.model(x_t.to(p.device, p.dtype), t.to(p.device), text).to(x_t.device, x_t.dtype)
-        return clip_eps(x_t, t, eps, self.alphas_cumprod) if self.clip_x0 else eps
+        x, t = x_t.to(p.device, p.dtype), t.to(p.device).expand(x_t.shape[0])
+        eps = torch.cat([self.model(*chunk) for chunk in zip(x.split(EVAL_BATCH), t.split(EVAL_BATCH),
+                                                               text.split(EVAL_BATCH))]).to(x_t.device, x_t.dtype)
+        return clip_eps(x_t, t.to(x_t.device), eps, self.alphas_cumprod) if self.clip_x0 else eps
+
+
+EVAL_BATCH = 256
+"""Images the tiny prior's U-Net evaluates at once (``TinyPrior.eps``)."""
 
 
 def clip_eps(x_t: Tensor, t: Tensor, eps: Tensor, alphas_cumprod: Tensor) -> Tensor:
