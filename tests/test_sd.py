@@ -121,6 +121,23 @@ def test_guidance_pair_is_one_batched_call_equal_to_two(sd):
     assert torch.allclose(both[1:], sd.eps(x[1:], t[1:], None), atol=1e-5)
 
 
+def test_a_large_batch_is_evaluated_in_parts_equal_to_one(sd, monkeypatch):
+    """The UNet sees at most ``eval_batch`` images a call (its activations bounded whatever the run's n), per-element
+    prompts and timesteps split with the images: the same ε as one call."""
+    x, t = torch.randn(5, 4, 8, 8), torch.tensor([10, 200, 400, 600, 900])
+    conds = [sd.encode_prompt("a red mug"), None, sd.encode_prompt("a blue ball"), None, sd.encode_prompt("a red mug")]
+    whole = sd.eps(x, t, conds)
+    calls = []
+    monkeypatch.setattr(sd, "eval_batch", 2)
+    hook = sd.unet.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    try:
+        parts = sd.eps(x, t, conds)
+    finally:
+        hook.remove()
+    assert calls == [2, 2, 1]
+    torch.testing.assert_close(parts, whole, atol=1e-5, rtol=1e-5)
+
+
 def test_latents_decode_and_encode(sd):
     z = torch.randn(3, 4, 8, 8)
     rgb = sd.decode(z)

@@ -128,12 +128,17 @@ class UNetPrior:
         return torch.stack([self.embed("") if c is None else c.to(self.device, self.dtype)
                             for c in per_element(cond, batch)])
 
+    eval_batch: int = 32
+    """Images the UNet evaluates at once: its activations stay those of 32 images however many a run has (a run's
+    guidance doubles its instances into one batch)."""
+
     @torch.no_grad()
     def eps(self, x_t: Tensor, t: Tensor, cond: Any = None) -> Tensor:
         t = as_timesteps(t, x_t.shape[0], self.device)
-        x = x_t.to(self.device, self.dtype)
+        x, states, k = x_t.to(self.device, self.dtype), self.states(cond, x_t.shape[0]), self.eval_batch
         with self.offload.on_device(self.unet) as unet:
-            out = unet(x, t, encoder_hidden_states=self.states(cond, x_t.shape[0])).sample.float()
+            out = torch.cat([unet(*part[:2], encoder_hidden_states=part[2]).sample.float()
+                             for part in zip(x.split(k), t.split(k), states.split(k))])
         out = out[:, :x_t.shape[1]]  # a learned-variance model (IF) predicts ε and its variance: keep ε
         if self.prediction_type == "v_prediction":
             out = v_to_eps(out, x.float(), *noise_levels(self.alphas_cumprod, t, torch.float32))
