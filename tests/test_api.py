@@ -217,11 +217,13 @@ def test_a_run_too_big_for_the_machine_is_refused_before_a_prior_by_name_loads(m
 
     monkeypatch.setattr(diffrep.api, "load", boom)
     assert unloaded_shape(prior_config("toyworld", res=64)) == (3, 64, 64)
-    assert unloaded_shape(prior_config("tiny")) is None  # known once loaded: checked then
+    assert unloaded_shape(prior_config("tiny")) == (3, 32, 32)  # from the shipped weights' tiny.json
     with pytest.raises(InputError, match=r"n=1 needs about .* GiB .* or smaller rep options"):
         diffrep.sample("toyworld", rep="nerf", method="ddrep", prompt="a yellow duck", resolution=2000)
     with pytest.raises(InputError, match=r"n=10000000000 needs about .* GiB .*; use a smaller n$"):
         diffrep.sample("toyworld", prompt="a red mug", n=10**10)
+    with pytest.raises(InputError, match="GiB"):  # the tiny prior's shape from its tiny.json, before the U-Net loads
+        diffrep.sample("tiny", n=10**10)
     for edit in (lambda: diffrep.sdedit("toyworld", torch.zeros(3, 32, 32), n=10**10),
                  lambda: diffrep.inpaint("toyworld", torch.zeros(3, 32, 32), torch.ones(32, 32), n=10**10)):
         with pytest.raises(InputError, match="GiB"):

@@ -19,7 +19,7 @@ from diffrep.errors import InputError
 from diffrep.lazy import Lazy, lazy_exports
 from diffrep.priors.prompts import with_view
 from diffrep.priors.configs import (
-    GaussianPriorConfig, GMMPriorConfig, ScenesPriorConfig, TinyPriorConfig, ToyworldPriorConfig,
+    GaussianPriorConfig, GMMPriorConfig, ScenesPriorConfig, TinyPriorConfig, ToyworldPriorConfig, tiny_resolution,
 )
 from diffrep.priors.prompts import LabelQuery, parse_prompt
 from diffrep.priors.sd_config import IFPriorConfig, SDPriorConfig, model_resolution
@@ -77,7 +77,8 @@ PRIORS: dict[str, PriorEntry] = {
                       "analytic mixture of four flat colours, prompts red/green/blue/yellow",
                       resolution=lambda config: (config.size, config.size), channels=3),
     "tiny": PriorEntry(TinyPriorConfig, Lazy("diffrep.priors.tiny:tiny_from_config"),
-                       "learned text-conditioned U-Net on the toy world (prompts need diffrep[tiny])"),
+                       "learned text-conditioned U-Net on the toy world (prompts need diffrep[tiny])",
+                       resolution=tiny_resolution, channels=3),
     "sd": PriorEntry(SDPriorConfig, Lazy("diffrep.priors.sd:sd_from_config"),
                      "Stable Diffusion 1.x/2.x, latent, from a local folder or cached hub id: sd:PATH_OR_ID (diffrep[diffusers])",
                      argument="path", encodes=lambda config: config.rgb, resolution=model_resolution),

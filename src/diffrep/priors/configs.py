@@ -152,6 +152,18 @@ def check_weights(path: str | Path | None = None) -> Path:
     return weights
 
 
+def tiny_resolution(config: TinyPriorConfig) -> tuple[int, int] | None:
+    """``(H, W)`` of the images the tiny prior of ``config`` denoises, from its ``tiny.json`` (torch-free, before the
+    weights load); ``None`` where the file does not tell (the loader then says what is wrong)."""
+    import json
+
+    try:
+        res = json.loads(weights_file(config.path).with_suffix(".json").read_text())["unet"]["res"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (res, res) if isinstance(res, int) and res > 0 else None
+
+
 @dataclass(frozen=True)
 class TinyPriorConfig:
     """Options of the ``tiny`` prior (the learned U-Net; prompts need the ``diffrep[tiny]`` extra)."""
