@@ -274,9 +274,9 @@ def sample(prior: Prior | str = "toyworld", *, rep: str | Any = "pixels", method
     _check_unloaded(prior, prompt, spec.method, image=spec.entry.image, rep=spec.rep, labels=labels,
                     options=spec.options, rep_options=None if spec.entry.image else spec.rep_options)
     rep_options, views = None if spec.entry.image else spec.rep_options, views_per_step(spec.options)
-    checked = check_memory_unloaded(prior, n, rep_options, views)
+    check_memory_unloaded(prior, n, rep_options, views)
     prior = resolve_prior(prior)
-    check_budget(prior, steps, n, rep_options, views, memory=not checked)
+    check_budget(prior, steps, n, rep_options, views)
     c = _view_condition(prior, prompt, cond, labels, REPS[spec.rep].scene_prompt, n, seed)
     run = _method_run(spec, n, c, callback, ckpt, resume, keep_checkpoint)
     result = _run(prior, run, {"prompt": prompt, "n": n, "image_shape": list(prior.image_shape)} | spec.record(), seed)
@@ -286,15 +286,14 @@ def sample(prior: Prior | str = "toyworld", *, rep: str | Any = "pixels", method
     return result
 
 
-def check_budget(prior: Prior, steps: int, n: int, rep_options: Any = None, views: int = 1, *,
-                 memory: bool = True) -> None:
-    """What needs the prior: ``steps`` at most its number of timesteps, and (``memory``: not checked already, before
-    it loaded, by ``check_memory_unloaded``) the run's estimated peak memory within the memory available."""
+def check_budget(prior: Prior, steps: int, n: int, rep_options: Any = None, views: int = 1) -> None:
+    """What needs the prior: ``steps`` at most its number of timesteps, and the run's estimated peak memory within
+    the memory available (checked again where ``check_memory_unloaded`` could before the prior loaded: the rep's
+    render is counted once, ``probe_activations``)."""
     T = len(prior.alphas_cumprod)
     if steps > T:
         raise InputError(f"steps={steps} is not allowed: the prior has {T} timesteps (at most {T} steps)")
-    if memory:
-        check_memory(prior.image_shape, n, rep_options, views)
+    check_memory(prior.image_shape, n, rep_options, views)
 
 
 def check_memory(image_shape: tuple[int, int, int], n: int, rep_options: Any = None, views: int = 1, *,
@@ -308,19 +307,18 @@ def check_memory(image_shape: tuple[int, int, int], n: int, rep_options: Any = N
                          f"{have / 2**30:.1f} GiB available; use {smaller}")
 
 
-def check_memory_unloaded(prior: Any, n: int, rep_options: Any = None, views: int = 1, *, own_rep: bool = False) -> bool:
+def check_memory_unloaded(prior: Any, n: int, rep_options: Any = None, views: int = 1, *,
+                          own_rep: bool = False) -> None:
     """``check_memory`` before a prior given by name or config loads (a toy-world data set is generated on first use,
-    ~30 s), where its config tells the shape of its images (``priors.unloaded_shape``); whether it could."""
+    ~30 s), where its config tells the shape of its images (``priors.unloaded_shape``)."""
     from diffrep.priors import PRIORS, prior_config, unloaded_shape
 
     if isinstance(prior, str):
         prior = prior_config(prior)
     elif not any(type(prior) is entry.config for entry in PRIORS.values()):
-        return False  # a loaded prior: check_budget counts with its own image shape
-    shape = unloaded_shape(prior)
-    if shape is not None:
+        return  # a loaded prior: check_budget counts with its own image shape
+    if (shape := unloaded_shape(prior)) is not None:
         check_memory(shape, n, rep_options, views, own_rep=own_rep)
-    return shape is not None
 
 
 SAMPLER_OVERHEAD = 12 * 2**20
@@ -462,9 +460,9 @@ def sdedit(prior: Prior | str, image: Tensor, *, prompt: str | None = None, cond
     """SDEdit an image ``[C, H, W]`` or ``[1, C, H, W]`` in [-1, 1] towards a prompt; ``strength`` in [0, 1]."""
     check_strength(strength), check_positive_int("n", n), Sampling(steps, guidance_scale, eta), check_seed(seed)
     check_prompt(prompt), _check_unloaded(prior, prompt, "sdedit", image=True)
-    checked = check_memory_unloaded(prior, n)
+    check_memory_unloaded(prior, n)
     prior = resolve_prior(prior)
-    check_budget(prior, steps, n, memory=not checked)
+    check_budget(prior, steps, n)
     x0 = _check_images(prior, image, "image").expand(n, -1, -1, -1)
     c = _condition(prior, prompt, cond)
 
@@ -483,9 +481,9 @@ def inpaint(prior: Prior | str, image: Tensor, mask: Tensor, *, prompt: str | No
     """RePaint inpainting: keep ``image`` where ``mask`` is 1 (``[H, W]`` or broadcastable), fill the rest."""
     check_positive_int("n", n), check_positive_int("rounds", rounds), Sampling(steps, guidance_scale, eta)
     check_seed(seed), check_prompt(prompt), _check_unloaded(prior, prompt, "inpaint", image=True)
-    checked = check_memory_unloaded(prior, n)
+    check_memory_unloaded(prior, n)
     prior = resolve_prior(prior)
-    check_budget(prior, steps, n, memory=not checked)
+    check_budget(prior, steps, n)
     known = _check_images(prior, image, "image").expand(n, -1, -1, -1)
     mask = _check_mask(prior, mask)
     c = _condition(prior, prompt, cond)
@@ -544,10 +542,9 @@ def edit(prior: Prior | str, image: Tensor, *, prompt: str | None = None, cond: 
     Sampling(guidance_scale=guidance_scale), check_positive_int("n", n), check_seed(seed), check_prompt(prompt)
     _check_unloaded(prior, prompt, name, image=False, rep="pixels", options=spec_options)
     pixels = REPS["pixels"].config()  # the anchored pixels the method optimises
-    checked = check_memory_unloaded(prior, n, pixels, views_per_step(spec_options), own_rep=True)
+    check_memory_unloaded(prior, n, pixels, views_per_step(spec_options), own_rep=True)
     prior = resolve_prior(prior)
-    if not checked:
-        check_memory(prior.image_shape, n, pixels, views_per_step(spec_options), own_rep=True)
+    check_memory(prior.image_shape, n, pixels, views_per_step(spec_options), own_rep=True)
     x_in = _check_images(prior, image, "image")
     c = _condition(prior, prompt, cond)
     entry = METHODS[name]

@@ -55,6 +55,12 @@ def as_timesteps(t: Tensor | int, batch: int, device: torch.device | str | None 
     return t.expand(batch) if t.ndim == 0 else t
 
 
+def in_parts(network, size: int, *batches: Tensor) -> Tensor:
+    """``network(*batch)`` over ``batches`` (aligned on their first dimension) ``size`` rows at a time, concatenated:
+    a learned prior's activations stay those of ``size`` images however many a run evaluates at once."""
+    return torch.cat([network(*part) for part in zip(*(b.split(size) for b in batches))])
+
+
 def noise_levels(alphas_cumprod: Tensor, t: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     """``a_t = sqrt(alpha_bar_t)`` and ``s_t = sqrt(1 - alpha_bar_t)`` as ``[B, 1, 1, 1]`` tensors on
     the device of ``t``."""

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from diffrep.errors import InputError
-from diffrep.priors.base import as_timesteps, check_device, noise_levels, per_element
+from diffrep.priors.base import as_timesteps, check_device, in_parts, noise_levels, per_element
 from diffrep.priors.sd_config import INSTALL, SDPriorConfig, model_folder
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -135,10 +135,12 @@ class UNetPrior:
     @torch.no_grad()
     def eps(self, x_t: Tensor, t: Tensor, cond: Any = None) -> Tensor:
         t = as_timesteps(t, x_t.shape[0], self.device)
-        x, states, k = x_t.to(self.device, self.dtype), self.states(cond, x_t.shape[0]), self.eval_batch
+        x, states = x_t.to(self.device, self.dtype), self.states(cond, x_t.shape[0])
         with self.offload.on_device(self.unet) as unet:
-            out = torch.cat([unet(*part[:2], encoder_hidden_states=part[2]).sample.float()
-                             for part in zip(x.split(k), t.split(k), states.split(k))])
+            def call(x: Tensor, t: Tensor, states: Tensor) -> Tensor:
+                return unet(x, t, encoder_hidden_states=states).sample.float()
+
+            out = in_parts(call, self.eval_batch, x, t, states)
         out = out[:, :x_t.shape[1]]  # a learned-variance model (IF) predicts ε and its variance: keep ε
         if self.prediction_type == "v_prediction":
             out = v_to_eps(out, x.float(), *noise_levels(self.alphas_cumprod, t, torch.float32))

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from diffrep.errors import InputError
+from diffrep.priors.base import in_parts
 from diffrep.priors.configs import DEFAULT_WEIGHTS, TinyPriorConfig, check_weights, weights_file
 from diffrep.priors.tiny.captions import HELD_OUT_COMBOS, HELD_OUT_TEMPLATES, random_caption
 from diffrep.priors.tiny.text import EMBED_DIM, MAX_TOKENS, TextEncoder
@@ -75,8 +76,7 @@ class TinyPrior:
         p = next(self.model.parameters())
         text = embeddings(cond, x_t.shape[0], self.cond_shape).to(p.device, p.dtype)
         x, t = x_t.to(p.device, p.dtype), t.to(p.device).expand(x_t.shape[0])
-        eps = torch.cat([self.model(*chunk) for chunk in zip(x.split(EVAL_BATCH), t.split(EVAL_BATCH),
-                                                               text.split(EVAL_BATCH))]).to(x_t.device, x_t.dtype)
+        eps = in_parts(self.model, EVAL_BATCH, x, t, text).to(x_t.device, x_t.dtype)
         return clip_eps(x_t, t.to(x_t.device), eps, self.alphas_cumprod) if self.clip_x0 else eps
 
 
