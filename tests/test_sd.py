@@ -613,6 +613,27 @@ def test_a_canvas_that_does_not_fit_is_refused_before_the_model_loads(sd_folder,
     assert not (tmp_path / "o").exists()
 
 
+def test_a_run_too_big_is_refused_before_the_model_loads(sd_folder, if_folder, tmp_path, capsys, monkeypatch):
+    """The shape of what the prior denoises comes from unet/config.json (in_channels, sample_size) or rgb_res,
+    torch-free, and equals the loaded prior's: the memory check runs before the loader, from the CLI and the API."""
+    from diffrep.priors import deepfloyd, unloaded_shape
+    from diffrep.priors import sd as sd_module
+
+    shapes = {f"sd:{sd_folder}": {}, f"if:{if_folder}": {}, f"sd:{sd_folder} rgb": {"rgb": True, "rgb_res": 16}}
+    for name, options in shapes.items():
+        config = prior_config(name.split()[0], **options)
+        assert unloaded_shape(config) == tuple(load(name.split()[0], **options).image_shape), name
+    monkeypatch.setattr(sd_module, "sd_from_config", lambda *a, **k: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(deepfloyd, "if_from_config", lambda *a, **k: pytest.fail("the model was loaded"))
+    for prior in (f"sd:{sd_folder}", f"if:{if_folder}"):
+        line = one_line_error(["sample", "--prior", prior, "--method", "ddim", "--n", "100000000000",
+                               "--out", str(tmp_path / "o")], capsys)
+        assert "n=100000000000 needs about" in line and "GiB" in line, line
+        with pytest.raises(InputError, match="n=100000000000 needs about"):
+            diffrep.sample(prior, method="ddim", n=10**11)
+    assert not (tmp_path / "o").exists()
+
+
 # DeepFloyd IF.
 
 def test_if_loads_and_keeps_the_eps_half_of_its_output(if_folder):

@@ -22,7 +22,7 @@ from diffrep.priors.configs import (
     GaussianPriorConfig, GMMPriorConfig, ScenesPriorConfig, TinyPriorConfig, ToyworldPriorConfig, tiny_resolution,
 )
 from diffrep.priors.prompts import LabelQuery, parse_prompt
-from diffrep.priors.sd_config import IFPriorConfig, SDPriorConfig, model_resolution
+from diffrep.priors.sd_config import IFPriorConfig, SDPriorConfig, model_channels, model_resolution
 
 if TYPE_CHECKING:
     from diffrep.priors.base import Prior
@@ -60,36 +60,42 @@ class PriorEntry:
     resolution: Callable[[Any], tuple[int, int] | None] = lambda config: None
     """``(H, W)`` of the images the prior with ``config`` denoises, where the config tells it without loading
     anything (a rep's ``fits`` is checked against it before the prior loads); ``None``: known once loaded."""
-    channels: int | None = None
-    """Channels of those images where they are known without loading anything (with ``resolution``, the run's
-    memory is estimated before the prior loads: ``unloaded_shape``); ``None``: known once loaded."""
+    channels: Callable[[Any], int | None] | None = None
+    """Channels of those images where the config tells them without loading anything (with ``resolution``, the
+    run's memory is estimated before the prior loads: ``unloaded_shape``); ``None``: known once loaded."""
+
+
+def rgb(config: Any) -> int:
+    """The channels of a prior whose images are RGB whatever its config."""
+    return 3
 
 
 PRIORS: dict[str, PriorEntry] = {
     "toyworld": PriorEntry(ToyworldPriorConfig, Lazy("diffrep.priors.empirical:toyworld_from_config"),
                            "the embedded default: exact empirical prior over toy-world images, prompts by label",
                            check_prompt=Lazy("diffrep.priors.prompts:check_toyworld_prompt"),
-                           resolution=lambda config: (config.res, config.res), channels=3),
+                           resolution=lambda config: (config.res, config.res), channels=rgb),
     "gaussian": PriorEntry(GaussianPriorConfig, Lazy("diffrep.priors.analytic:gaussian_from_config"),
                            "analytic correlated Gaussian over small images, unconditional",
-                           resolution=lambda config: (config.size, config.size), channels=3),
+                           resolution=lambda config: (config.size, config.size), channels=rgb),
     "gmm": PriorEntry(GMMPriorConfig, Lazy("diffrep.priors.analytic:gmm_from_config"),
                       "analytic mixture of four flat colours, prompts red/green/blue/yellow",
-                      resolution=lambda config: (config.size, config.size), channels=3),
+                      resolution=lambda config: (config.size, config.size), channels=rgb),
     "tiny": PriorEntry(TinyPriorConfig, Lazy("diffrep.priors.tiny:tiny_from_config"),
                        "learned text-conditioned U-Net on the toy world (prompts need diffrep[tiny])",
-                       resolution=tiny_resolution, channels=3),
+                       resolution=tiny_resolution, channels=rgb),
     "sd": PriorEntry(SDPriorConfig, Lazy("diffrep.priors.sd:sd_from_config"),
                      "Stable Diffusion 1.x/2.x, latent, from a local folder or cached hub id: sd:PATH_OR_ID (diffrep[diffusers])",
-                     argument="path", encodes=lambda config: config.rgb, resolution=model_resolution),
+                     argument="path", encodes=lambda config: config.rgb, resolution=model_resolution,
+                     channels=model_channels),
     "if": PriorEntry(IFPriorConfig, Lazy("diffrep.priors.deepfloyd:if_from_config"),
                      "DeepFloyd IF stage I, 64² pixels, T5 text: if:PATH_OR_ID (diffrep[diffusers])", argument="path",
-                     resolution=model_resolution),
+                     resolution=model_resolution, channels=model_channels),
     "toyworld-scenes": PriorEntry(ScenesPriorConfig, Lazy("diffrep.priors.scenes:scenes_from_config"),
                                   "exact empirical prior over views of 360° toy-world scenes, prompts like "
                                   "'a red mug and a blue duck on a green floor'",
                                   check_prompt=Lazy("diffrep.toyworld.scene_text:check_scene_prompt"),
-                                  resolution=lambda config: (config.res, config.res), channels=3),
+                                  resolution=lambda config: (config.res, config.res), channels=rgb),
 }
 
 
@@ -131,8 +137,9 @@ def unloaded_shape(config: Any) -> tuple[int, int, int] | None:
     """``(C, H, W)`` of the images the prior of ``config`` denoises, where its entry tells them without loading
     anything (``channels`` and ``resolution``); ``None`` otherwise."""
     entry = PRIORS[prior_name(config)]
-    hw = entry.resolution(config) if entry.channels is not None else None
-    return None if hw is None else (entry.channels, *hw)
+    channels = entry.channels(config) if entry.channels is not None else None
+    hw = entry.resolution(config) if channels is not None else None
+    return None if hw is None else (channels, *hw)
 
 
 def check_prompt(config: Any, prompt: str | None, labels: tuple[str, ...] = ()) -> None:

@@ -90,13 +90,31 @@ def model_resolution(config: SDPriorConfig | IFPriorConfig) -> tuple[int, int] |
     latents', if: the pixels'); ``None`` where the file does not tell."""
     if getattr(config, "rgb", False):
         return config.rgb_res, config.rgb_res
+    size = unet_config(config).get("sample_size")
+    if isinstance(size, int):
+        return size, size
+    return tuple(size) if isinstance(size, (list, tuple)) and len(size) == 2 else None
+
+
+def model_channels(config: SDPriorConfig | IFPriorConfig) -> int | None:
+    """Channels of what the prior of ``config`` denoises, torch-free (with ``model_resolution``, the run's memory is
+    checked before the model loads): 3 for sd with ``rgb`` (the reps render RGB), else the ``in_channels`` of the
+    folder's ``unet/config.json`` (sd: 4 latent channels, if: 3); ``None`` where the file does not tell."""
+    if getattr(config, "rgb", False):
+        return 3
+    channels = unet_config(config).get("in_channels")
+    return channels if isinstance(channels, int) and channels > 0 else None
+
+
+def unet_config(config: SDPriorConfig | IFPriorConfig) -> dict:
+    """The folder's ``unet/config.json`` as a dict; empty where it cannot be read."""
     import json
 
     try:
-        size = json.loads((model_folder(config.path, config.components) / "unet" / "config.json").read_text())["sample_size"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return (size, size) if isinstance(size, int) else tuple(size)
+        out = json.loads((model_folder(config.path, config.components) / "unet" / "config.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return {}
+    return out if isinstance(out, dict) else {}
 
 
 def model_folder(path: str | os.PathLike | None, components: tuple[str, ...]) -> Path:
