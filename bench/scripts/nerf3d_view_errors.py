@@ -8,6 +8,14 @@ too, and a *gross* one otherwise (a front read as a back, a side far from the ov
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_view_errors.py run PROMPT SEED   # one DDRep NeRF, kept
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_view_errors.py table              # -> bench/results/nerf3d-view-errors.json
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_view_errors.py fitted PROMPT [STEPS] # the rep's own ceiling, below
+
+`fitted` asks what the NeRF and DDRep's solve can show when every target is right: DDRep's loop at the default config
+(bank of 32, 6 views a step, 40 Adam iterations a step on an eighth of the rays, the toy world's random light), with
+each step's targets the ground-truth renders of the instance at those views and lights in place of the prior's
+denoised images, for ground-truth instances 0 and 1 of PROMPT; then the same labels and occupancy IoU as `table` and
+`diffrep evaluate`. STEPS: 50 (DDRep's) unless given. Rows go to bench/results/.nerf3d-view-errors.cache/fitted.jsonl;
+once every prompt has its two, they are written into the JSON as `fitted` (which `table` keeps).
 
 `run` keeps the NeRF's result folder in bench/results/.nerf3d-view-errors.cache/ (ignored; a rerun skips it); the
 suite's DDRep rows are the same runs (same config and seed), so the view column reproduces the suite's."""
@@ -43,6 +51,70 @@ def run(prompt: str, seed: int) -> None:
     result.outputs = None  # the weights and run.json are enough here
     result.save(folder(prompt, seed), overwrite=True)
     print(prompt, seed, round(time.perf_counter() - start, 1), "s", flush=True)
+
+
+def fitted(prompt: str, steps: int = 50) -> None:
+    import torch
+
+    from diffrep.bench import nerf3d
+    from diffrep.evaluate3d import GroundTruth, _render, grid_points, held_out_cameras, load_reference, occupancy_iou, prompt_labels
+    from diffrep.methods.configs import PullbackConfig
+    from diffrep.methods.solvers import pullback
+    from diffrep.reps.configs import NerfConfig
+    from diffrep.reps.nerf import SURFACE_DENSITY, NerfRep, nerf_objects
+    from diffrep.toyworld.renderer import render
+
+    torch.set_num_threads(1)
+    reference, truth = load_reference(nerf3d.REFERENCE_N, 32), GroundTruth()
+    labels, cameras = prompt_labels(prompt), held_out_cameras(16)
+    kind, colour = labels["kind"], labels["colour"]
+    pull = PullbackConfig(adam_iters=40, pixel_fraction=0.125)
+    points = grid_points(truth.grid)
+    for index in (0, 1):
+        start = time.perf_counter()
+        g = torch.Generator().manual_seed(index)
+        rep = NerfRep((3, 32, 32), 1, NerfConfig(), generator=g)
+        instance = truth.instances(kind)[index:index + 1]
+        for step in range(steps):
+            views = rep.random_views(6, g, step / steps)
+            cams, light = rep.view_cameras(views)[0], views[0, :, 1:4]
+            k = len(cams)
+            target = render(torch.full((k,), kind), torch.full((k,), colour), instance.float().expand(k, -1), cams.float(),
+                            light.float(), 32)
+            pullback(rep, views, target[None], pull, torch.Generator().manual_seed(step))
+        obj = nerf_objects(rep)[0]
+        rows = labelled(_render(obj, cameras, 32), reference, cameras)
+        with torch.no_grad():
+            occupied = rep.density(points[None])[0] > SURFACE_DENSITY
+        ious = occupancy_iou(occupied, truth.grids(kind))
+        row = {"prompt": prompt, "instance": index, "steps": steps, **summary(rows),
+               "own_occupancy_iou": round(float(ious[index]), 4), "best_occupancy_iou": round(float(ious.max()), 4),
+               "seconds": round(time.perf_counter() - start, 1), "cameras": rows}
+        print({k: v for k, v in row.items() if k != "cameras"}, flush=True)
+        CACHE.mkdir(parents=True, exist_ok=True)
+        with open(CACHE / "fitted.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+    write_fitted()
+
+
+def write_fitted() -> None:
+    """The fitted rows of the suite's prompts at 50 steps, pooled, into the JSON once all are there."""
+    from diffrep.bench import nerf3d
+    from diffrep.export import atomic_write_text
+
+    rows = {(r["prompt"], r["instance"]): r for line in (CACHE / "fitted.jsonl").read_text().splitlines()
+            if (r := json.loads(line))["steps"] == 50}
+    if any((p, i) not in rows for p in nerf3d.PROMPTS for i in (0, 1)):
+        return
+    rows = [rows[p, i] for p in nerf3d.PROMPTS for i in (0, 1)]
+    pooled = summary([c for r in rows for c in r["cameras"]])
+    pooled.update({name: round(sum(r[name] for r in rows) / len(rows), 4)
+                   for name in ("own_occupancy_iou", "best_occupancy_iou", "seconds")})
+    print(json.dumps(pooled), flush=True)
+    out = json.loads(OUT.read_text())
+    out["fitted"] = {"command": "OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_view_errors.py fitted PROMPT",
+                     "date": time.strftime("%Y-%m-%d %H:%M:%S"), "pooled": pooled, "rows": rows}
+    atomic_write_text(OUT, json.dumps(out, indent=1) + "\n")
 
 
 def borders(cameras) -> list[dict[str, float]]:
@@ -109,14 +181,19 @@ def table() -> None:
     pooled = {"ddrep": summary([r for run in runs for r in run["cameras"]]),
               "ground_truth": summary([r for g in gts for r in g["cameras"]])}
     print(json.dumps(pooled, indent=1))
+    kept = {"fitted": json.loads(OUT.read_text())["fitted"]} if OUT.exists() and "fitted" in OUT.read_text() else {}
     OUT.write_text(json.dumps({"command": "OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_view_errors.py table",
                                "date": time.strftime("%Y-%m-%d %H:%M:%S"), "reference_images": len(reference.images),
                                "border_deg": BORDER, "cameras": cameras.tolist(), "pooled": pooled, "ddrep": runs,
-                               "ground_truth": gts}, indent=1) + "\n")
+                               "ground_truth": gts, **kept}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "run":
         run(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1] == "write-fitted":
+        write_fitted()
+    elif sys.argv[1] == "fitted":
+        fitted(sys.argv[2], *map(int, sys.argv[3:4]))
     elif sys.argv[1] == "table":
         table()
