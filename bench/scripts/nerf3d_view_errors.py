@@ -181,7 +181,8 @@ def table() -> None:
     pooled = {"ddrep": summary([r for run in runs for r in run["cameras"]]),
               "ground_truth": summary([r for g in gts for r in g["cameras"]])}
     print(json.dumps(pooled, indent=1))
-    kept = {"fitted": json.loads(OUT.read_text())["fitted"]} if OUT.exists() and "fitted" in OUT.read_text() else {}
+    before = json.loads(OUT.read_text()) if OUT.exists() else {}
+    kept = {"fitted": before["fitted"]} if "fitted" in before else {}  # `fitted`'s rows, written by write_fitted
     OUT.write_text(json.dumps({"command": "OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_view_errors.py table",
                                "date": time.strftime("%Y-%m-%d %H:%M:%S"), "reference_images": len(reference.images),
                                "border_deg": BORDER, "cameras": cameras.tolist(), "pooled": pooled, "ddrep": runs,
