@@ -17,6 +17,12 @@ denoised images, for ground-truth instances 0 and 1 of PROMPT; then the same lab
 `diffrep evaluate`. STEPS: 50 (DDRep's) unless given. Rows go to bench/results/.nerf3d-view-errors.cache/fitted.jsonl;
 once every prompt has its two, they are written into the JSON as `fitted` (which `table` keeps).
 
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_view_errors.py spread PROMPT FIRST COUNT   # then write-spread
+
+`spread` asks the same of 3-D diversity: ground-truth instances FIRST .. FIRST+COUNT-1 fitted that way, and the
+silhouette spread of the fitted NeRFs (mean pairwise silhouette IoU at the 16 held-out cameras, as `diffrep bench
+nerf3d` measures DDRep's) against that of the very instances they were fitted to (`fitted_spread` in the JSON).
+
 `run` keeps the NeRF's result folder in bench/results/.nerf3d-view-errors.cache/ (ignored; a rerun skips it); the
 suite's DDRep rows are the same runs (same config and seed), so the view column reproduces the suite's."""
 
@@ -53,35 +59,45 @@ def run(prompt: str, seed: int) -> None:
     print(prompt, seed, round(time.perf_counter() - start, 1), "s", flush=True)
 
 
+def fit_truth(kind: int, colour: int, instance, seed: int, steps: int = 50):
+    """A NeRF (default config) fitted by DDRep's loop at the default config, each step's targets the ground-truth renders
+    of ``instance [1, N_PARAMS]`` at the step's views and lights in place of the prior's denoised images."""
+    import torch
+
+    from diffrep.methods.configs import PullbackConfig
+    from diffrep.methods.solvers import pullback
+    from diffrep.reps.configs import NerfConfig
+    from diffrep.reps.nerf import NerfRep
+    from diffrep.toyworld.renderer import render
+
+    pull = PullbackConfig(adam_iters=40, pixel_fraction=0.125)
+    g = torch.Generator().manual_seed(seed)
+    rep = NerfRep((3, 32, 32), 1, NerfConfig(), generator=g)
+    for step in range(steps):
+        views = rep.random_views(6, g, step / steps)
+        cams, light = rep.view_cameras(views)[0], views[0, :, 1:4]
+        k = len(cams)
+        target = render(torch.full((k,), kind), torch.full((k,), colour), instance.float().expand(k, -1), cams.float(),
+                        light.float(), 32)
+        pullback(rep, views, target[None], pull, torch.Generator().manual_seed(step))
+    return rep
+
+
 def fitted(prompt: str, steps: int = 50) -> None:
     import torch
 
     from diffrep.bench import nerf3d
     from diffrep.evaluate3d import GroundTruth, _render, grid_points, held_out_cameras, load_reference, occupancy_iou, prompt_labels
-    from diffrep.methods.configs import PullbackConfig
-    from diffrep.methods.solvers import pullback
-    from diffrep.reps.configs import NerfConfig
-    from diffrep.reps.nerf import SURFACE_DENSITY, NerfRep, nerf_objects
-    from diffrep.toyworld.renderer import render
+    from diffrep.reps.nerf import SURFACE_DENSITY, nerf_objects
 
     torch.set_num_threads(1)
     reference, truth = load_reference(nerf3d.REFERENCE_N, 32), GroundTruth()
     labels, cameras = prompt_labels(prompt), held_out_cameras(16)
     kind, colour = labels["kind"], labels["colour"]
-    pull = PullbackConfig(adam_iters=40, pixel_fraction=0.125)
     points = grid_points(truth.grid)
     for index in (0, 1):
         start = time.perf_counter()
-        g = torch.Generator().manual_seed(index)
-        rep = NerfRep((3, 32, 32), 1, NerfConfig(), generator=g)
-        instance = truth.instances(kind)[index:index + 1]
-        for step in range(steps):
-            views = rep.random_views(6, g, step / steps)
-            cams, light = rep.view_cameras(views)[0], views[0, :, 1:4]
-            k = len(cams)
-            target = render(torch.full((k,), kind), torch.full((k,), colour), instance.float().expand(k, -1), cams.float(),
-                            light.float(), 32)
-            pullback(rep, views, target[None], pull, torch.Generator().manual_seed(step))
+        rep = fit_truth(kind, colour, truth.instances(kind)[index:index + 1], index, steps)
         obj = nerf_objects(rep)[0]
         rows = labelled(_render(obj, cameras, 32), reference, cameras)
         with torch.no_grad():
@@ -95,6 +111,60 @@ def fitted(prompt: str, steps: int = 50) -> None:
         with open(CACHE / "fitted.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
     write_fitted()
+
+
+def spread(prompt: str, first: int, count: int) -> None:
+    """Ground-truth instances ``first .. first + count - 1`` of PROMPT fitted as ``fitted`` fits them; each one's
+    silhouettes at the evaluation's 16 held-out cameras (the rendered opacity > 0.5, as `diffrep evaluate` takes them)
+    and the ground truth's (its masks) appended to the cache's spread.jsonl."""
+    import torch
+
+    from diffrep.evaluate3d import GroundTruth, held_out_cameras, prompt_labels, silhouette
+    from diffrep.reps.nerf import nerf_objects
+
+    torch.set_num_threads(1)
+    truth, cameras = GroundTruth(), held_out_cameras(16)
+    labels = prompt_labels(prompt)
+    kind, colour = labels["kind"], labels["colour"]
+    for index in range(first, first + count):
+        start = time.perf_counter()
+        rep = fit_truth(kind, colour, truth.instances(kind)[index:index + 1], index)
+        own = silhouette(nerf_objects(rep)[0], cameras, 32)
+        gt = silhouette(truth.object(kind, colour, index), cameras, 32)
+        row = {"prompt": prompt, "instance": index, "seconds": round(time.perf_counter() - start, 1),
+               "fitted": own.flatten().tolist(), "ground_truth": gt.flatten().tolist()}
+        print(prompt, index, row["seconds"], "s", flush=True)
+        CACHE.mkdir(parents=True, exist_ok=True)
+        with open(CACHE / "spread.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def write_spread() -> None:
+    """Per prompt: the mean pairwise silhouette IoU of the fitted NeRFs and of the same ground-truth instances, and
+    their spreads (1 - IoU) in ratio, as `diffrep bench nerf3d`'s diversity; into the JSON as `fitted_spread`."""
+    import torch
+
+    from diffrep.evaluate3d import pairwise_mask_iou
+    from diffrep.export import atomic_write_text
+
+    rows: dict[str, dict[int, dict]] = {}
+    for line in (CACHE / "spread.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        rows.setdefault(r["prompt"], {})[r["instance"]] = r
+    out_rows = []
+    for prompt, by_index in rows.items():
+        masks = {k: torch.tensor([by_index[i][k] for i in sorted(by_index)]).view(len(by_index), 16, 32, 32)
+                 for k in ("fitted", "ground_truth")}
+        iou = {k: pairwise_mask_iou(m) for k, m in masks.items()}
+        out_rows.append({"prompt": prompt, "instances": sorted(by_index), "pairwise_silhouette_iou": round(iou["fitted"], 4),
+                         "ground_truth_pairwise_silhouette_iou": round(iou["ground_truth"], 4),
+                         "spread_over_data": round((1 - iou["fitted"]) / (1 - iou["ground_truth"]), 3)})
+        print(json.dumps(out_rows[-1]), flush=True)
+    out = json.loads(OUT.read_text())
+    out["fitted_spread"] = {"command": "OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_view_errors.py spread "
+                                       "PROMPT FIRST COUNT; ... write-spread",
+                            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "rows": out_rows}
+    atomic_write_text(OUT, json.dumps(out, indent=1) + "\n")
 
 
 def write_fitted() -> None:
@@ -182,7 +252,7 @@ def table() -> None:
               "ground_truth": summary([r for g in gts for r in g["cameras"]])}
     print(json.dumps(pooled, indent=1))
     before = json.loads(OUT.read_text()) if OUT.exists() else {}
-    kept = {"fitted": before["fitted"]} if "fitted" in before else {}  # `fitted`'s rows, written by write_fitted
+    kept = {k: before[k] for k in ("fitted", "fitted_spread") if k in before}  # written by write_fitted, write_spread
     OUT.write_text(json.dumps({"command": "OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_view_errors.py table",
                                "date": time.strftime("%Y-%m-%d %H:%M:%S"), "reference_images": len(reference.images),
                                "border_deg": BORDER, "cameras": cameras.tolist(), "pooled": pooled, "ddrep": runs,
@@ -192,6 +262,10 @@ def table() -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "run":
         run(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1] == "spread":
+        spread(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    elif sys.argv[1] == "write-spread":
+        write_spread()
     elif sys.argv[1] == "write-fitted":
         write_fitted()
     elif sys.argv[1] == "fitted":
