@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The headline: DDRep samples a NeRF of "a yellow duck" from the embedded toy-world prior (25-36 s here, docs/nerf.md;
+# The headline: DDRep samples a NeRF of "a yellow duck" from the embedded toy-world prior (25-45 s here, docs/nerf.md;
 # a demo preset: 30 steps with one RePaint round each; `diffrep sample --rep nerf --method ddrep` alone is the
 # default config). One torch thread: rendering is many small kernels, and a second thread on a busy 2-core
 # machine made the same run 8x slower (measured: 15 min against 104 s).
