@@ -15,6 +15,7 @@ images whatever δ), so g_lmc = normalise(b̂) - x̂_0 has no restoring force to
 import json
 import sys
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 root = Path(__file__).resolve().parents[2]
@@ -49,10 +50,22 @@ class Oracle:
             return total / self.draws
 
 
+@contextmanager
+def oracle_corrective(prior, draws: int):
+    """Within the scope, LMC-SDS takes ``Oracle(prior, draws)`` for whatever corrective its options name."""
+    import diffrep.methods.corrective as corrective_module
+
+    named = corrective_module.named_corrective
+    corrective_module.named_corrective = lambda corrective, p, name=None: Oracle(prior, draws)
+    try:
+        yield
+    finally:
+        corrective_module.named_corrective = named
+
+
 def main(draws: int = 8) -> None:
     import torch
 
-    import diffrep.methods.corrective as corrective_module
     from diffrep.bench import machine_info
     from diffrep.bench.lmc import distill_pixels, prior_data, prompt_batch, synthesis_row
     from diffrep.export import atomic_write_text
@@ -62,21 +75,19 @@ def main(draws: int = 8) -> None:
     prior = load("toyworld")
     data = prior_data("toyworld", prior)
     conds, asked = prompt_batch(prior)
-    named = corrective_module.named_corrective
     variants = {"sds": ("sds", {}), "lmc-sds clean (shipped)": ("lmc-sds", {}),
                 "lmc-sds perturbed (shipped)": ("lmc-sds", {"corrective": "perturbed"}),
-                "lmc-sds oracle": ("lmc-sds", {"corrective": "oracle"})}
+                "lmc-sds oracle": ("lmc-sds", {})}  # the corrective: the oracle_corrective scope
     figures: dict = {}
     for iters in ITERS:
         for label, (method, options) in variants.items():
             for w in SCALES:
-                corrective_module.named_corrective = (lambda c, p, n=None: Oracle(prior, draws)) if "oracle" in label else named
                 t0 = time.perf_counter()
-                x = distill_pixels(prior, method, {} if "oracle" in label else options, conds, w, iters, 3e-2, seed=int(w))
+                with oracle_corrective(prior, draws) if "oracle" in label else nullcontext():
+                    x = distill_pixels(prior, method, options, conds, w, iters, 3e-2, seed=int(w))
                 row = synthesis_row(x, data, asked) | {"seconds": round(time.perf_counter() - t0, 1)}
                 figures.setdefault(str(iters), {}).setdefault(label, {})[str(w)] = row
                 print(iters, label, w, row["nearest_rms"], row["saturation"], row["seconds"], flush=True)
-    corrective_module.named_corrective = named
     out = {"suite": "lmc-sds with the oracle corrective (toy world, exact)", "date": time.strftime("%Y-%m-%d %H:%M:%S"),
            "command": "OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/lmc_oracle_corrective.py" + (f" {draws}" if draws != 8 else ""),
            "machine": machine_info(), "draws": draws, "lr": 3e-2, "seeds": "int(ω)", "figures": figures}
@@ -87,7 +98,6 @@ def picture(draws: int = 8) -> None:
     """Rows SDS and LMC-SDS with the oracle at ω = 5, 80 iterations, the suite's seed; columns two red mugs, two blue ducks."""
     import torch
 
-    import diffrep.methods.corrective as corrective_module
     from diffrep.bench.lmc import distill_pixels, prompt_batch
     from diffrep.export import image_grid
     from diffrep.priors import load
@@ -95,11 +105,9 @@ def picture(draws: int = 8) -> None:
     torch.set_num_threads(1)
     prior = load("toyworld")
     conds, _ = prompt_batch(prior)
-    named, rows = corrective_module.named_corrective, []
-    for method in ("sds", "lmc-sds"):
-        corrective_module.named_corrective = (lambda c, p, n=None: Oracle(prior, draws)) if method == "lmc-sds" else named
-        rows.append(distill_pixels(prior, method, {}, conds, 5.0, 80, 3e-2, seed=5))
-    corrective_module.named_corrective = named
+    rows = [distill_pixels(prior, "sds", {}, conds, 5.0, 80, 3e-2, seed=5)]
+    with oracle_corrective(prior, draws):
+        rows.append(distill_pixels(prior, "lmc-sds", {}, conds, 5.0, 80, 3e-2, seed=5))
     image_grid(torch.cat(rows).clamp(-1, 1), nrow=4, scale=4).save(root / "docs" / "images" / "lmc-oracle-corrective.png")
 
 
