@@ -7,6 +7,9 @@ seed, where the suite pairs the 4 instances of one batched run (whose instances 
     python bench/scripts/nerf3d_lanes.py sample RUNS JOB_JSON                   # one run into RUNS/<tag>
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_lanes.py score RUNS NAME   # bench/results/NAME.json
 
+`score` keeps the rows of runs NAME.json already holds (the runs added since are scored, their groups' diversity
+redone).
+
 The lent run is bench/scripts/device_nerf3d_lanes.sh. A job is {"prompt", "seed", "method", "options", "device"};
 `sample` skips a run whose folder exists and writes run.json's `wall_s` (the sampling alone) and `device`."""
 
@@ -27,8 +30,8 @@ def jobs() -> list[dict]:
 
     out = [{"prompt": p, "seed": s, "method": "ddrep", "options": DIVERSITY[name], "device": "cpu"}
            for name in ("paper", "default", "eta1") for p in PROMPTS[:2] for s in range(8)]
-    out += [{"prompt": p, "seed": s, "method": "ddrep", "options": {"eta": 1.0, "rounds": 4}, "device": "cpu"}
-            for p in PROMPTS for s in (0, 1)]  # view labels: RePaint rounds at the default 50 steps
+    out += [{"prompt": p, "seed": s, "method": "ddrep", "options": {"eta": 1.0, "rounds": r}, "device": "cpu"}
+            for r in (4, 8) for p in PROMPTS for s in (0, 1)]  # view labels: RePaint rounds at the default 50 steps
     return out
 
 
@@ -69,8 +72,8 @@ def sample(runs: Path, job: dict) -> None:
 
 
 def score(runs: Path, name: str) -> None:
-    """Each run's labels and IoUs (``nerf_runs.evaluate``) and, per (prompt, method, options), the pooled runs'
-    3-D diversity (``evaluate3d.evaluate_instances`` over all their instances)."""
+    """Each run's labels and IoUs (``nerf_runs.evaluate``) and, per (prompt, method, options, device), the pooled
+    runs' 3-D diversity (``evaluate3d.evaluate_instances`` over all their instances)."""
     import torch
 
     from diffrep.api import load_run
@@ -82,26 +85,37 @@ def score(runs: Path, name: str) -> None:
     from diffrep.reps.nerf import nerf_objects
 
     torch.set_num_threads(1)
+    path = root / "bench" / "results" / f"{name}.json"
+    old = json.loads(path.read_text())["figures"] if path.exists() else {"rows": [], "diversity": []}
+    scored = {r["tag"]: r for r in old["rows"]}  # a run scored before is not scored again
     reference, gt = load_reference(REFERENCE_N, 32), GroundTruth()
-    rows, groups = [], {}
+    rows, groups, new_groups = [], {}, set()
     for folder in sorted(p for p in runs.iterdir() if (p / "run.json").exists()):
         rep, record = load_run(folder, rep="nerf")
         job = record["job"]
+        key = json.dumps([job["prompt"], job["method"], job["options"], job["device"]], sort_keys=True)
+        groups.setdefault(key, []).extend(nerf_objects(rep))
+        if folder.name in scored:
+            rows.append(scored[folder.name])
+            continue
+        new_groups.add(key)
         a = evaluate(folder, reference=reference, ground_truth=gt)["aggregate"]
         rows.append({"tag": folder.name, **job, "device_name": record["device"], "wall_s": record["wall_s"],
                      "labels": a["labels"], "occupancy_iou": a["occupancy_iou"], "mask_iou": a["mask_iou"],
                      "psnr": a["psnr"], "janus_rate": a["janus_rate"]})
         print(folder.name, record["wall_s"], a["labels"], a["occupancy_iou"], flush=True)
-        key = json.dumps([job["prompt"], job["method"], job["options"]], sort_keys=True)
-        groups.setdefault(key, []).extend(nerf_objects(rep))
+    kept = {json.dumps([d["prompt"], d["method"], d["options"], d["device"]], sort_keys=True): d for d in old["diversity"]}
     diversity = []
     for key, objects in groups.items():
-        prompt, method, options = json.loads(key)
+        prompt, method, options, device = json.loads(key)
         if len(objects) < 4:
+            continue
+        if key in kept and key not in new_groups:
+            diversity.append(kept[key])
             continue
         a = evaluate_instances(objects, prompt_labels(prompt), reference, ground_truth=gt)["aggregate"]
         spread, data = 1 - a["pairwise_mask_iou"], 1 - a["ground_truth"]["pairwise_mask_iou"]
-        diversity.append({"prompt": prompt, "method": method, "options": options, "instances": len(objects),
+        diversity.append({"prompt": prompt, "method": method, "options": options, "device": device, "instances": len(objects),
                           "pairwise_mask_iou": a["pairwise_mask_iou"], "data_pairwise_mask_iou": a["ground_truth"]["pairwise_mask_iou"],
                           "silhouette_spread": round(spread, 4), "data_silhouette_spread": round(data, 4),
                           "spread_over_data": round(spread / data, 3)})
@@ -109,7 +123,7 @@ def score(runs: Path, name: str) -> None:
     record = {"suite": "nerf3d one-instance runs in lanes, scored as the suite scores them",
               "command": __doc__.split("\n\n")[1].strip(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
               "scored_on": machine_info(), "figures": {"rows": rows, "diversity": diversity}}
-    atomic_write_text(root / "bench" / "results" / f"{name}.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":
