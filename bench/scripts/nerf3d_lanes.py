@@ -133,5 +133,8 @@ if __name__ == "__main__":
             print(json.dumps(job))
     elif verb == "sample":
         sample(Path(rest[0]), json.loads(rest[1]))
-    else:
+    elif verb == "score":
         score(Path(rest[0]), rest[1])
+    else:
+        print(f"error: unknown verb {verb!r}; allowed: jobs, sample, score", file=sys.stderr)
+        sys.exit(2)
