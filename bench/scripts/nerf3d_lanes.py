@@ -6,6 +6,8 @@ seed, where the suite pairs the 4 instances of one batched run (whose instances 
     python bench/scripts/nerf3d_lanes.py jobs [gpu]                             # the job lines (JSON), one a run
     python bench/scripts/nerf3d_lanes.py sample RUNS JOB_JSON                   # one run into RUNS/<tag>
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_lanes.py score RUNS NAME   # bench/results/NAME.json
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_lanes.py interval RUNS NAME  # + a 90 % interval of each spread
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_lanes.py picture RUNS       # docs/images/nerf3d-shared-noise.png
 
 `score` keeps the rows of runs NAME.json already holds (the runs added since are scored, their groups' diversity
 redone).
@@ -23,6 +25,10 @@ PAPER = {"steps": 100, "eta": 1.0, "rounds": 2}  # the DDRep paper's NeRF schedu
 DIVERSITY = {"default": {}, "eta1": {"eta": 1.0}, "paper": PAPER}
 """DDRep's 3-D diversity, 8 instances each of the duck and the mug: the default (50 DDIM steps, eta 0), fresh noise
 alone (eta 1), and the paper's schedule (100 steps, eta 1, one RePaint forward step each)."""
+SHARED = {"shared-eta1": {"eta": 1.0, "shared_noise": 1.0}, "shared-paper": PAPER | {"shared_noise": 1.0},
+          "shared-rounds2": {"eta": 1.0, "rounds": 2, "shared_noise": 1.0}}
+"""The same with one noise state shared by every view (--nerf.shared-noise 1): fresh noise made the ducks accurate,
+sharing undoes the 1/V average that makes the mugs one mug; both at once."""
 
 
 def jobs() -> list[dict]:
@@ -32,6 +38,10 @@ def jobs() -> list[dict]:
            for name in ("paper", "default", "eta1") for p in PROMPTS[:2] for s in range(8)]
     out += [{"prompt": p, "seed": s, "method": "ddrep", "options": {"eta": 1.0, "rounds": r}, "device": "cpu"}
             for r in (4, 8) for p in PROMPTS for s in (0, 1)]  # view labels: RePaint rounds at the default 50 steps
+    out += [{"prompt": p, "seed": s, "method": "ddrep", "options": SHARED[name], "device": "cpu"}
+            for name in SHARED for p in PROMPTS[:2] for s in range(8)]
+    out += [{"prompt": p, "seed": s, "method": "ddrep", "options": SHARED[name], "device": "cpu"}
+            for name in SHARED for p in PROMPTS[2:] for s in (0, 1)]  # the suite's other objects: their accuracy
     return out
 
 
@@ -126,6 +136,80 @@ def score(runs: Path, name: str) -> None:
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
 
+def interval(runs: Path, name: str, draws: int = 2000) -> None:
+    """To each diversity row of NAME.json whose runs are in RUNS, a 90 % bootstrap interval of ``spread_over_data``:
+    the runs and the 16 ground-truth instances resampled (with replacement, each its own draw), the spread of a draw
+    the mean silhouette IoU over its pairs of distinct originals, as ``evaluate3d.pairwise_mask_iou`` over all pairs."""
+    import torch
+
+    from diffrep.api import load_run
+    from diffrep.evaluate3d import GroundTruth, gt_render, held_out_cameras, prompt_labels, silhouette
+    from diffrep.export import atomic_write_text
+    from diffrep.reps.nerf import nerf_objects
+
+    torch.set_num_threads(1)
+    path = root / "bench" / "results" / f"{name}.json"
+    record = json.loads(path.read_text())
+    cameras, gt, res = held_out_cameras(16, 0), GroundTruth(), 32
+    groups: dict[str, list] = {}
+    for folder in sorted(p for p in runs.iterdir() if (p / "run.json").exists()):
+        rep, run = load_run(folder, rep="nerf")
+        job = run["job"]
+        key = json.dumps([job["prompt"], job["method"], job["options"], job["device"]], sort_keys=True)
+        groups.setdefault(key, []).extend(silhouette(o, cameras, res) for o in nerf_objects(rep))
+
+    def pair_iou(masks):
+        flat = torch.stack(masks).flatten(1).float()
+        inter = flat @ flat.T
+        size = flat.sum(1)
+        return inter / (size[:, None] + size[None, :] - inter).clamp_min(1.0)
+
+    def spread(iou, pick):
+        same = pick[:, None] == pick[None, :]
+        return 1 - float(iou[pick][:, pick][~same].mean())
+
+    for row in record["figures"]["diversity"]:
+        key = json.dumps([row["prompt"], row["method"], row["options"], row["device"]], sort_keys=True)
+        if key not in groups:
+            continue
+        labels = prompt_labels(row["prompt"])
+        m = 16
+        gt_masks = gt_render(labels["kind"], labels["colour"], gt.instances(labels["kind"])[:m], cameras, res)[1]
+        ours, data = pair_iou(groups[key]), pair_iou(list(gt_masks.view(m, -1, res, res)))
+        n, generator = ours.shape[0], torch.Generator().manual_seed(0)  # each row its own draws
+        ratios = sorted(spread(ours, torch.randint(n, (n,), generator=generator))
+                        / spread(data, torch.randint(m, (m,), generator=generator)) for _ in range(draws))
+        point = spread(ours, torch.arange(n)) / spread(data, torch.arange(m))
+        row["spread_over_data_90"] = [round(ratios[int(0.05 * draws)], 3), round(ratios[int(0.95 * draws)], 3)]
+        print(row["prompt"], row["options"], n, round(point, 3), row["spread_over_data"], row["spread_over_data_90"], flush=True)
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+
+
+PICTURE = [("a red mug", {}), ("a red mug", SHARED["shared-eta1"]), ("a red mug", SHARED["shared-paper"]),
+           ("a yellow duck", SHARED["shared-eta1"]), ("a yellow duck", SHARED["shared-paper"])]
+"""The rows of ``picture``: the mugs with independent and with shared noise, and the ducks with shared noise."""
+
+
+def picture(runs: Path) -> None:
+    """docs/images/nerf3d-shared-noise.png: a row per ``PICTURE`` entry, its 8 runs (seeds 0-7) seen from 45° of
+    azimuth and 15° up (``preview``'s second camera), 3× enlarged."""
+    import torch
+    from PIL import Image
+
+    from diffrep.api import load_run
+
+    torch.set_num_threads(1)
+    rows = []
+    for prompt, options in PICTURE:
+        job = {"prompt": prompt, "method": "ddrep", "options": options, "device": "cpu"}
+        frames = [load_run(runs / tag(job | {"seed": s}), rep="nerf")[0].preview()[1][0, 1] for s in range(8)]
+        rows.append(torch.cat(frames, -1))
+    image = ((torch.cat(rows, -2).clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    out = root / "docs" / "images" / "nerf3d-shared-noise.png"
+    Image.fromarray(image).resize((image.shape[1] * 3, image.shape[0] * 3), Image.NEAREST).save(out)
+    print(out)
+
+
 if __name__ == "__main__":
     verb, *rest = sys.argv[1:]
     if verb == "jobs":
@@ -135,6 +219,10 @@ if __name__ == "__main__":
         sample(Path(rest[0]), json.loads(rest[1]))
     elif verb == "score":
         score(Path(rest[0]), rest[1])
+    elif verb == "interval":
+        interval(Path(rest[0]), rest[1])
+    elif verb == "picture":
+        picture(Path(rest[0]))
     else:
-        print(f"error: unknown verb {verb!r}; allowed: jobs, sample, score", file=sys.stderr)
+        print(f"error: unknown verb {verb!r}; allowed: jobs, sample, score, interval, picture", file=sys.stderr)
         sys.exit(2)
