@@ -148,6 +148,14 @@ def test_pairwise_occupancy_iou_matches_slow_twin(gen):
             [_slow_pairwise_iou(grids[[i, j]]) for j in range(i + 1, 5)])
 
 
+def test_iou_matrix_is_symmetric_with_the_slow_twin_off_the_diagonal(gen):
+    grids = torch.rand(4, 300, generator=gen) < torch.tensor([0.2, 0.5, 0.0, 0.0])[:, None]
+    iou = e3.iou_matrix(grids, chunk=64)
+    assert torch.equal(iou, iou.T) and iou.diagonal().tolist() == [1.0] * 4  # two empty grids: 1
+    for i, j in itertools.combinations(range(4), 2):
+        assert float(iou[i, j]) == pytest.approx(_slow_pairwise_iou(grids[[i, j]]), abs=1e-6)
+
+
 def test_pairwise_mask_iou_matches_slow_twin_pooled_over_views(gen):
     masks = torch.rand(4, 3, 5, 5, generator=gen) < torch.tensor([0.2, 0.5, 0.7, 0.0])[:, None, None, None]
     slow = [e3._pooled_iou(a, b) for a, b in itertools.combinations(masks, 2)]

@@ -39,7 +39,7 @@ def jobs() -> list[dict]:
     out += [{"prompt": p, "seed": s, "method": "ddrep", "options": {"eta": 1.0, "rounds": r}, "device": "cpu"}
             for r in (4, 8) for p in PROMPTS for s in (0, 1)]  # view labels: RePaint rounds at the default 50 steps
     out += [{"prompt": p, "seed": s, "method": "ddrep", "options": SHARED[name], "device": "cpu"}
-            for name in SHARED for p in PROMPTS[:2] for s in range(8)]
+            for name in SHARED for p in PROMPTS[:2] for s in range(16 if name == "shared-eta1" else 8)]
     out += [{"prompt": p, "seed": s, "method": "ddrep", "options": SHARED[name], "device": "cpu"}
             for name in SHARED for p in PROMPTS[2:] for s in (0, 1)]  # the suite's other objects: their accuracy
     return out
@@ -143,26 +143,22 @@ def interval(runs: Path, name: str, draws: int = 2000) -> None:
     import torch
 
     from diffrep.api import load_run
-    from diffrep.evaluate3d import GroundTruth, gt_render, held_out_cameras, prompt_labels, silhouette
+    from diffrep.evaluate3d import (Evaluate3DConfig, GroundTruth, gt_render, held_out_cameras, iou_matrix, prompt_labels,
+                                    silhouette)
     from diffrep.export import atomic_write_text
     from diffrep.reps.nerf import nerf_objects
 
     torch.set_num_threads(1)
     path = root / "bench" / "results" / f"{name}.json"
     record = json.loads(path.read_text())
-    cameras, gt, res = held_out_cameras(16, 0), GroundTruth(), 32
+    config = Evaluate3DConfig()  # the cameras, the ground-truth instances and their number evaluate_instances uses
+    cameras, gt, m, res = held_out_cameras(config.views, 0), GroundTruth(), config.baseline, 32
     groups: dict[str, list] = {}
     for folder in sorted(p for p in runs.iterdir() if (p / "run.json").exists()):
         rep, run = load_run(folder, rep="nerf")
         job = run["job"]
         key = json.dumps([job["prompt"], job["method"], job["options"], job["device"]], sort_keys=True)
         groups.setdefault(key, []).extend(silhouette(o, cameras, res) for o in nerf_objects(rep))
-
-    def pair_iou(masks):
-        flat = torch.stack(masks).flatten(1).float()
-        inter = flat @ flat.T
-        size = flat.sum(1)
-        return inter / (size[:, None] + size[None, :] - inter).clamp_min(1.0)
 
     def spread(iou, pick):
         same = pick[:, None] == pick[None, :]
@@ -173,9 +169,8 @@ def interval(runs: Path, name: str, draws: int = 2000) -> None:
         if key not in groups:
             continue
         labels = prompt_labels(row["prompt"])
-        m = 16
         gt_masks = gt_render(labels["kind"], labels["colour"], gt.instances(labels["kind"])[:m], cameras, res)[1]
-        ours, data = pair_iou(groups[key]), pair_iou(list(gt_masks.view(m, -1, res, res)))
+        ours, data = iou_matrix(torch.stack(groups[key]).flatten(1)), iou_matrix(gt_masks.view(m, -1))
         n, generator = ours.shape[0], torch.Generator().manual_seed(0)  # each row its own draws
         ratios = sorted(spread(ours, torch.randint(n, (n,), generator=generator))
                         / spread(data, torch.randint(m, (m,), generator=generator)) for _ in range(draws))
@@ -191,22 +186,18 @@ PICTURE = [("a red mug", {}), ("a red mug", SHARED["shared-eta1"]), ("a red mug"
 
 
 def picture(runs: Path) -> None:
-    """docs/images/nerf3d-shared-noise.png: a row per ``PICTURE`` entry, its 8 runs (seeds 0-7) seen from 45° of
+    """docs/images/nerf3d-shared-noise.png: a row per ``PICTURE`` entry, its runs at seeds 0-7 seen from 45° of
     azimuth and 15° up (``preview``'s second camera), 3× enlarged."""
     import torch
-    from PIL import Image
 
     from diffrep.api import load_run
+    from diffrep.export import image_grid
 
     torch.set_num_threads(1)
-    rows = []
-    for prompt, options in PICTURE:
-        job = {"prompt": prompt, "method": "ddrep", "options": options, "device": "cpu"}
-        frames = [load_run(runs / tag(job | {"seed": s}), rep="nerf")[0].preview()[1][0, 1] for s in range(8)]
-        rows.append(torch.cat(frames, -1))
-    image = ((torch.cat(rows, -2).clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    frames = [load_run(runs / tag({"prompt": prompt, "method": "ddrep", "options": options, "device": "cpu", "seed": s}),
+                       rep="nerf")[0].preview()[1][0, 1] for prompt, options in PICTURE for s in range(8)]
     out = root / "docs" / "images" / "nerf3d-shared-noise.png"
-    Image.fromarray(image).resize((image.shape[1] * 3, image.shape[0] * 3), Image.NEAREST).save(out)
+    image_grid(torch.stack(frames), nrow=8, scale=3).save(out)
     print(out)
 
 

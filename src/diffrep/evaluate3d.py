@@ -40,7 +40,7 @@ __all__ = [
     "Evaluate3DConfig", "GroundTruth", "Object3D", "Reference", "as_reference", "back_cameras", "best_matching_instance",
     "evaluate_instances", "foreground_mask", "format_table", "grid_points", "ground_truth_object", "gt_instances", "gt_light", "gt_render",
     "held_out_cameras", "janus_rate", "label_accuracy_3d", "load_reference", "mask_iou", "nearest_labels",
-    "occupancy_grid", "occupancy_iou", "pairwise_mask_iou", "pairwise_occupancy_iou", "prompt_labels", "silhouette",
+    "iou_matrix", "occupancy_grid", "occupancy_iou", "pairwise_mask_iou", "pairwise_occupancy_iou", "prompt_labels", "silhouette",
     "silhouette_kinds",
 ]
 
@@ -332,15 +332,21 @@ def pairwise_occupancy_iou(grids: Tensor | Sequence[Object3D], res: int = 64, ch
     n = grids.shape[0]
     if n < 2:
         return None
+    i, j = torch.triu_indices(n, n, 1)
+    return float(iou_matrix(grids, chunk)[i, j].mean())
+
+
+def iou_matrix(grids: Tensor, chunk: int = 32768) -> Tensor:
+    """IoU ``[n, n]`` of every pair of ``grids [n, P]`` bool (1 where both are empty), one float32 matrix product per
+    chunk of points: what ``pairwise_occupancy_iou`` averages, for statistics over resampled pairs."""
+    n = grids.shape[0]
     inter = torch.zeros(n, n)
     for g in grids.split(chunk, dim=1):
         g = g.float()
         inter += g @ g.T
     size = grids.sum(1).float()
     union = size[:, None] + size[None, :] - inter
-    iou = torch.where(union > 0, inter / union.clamp_min(1.0), 1.0)
-    i, j = torch.triu_indices(n, n, 1)
-    return float(iou[i, j].mean())
+    return torch.where(union > 0, inter / union.clamp_min(1.0), 1.0)
 
 
 def pairwise_mask_iou(masks: Tensor) -> float | None:
