@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from diffrep.toyworld.vocabulary import COLOURS  # the words live where no torch is imported
+from diffrep.toyworld.vocabulary import COLOURS  # noqa: F401  re-exported; the words live where no torch is imported
 
 Scalar = Tensor | float
 Parts = list[tuple[Tensor, int]]
