@@ -39,7 +39,7 @@ def jobs() -> list[dict]:
     out += [{"prompt": p, "seed": s, "method": "ddrep", "options": {"eta": 1.0, "rounds": r}, "device": "cpu"}
             for r in (4, 8) for p in PROMPTS for s in (0, 1)]  # view labels: RePaint rounds at the default 50 steps
     out += [{"prompt": p, "seed": s, "method": "ddrep", "options": SHARED[name], "device": "cpu"}
-            for name in SHARED for p in PROMPTS[:2] for s in range(16 if name == "shared-eta1" else 8)]
+            for name in SHARED for p in PROMPTS[:2] for s in range(8 if name == "shared-rounds2" else 16)]
     out += [{"prompt": p, "seed": s, "method": "ddrep", "options": SHARED[name], "device": "cpu"}
             for name in SHARED for p in PROMPTS[2:] for s in (0, 1)]  # the suite's other objects: their accuracy
     return out
