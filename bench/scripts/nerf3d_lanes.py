@@ -58,6 +58,11 @@ def tag(job: dict) -> str:
     return f"{job['prompt'].split()[-1]}-{job['method']}-{options}-seed{job['seed']}-{job['device']}"
 
 
+def group_key(job: dict) -> str:
+    """The (prompt, method, options, device) a run or a diversity row belongs to, as one string: runs pooled for diversity."""
+    return json.dumps([job["prompt"], job["method"], job["options"], job["device"]], sort_keys=True)
+
+
 def sample(runs: Path, job: dict) -> None:
     import torch
 
@@ -103,7 +108,7 @@ def score(runs: Path, name: str) -> None:
     for folder in sorted(p for p in runs.iterdir() if (p / "run.json").exists()):
         rep, record = load_run(folder, rep="nerf")
         job = record["job"]
-        key = json.dumps([job["prompt"], job["method"], job["options"], job["device"]], sort_keys=True)
+        key = group_key(job)
         groups.setdefault(key, []).extend(nerf_objects(rep))
         if folder.name in scored:
             rows.append(scored[folder.name])
@@ -114,7 +119,7 @@ def score(runs: Path, name: str) -> None:
                      "labels": a["labels"], "occupancy_iou": a["occupancy_iou"], "mask_iou": a["mask_iou"],
                      "psnr": a["psnr"], "janus_rate": a["janus_rate"]})
         print(folder.name, record["wall_s"], a["labels"], a["occupancy_iou"], flush=True)
-    kept = {json.dumps([d["prompt"], d["method"], d["options"], d["device"]], sort_keys=True): d for d in old["diversity"]}
+    kept = {group_key(d): d for d in old["diversity"]}
     diversity = []
     for key, objects in groups.items():
         prompt, method, options, device = json.loads(key)
@@ -153,19 +158,19 @@ def interval(runs: Path, name: str, draws: int = 2000) -> None:
     record = json.loads(path.read_text())
     config = Evaluate3DConfig()  # the cameras, the ground-truth instances and their number evaluate_instances uses
     cameras, gt, m, res = held_out_cameras(config.views, 0), GroundTruth(), config.baseline, 32
+    wanted = {group_key(row) for row in record["figures"]["diversity"]}
     groups: dict[str, list] = {}
     for folder in sorted(p for p in runs.iterdir() if (p / "run.json").exists()):
-        rep, run = load_run(folder, rep="nerf")
-        job = run["job"]
-        key = json.dumps([job["prompt"], job["method"], job["options"], job["device"]], sort_keys=True)
-        groups.setdefault(key, []).extend(silhouette(o, cameras, res) for o in nerf_objects(rep))
+        if (key := group_key(json.loads((folder / "run.json").read_text())["job"])) in wanted:  # no other run is loaded
+            rep, _ = load_run(folder, rep="nerf")
+            groups.setdefault(key, []).extend(silhouette(o, cameras, res) for o in nerf_objects(rep))
 
     def spread(iou, pick):
         same = pick[:, None] == pick[None, :]
         return 1 - float(iou[pick][:, pick][~same].mean())
 
     for row in record["figures"]["diversity"]:
-        key = json.dumps([row["prompt"], row["method"], row["options"], row["device"]], sort_keys=True)
+        key = group_key(row)
         if key not in groups:
             continue
         labels = prompt_labels(row["prompt"])
