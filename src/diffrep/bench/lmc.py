@@ -220,22 +220,25 @@ def synthesis(prior_name: str, prior, data: Data, out: dict, images: dict, log, 
 
 
 def diversity(prior_name: str, prior, data: Data, out: dict, images: dict, log, prompt: tuple[str, str, str],
-              div_runs: int, div_iters: int, lr: float) -> None:
-    """One prior's fixed-ε diversity figures and claim, into ``out`` and ``images``."""
+              div_runs: int, div_iters: int, lr: float, guidance_scale: float = 8.0, options: dict | None = None,
+              seed: int = 7) -> None:
+    """One prior's fixed-ε diversity figures and claim, into ``out`` and ``images``; ``options``: LMC-SDS's own
+    (e.g. ``{"corrective": "perturbed"}``) under both rows (the suite: none, ω = 8)."""
     # Diversity: `div_runs` LMC-SDS runs of one prompt, standard vs fixed ε. They run as one batch: each
     # instance draws its own t and ε (and its own fixed ε) and Adam is elementwise, so they are independent runs.
     start = time.perf_counter()
     prompt, kind, colour = prompt
     div = {}
-    for label, options in (("standard", {}), ("fixed_eps", {"fixed_eps": True})):
-        x = distill_pixels(prior, "lmc-sds", options, [prior.encode_prompt(prompt)] * div_runs, 8.0, div_iters, lr, seed=7)
+    for label, fixed in (("standard", {}), ("fixed_eps", {"fixed_eps": True})):
+        x = distill_pixels(prior, "lmc-sds", {**(options or {}), **fixed}, [prior.encode_prompt(prompt)] * div_runs,
+                           guidance_scale, div_iters, lr, seed=seed)
         div[label] = {"mean_pairwise_rms": round(mean_pairwise_rms(x.clamp(-1, 1)), 4),
                       "nearest_rms": round(nearest_data(x.clamp(-1, 1), data.images)[1].mean().item(), 4)}
         images[f"diversity-{prior_name}-{label}"] = (x.clamp(-1, 1), div_runs)
     same = (data.labels["kind"] == KINDS.index(kind)) & (data.labels["colour"] == COLOURS.index(colour))
     div["data_same_prompt_mean_pairwise_rms"] = round(mean_pairwise_rms(data.images[same.nonzero()[:50, 0]]), 4)
     div["ratio_fixed_over_standard"] = round(div["fixed_eps"]["mean_pairwise_rms"] / div["standard"]["mean_pairwise_rms"], 3)
-    div.update(prompt=prompt, runs=div_runs, iters=div_iters, guidance_scale=8.0)
+    div.update(prompt=prompt, runs=div_runs, iters=div_iters, guidance_scale=guidance_scale, seed=seed, **(options or {}))
     out["diversity"][prior_name] = div
     out["claims"][prior_name]["fixed_eps_diversity_rise_ge_3x"] = div["ratio_fixed_over_standard"] >= 3
     log(f"{prior_name} diversity: {div}")

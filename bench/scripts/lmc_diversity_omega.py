@@ -1,0 +1,150 @@
+"""Does fixed ε's diversity rise depend on the guidance scale? (issue 15; docs/benchmarks.md, LMC-SDS diversity.)
+
+The suite measures the rise at ω = 8 only (1.43x against the paper's 3.9x). With the 1/ω scaling LMC-SDS's gradient is
+``(ε̂(x_t', c) − ε̂(x_t', ∅)) + g_lmc / ω``: as ω grows the corrective's share shrinks and the conditional difference,
+evaluated at a fresh ε each step (standard) or at the run's own ε (fixed), is all that is left — the regime where a
+mode-seeking run should collapse most and a fixed ε should matter most. The suite's own figure
+(`bench.lmc.diversity`: "a red mug", 10 runs as one batch, lr 3e-2 with cosine decay, seed 7) at each ω, on PRIOR
+(toyworld or tiny), with CORRECTIVE "clean" (the shipped default) or "perturbed" (`--lmc-sds.corrective perturbed`).
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/lmc_diversity_omega.py run PRIOR ITERS CORRECTIVE OMEGA... [seed=S]
+    .venv/bin/python bench/scripts/lmc_diversity_omega.py rescore  # the measures again, from the saved images
+    .venv/bin/python bench/scripts/lmc_diversity_omega.py write    # -> bench/results/lmc-diversity-omega.json
+    .venv/bin/python bench/scripts/lmc_diversity_omega.py picture PRIOR ITERS CORRECTIVE OMEGA [seed=S]  # -> docs/images/
+
+Rows append to bench/results/.lmc-diversity-omega.jsonl (ignored); each run's images to
+bench/results/.lmc-diversity-omega.cache/ (ignored) for `picture`."""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+root = Path(__file__).resolve().parents[2]
+ROWS = root / "bench" / "results" / ".lmc-diversity-omega.jsonl"
+IMAGES = root / "bench" / "results" / ".lmc-diversity-omega.cache"
+
+
+def key(prior_name: str, iters: int, corrective: str, omega: float, seed: int = 7) -> str:
+    return f"{prior_name}-{iters}-{corrective}-w{omega:g}" + ("" if seed == 7 else f"-seed{seed}")
+
+
+def spreads(x, data) -> dict:
+    """The runs' spread three ways, beside the suite's pixel RMS: at 8x8 (4x average pooling: the layout, not the
+    pixel noise of the halos and borders), and of their nearest data images (what is left on the data's manifold),
+    with how many distinct nearest images and view labels (front, side, back, overhead) the 10 runs reach."""
+    import torch
+    import torch.nn.functional as F
+
+    from diffrep.metrics import mean_pairwise_rms, nearest_data
+    from diffrep.toyworld.vocabulary import COLOURS, KINDS
+
+    y = x.clamp(-1, 1)
+    idx, _ = nearest_data(y, data.images)
+    got, _ = data.labels_of(y)  # the suite's labels: kind by the nearest image, colour in colour space
+    return {"pooled_rms": round(mean_pairwise_rms(F.avg_pool2d(y, 4)), 4),
+            "nearest_image_spread": round(mean_pairwise_rms(data.images[idx]), 4),
+            "distinct_nearest_images": len(set(idx.tolist())),
+            "views": torch.bincount(data.labels["view"][idx], minlength=4).tolist(),
+            "kind_accuracy": round((got["kind"] == KINDS.index("mug")).float().mean().item(), 3),
+            "colour_accuracy": round((got["colour"] == COLOURS.index("red")).float().mean().item(), 3)}
+
+
+def data_spreads(data) -> dict:
+    """The data's own red mugs (the suite's 50) on the same measures."""
+    import torch
+    import torch.nn.functional as F
+
+    from diffrep.metrics import mean_pairwise_rms
+    from diffrep.toyworld.vocabulary import COLOURS, KINDS
+
+    same = ((data.labels["kind"] == KINDS.index("mug")) & (data.labels["colour"] == COLOURS.index("red"))).nonzero()[:50, 0]
+    return {"pooled_rms": round(mean_pairwise_rms(F.avg_pool2d(data.images[same], 4)), 4),
+            "views": torch.bincount(data.labels["view"][same], minlength=4).tolist()}
+
+
+def run(prior_name: str, iters: int, corrective: str, omegas: list[float], seed: int = 7) -> None:
+    """The suite's diversity figure at each ω (both rows with ``corrective``; the suite's seed 7 unless ``seed``)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from diffrep.bench.lmc import diversity, prior_data
+    from diffrep.priors import load
+
+    if corrective not in ("clean", "perturbed"):
+        sys.exit(f"CORRECTIVE {corrective!r}: clean or perturbed")
+    torch.set_num_threads(1)
+    prior = load(prior_name)
+    data = prior_data(prior_name, prior)
+    options = {} if corrective == "clean" else {"corrective": "perturbed"}
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    for omega in omegas:
+        out: dict = {"diversity": {}, "claims": {prior_name: {}}, "timings_s": {}}
+        images: dict = {}
+        diversity(prior_name, prior, data, out, images, lambda s: None, ("a red mug", "mug", "red"), 10, iters, 3e-2,
+                  guidance_scale=omega, options=options, seed=seed)
+        row = {"prior": prior_name, **out["diversity"][prior_name], "corrective": corrective,
+               "seconds": out["timings_s"][f"diversity_{prior_name}"], "data_same_prompt": data_spreads(data)}
+        for label in ("standard", "fixed_eps"):
+            row[label].update(spreads(images[f"diversity-{prior_name}-{label}"][0], data))
+        row["ratios"] = {m: round(row["fixed_eps"][m] / row["standard"][m], 3) if row["standard"][m] else None
+                         for m in ("mean_pairwise_rms", "pooled_rms", "nearest_image_spread")}  # None: all one image
+        save_file({label: images[f"diversity-{prior_name}-{label}"][0].contiguous() for label in ("standard", "fixed_eps")},
+                  str(IMAGES / f"{key(prior_name, iters, corrective, omega, seed)}.safetensors"))
+        print(json.dumps(row), flush=True)
+        with open(ROWS, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def rescore() -> None:
+    """Recompute every row's ``spreads`` from its saved images (rows written before a measure was added)."""
+    from safetensors.torch import load_file
+
+    from diffrep.bench.lmc import prior_data
+    from diffrep.priors import load
+
+    rows = [{"seed": 7, **json.loads(line)} for line in ROWS.read_text().splitlines() if line.strip()]
+    data = {name: prior_data(name, load(name)) for name in sorted({r["prior"] for r in rows})}
+    for row in rows:
+        x = load_file(str(IMAGES / f"{key(row['prior'], row['iters'], row['corrective'], row['guidance_scale'], row['seed'])}.safetensors"))
+        for label in ("standard", "fixed_eps"):
+            row[label].update(spreads(x[label], data[row["prior"]]))
+    ROWS.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def write() -> None:
+    from diffrep.bench import machine_info
+    from diffrep.export import atomic_write_text
+
+    rows = [{"seed": 7, **json.loads(line)} for line in ROWS.read_text().splitlines() if line.strip()]
+    record = {"command": "OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/lmc_diversity_omega.py run PRIOR ITERS "
+                         "CORRECTIVE OMEGA... [seed=S]",
+              "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine_info(), "rows": rows}
+    atomic_write_text(root / "bench" / "results" / "lmc-diversity-omega.json", json.dumps(record, indent=2) + "\n")
+
+
+def picture(prior_name: str, iters: int, corrective: str, omega: float, seed: int = 7) -> None:
+    """Two rows, standard and fixed ε, of the 10 runs of one cell."""
+    import torch
+    from safetensors.torch import load_file
+
+    from diffrep.export import image_grid
+
+    name = key(prior_name, iters, corrective, omega, seed)
+    x = load_file(str(IMAGES / f"{name}.safetensors"))
+    path = root / "docs" / "images" / f"lmc-diversity-omega-{name}.png"
+    image_grid(torch.cat([x["standard"], x["fixed_eps"]]), nrow=len(x["standard"]), scale=3).save(path)
+    print(path)
+
+
+if __name__ == "__main__":
+    verb, args = sys.argv[1], [a for a in sys.argv[2:] if not a.startswith("seed=")]
+    seed = int(next((a[5:] for a in sys.argv[2:] if a.startswith("seed=")), 7))
+    if verb == "write":
+        write()
+    elif verb == "rescore":
+        rescore()
+    elif verb == "run":
+        run(args[0], int(args[1]), args[2], [float(a) for a in args[3:]], seed)
+    else:
+        picture(args[0], int(args[1]), args[2], float(args[3]), seed)
