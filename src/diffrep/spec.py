@@ -109,7 +109,7 @@ def run_spec(rep: str | Any = "pixels", method: str | Any = "ddim", sampling: Sa
     if rest:
         raise InputError(unknown_option(next(iter(rest)), method, rep))
     rep_options = rep_options or REPS[rep].config()
-    if (missing := entry.requires(method_options)) is not None:
+    if (missing := entry.requires(method_options, sampling=sampling)) is not None:
         raise InputError(f"method {method!r} needs {missing}")
     if (reason := entry.needs_linear(method_options)) and not REPS[rep].linear(rep_options):
         raise InputError(f"{reason} needs a diffrep linear in its parameters; rep {rep!r} with these options is not")

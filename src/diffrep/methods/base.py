@@ -52,7 +52,7 @@ def _not_linear(options: Any) -> str | None:
     return None
 
 
-def _no_requirement(options: Any, prior: str | None = None) -> str | None:
+def _no_requirement(options: Any, prior: str | None = None, sampling: Any = None) -> str | None:
     return None
 
 
@@ -78,8 +78,9 @@ class MethodEntry:
     needs_linear: Callable[[Any], str | None] = _not_linear
     """``options -> reason`` when these options need a rep linear in its parameters, else ``None``."""
     requires: Callable[..., str | None] = _no_requirement
-    """``(options, prior) -> what is missing`` (a source prompt, a trained corrective), checked before any work;
-    ``prior``: the prior's name where known (``None`` while only the method is checked); ``None``: nothing."""
+    """``(options, prior, sampling) -> what is missing`` (a source prompt, a trained corrective, a guidance scale it
+    can divide by), checked before any work; ``prior``: the prior's name where known (``None`` while only the method is
+    checked); ``sampling``: the run's ``Sampling`` where known; ``None``: nothing."""
 
 
 def steps_callback(callback: Callable[[dict], None] | None, total: int, state: Callable[[dict], Any]):

@@ -5,7 +5,7 @@ module (``image``, ``ddrep``, ``distillation``, ``solvers``) holds its implement
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Annotated
+from typing import Annotated, Any
 
 import tyro
 
@@ -202,7 +202,7 @@ class DDSOptions(NoisedOptions):
         check_choice("weighting", self.weighting, WEIGHTINGS)
 
 
-def dds_requires(options: DDSOptions, prior: str | None = None) -> str | None:
+def dds_requires(options: DDSOptions, prior: str | None = None, sampling: Any = None) -> str | None:
     return "a source prompt (--dds.source-prompt, or --source-prompt of diffrep edit)" if options.source_prompt is None else None
 
 
@@ -257,11 +257,15 @@ every other image perturbed off the data (``train-corrective --perturb 0.5``, ``
 what is off the data (docs/lmc.md). ``--lmc-sds.corrective NAME`` picks one."""
 
 
-def lmc_requires(options: LMCSDSOptions, prior: str | None = None) -> str | None:
-    """What an LMC-SDS run lacks, torch-free: the corrective's folder and its JSON sidecar; with no corrective
-    given or a shipped one's name, one shipped for ``prior`` (a prior's name; ``None``: not known yet), unless
-    ``projection='none'``."""
+def lmc_requires(options: LMCSDSOptions, prior: str | None = None, sampling: Any = None) -> str | None:
+    """What an LMC-SDS run lacks, torch-free: a guidance scale ω ≠ 0 to divide by (``inverse_scale``; ``sampling``:
+    the run's, where known); the corrective's folder and its JSON sidecar; with no corrective given or a shipped
+    one's name, one shipped for ``prior`` (a prior's name; ``None``: not known yet), unless ``projection='none'``."""
     from pathlib import Path
+
+    if options.inverse_scale and sampling is not None and sampling.guidance_scale == 0:
+        return ("a guidance scale ω ≠ 0: it divides its gradient by ω (--lmc-sds.inverse-scale); give --guidance-scale "
+                "> 0 or --lmc-sds.no-inverse-scale")
 
     if options.corrective is None or options.corrective in SHIPPED_CORRECTIVES:
         shipped = SHIPPED_CORRECTIVES[options.corrective or "clean"]
