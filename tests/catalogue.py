@@ -51,6 +51,7 @@ VALUES_BEFORE_TORCH = [  # values the tables and the shared options check: refus
     ["sample", "--method", "lmc-sds", "--lmc-sds.projection", "nope", "--out", "o"],
     ["sample", "--method", "lmc-sds", "--lmc-sds.projection", "none", "--lmc-sds.corrective", "d", "--out", "o"],
     ["sample", "--method", "lmc-sds", "--guidance-scale", "0", "--out", "o"],  # LMC-SDS divides by ω
+    ["edit", "--image", "in.png", "--prompt", "blue", "--method", "lmc-sds", "--guidance-scale", "0", "--out", "o"],
     ["train-corrective", "--prior", "sd:/nonexistent", "--out", "o"],  # sd has no clean images: needs --data
     ["train-corrective", "--prior", "sd:/nonexistent", "--data", "no-such-dir", "--out", "o"],
 ]
@@ -275,6 +276,8 @@ API_INPUTS = [
     (lambda: diffrep.sample("gmm", eta=5.0), r"eta=5.0 is not allowed; it must be in \[0, 1\]"),
     (lambda: diffrep.sample("gmm", rep="siren", method="ddrep", resume=True), "resume=True needs checkpoint"),
     (lambda: diffrep.sample("gmm", method="lmc-sds", guidance_scale=0.0), "needs a guidance scale ω ≠ 0: it divides"),
+    (lambda: diffrep.edit("gmm", torch.zeros(3, 16, 16), prompt="blue", method="lmc-sds", guidance_scale=0.0),
+     "needs a guidance scale ω ≠ 0: it divides"),
     (lambda: diffrep.sdedit("gmm", torch.zeros(3, 16, 16, dtype=torch.uint8)), "dtype torch.uint8"),
     (lambda: diffrep.sdedit("gmm", [[0.0]]), r"image has shape \(1, 1\)"),
     (lambda: diffrep.sdedit("gmm", torch.zeros(2, 3, 16, 16)), "give one image"),

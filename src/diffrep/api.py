@@ -537,9 +537,11 @@ def edit(prior: Prior | str, image: Tensor, *, prompt: str | None = None, cond: 
     """
     from diffrep.spec import _method, edit_options
 
-    spec_options = method if not isinstance(method, str) else edit_options(method, anchor=anchor, **options)
+    sampling = Sampling(guidance_scale=guidance_scale)
+    spec_options = method if not isinstance(method, str) else edit_options(method, anchor=anchor, sampling=sampling,
+                                                                            **options)
     name, _ = _method(spec_options)
-    Sampling(guidance_scale=guidance_scale), check_positive_int("n", n), check_seed(seed), check_prompt(prompt)
+    check_positive_int("n", n), check_seed(seed), check_prompt(prompt)
     _check_unloaded(prior, prompt, name, image=False, rep="pixels", options=spec_options)
     pixels = REPS["pixels"].config()  # the anchored pixels the method optimises
     check_memory_unloaded(prior, n, pixels, views_per_step(spec_options), own_rep=True)
@@ -553,7 +555,7 @@ def edit(prior: Prior | str, image: Tensor, *, prompt: str | None = None, cond: 
         rep = AnchoredPixels(x_in.to(prior_device(p)), n, anchor)  # latents of a latent prior: anchored there
         wrap_rep = getattr(p, "wrap_rep", None)  # a prior that encodes RGB renders (sd, rgb=True): through its VAE
         entry.run(p, rep if wrap_rep is None else wrap_rep(rep), c, spec_options,
-                  sampling=Sampling(guidance_scale=guidance_scale), generator=g,
+                  sampling=sampling, generator=g,
                   callback=_progress(callback, spec_options.optim.iters))
         return rep.inner.grid().detach()
 

@@ -942,9 +942,9 @@ def run_edit(a: EditArgs) -> int:
     from diffrep.spec import edit_options
     from diffrep.methods import Sampling
 
-    Sampling(guidance_scale=a.guidance_scale)
     options = edit_options(a.method, iters=a.iters, lr=a.lr, t_range=a.t_range, source_prompt=a.source_prompt,
-                           corrective=a.corrective, anchor=a.anchor)  # bad options: one line, before any work
+                           corrective=a.corrective, anchor=a.anchor,
+                           sampling=Sampling(guidance_scale=a.guidance_scale))  # bad options: one line, before any work
     prior_config = check_prior(a.prior, a.prompt, a.method, image=False, rep="pixels", options=options,
                                n=a.n, memory_rep=REPS["pixels"].config())
     import diffrep

@@ -195,9 +195,10 @@ EDIT_OPTIONS: tuple[str, ...] = ("source_prompt", "corrective")
 
 
 def edit_options(method: str, *, anchor: float = 0.03, iters: int = 200, lr: float = 0.1,
-                 t_range: tuple[float, float] = (0.02, 0.98), **given: Any) -> Any:
+                 t_range: tuple[float, float] = (0.02, 0.98), sampling: Sampling = Sampling(), **given: Any) -> Any:
     """The options of an edit by ``method`` (a mode-seeking method of ``METHODS``), validated torch-free:
-    a cosine-decayed Adam loop; ``source_prompt``, ``corrective`` only for a method whose options take them.
+    a cosine-decayed Adam loop; ``source_prompt``, ``corrective`` only for a method whose options take them;
+    ``sampling``: the edit's guidance scale, which the method may need (lmc-sds divides by it).
 
     The defaults lr 0.1 and anchor 0.03 are measured (docs/benchmarks.md, "Editing"): at lr 2e-2 Adam's steps on
     the noisy per-pixel gradient stall a red mug at purple for every method, and at λ = 0.1 the anchor balances
@@ -215,7 +216,7 @@ def edit_options(method: str, *, anchor: float = 0.03, iters: int = 200, lr: flo
             users = [m for m, e in METHODS.items() if name in {f.name for f in dataclasses.fields(e.config)}]
             raise InputError(f"option --{name.replace('_', '-')} is for method {' or '.join(users)}; this edit uses {method!r}")
     chosen = {k: v for k, v in given.items() if v is not None} | {"t_range": t_range}
-    return run_spec("pixels", method, iters=iters, lr=lr, lr_schedule="cosine", **chosen).options
+    return run_spec("pixels", method, sampling, iters=iters, lr=lr, lr_schedule="cosine", **chosen).options
 
 
 def check_cameras(prior: Any, method: str, rep: str | None) -> None:

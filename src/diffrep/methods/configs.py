@@ -264,8 +264,8 @@ def lmc_requires(options: LMCSDSOptions, prior: str | None = None, sampling: Any
     from pathlib import Path
 
     if options.inverse_scale and sampling is not None and sampling.guidance_scale == 0:
-        return ("a guidance scale ω ≠ 0: it divides its gradient by ω (--lmc-sds.inverse-scale); give --guidance-scale "
-                "> 0 or --lmc-sds.no-inverse-scale")
+        return ("a guidance scale ω ≠ 0: it divides its gradient by ω; give --guidance-scale > 0 (diffrep sample: or "
+                "--lmc-sds.no-inverse-scale)")
 
     if options.corrective is None or options.corrective in SHIPPED_CORRECTIVES:
         shipped = SHIPPED_CORRECTIVES[options.corrective or "clean"]
