@@ -157,6 +157,25 @@ def test_lmc_without_projection_runs_without_a_corrective_and_refuses_one():
         diffrep.sample("gmm", method="lmc-sds", projection="nope", iters=5)
 
 
+def test_lmc_at_zero_guidance_is_refused_by_run_spec_and_by_a_direct_method_call_alike():
+    """ω = 0 under the 1/ω scaling: refused before the prior loads (``run_spec``) and, for a caller that runs the
+    method table's entry itself, by the method; one requirement, one message; without the scaling it runs."""
+    from diffrep.methods import METHODS, OptimConfig, Sampling
+    from diffrep.reps import make_rep
+    from diffrep.spec import run_spec
+
+    message = "method 'lmc-sds' needs a guidance scale ω ≠ 0: it divides its gradient by ω"
+    with pytest.raises(InputError, match=message):
+        run_spec("pixels", "lmc-sds", Sampling(guidance_scale=0.0), projection="none")
+    prior, entry = default_gmm(), METHODS["lmc-sds"]
+    rep = make_rep("pixels", prior.image_shape, 1, generator=torch.Generator().manual_seed(0))
+    cond = [prior.encode_prompt("blue")]
+    with pytest.raises(InputError, match=message):
+        entry.run(prior, rep, cond, entry.config(projection="none"), sampling=Sampling(guidance_scale=0.0))
+    entry.run(prior, rep, cond, entry.config(projection="none", inverse_scale=False, optim=OptimConfig(iters=2)),
+              sampling=Sampling(guidance_scale=0.0))
+
+
 def test_sds_is_the_sum_of_the_conditional_and_projection_terms():
     prior, _, x, t, eps, _ = setup(4)
     cond = prior.encode_prompt("yellow")

@@ -257,16 +257,22 @@ every other image perturbed off the data (``train-corrective --perturb 0.5``, ``
 what is off the data (docs/lmc.md). ``--lmc-sds.corrective NAME`` picks one."""
 
 
+def lmc_guidance_requires(options: LMCSDSOptions, sampling: Any = None) -> str | None:
+    """A guidance scale ω ≠ 0 for LMC-SDS's 1/ω scaling (``inverse_scale``); ``sampling``: the run's, where known."""
+    if options.inverse_scale and sampling is not None and sampling.guidance_scale == 0:
+        return ("a guidance scale ω ≠ 0: it divides its gradient by ω; give --guidance-scale > 0 (diffrep sample: or "
+                "--lmc-sds.no-inverse-scale)")
+    return None
+
+
 def lmc_requires(options: LMCSDSOptions, prior: str | None = None, sampling: Any = None) -> str | None:
     """What an LMC-SDS run lacks, torch-free: a guidance scale ω ≠ 0 to divide by (``inverse_scale``; ``sampling``:
     the run's, where known); the corrective's folder and its JSON sidecar; with no corrective given or a shipped
     one's name, one shipped for ``prior`` (a prior's name; ``None``: not known yet), unless ``projection='none'``."""
     from pathlib import Path
 
-    if options.inverse_scale and sampling is not None and sampling.guidance_scale == 0:
-        return ("a guidance scale ω ≠ 0: it divides its gradient by ω; give --guidance-scale > 0 (diffrep sample: or "
-                "--lmc-sds.no-inverse-scale)")
-
+    if (missing := lmc_guidance_requires(options, sampling)) is not None:
+        return missing
     if options.corrective is None or options.corrective in SHIPPED_CORRECTIVES:
         shipped = SHIPPED_CORRECTIVES[options.corrective or "clean"]
         if options.projection == "none" or prior is None or prior in shipped:

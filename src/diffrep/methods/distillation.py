@@ -29,6 +29,7 @@ from diffrep.methods.configs import (  # noqa: F401 (re-exported)
     NFSDOptions,
     SDSOptions,
     SJCOptions,
+    lmc_guidance_requires,
 )
 from diffrep.errors import InputError
 from diffrep.priors.base import Prior, cfg_eps, draw_noise, eps_cond_uncond, noise_levels
@@ -330,9 +331,8 @@ def run_lmc_sds(prior: Prior, rep, cond: Any, options: LMCSDSOptions, *, samplin
     from diffrep.methods.corrective import named_corrective
     from diffrep.priors.base import prior_device
 
-    if options.inverse_scale and sampling.guidance_scale == 0:
-        raise InputError("lmc-sds divides by the guidance scale ω (--lmc-sds.inverse-scale); give ω ≠ 0 or "
-                         "--lmc-sds.no-inverse-scale")
+    if (missing := lmc_guidance_requires(options, sampling)) is not None:  # run_spec refuses it first; direct calls here
+        raise InputError(f"method 'lmc-sds' needs {missing}")
     b_hat = None  # projection 'none': g_cond alone
     if options.projection == "corrective":
         b_hat = named_corrective(options.corrective, prior).to(prior_device(prior))
