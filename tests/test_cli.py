@@ -13,6 +13,7 @@ from catalogue import PARSE_ERRORS, SMALL, bad_cases, write_png
 from PIL import Image
 from safetensors.torch import load_file
 
+import diffrep
 from diffrep.cli import main
 
 
@@ -93,6 +94,20 @@ def test_bad_input_is_one_line_exit_2_no_output(tmp_path, capsys):
         assert message in lines[0], (argv, lines[0])
         assert "Traceback" not in stderr and stdout == ""
         assert not (tmp_path / "o").exists(), argv
+
+
+def test_a_rep_without_method_takes_ddrep_on_the_command_line_and_in_python(tmp_path, capsys):
+    """``diffrep sample --rep siren`` with no --method samples with DDRep (pixels keep DDIM): the run says so in its
+    run.json, and ``diffrep.sample(rep="siren")`` gives the same images."""
+    out = tmp_path / "r"
+    argv = ["sample", "--rep", "siren", "--prompt", "red", "--out", str(out), "--prior", "gmm", "--n", "2",
+            "--steps", "3", "--siren.width", "16"]
+    code, _, stderr = run(argv, capsys)
+    assert code == 0, stderr
+    assert json.loads((out / "run.json").read_text())["config"]["method"] == "ddrep"
+    result = diffrep.sample("gmm", rep="siren", prompt="red", n=2, steps=3, width=16)
+    assert result.info["config"]["method"] == "ddrep"
+    assert torch.equal(result.images, load_file(out / "samples.safetensors")["images"])
 
 
 @pytest.mark.parametrize("rep,method", [("siren", "ddrep"), ("panorama", "ddrep"), ("siren", "sds"), ("siren", "sjc"),

@@ -275,6 +275,23 @@ def test_view_prompts_condition_each_view_on_its_label():
     assert view_conditions("c", rep, views) == "c"
 
 
+def test_a_run_without_a_method_takes_the_reps_default_method():
+    """No method named: DDIM on images, DDRep on every diffrep but the canvas, which refuses it (SDS there); the
+    default pairs with its rep, ``run_spec`` and ``diffrep sample --help`` use it, and a bad rep is still named."""
+    from diffrep.cli import sample_class
+    from diffrep.spec import default_method, pairing, run_spec
+
+    expected = {"pixels": "ddim", "siren": "ddrep", "panorama": "ddrep", "nerf": "ddrep", "canvas": "sds"}
+    assert {rep: default_method(rep) for rep in expected} == expected
+    assert all(pairing(default_method(rep), rep) is None for rep in REPS)
+    for rep, method in expected.items():
+        assert run_spec(rep).method == method
+        parser = sample_class(["--rep", rep, "--out", "o"])
+        assert next(f.default for f in fields(parser) if f.name == "method") == method
+    with pytest.raises(InputError, match="unknown rep 'nerfs' \\(did you mean 'nerf'\\?\\)"):
+        run_spec("nerfs")
+
+
 def test_the_command_lines_number_of_samples_defaults_to_the_reps():
     """``diffrep sample`` draws ``RepEntry.instances`` unless --n says: a grid of 8 images, one NeRF (a minute each)."""
     from diffrep.cli import sample_args_class

@@ -245,7 +245,7 @@ def _method_run(spec: RunSpec, n: int, cond: Any, callback, checkpoint: RunCheck
     return run
 
 
-def sample(prior: Prior | str = "toyworld", *, rep: str | Any = "pixels", method: str | Any = "ddim",
+def sample(prior: Prior | str = "toyworld", *, rep: str | Any = "pixels", method: str | Any | None = None,
            prompt: str | None = None, cond: Any = None, n: int = 1, seed: int = 0, steps: int = 50,
            guidance_scale: float = 3.0, eta: float = 0.0, callback=None, checkpoint: str | Path | None = None,
            checkpoint_every: int | None = 0, resume: bool = False, keep_checkpoint: bool = False,
@@ -254,7 +254,8 @@ def sample(prior: Prior | str = "toyworld", *, rep: str | Any = "pixels", method
 
     ``rep`` and ``method`` are names from ``diffrep.reps.REPS`` and ``diffrep.methods.METHODS`` with
     their options as keywords (``width=128``, ``iters=400``), or config objects
-    (``rep=SirenConfig(width=128), method=SDSOptions(optim=OptimConfig(iters=400))``).
+    (``rep=SirenConfig(width=128), method=SDSOptions(optim=OptimConfig(iters=400))``). Without a method, the
+    rep's own (``diffrep.spec.default_method``): DDIM on pixels, DDRep on a diffrep (SDS on the canvas).
 
     Methods with a state checkpoint into the folder ``checkpoint`` every ``checkpoint_every`` steps
     (DDRep) or iterations (SDS, SJC; ``None``: a tenth of the run); ``resume=True`` continues from

@@ -23,7 +23,7 @@ from diffrep.errors import AdviceWarning, InputError, RunError
 from diffrep.methods import METHODS
 from diffrep.priors import PRIORS
 from diffrep.reps import REPS
-from diffrep.spec import edit_methods
+from diffrep.spec import default_method, edit_methods
 from diffrep.training.config import CorrectiveTrainConfig, TrainConfig, TranslatorTrainConfig, check_translator_config
 
 
@@ -133,7 +133,8 @@ def sample_helps() -> dict[str, str]:
         "n": "Number of samples (instances of the rep; the default is the rep's: a grid of 8 images, one NeRF).",
         "rep": f"Differentiable representation: {', '.join(REPS)} (docs/reps.md, docs/nerf.md).",
         "method": f"Method: {methods}. The chosen method's summary heads its option group below; ddrep samples, "
-                  "the mode-seeking family (sds, sjc, ...) distils.",
+                  "the mode-seeking family (sds, sjc, ...) distils. Without --method: "
+                  f"{', '.join(f'{default_method(rep)} on {rep}' for rep in REPS)}.",
         "steps": f"Number of denoising steps ({using('steps')}); the others run --optim.iters iterations.",
         "eta": f"DDIM stochasticity in [0, 1] ({using('eta')}): 0 = deterministic (PF-ODE), 1 = DDPM-like.",
         "checkpoint_every": f"{stateful}: steps (iterations) between checkpoints in OUT.checkpoint/; default: a "
@@ -150,9 +151,10 @@ def option_groups(name: str, config: type) -> list[str]:
     return [name] + [f.name for f in fields(config) if is_dataclass(f.default)]
 
 
-def sample_args_class(rep: str, method: str, encoded: bool = False) -> type:
+def sample_args_class(rep: str, method: str, encoded: bool = False, default: str = "ddim") -> type:
     """``SampleArgs`` with the option groups of this rep and method only (``--help`` shows just those), the method's
-    defaults those the rep sets for it (``encoded``: rendering through the prior's encoder, sd --rgb)."""
+    defaults those the rep sets for it (``encoded``: rendering through the prior's encoder, sd --rgb); ``default``: the
+    method the rep takes when ``--method`` is not given (``default_method``), as ``--help`` shows it."""
     from diffrep.spec import build_config, method_defaults
 
     entry = METHODS[method]
@@ -162,7 +164,8 @@ def sample_args_class(rep: str, method: str, encoded: bool = False) -> type:
     extra = [(name.replace("-", "_"), Annotated[type(default), tyro.conf.arg(help=f"{name}: {summary}")],
               field(default=default)) for name, default, summary in groups]
     base = {f.name: f for f in fields(SampleArgs)}
-    defaults = {"n": SampleArgs.n if entry.image else REPS[rep].instances}  # a grid of images; one NeRF
+    defaults = {"n": SampleArgs.n if entry.image else REPS[rep].instances,  # a grid of images; one NeRF
+                "method": default}
     extra += [(name, Annotated[base[name].type, helped(text)], field(default=defaults.get(name, base[name].default)))
               for name, text in sample_helps().items()]
     return make_dataclass("SampleArgs", extra, bases=(SampleArgs,), frozen=True)
@@ -194,7 +197,7 @@ def sample_class(argv: list[str]) -> type:
     from diffrep.reps import PLANNED_REPS
 
     rep = check_choice("rep", chosen(argv, "--rep", "pixels"), REPS, PLANNED_REPS)
-    method = check_choice("method", chosen(argv, "--method", "ddim"), METHODS, PLANNED_METHODS)
+    method = check_choice("method", chosen(argv, "--method", default_method(rep)), METHODS, PLANNED_METHODS)
     owners: dict[str, tuple[str, list[str]]] = {r: ("rep", [r]) for r in REPS}
     for m, e in METHODS.items():
         for g in option_groups(m, e.config):
@@ -207,7 +210,7 @@ def sample_class(argv: list[str]) -> type:
             why = (f"method {method!r} samples images directly and takes no rep options" if kind == "rep"
                    and METHODS[method].image else f"this run uses {kind} {method if kind == 'method' else rep!r}")
             raise InputError(f"option {arg.split('=', 1)[0]} belongs to {kind} {' or '.join(map(repr, names))}; {why}")
-    return sample_args_class(rep, method, encoded=switched(argv, "--rgb"))
+    return sample_args_class(rep, method, encoded=switched(argv, "--rgb"), default=default_method(rep))
 
 
 @dataclass(frozen=True)

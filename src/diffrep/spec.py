@@ -89,14 +89,15 @@ def _method(method: str | Any) -> tuple[str, Any | None]:
                      f"registered: {', '.join(METHODS)}")
 
 
-def run_spec(rep: str | Any = "pixels", method: str | Any = "ddim", sampling: Sampling = Sampling(), *,
+def run_spec(rep: str | Any = "pixels", method: str | Any | None = None, sampling: Sampling = Sampling(), *,
              encoded: bool = False, **options: Any) -> RunSpec:
-    """Validate a rep and a method (names with flat ``options``, or config objects) and their pairing,
-    before any prior is loaded or any step is run. ``encoded``: the rep renders through a prior's encoder
-    (``encodes``), which chooses the rep's defaults for the method (``method_defaults``)."""
-    method, method_options = _method(method)
-    entry = METHODS[method]
+    """Validate a rep and a method (names with flat ``options``, or config objects; no method: the rep's
+    ``default_method``) and their pairing, before any prior is loaded or any step is run. ``encoded``: the rep
+    renders through a prior's encoder (``encodes``), which chooses the rep's defaults for the method
+    (``method_defaults``)."""
     rep, rep_options = (check_choice("rep", rep, REPS, PLANNED_REPS), None) if isinstance(rep, str) else (rep_name(rep), rep)
+    method, method_options = _method(default_method(rep) if method is None else method)
+    entry = METHODS[method]
     if (why := pairing(method, rep)) is not None:
         others = [m for m in METHODS if pairing(m, rep) is None]
         raise InputError(f"{why}; for rep {rep!r} use one of: {', '.join(others)}")
@@ -129,6 +130,12 @@ def unknown_option(name: str, method: str, rep: str) -> str:
     return f"unknown option {name!r} for method {method!r} on rep {rep!r}{where}"
 
 
+def default_method(rep: str) -> str:
+    """The method a run of ``rep`` takes when none is named: image-space DDIM on images, DDRep on a diffrep, else the
+    first registered method the rep takes (the canvas, which refuses DDRep: SDS)."""
+    return next(m for m in ("ddim", "ddrep", *METHODS) if m in METHODS and pairing(m, rep) is None)
+
+
 def pairing(method: str, rep: str) -> str | None:
     """Why ``method`` cannot run on ``rep`` (the method's ``reps``, the rep's ``refuses``), or ``None`` if it can."""
     entry, refused = METHODS[method], dict(REPS[rep].refuses)
@@ -154,7 +161,7 @@ def check_strength(strength: float) -> float:
     return float(strength)
 
 
-def prepare(rep: str | Any = "pixels", method: str | Any = "ddim", *, sampling: Sampling = Sampling(), n: int = 1,
+def prepare(rep: str | Any = "pixels", method: str | Any | None = None, *, sampling: Sampling = Sampling(), n: int = 1,
             seed: int = 0, prompt: str | None = None, checkpoint: str | Path | None = None,
             checkpoint_every: int | None = 0, resume: bool = False, encoded: bool = False,
             **options: Any) -> tuple[RunSpec, RunCheckpoint | None]:
