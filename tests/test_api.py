@@ -147,6 +147,38 @@ def test_numpy_images_are_taken():
     assert result.images.shape == (1, 3, 16, 16)
 
 
+def test_image_paths_are_read_as_the_command_line_reads_them_and_a_bad_one_is_refused_before_the_prior_loads(
+        tmp_path, monkeypatch):
+    """sdedit, inpaint and edit take a PNG/JPEG path where they take an image (inpaint's mask too): the same result as
+    the image read by ``load_image`` at the prior's resolution; a missing file is one InputError before the prior
+    loads."""
+    import diffrep.api
+    from PIL import Image
+
+    from diffrep.export import load_image, load_mask, to_uint8
+
+    image, mask = tmp_path / "in.png", tmp_path / "mask.png"
+    pixels = torch.linspace(-1, 1, 3 * 24 * 24).reshape(3, 24, 24)  # resized to the gmm's 16² when read
+    Image.fromarray(to_uint8(pixels[None])[0].numpy()).save(image)
+    Image.fromarray(to_uint8(torch.ones(1, 3, 16, 16).tril())[0].numpy()).save(mask)
+    tensor = load_image(image, (16, 16))[0]
+    for call in (lambda x, m: diffrep.sdedit("gmm", x, prompt="red", strength=0.5, steps=4, seed=1),
+                 lambda x, m: diffrep.inpaint("gmm", x, m, prompt="red", steps=4, rounds=2, seed=1),
+                 lambda x, m: diffrep.edit("gmm", x, prompt="blue", method="sds", iters=3, seed=1)):
+        by_path, by_tensor = call(image, mask), call(tensor, load_mask(mask, (16, 16))[0])
+        assert torch.equal(by_path.images, by_tensor.images)
+
+    def boom(*args, **kwargs):
+        raise AssertionError("the prior was loaded before the image was read")
+
+    monkeypatch.setattr(diffrep.api, "load", boom)
+    missing = tmp_path / "no.png"
+    for call in (lambda: diffrep.sdedit("gmm", missing), lambda: diffrep.inpaint("gmm", image, missing),
+                 lambda: diffrep.edit("gmm", str(missing), method="sds")):
+        with pytest.raises(InputError, match="no.png' does not exist or is not a file"):
+            call()
+
+
 class NaNAfter:
     """The gmm prior, returning NaN from its ``k``-th call on (a fault injected into a run)."""
 

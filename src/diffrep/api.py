@@ -414,9 +414,24 @@ def load_run(folder: str | Path, *, rep: str | None = None) -> tuple[Any, dict[s
     return model, record
 
 
+def _read_early(*images: Any) -> None:
+    """Images given as paths: a missing or unreadable file is refused before the prior loads (``_check_images`` and
+    ``_check_mask`` read them again at the prior's resolution)."""
+    from diffrep.export import load_image
+
+    for image in images:
+        if isinstance(image, (str, Path)):
+            load_image(image)
+
+
 def _check_images(prior: Prior, image: Any, name: str) -> Tensor:
     """One image ``[C, H, W]`` or ``[1, C, H, W]``, floating point in [-1, 1], of the prior's shape; a latent prior
-    also takes RGB ``[3, H, W]`` at its decoder's resolution (``rgb_size``), VAE-encoded here into its latents."""
+    also takes RGB ``[3, H, W]`` at its decoder's resolution (``rgb_size``), VAE-encoded here into its latents. Or
+    a PNG/JPEG path, read at that resolution (the prior's own, a latent prior's decoder's), as the command line does."""
+    if isinstance(image, (str, Path)):
+        from diffrep.export import load_image
+
+        image = load_image(image, rgb_size(prior))
     if not torch.is_tensor(image):
         try:
             image = torch.as_tensor(image)
@@ -442,7 +457,12 @@ def _check_images(prior: Prior, image: Any, name: str) -> Tensor:
 
 
 def _check_mask(prior: Prior, mask: Any) -> Tensor:
-    """A mask broadcastable to one image of the prior, values in [0, 1] (1 = known)."""
+    """A mask broadcastable to one image of the prior, values in [0, 1] (1 = known); or a mask image's path (white =
+    known), read at the resolution of the prior's images (a latent prior's latents, where RePaint keeps them)."""
+    if isinstance(mask, (str, Path)):
+        from diffrep.export import load_mask
+
+        mask = load_mask(mask, prior.image_shape[1:])
     if not torch.is_tensor(mask) or not mask.is_floating_point():
         raise InputError(f"mask must be a floating-point tensor in [0, 1]; got "
                          f"{mask.dtype if torch.is_tensor(mask) else type(mask).__name__}")
@@ -455,12 +475,13 @@ def _check_mask(prior: Prior, mask: Any) -> Tensor:
     return mask
 
 
-def sdedit(prior: Prior | str, image: Tensor, *, prompt: str | None = None, cond: Any = None, strength: float = 0.5,
-           n: int = 1, seed: int = 0, steps: int = 50, guidance_scale: float = 3.0, eta: float = 0.0,
-           callback=None) -> Result:
-    """SDEdit an image ``[C, H, W]`` or ``[1, C, H, W]`` in [-1, 1] towards a prompt; ``strength`` in [0, 1]."""
+def sdedit(prior: Prior | str, image: Tensor | str | Path, *, prompt: str | None = None, cond: Any = None,
+           strength: float = 0.5, n: int = 1, seed: int = 0, steps: int = 50, guidance_scale: float = 3.0,
+           eta: float = 0.0, callback=None) -> Result:
+    """SDEdit an image ``[C, H, W]`` or ``[1, C, H, W]`` in [-1, 1] (or a PNG/JPEG path) towards a prompt; ``strength``
+    in [0, 1]."""
     check_strength(strength), check_positive_int("n", n), Sampling(steps, guidance_scale, eta), check_seed(seed)
-    check_prompt(prompt), _check_unloaded(prior, prompt, "sdedit", image=True)
+    check_prompt(prompt), _check_unloaded(prior, prompt, "sdedit", image=True), _read_early(image)
     check_memory_unloaded(prior, n)
     prior = resolve_prior(prior)
     check_budget(prior, steps, n)
@@ -476,12 +497,14 @@ def sdedit(prior: Prior | str, image: Tensor, *, prompt: str | None = None, cond
     return _run(prior, run, config, seed)
 
 
-def inpaint(prior: Prior | str, image: Tensor, mask: Tensor, *, prompt: str | None = None, cond: Any = None,
-            rounds: int = 5, n: int = 1, seed: int = 0, steps: int = 50, guidance_scale: float = 3.0,
+def inpaint(prior: Prior | str, image: Tensor | str | Path, mask: Tensor | str | Path, *, prompt: str | None = None,
+            cond: Any = None, rounds: int = 5, n: int = 1, seed: int = 0, steps: int = 50, guidance_scale: float = 3.0,
             eta: float = 1.0, callback=None) -> Result:
-    """RePaint inpainting: keep ``image`` where ``mask`` is 1 (``[H, W]`` or broadcastable), fill the rest."""
+    """RePaint inpainting: keep ``image`` where ``mask`` is 1 (``[H, W]`` or broadcastable), fill the rest; either may
+    be a PNG/JPEG path (the mask's white = keep)."""
     check_positive_int("n", n), check_positive_int("rounds", rounds), Sampling(steps, guidance_scale, eta)
     check_seed(seed), check_prompt(prompt), _check_unloaded(prior, prompt, "inpaint", image=True)
+    _read_early(image, mask)
     check_memory_unloaded(prior, n)
     prior = resolve_prior(prior)
     check_budget(prior, steps, n)
@@ -525,14 +548,15 @@ class AnchoredPixels(torch.nn.Module):
         return x, 0.5 * self.anchor * (x - self.image[:, None]).pow(2).flatten(2).sum(-1)
 
 
-def edit(prior: Prior | str, image: Tensor, *, prompt: str | None = None, cond: Any = None, method: str | Any = "lmc-sds",
-         anchor: float = 0.03, n: int = 1, seed: int = 0, guidance_scale: float = 7.5, callback=None,
-         **options: Any) -> Result:
-    """Edit an image ``[C, H, W]`` or ``[1, C, H, W]`` in [-1, 1] towards a prompt with a mode-seeking method
-    (``lmc-sds``, ``sds``, ``dds``, ``nfsd``, ...; or its options object): a pixels rep starts at the image and is
-    optimised with the method's gradient plus ``anchor/2 ‖x - image‖²``. A latent prior (Stable Diffusion) takes
-    RGB at its decoder's resolution: the rep starts at its latents, is anchored to them, and the result is decoded. ``options``: ``iters``, ``lr``,
-    ``t_range``, ``source_prompt`` (dds), ``corrective`` (lmc-sds); the loop decays its rate on a cosine.
+def edit(prior: Prior | str, image: Tensor | str | Path, *, prompt: str | None = None, cond: Any = None,
+         method: str | Any = "lmc-sds", anchor: float = 0.03, n: int = 1, seed: int = 0, guidance_scale: float = 7.5,
+         callback=None, **options: Any) -> Result:
+    """Edit an image ``[C, H, W]`` or ``[1, C, H, W]`` in [-1, 1] (or a PNG/JPEG path) towards a prompt with a
+    mode-seeking method (``lmc-sds``, ``sds``, ``dds``, ``nfsd``, ...; or its options object): a pixels rep starts at
+    the image and is optimised with the method's gradient plus ``anchor/2 ‖x - image‖²``. A latent prior (Stable
+    Diffusion) takes RGB at its decoder's resolution: the rep starts at its latents, is anchored to them, and the
+    result is decoded. ``options``: ``iters``, ``lr``, ``t_range``, ``source_prompt`` (dds), ``corrective``
+    (lmc-sds); the loop decays its rate on a cosine.
 
     >>> r = diffrep.edit("gmm", image, prompt="blue", method="dds", source_prompt="red", iters=100)
     """
@@ -543,7 +567,7 @@ def edit(prior: Prior | str, image: Tensor, *, prompt: str | None = None, cond: 
                                                                             **options)
     name, _ = _method(spec_options)
     check_positive_int("n", n), check_seed(seed), check_prompt(prompt)
-    _check_unloaded(prior, prompt, name, image=False, rep="pixels", options=spec_options)
+    _check_unloaded(prior, prompt, name, image=False, rep="pixels", options=spec_options), _read_early(image)
     pixels = REPS["pixels"].config()  # the anchored pixels the method optimises
     check_memory_unloaded(prior, n, pixels, views_per_step(spec_options), own_rep=True)
     prior = resolve_prior(prior)

@@ -734,14 +734,12 @@ def run_sdedit(a: SdeditArgs) -> int:
     Sampling(a.steps, a.guidance_scale, a.eta), check_strength(a.strength)
     prior_config = check_prior(a.prior, a.prompt, "sdedit", image=True, n=a.n)
     import diffrep
-    from diffrep.priors.base import rgb_size
 
     load_image(a.image)  # fail on a bad file before loading the prior
     prior = load_prior(prior_config)
-    image = load_image(a.image, rgb_size(prior))  # a latent prior's decoder resolution; encoded by the API
     bar = Progress("sdedit")
     try:
-        result = diffrep.sdedit(prior, image, prompt=a.prompt, strength=a.strength, n=a.n, seed=a.seed,
+        result = diffrep.sdedit(prior, a.image, prompt=a.prompt, strength=a.strength, n=a.n, seed=a.seed,
                                 steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta, callback=bar)
     finally:
         bar.close()
@@ -749,7 +747,7 @@ def run_sdedit(a: SdeditArgs) -> int:
 
 
 def run_inpaint(a: InpaintArgs) -> int:
-    from diffrep.export import check_input_image, check_output_dir, load_image, load_mask
+    from diffrep.export import check_input_image, check_output_dir, load_image
 
     check_output_dir(a.out, a.overwrite)
     check_input_image(a.image), check_input_image(a.mask)  # a wrong path at once, before torch is imported
@@ -759,15 +757,12 @@ def run_inpaint(a: InpaintArgs) -> int:
     Sampling(a.steps, a.guidance_scale, a.eta), check_positive_int("rounds", a.rounds)
     prior_config = check_prior(a.prior, a.prompt, "inpaint", image=True, n=a.n)
     import diffrep
-    from diffrep.priors.base import rgb_size
 
     load_image(a.image), load_image(a.mask)  # fail on a bad file before loading the prior
     prior = load_prior(prior_config)
-    image = load_image(a.image, rgb_size(prior))  # a latent prior's decoder resolution; encoded by the API
-    mask = load_mask(a.mask, prior.image_shape[1:])  # a latent prior: at its latents' resolution, where RePaint keeps them
     bar = Progress("repaint")
     try:
-        result = diffrep.inpaint(prior, image, mask, prompt=a.prompt, rounds=a.rounds, n=a.n, seed=a.seed,
+        result = diffrep.inpaint(prior, a.image, a.mask, prompt=a.prompt, rounds=a.rounds, n=a.n, seed=a.seed,
                                  steps=a.steps, guidance_scale=a.guidance_scale, eta=a.eta, callback=bar)
     finally:
         bar.close()
@@ -951,14 +946,12 @@ def run_edit(a: EditArgs) -> int:
     prior_config = check_prior(a.prior, a.prompt, a.method, image=False, rep="pixels", options=options,
                                n=a.n, memory_rep=REPS["pixels"].config())
     import diffrep
-    from diffrep.priors.base import rgb_size
 
     load_image(a.image)  # fail on a bad file before loading the prior
     prior = load_prior(prior_config)
-    image = load_image(a.image, rgb_size(prior))  # a latent prior's decoder resolution; encoded by the API
     bar = Progress(f"edit ({a.method})")
     try:
-        result = diffrep.edit(prior, image, prompt=a.prompt, method=options, anchor=a.anchor, n=a.n, seed=a.seed,
+        result = diffrep.edit(prior, a.image, prompt=a.prompt, method=options, anchor=a.anchor, n=a.n, seed=a.seed,
                               guidance_scale=a.guidance_scale, callback=bar)
     finally:
         bar.close()
