@@ -148,7 +148,10 @@ def test_interrupted_sample_resumes_from_out_checkpoint(tmp_path, capsys, monkey
 
     monkeypatch.setattr(cli.Progress, "__call__", interrupt_at_5)
     code, _, stderr = run([*argv, "--out", str(out)], capsys)
-    assert code == 130 and "interrupted" in stderr and not out.exists()
+    assert code == 130 and not out.exists()
+    kept = tmp_path / "r.checkpoint"  # the last line says what is kept and how to go on
+    assert stderr.strip().splitlines()[-1] == (f"diffrep: interrupted; the checkpoint of step 4 is kept in {kept}/; "
+                                               "the same command with --resume continues from it")
     assert json.loads((tmp_path / "r.checkpoint" / "state.json").read_text())["step"] == 4
     steps = [f"step-{i:06d}.png" for i in range(1, 7)]  # previews: a tenth of 6 steps is every step
     assert sorted(p.name for p in (tmp_path / "r.previews").iterdir()) == steps[:4]  # written as the run went

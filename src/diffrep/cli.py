@@ -521,8 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     except RunError as e:
         print(f"diffrep: stopped: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("diffrep: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print("diffrep: interrupted" + (f"; {e}" if str(e) else ""), file=sys.stderr)
         return 130
     except BrokenPipeError:  # stdout closed early (`diffrep sample --help | head`): stop quietly, as the reader asked
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # and no second error when Python flushes it
@@ -660,12 +660,26 @@ def run_sample(a: SampleArgs) -> int:
         try:
             hear = bar if previews is None else previews.listening(bar, prior)
             result = diffrep.sample(prior, callback=hear, keep_checkpoint=not image, **sampling, **run)
+        except KeyboardInterrupt:  # Ctrl-C: say what is kept and how to go on
+            raise KeyboardInterrupt(resume_hint(run.get("checkpoint"))) from None
         finally:
             bar.close()
         out = save_result(result, a, extra=None if previews is None else previews.files())
         if previews is not None:
             previews.remove()
         return _report(out, result.info)
+
+
+def resume_hint(folder: Path | None) -> str:
+    """What an interrupted run leaves to resume from (``folder``: its checkpoint folder; ``None``: a method without
+    checkpoints, nothing to say): the checkpoint's step, or that none was written yet."""
+    if folder is None:
+        return ""
+    try:
+        step = json.loads((folder / "state.json").read_text())["step"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "no checkpoint was written yet"
+    return f"the checkpoint of step {step} is kept in {folder}/; the same command with --resume continues from it"
 
 
 def previews_for(a: SampleArgs, image: bool) -> Previews | None:
