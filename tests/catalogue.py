@@ -259,6 +259,7 @@ NERF_SAMPLE = ["sample", "--rep", "nerf", "--method", "ddrep", "--prompt", "a ye
 NERF_OPTIONS = [
     (["--nerf.grid", "cube"], "--nerf.grid"),
     (["--nerf.resolution", "-4"], "resolution=-4 is not allowed"),
+    (["--nerf.grid", "hash", "--nerf.resolution", "3"], "resolution=3 is not allowed; it must be >= 4 with grid 'hash'"),
     (["--nerf.shading", "phong"], "--nerf.shading"),
     (["--nerf.background", "sky"], "invalid choice 'sky' for argument '--nerf.background'. Expected one of ('fixed', 'learned')"),
     (["--nerf.distance", "1"], "distance=1.0 is not allowed"),

@@ -130,7 +130,7 @@ class NerfConfig:
     grid: Literal["voxel", "hash"] = "voxel"
     """Field: voxel (dense density + colour grid, SJC's voxNeRF) or hash (Instant-NGP hash grid + small MLP)."""
     resolution: int = 32
-    """voxel: grid side; hash: finest level's resolution."""
+    """voxel: grid side; hash: finest level's resolution (>= 4: the coarsest level has 4 cells a side, 16 above 16)."""
     samples: int = 48
     """Samples per ray (stratified midpoints between the ray's entry into and exit from the scene box)."""
     bank: int = 32
@@ -211,6 +211,9 @@ class NerfConfig:
         check_config_types(self, "nerf")
         for name in ("resolution", "samples", "bank", "levels", "log2_table", "hidden"):
             check_int(name, getattr(self, name), 2)
+        if self.grid == "hash":
+            check_range("nerf", "resolution", self.resolution, self.resolution >= 4,
+                        ">= 4 with grid 'hash' (its finest level; the coarsest has 4 cells a side)")
         check_range("nerf", "distance", self.distance, self.distance > math.sqrt(3), "> sqrt(3) (outside the scene box)")
         check_range("nerf", "fov", self.fov, 0 < self.fov < 180, "in (0, 180) degrees")
         check_range("nerf", "elevation_max", self.elevation_max, -90 <= self.elevation_min <= self.elevation_max <= 90,
