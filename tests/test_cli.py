@@ -132,6 +132,32 @@ def test_diffrep_methods_end_to_end(tmp_path, capsys, rep, method):
         assert images.shape == (2, 3, 16, 16)
 
 
+def test_sigterm_unwinds_like_ctrl_c_releasing_the_lock_and_naming_the_checkpoint(tmp_path, capsys, monkeypatch):
+    """A scheduler's SIGTERM mid-run: exit 143, one last line naming the kept checkpoint, no OUT.lock left behind
+    (the lock's finally runs), and the process's own SIGTERM handler back once main returns."""
+    import signal
+
+    import diffrep.cli as cli
+
+    real_call, before = cli.Progress.__call__, signal.getsignal(signal.SIGTERM)
+
+    def terminate_at_3(self, d):
+        if d["step"] == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        real_call(self, d)
+
+    monkeypatch.setattr(cli.Progress, "__call__", terminate_at_3)
+    out = tmp_path / "r"
+    code, _, stderr = run(["sample", "--rep", "siren", "--method", "ddrep", "--prompt", "red", "--prior", "gmm",
+                           "--n", "1", "--steps", "6", "--siren.width", "16", "--checkpoint-every", "2",
+                           "--out", str(out)], capsys)
+    assert code == 143 and not out.exists() and not (tmp_path / "r.lock").exists()
+    assert stderr.strip().splitlines()[-1] == (f"diffrep: terminated; the checkpoint of step 2 is kept in "
+                                               f"{tmp_path / 'r.checkpoint'}/; the same command with --resume "
+                                               "continues from it")
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 def test_interrupted_sample_resumes_from_out_checkpoint(tmp_path, capsys, monkeypatch):
     import diffrep.cli as cli
 

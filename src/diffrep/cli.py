@@ -12,6 +12,7 @@ import os
 import shlex
 import sys
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, make_dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -508,8 +509,41 @@ def save_result(result, a, inputs: dict[str, str] | None = None, extra: dict[str
     return result.save(a.out, a.overwrite, extra=extra)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler stopping the job, ``timeout``, ``kill``), raised where the run is, so it unwinds as
+    Ctrl-C does: the output's lock released, the checkpoint named; exit status 143 (128 + 15)."""
+
+
+def _terminated(signum, frame) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """Turn SIGTERM into ``Terminated`` while a command runs (the main thread only; the handler is restored)."""
+    import signal
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminated)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     token = COMMAND.set(shlex.join(["diffrep", *(sys.argv[1:] if argv is None else argv)]))
+    try:
+        with sigterm_unwinds():
+            return _main(argv)
+    finally:
+        COMMAND.reset(token)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         args = parse(argv)
         with warnings.catch_warnings():  # restores showwarning when the command returns
@@ -522,13 +556,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"diffrep: stopped: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:
-        print("diffrep: interrupted" + (f"; {e}" if str(e) else ""), file=sys.stderr)
-        return 130
+        stopped = "terminated" if isinstance(e, Terminated) else "interrupted"
+        print(f"diffrep: {stopped}" + (f"; {e}" if str(e) else ""), file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
     except BrokenPipeError:  # stdout closed early (`diffrep sample --help | head`): stop quietly, as the reader asked
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # and no second error when Python flushes it
         return 141  # a shell's status for a command that SIGPIPE stopped (128 + 13)
-    finally:
-        COMMAND.reset(token)
 
 
 class Progress:
@@ -660,8 +693,8 @@ def run_sample(a: SampleArgs) -> int:
         try:
             hear = bar if previews is None else previews.listening(bar, prior)
             result = diffrep.sample(prior, callback=hear, keep_checkpoint=not image, **sampling, **run)
-        except KeyboardInterrupt:  # Ctrl-C: say what is kept and how to go on
-            raise KeyboardInterrupt(resume_hint(run.get("checkpoint"))) from None
+        except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: say what is kept and how to go on
+            raise type(e)(resume_hint(run.get("checkpoint"))) from None
         finally:
             bar.close()
         out = save_result(result, a, extra=None if previews is None else previews.files())
