@@ -1,0 +1,67 @@
+"""Does a camera bank with no camera near a view label's border pin the pose? (issue 13's view labels)
+
+A view label ("front": |azimuth| < 45°, ...) asks a camera 40° off the front for a front image, whose poses are
+spread over ±45° round the front: such a camera's target pulls the object towards facing it, and its neighbour's
+the other way. Here every bank camera sits within ±HALF° of a label's centre (0°, 90°, 180°, 270°), so each view's
+targets are centred on its own camera's direction; HALF = 45 is the default bank's spread (borders included).
+DDRep at its defaults otherwise, one-instance runs scored as `diffrep bench nerf3d` scores them:
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_bank_sectors.py sample RUNS PROMPT SEED HALF [ELMAX]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_lanes.py score RUNS NAME
+
+The runs record ``job.options`` with ``bank_half`` (not an option of the rep: the bank is patched in here), so
+nerf3d_lanes.py groups and tags them apart. ELMAX: the bank's highest elevation (default 60, the toy world's).
+"""
+
+import sys
+import time
+from pathlib import Path
+
+root = Path(__file__).resolve().parent
+sys.path.insert(0, str(root))
+
+
+def sector_bank(V: int, elevation_range: tuple[float, float], distance: float, half: float):
+    """``V`` cameras ``[V, 3]`` (V a multiple of 4) evenly through the four sectors ``c ± half`` (c = 0, 90, 180,
+    270), ordered by azimuth in [0, 360) as ``camera_bank`` orders its own; elevations by its golden sequence."""
+    import torch
+
+    from diffrep.cameras import GOLDEN, sample_cameras
+
+    m = V // 4
+    offsets = -half + (torch.arange(m, dtype=torch.float64) + 0.5) * (2 * half / m)
+    azimuths = torch.sort(torch.remainder(torch.cat([c + offsets for c in (0.0, 90.0, 180.0, 270.0)]), 360.0)).values
+    u_el = torch.remainder(0.5 + torch.arange(V, dtype=torch.float64) * GOLDEN, 1.0)
+    return sample_cameras(torch.stack([azimuths / 360.0, u_el], -1), elevation_range, distance)
+
+
+def sample(runs: Path, prompt: str, seed: int, half: float, elevation_max: float = 60.0) -> None:
+    import torch
+
+    import diffrep
+    import diffrep.reps.nerf as nerf
+    from diffrep.bench.common import device_name
+    from diffrep.priors import toyworld_prior
+    from nerf3d_lanes import tag
+
+    options = {} if elevation_max == 60.0 else {"elevation_max": elevation_max}
+    job = {"prompt": prompt, "seed": seed, "method": "ddrep", "options": options | {"bank_half": half}, "device": "cpu"}
+    out = runs / tag(job)
+    if out.exists():
+        return
+    nerf.camera_bank = lambda V, er, d: sector_bank(V, er, d, half)
+    torch.set_num_threads(1)
+    prior = toyworld_prior()
+    start = time.perf_counter()
+    result = diffrep.sample(prior, rep="nerf", method="ddrep", prompt=prompt, n=1, seed=seed, **options)
+    result.info |= {"wall_s": round(time.perf_counter() - start, 1), "device": device_name("cpu"), "job": job}
+    result.outputs = None
+    result.save(out)
+    print(tag(job), result.info["wall_s"], flush=True)
+
+
+if __name__ == "__main__":
+    verb, *args = sys.argv[1:]
+    if verb != "sample":
+        raise SystemExit(__doc__)
+    sample(Path(args[0]), args[1], int(args[2]), float(args[3]), *(float(a) for a in args[4:]))
