@@ -46,6 +46,29 @@ def test_train_corrective_command(tmp_path, capsys):
     assert "unknown prior 'nope'" in capsys.readouterr().err
 
 
+def test_an_interrupted_training_names_its_checkpoint_and_resumes(tmp_path, capsys, monkeypatch):
+    """Ctrl-C in train-corrective: exit 130 and a last line naming the checkpoint kept; the same command with --resume
+    then finishes the run."""
+    import diffrep.cli as cli
+
+    out, real_call = tmp_path / "c", cli.Progress.__call__
+    argv = ["train-corrective", "--prior", "gmm", "--out", str(out), "--steps", "4", "--batch", "2", "--data-n", "8",
+            "--channels", "4", "--levels", "2", "--device", "cpu", "--checkpoint-every", "2"]
+
+    def interrupt_at_3(self, d):
+        if d["step"] == 3:
+            raise KeyboardInterrupt
+        real_call(self, d)
+
+    monkeypatch.setattr(cli.Progress, "__call__", interrupt_at_3)
+    assert main(argv) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"diffrep: interrupted; the checkpoint of step 2 is kept in {out}/; the same command with --resume continues "
+        "from it")
+    monkeypatch.setattr(cli.Progress, "__call__", real_call)
+    assert main([*argv, "--resume"]) == 0 and (out / "corrective.safetensors").is_file()
+
+
 def test_perturbations_leave_every_other_image_clean_and_stay_under_their_bound():
     from diffrep.training.corrective import perturbations
 

@@ -694,7 +694,7 @@ def run_sample(a: SampleArgs) -> int:
             hear = bar if previews is None else previews.listening(bar, prior)
             result = diffrep.sample(prior, callback=hear, keep_checkpoint=not image, **sampling, **run)
         except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: say what is kept and how to go on
-            raise type(e)(resume_hint(run.get("checkpoint"))) from None
+            raise type(e)(resume_hint(None if image else run["checkpoint"] / "state.json")) from None
         finally:
             bar.close()
         out = save_result(result, a, extra=None if previews is None else previews.files())
@@ -703,16 +703,17 @@ def run_sample(a: SampleArgs) -> int:
         return _report(out, result.info)
 
 
-def resume_hint(folder: Path | None) -> str:
-    """What an interrupted run leaves to resume from (``folder``: its checkpoint folder; ``None``: a method without
-    checkpoints, nothing to say): the checkpoint's step, or that none was written yet."""
-    if folder is None:
+def resume_hint(state: Path | None) -> str:
+    """What an interrupted run leaves to resume from (``state``: its checkpoint's JSON record, which holds its
+    ``step``; ``None``: a command without checkpoints, nothing to say): the checkpoint's step and folder, or that none
+    was written yet."""
+    if state is None:
         return ""
     try:
-        step = json.loads((folder / "state.json").read_text())["step"]
+        step = json.loads(state.read_text())["step"]
     except (OSError, ValueError, KeyError, TypeError):
         return "no checkpoint was written yet"
-    return f"the checkpoint of step {step} is kept in {folder}/; the same command with --resume continues from it"
+    return f"the checkpoint of step {step} is kept in {state.parent}/; the same command with --resume continues from it"
 
 
 def previews_for(a: SampleArgs, image: bool) -> Previews | None:
@@ -969,6 +970,8 @@ def run_training(train, config, out: Path, resume: bool, what: str, detail: str 
     try:
         with output_lock(out):
             weights = train(config, resume=resume, callback=report)
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: say what is kept and how to go on
+        raise type(e)(resume_hint(out / "checkpoint.json")) from None
     finally:
         bar.close()
         log.close()
