@@ -414,11 +414,14 @@ def load_run(folder: str | Path, *, rep: str | None = None) -> tuple[Any, dict[s
     return model, record
 
 
-def _read_early(*images: Any) -> None:
-    """Images given as paths: a missing or unreadable file is refused before the prior loads (``_check_images`` and
-    ``_check_mask`` read them again at the prior's resolution)."""
+def _read_early(prior: Prior | str, *images: Any) -> None:
+    """Images given as paths, with a prior given by name: a missing or unreadable file is refused before the prior
+    loads (``_check_images`` and ``_check_mask`` read them again at its resolution). A loaded prior: nothing to do
+    early, the one read is there."""
     from diffrep.export import load_image
 
+    if not isinstance(prior, str):
+        return
     for image in images:
         if isinstance(image, (str, Path)):
             load_image(image)
@@ -481,7 +484,7 @@ def sdedit(prior: Prior | str, image: Tensor | str | Path, *, prompt: str | None
     """SDEdit an image ``[C, H, W]`` or ``[1, C, H, W]`` in [-1, 1] (or a PNG/JPEG path) towards a prompt; ``strength``
     in [0, 1]."""
     check_strength(strength), check_positive_int("n", n), Sampling(steps, guidance_scale, eta), check_seed(seed)
-    check_prompt(prompt), _check_unloaded(prior, prompt, "sdedit", image=True), _read_early(image)
+    check_prompt(prompt), _check_unloaded(prior, prompt, "sdedit", image=True), _read_early(prior, image)
     check_memory_unloaded(prior, n)
     prior = resolve_prior(prior)
     check_budget(prior, steps, n)
@@ -504,7 +507,7 @@ def inpaint(prior: Prior | str, image: Tensor | str | Path, mask: Tensor | str |
     be a PNG/JPEG path (the mask's white = keep)."""
     check_positive_int("n", n), check_positive_int("rounds", rounds), Sampling(steps, guidance_scale, eta)
     check_seed(seed), check_prompt(prompt), _check_unloaded(prior, prompt, "inpaint", image=True)
-    _read_early(image, mask)
+    _read_early(prior, image, mask)
     check_memory_unloaded(prior, n)
     prior = resolve_prior(prior)
     check_budget(prior, steps, n)
@@ -567,7 +570,7 @@ def edit(prior: Prior | str, image: Tensor | str | Path, *, prompt: str | None =
                                                                             **options)
     name, _ = _method(spec_options)
     check_positive_int("n", n), check_seed(seed), check_prompt(prompt)
-    _check_unloaded(prior, prompt, name, image=False, rep="pixels", options=spec_options), _read_early(image)
+    _check_unloaded(prior, prompt, name, image=False, rep="pixels", options=spec_options), _read_early(prior, image)
     pixels = REPS["pixels"].config()  # the anchored pixels the method optimises
     check_memory_unloaded(prior, n, pixels, views_per_step(spec_options), own_rep=True)
     prior = resolve_prior(prior)

@@ -152,10 +152,10 @@ def option_groups(name: str, config: type) -> list[str]:
     return [name] + [f.name for f in fields(config) if is_dataclass(f.default)]
 
 
-def sample_args_class(rep: str, method: str, encoded: bool = False, default: str = "ddim") -> type:
+def sample_args_class(rep: str, method: str, encoded: bool = False) -> type:
     """``SampleArgs`` with the option groups of this rep and method only (``--help`` shows just those), the method's
-    defaults those the rep sets for it (``encoded``: rendering through the prior's encoder, sd --rgb); ``default``: the
-    method the rep takes when ``--method`` is not given (``default_method``), as ``--help`` shows it."""
+    defaults those the rep sets for it (``encoded``: rendering through the prior's encoder, sd --rgb); ``--method``'s
+    default the rep's own (``default_method``)."""
     from diffrep.spec import build_config, method_defaults
 
     entry = METHODS[method]
@@ -166,7 +166,7 @@ def sample_args_class(rep: str, method: str, encoded: bool = False, default: str
               field(default=default)) for name, default, summary in groups]
     base = {f.name: f for f in fields(SampleArgs)}
     defaults = {"n": SampleArgs.n if entry.image else REPS[rep].instances,  # a grid of images; one NeRF
-                "method": default}
+                "method": default_method(rep)}
     extra += [(name, Annotated[base[name].type, helped(text)], field(default=defaults.get(name, base[name].default)))
               for name, text in sample_helps().items()]
     return make_dataclass("SampleArgs", extra, bases=(SampleArgs,), frozen=True)
@@ -211,7 +211,7 @@ def sample_class(argv: list[str]) -> type:
             why = (f"method {method!r} samples images directly and takes no rep options" if kind == "rep"
                    and METHODS[method].image else f"this run uses {kind} {method if kind == 'method' else rep!r}")
             raise InputError(f"option {arg.split('=', 1)[0]} belongs to {kind} {' or '.join(map(repr, names))}; {why}")
-    return sample_args_class(rep, method, encoded=switched(argv, "--rgb"), default=default_method(rep))
+    return sample_args_class(rep, method, encoded=switched(argv, "--rgb"))
 
 
 @dataclass(frozen=True)
