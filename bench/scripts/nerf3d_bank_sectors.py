@@ -4,9 +4,13 @@ A view label ("front": |azimuth| < 45°, ...) asks a camera 40° off the front f
 spread over ±45° round the front: such a camera's target pulls the object towards facing it, and its neighbour's
 the other way. Here every bank camera sits within ±HALF° of a label's centre (0°, 90°, 180°, 270°), so each view's
 targets are centred on its own camera's direction; HALF = 45 is the default bank's spread (borders included).
+`border` asks the opposite: half the bank straddles the four azimuth borders (45°, 135°, 225°, 315°) in pairs
+within ±WIDTH° of them, so a turn of the object by a few degrees shows a front-labelled camera a side and the
+reverse; the other half sits round the labels' centres (±7.5°, ±22.5°) for coverage.
 DDRep at its defaults otherwise, one-instance runs scored as `diffrep bench nerf3d` scores them:
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_bank_sectors.py sample RUNS PROMPT SEED HALF [ELMAX]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_bank_sectors.py border RUNS PROMPT SEED WIDTH
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_lanes.py score RUNS NAME
 
 The runs record ``job.options`` with ``bank_half`` (not an option of the rep: the bank is patched in here), so
@@ -35,7 +39,23 @@ def sector_bank(V: int, elevation_range: tuple[float, float], distance: float, h
     return sample_cameras(torch.stack([azimuths / 360.0, u_el], -1), elevation_range, distance)
 
 
-def sample(runs: Path, prompt: str, seed: int, half: float, elevation_max: float = 60.0) -> None:
+def border_bank(V: int, elevation_range: tuple[float, float], distance: float, width: float):
+    """``V`` cameras (V a multiple of 16): ``V/2`` in pairs straddling the borders 45°, 135°, 225°, 315° at offsets
+    spread over ``±width``, ``V/2`` round the centres 0°, 90°, 180°, 270° at offsets spread over ±30°; ordered by
+    azimuth, elevations by ``camera_bank``'s golden sequence."""
+    import torch
+
+    from diffrep.cameras import GOLDEN, sample_cameras
+
+    m = V // 8  # cameras a border, and a centre
+    spread = lambda half: -half + (torch.arange(m, dtype=torch.float64) + 0.5) * (2 * half / m)  # noqa: E731
+    parts = [c + spread(width) for c in (45.0, 135.0, 225.0, 315.0)] + [c + spread(30.0) for c in (0.0, 90.0, 180.0, 270.0)]
+    azimuths = torch.sort(torch.remainder(torch.cat(parts), 360.0)).values
+    u_el = torch.remainder(0.5 + torch.arange(V, dtype=torch.float64) * GOLDEN, 1.0)
+    return sample_cameras(torch.stack([azimuths / 360.0, u_el], -1), elevation_range, distance)
+
+
+def sample(runs: Path, prompt: str, seed: int, half: float, elevation_max: float = 60.0, border: bool = False) -> None:
     import torch
 
     import diffrep
@@ -45,11 +65,13 @@ def sample(runs: Path, prompt: str, seed: int, half: float, elevation_max: float
     from nerf3d_lanes import tag
 
     options = {} if elevation_max == 60.0 else {"elevation_max": elevation_max}
-    job = {"prompt": prompt, "seed": seed, "method": "ddrep", "options": options | {"bank_half": half}, "device": "cpu"}
+    bank_option = {"bank_border": half} if border else {"bank_half": half}
+    job = {"prompt": prompt, "seed": seed, "method": "ddrep", "options": options | bank_option, "device": "cpu"}
     out = runs / tag(job)
     if out.exists():
         return
-    nerf.camera_bank = lambda V, er, d: sector_bank(V, er, d, half)
+    bank = border_bank if border else sector_bank
+    nerf.camera_bank = lambda V, er, d: bank(V, er, d, half)
     torch.set_num_threads(1)
     prior = toyworld_prior()
     start = time.perf_counter()
@@ -62,6 +84,9 @@ def sample(runs: Path, prompt: str, seed: int, half: float, elevation_max: float
 
 if __name__ == "__main__":
     verb, *args = sys.argv[1:]
-    if verb != "sample":
+    if verb not in ("sample", "border"):
         raise SystemExit(__doc__)
-    sample(Path(args[0]), args[1], int(args[2]), float(args[3]), *(float(a) for a in args[4:]))
+    if verb == "border":
+        sample(Path(args[0]), args[1], int(args[2]), float(args[3]), border=True)
+    else:
+        sample(Path(args[0]), args[1], int(args[2]), float(args[3]), *(float(a) for a in args[4:]))
