@@ -18,7 +18,6 @@ nerf3d_lanes.py groups and tags them apart. ELMAX: the bank's highest elevation 
 """
 
 import sys
-import time
 from pathlib import Path
 
 root = Path(__file__).resolve().parent
@@ -58,11 +57,9 @@ def border_bank(V: int, elevation_range: tuple[float, float], distance: float, w
 def sample(runs: Path, prompt: str, seed: int, half: float, elevation_max: float = 60.0, border: bool = False) -> None:
     import torch
 
-    import diffrep
     import diffrep.reps.nerf as nerf
-    from diffrep.bench.common import device_name
     from diffrep.priors import toyworld_prior
-    from nerf3d_lanes import tag
+    from nerf3d_lanes import sample_one, tag
 
     options = {} if elevation_max == 60.0 else {"elevation_max": elevation_max}
     bank_option = {"bank_border": half} if border else {"bank_half": half}
@@ -74,12 +71,7 @@ def sample(runs: Path, prompt: str, seed: int, half: float, elevation_max: float
     nerf.camera_bank = lambda V, er, d: bank(V, er, d, half)
     torch.set_num_threads(1)
     prior = toyworld_prior()
-    start = time.perf_counter()
-    result = diffrep.sample(prior, rep="nerf", method="ddrep", prompt=prompt, n=1, seed=seed, **options)
-    result.info |= {"wall_s": round(time.perf_counter() - start, 1), "device": device_name("cpu"), "job": job}
-    result.outputs = None
-    result.save(out)
-    print(tag(job), result.info["wall_s"], flush=True)
+    sample_one(prior, out, job, **options)
 
 
 if __name__ == "__main__":

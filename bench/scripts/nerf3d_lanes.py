@@ -63,6 +63,21 @@ def group_key(job: dict) -> str:
     return json.dumps([job["prompt"], job["method"], job["options"], job["device"]], sort_keys=True)
 
 
+def sample_one(prior, out: Path, job: dict, **options) -> None:
+    """One one-instance DDRep (or ``job["method"]``) NeRF of ``job`` on ``prior`` into ``out``: weights and run.json
+    (with the sampling's ``wall_s``, the device and the job), no turntables or meshes (the weights are what is scored)."""
+    import diffrep
+    from diffrep.bench.common import device_name
+
+    start = time.perf_counter()
+    result = diffrep.sample(prior, rep="nerf", method=job["method"], prompt=job["prompt"], n=1, seed=job["seed"],
+                            **options)
+    result.info |= {"wall_s": round(time.perf_counter() - start, 1), "device": device_name(job["device"]), "job": job}
+    result.outputs = None
+    result.save(out)
+    print(tag(job), result.info["wall_s"], flush=True)
+
+
 def sample(runs: Path, job: dict) -> None:
     import torch
 

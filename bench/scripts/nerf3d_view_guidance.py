@@ -19,7 +19,6 @@ The runs record ``job.options`` with ``view_guidance`` (not an option of DDRep: 
 """
 
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -28,12 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def main(runs: Path, prompt: str, seed: int, w: float, extra: dict) -> None:
     import torch
 
-    import diffrep
     import diffrep.methods.ddrep as ddrep
-    from diffrep.bench.common import device_name
     from diffrep.priors import toyworld_prior
     from diffrep.priors.base import as_timesteps, cfg_eps, eps_cond_uncond
-    from nerf3d_lanes import tag
+    from nerf3d_lanes import sample_one, tag
 
     job = {"prompt": prompt, "seed": seed, "method": "ddrep", "options": extra | {"view_guidance": w}, "device": "cpu"}
     out = runs / tag(job)
@@ -58,12 +55,7 @@ def main(runs: Path, prompt: str, seed: int, w: float, extra: dict) -> None:
         return ((x_t - k.s_t * eps_hat) / k.a_t).view_as(x_hat)
 
     ddrep.denoise_views = denoise_views
-    start = time.perf_counter()
-    result = diffrep.sample(prior, rep="nerf", method="ddrep", prompt=prompt, n=1, seed=seed, **extra)
-    result.info |= {"wall_s": round(time.perf_counter() - start, 1), "device": device_name("cpu"), "job": job}
-    result.outputs = None
-    result.save(out)
-    print(tag(job), result.info["wall_s"], flush=True)
+    sample_one(prior, out, job, **extra)
 
 
 if __name__ == "__main__":
