@@ -24,18 +24,26 @@ root = Path(__file__).resolve().parent
 sys.path.insert(0, str(root))
 
 
+def bank_at(azimuths: list, elevation_range: tuple[float, float], distance: float):
+    """Cameras ``[V, 3]`` at the azimuths (degrees, tensors to concatenate), ordered by azimuth in [0, 360) as
+    ``camera_bank`` orders its own; elevations by its golden sequence."""
+    import torch
+
+    from diffrep.cameras import GOLDEN, sample_cameras
+
+    azimuths = torch.sort(torch.remainder(torch.cat(azimuths), 360.0)).values
+    u_el = torch.remainder(0.5 + torch.arange(len(azimuths), dtype=torch.float64) * GOLDEN, 1.0)
+    return sample_cameras(torch.stack([azimuths / 360.0, u_el], -1), elevation_range, distance)
+
+
 def sector_bank(V: int, elevation_range: tuple[float, float], distance: float, half: float):
     """``V`` cameras ``[V, 3]`` (V a multiple of 4) evenly through the four sectors ``c ± half`` (c = 0, 90, 180,
     270), ordered by azimuth in [0, 360) as ``camera_bank`` orders its own; elevations by its golden sequence."""
     import torch
 
-    from diffrep.cameras import GOLDEN, sample_cameras
-
     m = V // 4
     offsets = -half + (torch.arange(m, dtype=torch.float64) + 0.5) * (2 * half / m)
-    azimuths = torch.sort(torch.remainder(torch.cat([c + offsets for c in (0.0, 90.0, 180.0, 270.0)]), 360.0)).values
-    u_el = torch.remainder(0.5 + torch.arange(V, dtype=torch.float64) * GOLDEN, 1.0)
-    return sample_cameras(torch.stack([azimuths / 360.0, u_el], -1), elevation_range, distance)
+    return bank_at([c + offsets for c in (0.0, 90.0, 180.0, 270.0)], elevation_range, distance)
 
 
 def border_bank(V: int, elevation_range: tuple[float, float], distance: float, width: float):
@@ -44,14 +52,10 @@ def border_bank(V: int, elevation_range: tuple[float, float], distance: float, w
     azimuth, elevations by ``camera_bank``'s golden sequence."""
     import torch
 
-    from diffrep.cameras import GOLDEN, sample_cameras
-
     m = V // 8  # cameras a border, and a centre
     spread = lambda half: -half + (torch.arange(m, dtype=torch.float64) + 0.5) * (2 * half / m)  # noqa: E731
     parts = [c + spread(width) for c in (45.0, 135.0, 225.0, 315.0)] + [c + spread(30.0) for c in (0.0, 90.0, 180.0, 270.0)]
-    azimuths = torch.sort(torch.remainder(torch.cat(parts), 360.0)).values
-    u_el = torch.remainder(0.5 + torch.arange(V, dtype=torch.float64) * GOLDEN, 1.0)
-    return sample_cameras(torch.stack([azimuths / 360.0, u_el], -1), elevation_range, distance)
+    return bank_at(parts, elevation_range, distance)
 
 
 def sample(runs: Path, prompt: str, seed: int, half: float, elevation_max: float = 60.0, border: bool = False) -> None:

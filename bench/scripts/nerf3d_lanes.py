@@ -66,12 +66,16 @@ def group_key(job: dict) -> str:
 def sample_one(prior, out: Path, job: dict, **options) -> None:
     """One one-instance DDRep (or ``job["method"]``) NeRF of ``job`` on ``prior`` into ``out``: weights and run.json
     (with the sampling's ``wall_s``, the device and the job), no turntables or meshes (the weights are what is scored)."""
+    import torch
+
     import diffrep
     from diffrep.bench.common import device_name
 
     start = time.perf_counter()
     result = diffrep.sample(prior, rep="nerf", method=job["method"], prompt=job["prompt"], n=1, seed=job["seed"],
                             **options)
+    if job["device"] != "cpu":
+        torch.cuda.synchronize()
     result.info |= {"wall_s": round(time.perf_counter() - start, 1), "device": device_name(job["device"]), "job": job}
     result.outputs = None
     result.save(out)
@@ -81,24 +85,13 @@ def sample_one(prior, out: Path, job: dict, **options) -> None:
 def sample(runs: Path, job: dict) -> None:
     import torch
 
-    import diffrep
-    from diffrep.bench.common import device_name
     from diffrep.priors import toyworld_prior
 
     out = runs / tag(job)
     if out.exists():
         return
     torch.set_num_threads(1)
-    prior = toyworld_prior(device=job["device"])
-    start = time.perf_counter()
-    result = diffrep.sample(prior, rep="nerf", method=job["method"], prompt=job["prompt"], n=1, seed=job["seed"],
-                            **job["options"])
-    if job["device"] != "cpu":
-        torch.cuda.synchronize()
-    result.info |= {"wall_s": round(time.perf_counter() - start, 1), "device": device_name(job["device"]), "job": job}
-    result.outputs = None  # no turntables or meshes: the weights are what is scored
-    result.save(out)
-    print(tag(job), result.info["wall_s"], flush=True)
+    sample_one(toyworld_prior(device=job["device"]), out, job, **job["options"])
 
 
 def score(runs: Path, name: str) -> None:

@@ -29,7 +29,7 @@ def main(runs: Path, prompt: str, seed: int, w: float, extra: dict) -> None:
 
     import diffrep.methods.ddrep as ddrep
     from diffrep.priors import toyworld_prior
-    from diffrep.priors.base import as_timesteps, cfg_eps, eps_cond_uncond
+    from diffrep.priors.base import cfg_eps, eps_cond_uncond
     from nerf3d_lanes import sample_one, tag
 
     job = {"prompt": prompt, "seed": seed, "method": "ddrep", "options": extra | {"view_guidance": w}, "device": "cpu"}
@@ -42,19 +42,16 @@ def main(runs: Path, prompt: str, seed: int, w: float, extra: dict) -> None:
     view_free = prior.encode_prompt(prompt)
     kind_scale = extra.pop("kind_guidance", None)
 
-    def denoise_views(prior, x_hat, eps_views, t, k, conds, guidance_scale):
-        """``ddrep.denoise_views`` with the view-free prompt as guidance's negative and ``w`` as its scale (and the
+    def view_guided(prior, x_t, t, conds, guidance_scale, uncond=None):
+        """DDRep's ``cfg_eps`` with the view-free prompt as guidance's negative and ``w`` as its scale (and the
         view-free prompt guided against the empty one at ``kind_scale``)."""
-        n, V = x_hat.shape[:2]
-        x_t = (k.a_t * x_hat + k.s_t * eps_views).flatten(0, 1)
-        ts = as_timesteps(t, n * V)
-        eps_hat = cfg_eps(prior, x_t, ts, conds, w, view_free)
+        eps_hat = cfg_eps(prior, x_t, t, conds, w, view_free)
         if kind_scale is not None:  # + (k - 1) (ε(PROMPT) - ε(∅))
-            eps_p, eps_0 = eps_cond_uncond(prior, x_t, ts, view_free)
+            eps_p, eps_0 = eps_cond_uncond(prior, x_t, t, view_free)
             eps_hat = eps_hat + (kind_scale - 1) * (eps_p - eps_0)
-        return ((x_t - k.s_t * eps_hat) / k.a_t).view_as(x_hat)
+        return eps_hat
 
-    ddrep.denoise_views = denoise_views
+    ddrep.cfg_eps = view_guided  # denoise_views' guidance, its one call of the prior
     sample_one(prior, out, job, **extra)
 
 
