@@ -63,13 +63,12 @@ def sample(runs: Path, prompt: str, seed: int, half: float, elevation_max: float
 
     import diffrep.reps.nerf as nerf
     from diffrep.priors import toyworld_prior
-    from nerf3d_lanes import sample_one, tag
+    from nerf3d_lanes import planned, sample_one
 
     options = {} if elevation_max == 60.0 else {"elevation_max": elevation_max}
     bank_option = {"bank_border": half} if border else {"bank_half": half}
     job = {"prompt": prompt, "seed": seed, "method": "ddrep", "options": options | bank_option, "device": "cpu"}
-    out = runs / tag(job)
-    if out.exists():
+    if (out := planned(runs, job, options)) is None:
         return
     bank = border_bank if border else sector_bank
     nerf.camera_bank = lambda V, er, d: bank(V, er, d, half)
@@ -82,7 +81,9 @@ if __name__ == "__main__":
     verb, *args = sys.argv[1:]
     if verb not in ("sample", "border"):
         raise SystemExit(__doc__)
+    from nerf3d_lanes import script_main
+
     if verb == "border":
-        sample(Path(args[0]), args[1], int(args[2]), float(args[3]), border=True)
+        script_main(lambda: sample(Path(args[0]), args[1], int(args[2]), float(args[3]), border=True))
     else:
-        sample(Path(args[0]), args[1], int(args[2]), float(args[3]), *(float(a) for a in args[4:]))
+        script_main(lambda: sample(Path(args[0]), args[1], int(args[2]), float(args[3]), *(float(a) for a in args[4:])))

@@ -63,6 +63,31 @@ def group_key(job: dict) -> str:
     return json.dumps([job["prompt"], job["method"], job["options"], job["device"]], sort_keys=True)
 
 
+def planned(runs: Path, job: dict, options: dict) -> Path | None:
+    """``job``'s run folder in ``runs``, or None when it is there already; the job's options and the folder are
+    checked first (before a prior loads or a step runs: a typo or a wrong path is refused at once)."""
+    from diffrep.export import check_writable
+    from diffrep.spec import prepare
+
+    out = runs / tag(job)
+    if out.exists():
+        return None
+    prepare("nerf", job["method"], n=1, seed=job["seed"], prompt=job["prompt"], **options)
+    check_writable(out, "output folder")
+    return out
+
+
+def script_main(fn, *args) -> None:
+    """``fn(*args)``; bad input (``InputError``, a value that does not parse) is one line and exit 2."""
+    from diffrep.errors import InputError
+
+    try:
+        fn(*args)
+    except (InputError, ValueError) as e:
+        print(f"{Path(sys.argv[0]).name}: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def sample_one(prior, out: Path, job: dict, **options) -> None:
     """One one-instance DDRep (or ``job["method"]``) NeRF of ``job`` on ``prior`` into ``out``: weights and run.json
     (with the sampling's ``wall_s``, the device and the job), no turntables or meshes (the weights are what is scored)."""
@@ -87,8 +112,7 @@ def sample(runs: Path, job: dict) -> None:
 
     from diffrep.priors import toyworld_prior
 
-    out = runs / tag(job)
-    if out.exists():
+    if (out := planned(runs, job, job["options"])) is None:
         return
     torch.set_num_threads(1)
     sample_one(toyworld_prior(device=job["device"]), out, job, **job["options"])
@@ -220,7 +244,7 @@ if __name__ == "__main__":
         for job in gpu_jobs() if rest == ["gpu"] else jobs():
             print(json.dumps(job))
     elif verb == "sample":
-        sample(Path(rest[0]), json.loads(rest[1]))
+        script_main(lambda: sample(Path(rest[0]), json.loads(rest[1])))
     elif verb == "score":
         score(Path(rest[0]), rest[1])
     elif verb == "interval":

@@ -30,17 +30,16 @@ def main(runs: Path, prompt: str, seed: int, w: float, extra: dict) -> None:
     import diffrep.methods.ddrep as ddrep
     from diffrep.priors import toyworld_prior
     from diffrep.priors.base import cfg_eps, eps_cond_uncond
-    from nerf3d_lanes import sample_one, tag
+    from nerf3d_lanes import planned, sample_one
 
     job = {"prompt": prompt, "seed": seed, "method": "ddrep", "options": extra | {"view_guidance": w}, "device": "cpu"}
-    out = runs / tag(job)
-    if out.exists():
-        return
     extra = dict(extra)
+    kind_scale = extra.pop("kind_guidance", None)
+    if (out := planned(runs, job, extra)) is None:
+        return
     torch.set_num_threads(1)
     prior = toyworld_prior()
     view_free = prior.encode_prompt(prompt)
-    kind_scale = extra.pop("kind_guidance", None)
 
     def view_guided(prior, x_t, t, conds, guidance_scale, uncond=None):
         """DDRep's ``cfg_eps`` with the view-free prompt as guidance's negative and ``w`` as its scale (and the
@@ -60,5 +59,7 @@ if __name__ == "__main__":
 
     if len(sys.argv) not in (5, 6):
         raise SystemExit(__doc__)
-    main(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4]),
-         json.loads(sys.argv[5]) if len(sys.argv) == 6 else {})
+    from nerf3d_lanes import script_main
+
+    script_main(lambda: main(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4]),
+                             json.loads(sys.argv[5]) if len(sys.argv) == 6 else {}))
