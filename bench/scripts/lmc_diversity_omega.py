@@ -6,11 +6,13 @@ evaluated at a fresh ε each step (standard) or at the run's own ε (fixed), is 
 mode-seeking run should collapse most and a fixed ε should matter most. The suite's own figure
 (`bench.lmc.diversity`: "a red mug", 10 runs as one batch, lr 3e-2 with cosine decay, seed 7) at each ω, on PRIOR
 (toyworld or tiny), with CORRECTIVE "clean" (the shipped default) or "perturbed" (`--lmc-sds.corrective perturbed`).
+``prompt=KIND`` runs "a KIND" in place of "a red mug" (the colour left free; the data's spread is then the kind's),
+``prompt=COLOUR-KIND`` "a COLOUR KIND".
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/lmc_diversity_omega.py run PRIOR ITERS CORRECTIVE OMEGA... [seed=S]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/lmc_diversity_omega.py run PRIOR ITERS CORRECTIVE OMEGA... [seed=S] [prompt=P]
     .venv/bin/python bench/scripts/lmc_diversity_omega.py rescore  # the measures again, from the saved images
     .venv/bin/python bench/scripts/lmc_diversity_omega.py write    # -> bench/results/lmc-diversity-omega.json
-    .venv/bin/python bench/scripts/lmc_diversity_omega.py picture PRIOR ITERS CORRECTIVE OMEGA [seed=S]  # -> docs/images/
+    .venv/bin/python bench/scripts/lmc_diversity_omega.py picture PRIOR ITERS CORRECTIVE OMEGA [seed=S] [prompt=P]  # -> docs/images/
 
 Rows append to bench/results/.lmc-diversity-omega.jsonl (ignored); each run's images to
 bench/results/.lmc-diversity-omega.cache/ (ignored) for `picture`."""
@@ -25,11 +27,24 @@ ROWS = root / "bench" / "results" / ".lmc-diversity-omega.jsonl"
 IMAGES = root / "bench" / "results" / ".lmc-diversity-omega.cache"
 
 
-def key(prior_name: str, iters: int, corrective: str, omega: float, seed: int = 7) -> str:
-    return f"{prior_name}-{iters}-{corrective}-w{omega:g}" + ("" if seed == 7 else f"-seed{seed}")
+def key(prior_name: str, iters: int, corrective: str, omega: float, seed: int = 7, prompt: str = "red-mug") -> str:
+    return (f"{prior_name}-{iters}-{corrective}-w{omega:g}" + ("" if seed == 7 else f"-seed{seed}")
+            + ("" if prompt == "red-mug" else f"-{prompt}"))
 
 
-def spreads(x, data) -> dict:
+def parse_prompt(prompt: str) -> tuple[str, str, str | None]:
+    """``KIND`` or ``COLOUR-KIND`` -> (text, kind, colour or None); one line and exit 2 for a word the toy world lacks."""
+    from diffrep.toyworld.vocabulary import COLOURS, KINDS
+
+    *colour, kind = prompt.split("-")
+    if kind not in KINDS or len(colour) > 1 or (colour and colour[0] not in COLOURS):
+        sys.stderr.write(f"prompt={prompt!r}: KIND or COLOUR-KIND, KIND one of {', '.join(KINDS)}, COLOUR one of "
+                         f"{', '.join(COLOURS)}\n")
+        sys.exit(2)
+    return (f"a {colour[0]} {kind}" if colour else f"a {kind}"), kind, (colour[0] if colour else None)
+
+
+def spreads(x, data, kind: str = "mug", colour: str | None = "red") -> dict:
     """The runs' spread three ways, beside the suite's pixel RMS: at 8x8 (4x average pooling: the layout, not the
     pixel noise of the halos and borders), and of their nearest data images (what is left on the data's manifold),
     with how many distinct nearest images and view labels (front, side, back, overhead) the 10 runs reach."""
@@ -46,25 +61,32 @@ def spreads(x, data) -> dict:
             "nearest_image_spread": round(mean_pairwise_rms(data.images[idx]), 4),
             "distinct_nearest_images": len(set(idx.tolist())),
             "views": torch.bincount(data.labels["view"][idx], minlength=4).tolist(),
-            "kind_accuracy": round((got["kind"] == KINDS.index("mug")).float().mean().item(), 3),
-            "colour_accuracy": round((got["colour"] == COLOURS.index("red")).float().mean().item(), 3)}
+            "kind_accuracy": round((got["kind"] == KINDS.index(kind)).float().mean().item(), 3),
+            "colour_accuracy": (round((got["colour"] == COLOURS.index(colour)).float().mean().item(), 3)
+                                if colour else None),
+            "colours": torch.bincount(got["colour"], minlength=len(COLOURS)).tolist()}
 
 
-def data_spreads(data) -> dict:
-    """The data's own red mugs (the suite's 50) on the same measures."""
+def data_spreads(data, kind: str = "mug", colour: str | None = "red") -> dict:
+    """The data's own images of the prompt (the suite's 50: the first 50) on the same measures."""
     import torch
     import torch.nn.functional as F
 
     from diffrep.metrics import mean_pairwise_rms
     from diffrep.toyworld.vocabulary import COLOURS, KINDS
 
-    same = ((data.labels["kind"] == KINDS.index("mug")) & (data.labels["colour"] == COLOURS.index("red"))).nonzero()[:50, 0]
-    return {"pooled_rms": round(mean_pairwise_rms(F.avg_pool2d(data.images[same], 4)), 4),
+    same = data.labels["kind"] == KINDS.index(kind)
+    if colour is not None:
+        same &= data.labels["colour"] == COLOURS.index(colour)
+    same = same.nonzero()[:50, 0]
+    return {"mean_pairwise_rms": round(mean_pairwise_rms(data.images[same]), 4),
+            "pooled_rms": round(mean_pairwise_rms(F.avg_pool2d(data.images[same], 4)), 4),
             "views": torch.bincount(data.labels["view"][same], minlength=4).tolist()}
 
 
-def run(prior_name: str, iters: int, corrective: str, omegas: list[float], seed: int = 7) -> None:
-    """The suite's diversity figure at each ω (both rows with ``corrective``; the suite's seed 7 unless ``seed``)."""
+def run(prior_name: str, iters: int, corrective: str, omegas: list[float], seed: int = 7, prompt: str = "red-mug") -> None:
+    """The suite's diversity figure at each ω (both rows with ``corrective``; the suite's seed 7 and prompt unless
+    ``seed``, ``prompt``)."""
     import torch
     from safetensors.torch import save_file
 
@@ -73,6 +95,7 @@ def run(prior_name: str, iters: int, corrective: str, omegas: list[float], seed:
 
     if corrective not in ("clean", "perturbed"):
         sys.exit(f"CORRECTIVE {corrective!r}: clean or perturbed")
+    text, kind, colour = parse_prompt(prompt)
     torch.set_num_threads(1)
     prior = load(prior_name)
     data = prior_data(prior_name, prior)
@@ -81,16 +104,17 @@ def run(prior_name: str, iters: int, corrective: str, omegas: list[float], seed:
     for omega in omegas:
         out: dict = {"diversity": {}, "claims": {prior_name: {}}, "timings_s": {}}
         images: dict = {}
-        diversity(prior_name, prior, data, out, images, lambda s: None, ("a red mug", "mug", "red"), 10, iters, 3e-2,
+        diversity(prior_name, prior, data, out, images, lambda s: None, (text, kind, colour), 10, iters, 3e-2,
                   guidance_scale=omega, options=options, seed=seed)
         row = {"prior": prior_name, **out["diversity"][prior_name], "corrective": corrective,
-               "seconds": out["timings_s"][f"diversity_{prior_name}"], "data_same_prompt": data_spreads(data)}
+               "seconds": out["timings_s"][f"diversity_{prior_name}"], "data_same_prompt": data_spreads(data, kind, colour),
+               "prompt_key": prompt}
         for label in ("standard", "fixed_eps"):
-            row[label].update(spreads(images[f"diversity-{prior_name}-{label}"][0], data))
+            row[label].update(spreads(images[f"diversity-{prior_name}-{label}"][0], data, kind, colour))
         row["ratios"] = {m: round(row["fixed_eps"][m] / row["standard"][m], 3) if row["standard"][m] else None
                          for m in ("mean_pairwise_rms", "pooled_rms", "nearest_image_spread")}  # None: all one image
         save_file({label: images[f"diversity-{prior_name}-{label}"][0].contiguous() for label in ("standard", "fixed_eps")},
-                  str(IMAGES / f"{key(prior_name, iters, corrective, omega, seed)}.safetensors"))
+                  str(IMAGES / f"{key(prior_name, iters, corrective, omega, seed, prompt)}.safetensors"))
         print(json.dumps(row), flush=True)
         with open(ROWS, "a") as f:
             f.write(json.dumps(row) + "\n")
@@ -106,9 +130,11 @@ def rescore() -> None:
     rows = [{"seed": 7, **json.loads(line)} for line in ROWS.read_text().splitlines() if line.strip()]
     data = {name: prior_data(name, load(name)) for name in sorted({r["prior"] for r in rows})}
     for row in rows:
-        x = load_file(str(IMAGES / f"{key(row['prior'], row['iters'], row['corrective'], row['guidance_scale'], row['seed'])}.safetensors"))
+        prompt = row.get("prompt_key", "red-mug")
+        _, kind, colour = parse_prompt(prompt)
+        x = load_file(str(IMAGES / f"{key(row['prior'], row['iters'], row['corrective'], row['guidance_scale'], row['seed'], prompt)}.safetensors"))
         for label in ("standard", "fixed_eps"):
-            row[label].update(spreads(x[label], data[row["prior"]]))
+            row[label].update(spreads(x[label], data[row["prior"]], kind, colour))
     ROWS.write_text("".join(json.dumps(row) + "\n" for row in rows))
 
 
@@ -123,14 +149,14 @@ def write() -> None:
     atomic_write_text(root / "bench" / "results" / "lmc-diversity-omega.json", json.dumps(record, indent=2) + "\n")
 
 
-def picture(prior_name: str, iters: int, corrective: str, omega: float, seed: int = 7) -> None:
+def picture(prior_name: str, iters: int, corrective: str, omega: float, seed: int = 7, prompt: str = "red-mug") -> None:
     """Two rows, standard and fixed ε, of the 10 runs of one cell."""
     import torch
     from safetensors.torch import load_file
 
     from diffrep.export import image_grid
 
-    name = key(prior_name, iters, corrective, omega, seed)
+    name = key(prior_name, iters, corrective, omega, seed, prompt)
     x = load_file(str(IMAGES / f"{name}.safetensors"))
     path = root / "docs" / "images" / f"lmc-diversity-omega-{name}.png"
     image_grid(torch.cat([x["standard"], x["fixed_eps"]]), nrow=len(x["standard"]), scale=3).save(path)
@@ -138,13 +164,16 @@ def picture(prior_name: str, iters: int, corrective: str, omega: float, seed: in
 
 
 if __name__ == "__main__":
-    verb, args = sys.argv[1], [a for a in sys.argv[2:] if not a.startswith("seed=")]
+    verb, args = sys.argv[1], [a for a in sys.argv[2:] if not a.startswith(("seed=", "prompt="))]
     seed = int(next((a[5:] for a in sys.argv[2:] if a.startswith("seed=")), 7))
+    prompt = next((a[7:] for a in sys.argv[2:] if a.startswith("prompt=")), "red-mug")
+    if verb in ("run", "picture"):
+        parse_prompt(prompt)  # a bad prompt is refused before the prior loads
     if verb == "write":
         write()
     elif verb == "rescore":
         rescore()
     elif verb == "run":
-        run(args[0], int(args[1]), args[2], [float(a) for a in args[3:]], seed)
+        run(args[0], int(args[1]), args[2], [float(a) for a in args[3:]], seed, prompt)
     else:
-        picture(args[0], int(args[1]), args[2], float(args[3]), seed)
+        picture(args[0], int(args[1]), args[2], float(args[3]), seed, prompt)

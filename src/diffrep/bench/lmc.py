@@ -219,11 +219,12 @@ def synthesis(prior_name: str, prior, data: Data, out: dict, images: dict, log, 
     out["timings_s"][f"synthesis_{prior_name}"] = round(time.perf_counter() - start, 1)
 
 
-def diversity(prior_name: str, prior, data: Data, out: dict, images: dict, log, prompt: tuple[str, str, str],
+def diversity(prior_name: str, prior, data: Data, out: dict, images: dict, log, prompt: tuple[str, str, str | None],
               div_runs: int, div_iters: int, lr: float, guidance_scale: float = 8.0, options: dict | None = None,
               seed: int = 7) -> None:
     """One prior's fixed-ε diversity figures and claim, into ``out`` and ``images``; ``options``: LMC-SDS's own
-    (e.g. ``{"corrective": "perturbed"}``) under both rows (the suite: none, ω = 8)."""
+    (e.g. ``{"corrective": "perturbed"}``) under both rows (the suite: none, ω = 8). ``prompt``: (text, kind, colour);
+    colour None for a prompt that leaves it free (the data's spread is then that of the kind's images)."""
     # Diversity: `div_runs` LMC-SDS runs of one prompt, standard vs fixed ε. They run as one batch: each
     # instance draws its own t and ε (and its own fixed ε) and Adam is elementwise, so they are independent runs.
     start = time.perf_counter()
@@ -235,7 +236,9 @@ def diversity(prior_name: str, prior, data: Data, out: dict, images: dict, log, 
         div[label] = {"mean_pairwise_rms": round(mean_pairwise_rms(x.clamp(-1, 1)), 4),
                       "nearest_rms": round(nearest_data(x.clamp(-1, 1), data.images)[1].mean().item(), 4)}
         images[f"diversity-{prior_name}-{label}"] = (x.clamp(-1, 1), div_runs)
-    same = (data.labels["kind"] == KINDS.index(kind)) & (data.labels["colour"] == COLOURS.index(colour))
+    same = data.labels["kind"] == KINDS.index(kind)
+    if colour is not None:
+        same &= data.labels["colour"] == COLOURS.index(colour)
     div["data_same_prompt_mean_pairwise_rms"] = round(mean_pairwise_rms(data.images[same.nonzero()[:50, 0]]), 4)
     div["ratio_fixed_over_standard"] = round(div["fixed_eps"]["mean_pairwise_rms"] / div["standard"]["mean_pairwise_rms"], 3)
     div.update(prompt=prompt, runs=div_runs, iters=div_iters, guidance_scale=guidance_scale, seed=seed, **(options or {}))
