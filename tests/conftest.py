@@ -45,5 +45,6 @@ def toy_prior(_isolated_cache):
 
 def pytest_configure(config):
     """One thread per test process: with two xdist workers (or anything else running) on two cores,
-    torch's second thread makes small kernels 10-100x slower instead of faster."""
+    torch's second thread makes small kernels 10-100x slower instead of faster. The one place tests set it: nothing in
+    diffrep leaves it changed (the renderer's ``threads`` restores it, and bench nerf3d sets 1)."""
     torch.set_num_threads(1)

@@ -18,15 +18,6 @@ from diffrep.toyworld.dataset import ToyWorldConfig, sample_scenes
 DUCK, TEAPOT, BALL, CHAIR = (toyworld.KINDS.index(k) for k in ("duck", "teapot", "ball", "chair"))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Single-threaded, as the toy world's tests: the renderer's many small ops only slow down with a second thread."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def reference() -> e3.Reference:
     """3000 toy-world images at 32x32 (about 4 s to render), the labeller of every test here."""

@@ -18,16 +18,6 @@ from diffrep.reps import PixelRep, crop, make_rep
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
-@pytest.fixture
-def one_thread():
-    """Fitting tests run on one thread. On a shared 2-core machine, two OpenMP threads per process
-    oversubscribe the cores and every small kernel waits milliseconds for its partner (~15x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
@@ -150,7 +140,7 @@ def test_pixels_solve_linear_is_the_exact_least_squares_fit():
 # ---- siren -----------------------------------------------------------------------------------
 
 
-def test_siren_fits_a_toy_image(one_thread):
+def test_siren_fits_a_toy_image():
     target = toy_image(32, 32)
     rep = make_rep("siren", (3, 32, 32), 1, generator=gen())
     fit(rep, target, steps=50, lr=3e-3)  # ~48 dB; 35 dB is reached in ~25 steps (docs/reps.md)
@@ -223,7 +213,7 @@ def test_panorama_crop_of_the_canvas_is_the_view_render():
             torch.testing.assert_close(rep(views)[i, v], torch.roll(canvas[i], -j, -1)[..., :8], rtol=0, atol=0)
 
 
-def test_fitted_panorama_is_continuous_across_the_seam(one_thread):
+def test_fitted_panorama_is_continuous_across_the_seam():
     rep = make_rep("panorama", (3, 16, 16), 1, generator=gen(), fov=90.0, width=64, depth=2)
     C, H, Wc = rep.canvas_shape
     # A periodic target: a disc centred on the seam and a band, on grey.
@@ -241,7 +231,7 @@ def test_fitted_panorama_is_continuous_across_the_seam(one_thread):
     assert jumps[7] <= neighbours.quantile(0.9)
 
 
-def test_docs_example_runs(one_thread):
+def test_docs_example_runs():
     blocks = re.findall(r"```python\n(.*?)```", (DOCS / "reps.md").read_text(), flags=re.S)
     assert blocks
     exec(compile(blocks[0], "docs/reps.md", "exec"), {})

@@ -14,14 +14,6 @@ from diffrep.toyworld import scene_text, scenes
 from diffrep.toyworld.scene_text import SceneConfig, parse_scene_prompt, scene_caption
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def scene_set():
     return scenes.generate_scenes(SceneConfig(n=12, seed=3))

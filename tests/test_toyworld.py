@@ -16,16 +16,6 @@ from diffrep.errors import InputError
 from diffrep.toyworld.dataset import ToyWorldConfig, generate, read_dataset, sample_scenes, write_dataset
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Run single-threaded: on a 2-core machine shared with other work, torch's 2-thread ops
-    were measured up to 300x slower (each parallel region waits for a descheduled worker)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _render(scenes: dict, res: int = 32, **kwargs):
     return toyworld.render(scenes["kind"], scenes["colour"], scenes["instance"], scenes["cameras"], scenes["light"], res, **kwargs)
 
