@@ -477,6 +477,27 @@ def test_lmc_quick_suite_writes_every_figure(tmp_path):
     assert all((tmp_path / n).is_file() for n in names)
 
 
+def test_lmc_diversity_compares_against_the_prompts_own_data(toy_prior):
+    """bench.lmc.diversity: the data's spread is that of the images the prompt names, the kind's alone when the
+    prompt leaves the colour free; the ratio is the two rows' spreads."""
+    from diffrep.bench.lmc import Data, diversity, mean_pairwise_rms
+    from diffrep.toyworld.vocabulary import COLOURS
+
+    data = Data(toy_prior.data, {k: toy_prior.labels[k].long() for k in ("kind", "colour", "view")})
+    mug = data.labels["kind"] == KINDS.index("mug")
+    red = data.labels["colour"] == COLOURS.index("red")
+    for prompt, same in ((("a red mug", "mug", "red"), mug & red), (("a mug", "mug", None), mug)):
+        out = {"diversity": {}, "claims": {"toyworld": {}}, "timings_s": {}}
+        images: dict = {}
+        diversity("toyworld", toy_prior, data, out, images, lambda s: None, prompt, 3, 2, 3e-2, seed=0)
+        d = out["diversity"]["toyworld"]
+        expected = mean_pairwise_rms(data.images[same.nonzero()[:50, 0]])
+        assert d["data_same_prompt_mean_pairwise_rms"] == round(expected, 4) and d["prompt"] == prompt[0]
+        assert abs(d["ratio_fixed_over_standard"] - d["fixed_eps"]["mean_pairwise_rms"] / d["standard"]["mean_pairwise_rms"]) < 2e-3
+        assert images["diversity-toyworld-standard"][0].shape == (3, *toy_prior.image_shape)
+    assert mean_pairwise_rms(data.images[mug.nonzero()[:50, 0]]) != mean_pairwise_rms(data.images[(mug & red).nonzero()[:50, 0]])
+
+
 def test_lmc_translation_quick_produces_its_figures(tmp_path):
     """`diffrep bench lmc-translation --quick`: a translator per loss for a few steps, the identity row, the table's
     scores per target and the image grid (seconds)."""
