@@ -27,9 +27,10 @@ PAIRS = ((0.0, 11.25), (0.0, 90.0), (0.0, 180.0))  # camera azimuths (elevation 
 
 
 def sizes(images: torch.Tensor) -> torch.Tensor:
-    """Silhouette pixel count of each data image: pixels off the background (the corner pixel's colour)."""
-    background = images[:, :, :1, :1]
-    return ((images - background).abs().amax(1) > 0.05).flatten(1).sum(1).double()
+    """Silhouette pixel count of each data image (``evaluate3d.foreground_mask``, as `diffrep evaluate` finds one)."""
+    from diffrep.evaluate3d import foreground_mask
+
+    return foreground_mask(images).flatten(1).sum(1).double()
 
 
 def selected_size(eps: torch.Tensor, images: torch.Tensor, size: torch.Tensor, a: float, s: float) -> torch.Tensor:

@@ -16,11 +16,11 @@ defaults), the suite's 4 instances of PROMPT at SEED, scored as `nerf3d_diversit
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_sphere_noise.py check RADIUS [HC]  # the noise's statistics
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_sphere_noise.py run PROMPT SEED RADIUS [HC]
+    .venv/bin/python bench/scripts/nerf3d_sphere_noise.py write    # -> bench/results/nerf3d-sphere-noise.json
 
 HC: the canvas's polar cells (default 128; twice as many round the equator). A coarser canvas (32: about a pixel's
 footprint a cell) gives neighbouring views more of their noise in common (0.4-0.6 against 0.3-0.4 at 128), since a
 pixel then sums fewer cells that the other view's pixel splits differently.
-    .venv/bin/python bench/scripts/nerf3d_sphere_noise.py write    # -> bench/results/nerf3d-sphere-noise.json
 """
 
 import json
@@ -119,8 +119,8 @@ def check(radius: float) -> None:
     flat = x.flatten(2)
     print(f"radius {radius}: mean {flat.mean():.4f}, variance {flat.var():.4f}, "
           f"neighbouring-pixel correlation {torch.corrcoef(torch.stack([x[..., :-1].flatten(), x[..., 1:].flatten()]))[0, 1]:.4f}")
-    covered = (torch.zeros(c.bank, 32 * 32 + 1).scatter_add_(1, torch.where(pix < 0, 32 * 32, pix), torch.ones_like(pix, dtype=torch.float))[:, :-1] > 0)
-    print(f"pixels on the sphere a view: {covered.sum(1).float().mean():.0f} of 1024")
+    covered = [len(row[row >= 0].unique()) for row in pix]  # pixels some cell projects into
+    print(f"pixels on the sphere a view: {sum(covered) / len(covered):.0f} of 1024")
     for j in (1, 2, 4, 8, 16):  # the noise at a sphere point, as camera 0 sees it and as camera j does
         both = (pix[0] >= 0) & (pix[j] >= 0)
         r = torch.corrcoef(torch.stack([flat[:, 0, pix[0, both]].flatten(), flat[:, j, pix[j, both]].flatten()]))[0, 1]
@@ -130,10 +130,9 @@ def check(radius: float) -> None:
 
 def run(prompt: str, seed: int, radius: float) -> None:
     from diffrep.bench import nerf3d
+    from diffrep.errors import InputError
     from diffrep.evaluate3d import GroundTruth, as_reference
     from diffrep.priors import toyworld_prior
-
-    from diffrep.errors import InputError
     from diffrep.spec import prepare
 
     if not 0 < radius <= 1:
