@@ -93,8 +93,6 @@ def run(prior_name: str, iters: int, corrective: str, omegas: list[float], seed:
     from diffrep.bench.lmc import diversity, prior_data
     from diffrep.priors import load
 
-    if corrective not in ("clean", "perturbed"):
-        sys.exit(f"CORRECTIVE {corrective!r}: clean or perturbed")
     text, kind, colour = parse_prompt(prompt)
     torch.set_num_threads(1)
     prior = load(prior_name)
@@ -168,7 +166,10 @@ if __name__ == "__main__":
     seed = int(next((a[5:] for a in sys.argv[2:] if a.startswith("seed=")), 7))
     prompt = next((a[7:] for a in sys.argv[2:] if a.startswith("prompt=")), "red-mug")
     if verb in ("run", "picture"):
-        parse_prompt(prompt)  # a bad prompt is refused before the prior loads
+        parse_prompt(prompt)  # a bad prompt or corrective is refused before the prior loads
+        if args[2:3] and args[2] not in ("clean", "perturbed"):
+            sys.stderr.write(f"CORRECTIVE {args[2]!r}: clean or perturbed\n")
+            sys.exit(2)
     if verb == "write":
         write()
     elif verb == "rescore":

@@ -50,13 +50,15 @@ def run(prompt: str, rho: float | None = None, camera: dict | None = None, bank:
     from diffrep.bench import nerf3d
     from diffrep.evaluate3d import GroundTruth, as_reference
     from diffrep.priors import toyworld_prior
+    from nerf3d_lanes import check_job
 
+    ddrep = ({} if rho is None else {"shared_noise": rho}) | ({} if bank is None else {"bank": bank}) | (options or {})
+    check_job("ddrep", prompt, seed, 4, ddrep)  # a typo is refused before the priors load
     torch.set_num_threads(1)
     reference, gt = as_reference(toyworld_prior()), GroundTruth()
     prior = toyworld_prior(**camera) if camera else toyworld_prior()
     tag = "toyworld {n} --camera-window {camera_window[0]:g} {camera_window[1]:g}".format(**camera) \
         if camera else "toyworld"
-    ddrep = ({} if rho is None else {"shared_noise": rho}) | ({} if bank is None else {"bank": bank}) | (options or {})
     methods = nerf3d.METHODS.items() if not ddrep and not camera and options is None else [("ddrep", ddrep)]
     for method, options in methods:
         if key(prompt, method, options, tag, seed) in done():
@@ -101,7 +103,7 @@ def write() -> None:
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
 
-if __name__ == "__main__":
+def main() -> None:
     if sys.argv[1] == "run":
         from diffrep.bench.nerf3d import CAMERA_PRIOR
 
@@ -118,3 +120,10 @@ if __name__ == "__main__":
             run(prompt, rho, window if rest[:1] == ["camera"] else None, seed=seed)
     else:
         write()
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from nerf3d_lanes import script_main
+
+    script_main(main)

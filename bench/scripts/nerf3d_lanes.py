@@ -67,14 +67,28 @@ def planned(runs: Path, job: dict, options: dict) -> Path | None:
     """``job``'s run folder in ``runs``, or None when it is there already; the job's options and the folder are
     checked first (before a prior loads or a step runs: a typo or a wrong path is refused at once)."""
     from diffrep.export import check_writable
-    from diffrep.spec import prepare
 
     out = runs / tag(job)
     if out.exists():
         return None
-    prepare("nerf", job["method"], n=1, seed=job["seed"], prompt=job["prompt"], **options)
+    check_job(job["method"], job["prompt"], job["seed"], 1, options)
     check_writable(out, "output folder")
     return out
+
+
+def check_job(method: str, prompt: str, seed: int, n: int, options: dict) -> None:
+    """What ``diffrep.sample(prior, rep="nerf", method=..., prompt=..., n=..., seed=..., **options)`` checks before
+    its prior loads: ``options`` may hold the shared sampling options (steps, guidance_scale, eta) beside the
+    method's and the rep's, as ``sample`` takes them."""
+    from dataclasses import fields
+
+    from diffrep.methods import Sampling
+    from diffrep.spec import prepare
+
+    shared = {f.name for f in fields(Sampling)}
+    sampling = Sampling(**{k: v for k, v in options.items() if k in shared})
+    prepare("nerf", method, sampling=sampling, n=n, seed=seed, prompt=prompt,
+            **{k: v for k, v in options.items() if k not in shared})
 
 
 def script_main(fn, *args) -> None:

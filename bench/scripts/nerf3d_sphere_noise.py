@@ -133,11 +133,11 @@ def run(prompt: str, seed: int, radius: float) -> None:
     from diffrep.errors import InputError
     from diffrep.evaluate3d import GroundTruth, as_reference
     from diffrep.priors import toyworld_prior
-    from diffrep.spec import prepare
+    from nerf3d_lanes import check_job
 
     if not 0 < radius <= 1:
         raise InputError(f"RADIUS {radius}: in (0, 1], the sphere inside the NeRF's box")
-    prepare("nerf", "ddrep", n=4, seed=seed, prompt=prompt)  # a typo in the prompt is refused before the prior loads
+    check_job("ddrep", prompt, seed, 4, {})  # a typo in the prompt is refused before the prior loads
     done = [json.loads(line) for line in ROWS.read_text().splitlines()] if ROWS.exists() else []
     if any(r["prompt"] == prompt and r["seed"] == seed and r["sphere_noise_radius"] == radius
            and r.get("canvas_cells", [128, 256]) == list(CELLS) for r in done):
