@@ -10,7 +10,6 @@ and below 0.8 T and 0.6 T, and SDS below 0.8 T (SDS at the default range: `lmc_c
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/lmc_corrective_floor.py t-range PRIOR    # -> bench/results/lmc-t-range-PRIOR.json"""
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -78,7 +77,11 @@ def t_range(name: str) -> dict:
 
 
 if __name__ == "__main__":
-    what, name = sys.argv[1], sys.argv[2]
+    from script_cli import command, refuse
+
+    what, (name,) = command(__doc__, {"floor": (1, 1), "t-range": (1, 1)})
+    if name not in ("toyworld", "tiny"):  # the priors with a shipped corrective
+        refuse(f"PRIOR {name!r}: toyworld or tiny")
     torch.set_num_threads(1)
     figures = {"floor": floor, "t-range": t_range}[what](name)
     command = next(c.strip() for c in __doc__.split("\n\n")[-1].splitlines() if f" {what} " in c).replace("PRIOR", name)

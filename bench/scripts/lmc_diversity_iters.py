@@ -51,4 +51,11 @@ def write() -> None:
 
 
 if __name__ == "__main__":
-    write() if sys.argv[1] == "write" else run(sys.argv[1], [int(a) for a in sys.argv[2:]])
+    from script_cli import MANY, command, parse, script_main
+
+    if sys.argv[1:2] == ["write"]:
+        command(__doc__, {"write": (0, 0)})
+        write()
+    else:
+        _, (prior, *iters) = command(__doc__, {None: (2, MANY)})
+        script_main(run, prior, parse(lambda: [int(a) for a in iters], "ITERS"))

@@ -162,19 +162,27 @@ def picture(prior_name: str, iters: int, corrective: str, omega: float, seed: in
 
 
 if __name__ == "__main__":
-    verb, args = sys.argv[1], [a for a in sys.argv[2:] if not a.startswith(("seed=", "prompt="))]
-    seed = int(next((a[5:] for a in sys.argv[2:] if a.startswith("seed=")), 7))
-    prompt = next((a[7:] for a in sys.argv[2:] if a.startswith("prompt=")), "red-mug")
-    if verb in ("run", "picture"):
-        parse_prompt(prompt)  # a bad prompt or corrective is refused before the prior loads
-        if args[2:3] and args[2] not in ("clean", "perturbed"):
-            sys.stderr.write(f"CORRECTIVE {args[2]!r}: clean or perturbed\n")
-            sys.exit(2)
+    from script_cli import MANY, command, refuse
+
+    keyed = dict(a.split("=", 1) for a in sys.argv[2:] if a.startswith(("seed=", "prompt=")))
+    verb, args = command(__doc__, {"run": (4, MANY), "rescore": (0, 0), "write": (0, 0), "picture": (4, 4)},
+                         [a for a in sys.argv[1:] if not a.startswith(("seed=", "prompt="))])
     if verb == "write":
         write()
     elif verb == "rescore":
         rescore()
-    elif verb == "run":
-        run(args[0], int(args[1]), args[2], [float(a) for a in args[3:]], seed, prompt)
-    else:
-        picture(args[0], int(args[1]), args[2], float(args[3]), seed, prompt)
+    else:  # a bad prompt, corrective or number is refused before the prior loads
+        prompt = keyed.get("prompt", "red-mug")
+        parse_prompt(prompt)
+        if args[0] not in ("toyworld", "tiny"):
+            refuse(f"PRIOR {args[0]!r}: toyworld or tiny")
+        if args[2] not in ("clean", "perturbed"):
+            refuse(f"CORRECTIVE {args[2]!r}: clean or perturbed")
+        try:
+            seed, iters, omegas = int(keyed.get("seed", 7)), int(args[1]), [float(a) for a in args[3:]]
+        except ValueError as e:
+            refuse(f"seed=, ITERS and OMEGA take numbers: {e}")
+        if verb == "run":
+            run(args[0], iters, args[2], omegas, seed, prompt)
+        else:
+            picture(args[0], iters, args[2], omegas[0], seed, prompt)

@@ -7,7 +7,10 @@ and its RMS to the input, and writes OUT.png (input, then the edits in the order
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/lmc_edit_optimizer.py OUT.png"""
 
 import json
-import sys
+
+from script_cli import command, script_main
+
+_, (OUT,) = command(__doc__, {None: (1, 1)})
 
 import torch
 from PIL import Image
@@ -18,6 +21,9 @@ from diffrep.priors import load
 from diffrep.priors.empirical import toyworld_data
 from diffrep.spec import run_spec
 from diffrep.toyworld.vocabulary import COLOURS, KINDS, VIEWS
+from diffrep.export import check_writable
+
+script_main(lambda: check_writable(OUT, "OUT.png", parent=True))
 
 torch.set_num_threads(1)
 prior = load("toyworld")
@@ -34,4 +40,4 @@ for optimizer, lr in [("adam", 0.1), ("sgd", 0.03), ("sgd", 0.1), ("sgd", 0.3), 
                       "rms_to_input": round((y - x).pow(2).mean().sqrt().item(), 3)}), flush=True)
     outs.append(y[0])
 img = ((torch.stack(outs).clamp(-1, 1) + 1) * 127.5).round().byte().permute(2, 0, 3, 1).flatten(1, 2).numpy()
-Image.fromarray(img).resize((img.shape[1] * 4, img.shape[0] * 4), Image.NEAREST).save(sys.argv[1])
+Image.fromarray(img).resize((img.shape[1] * 4, img.shape[0] * 4), Image.NEAREST).save(OUT)

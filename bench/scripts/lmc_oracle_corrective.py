@@ -112,7 +112,13 @@ def picture(draws: int = 8) -> None:
 
 
 if __name__ == "__main__":
+    from script_cli import command, refuse
+
     if sys.argv[1:2] == ["picture"]:
+        command(__doc__, {"picture": (0, 0)})
         picture()
     else:
-        main(*map(int, sys.argv[1:2]))
+        _, k = command(__doc__, {None: (0, 1)})
+        if not all(a.isdigit() for a in k):
+            refuse(f"K {k[0]!r}: a whole number of noise draws, or picture")
+        main(*map(int, k))

@@ -2,17 +2,17 @@
 re-shades every mug of the full set translate when it only has to learn NPAIRS training mugs into ducks?
 The suite's trainer (`diffrep.training.translator.train`, SDS, its other defaults) with its pairs cut to the
 first NPAIRS (mug, duck) pairs; scored on those same mugs (kind of the output's silhouette, as the suite does);
-writes OUT/pairs.png (input | output, a row each, first 8). The runs of 2026-12-01 (docs/benchmarks.md,
-*Amortised translation*):
+writes OUT/pairs.png (input | output, a row each, first 8):
+
+    .venv/bin/python bench/scripts/lmc_translation_pairs.py NPAIRS STEPS LR OUT
+
+The runs of 2026-12-01 (docs/benchmarks.md, *Amortised translation*):
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/lmc_translation_pairs.py 1 600 1e-3 OUT
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/lmc_translation_pairs.py 16 600 1e-3 OUT
-    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/lmc_translation_pairs.py 16 2400 1e-3 OUT
-
-Arguments: NPAIRS STEPS LR OUT."""
+    OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/lmc_translation_pairs.py 16 2400 1e-3 OUT"""
 
 import json
-import sys
 from pathlib import Path
 
 import torch
@@ -25,7 +25,13 @@ from diffrep.priors import load
 from diffrep.toyworld.vocabulary import KINDS
 from diffrep.training.config import TranslatorTrainConfig
 
-npairs, steps, lr, out = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), Path(sys.argv[4])
+from script_cli import command, refuse  # noqa: E402
+
+_, args = command(__doc__, {None: (4, 4)})
+try:
+    npairs, steps, lr, out = int(args[0]), int(args[1]), float(args[2]), Path(args[3])
+except ValueError as e:
+    refuse(f"NPAIRS, STEPS and LR take numbers: {e}")
 torch.set_num_threads(1)
 all_pairs = translator.training_pairs
 

@@ -1,7 +1,11 @@
 """Screens of the amortised translator's training (issue 15: the suite's translators re-shade mugs instead of
 turning them into ducks, chairs, houses, cars): one translator, trained and scored as `diffrep bench
 lmc-translation` scores (`score_all` on the same held-out mugs, silhouette kind included), printed as one JSON line;
-the outputs for 6 mugs saved as OUT/grid.pt. The runs of 2026-11-30 (docs/benchmarks.md, *Amortised translation*):
+the outputs for 6 mugs saved as OUT/grid.pt:
+
+    .venv/bin/python bench/scripts/lmc_translation_screen.py LOSS STEPS LR CHANNELS LEVELS OUT [ANCHOR T_MIN CORRECTIVE PRIOR]
+
+The runs of 2026-11-30 (docs/benchmarks.md, *Amortised translation*):
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/lmc_translation_screen.py sds 2000 3e-3 16 3 OUT
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/lmc_translation_screen.py sds 6000 3e-3 16 3 OUT
@@ -22,7 +26,6 @@ Arguments: LOSS STEPS LR CHANNELS LEVELS OUT [ANCHOR (0.1)] [T_MIN as a fraction
 a shipped one's name or a folder; default the clean shipped one; other losses: clean)] [PRIOR (toyworld)]."""
 
 import json
-import sys
 from pathlib import Path
 
 import torch
@@ -33,11 +36,17 @@ from diffrep.priors import load
 from diffrep.training.config import TranslatorTrainConfig
 from diffrep.training.translator import train
 
-loss, steps, lr, channels, levels, out = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), Path(sys.argv[6])
-anchor = float(sys.argv[7]) if len(sys.argv) > 7 else 0.1
-t_min = float(sys.argv[8]) if len(sys.argv) > 8 else 0.02
-corrective = sys.argv[9] if len(sys.argv) > 9 and sys.argv[9] != "clean" else None  # clean: the default
-prior_name = sys.argv[10] if len(sys.argv) > 10 else "toyworld"
+from script_cli import command, refuse  # noqa: E402
+
+_, args = command(__doc__, {None: (6, 10)})
+try:
+    loss, steps, lr, channels, levels, out = args[0], int(args[1]), float(args[2]), int(args[3]), int(args[4]), Path(args[5])
+    anchor = float(args[6]) if len(args) > 6 else 0.1
+    t_min = float(args[7]) if len(args) > 7 else 0.02
+except ValueError as e:
+    refuse(f"STEPS, LR, CHANNELS, LEVELS, ANCHOR and T_MIN take numbers: {e}")
+corrective = args[8] if len(args) > 8 and args[8] != "clean" else None  # clean: the default
+prior_name = args[9] if len(args) > 9 else "toyworld"
 torch.set_num_threads(1)
 prior = load(prior_name)
 config = TranslatorTrainConfig(out=out, prior=prior_name, loss=loss, steps=steps, lr=lr, channels=channels, levels=levels, anchor=anchor,

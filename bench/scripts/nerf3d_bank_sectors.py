@@ -78,12 +78,8 @@ def sample(runs: Path, prompt: str, seed: int, half: float, elevation_max: float
 
 
 if __name__ == "__main__":
-    verb, *args = sys.argv[1:]
-    if verb not in ("sample", "border"):
-        raise SystemExit(__doc__)
-    from nerf3d_lanes import script_main
+    from script_cli import command, parse, script_main
 
-    if verb == "border":
-        script_main(lambda: sample(Path(args[0]), args[1], int(args[2]), float(args[3]), border=True))
-    else:
-        script_main(lambda: sample(Path(args[0]), args[1], int(args[2]), float(args[3]), *(float(a) for a in args[4:])))
+    verb, args = command(__doc__, {"sample": (4, 5), "border": (4, 4)})
+    numbers = parse(lambda: (int(args[2]), *map(float, args[3:])), "SEED, HALF, WIDTH and ELMAX")
+    script_main(sample, Path(args[0]), args[1], *numbers, border=verb == "border")

@@ -18,7 +18,6 @@ replaced (a row with the same prompt, method, options and prior). Rows from 2026
 DDRep defaults they ran with (`ddrep_defaults`) and their date."""
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -103,27 +102,29 @@ def write() -> None:
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
 
-def main() -> None:
-    if sys.argv[1] == "run":
-        from diffrep.bench.nerf3d import CAMERA_PRIOR
+def run_args(prompt: str, *rest: str) -> dict:
+    """``run``'s keywords from ``PROMPT [RHO] [camera [N AZ EL]] [at S] | PROMPT bank V | PROMPT seed S OPTIONS_JSON``;
+    a form the usage does not name is one line and exit 2."""
+    from diffrep.bench.nerf3d import CAMERA_PRIOR
+    from script_cli import refuse
 
-        prompt, *rest = sys.argv[2:]  # PROMPT [RHO] [camera [N AZ EL]] | PROMPT bank V
-        if rest[:1] == ["bank"]:
-            run(prompt, bank=int(rest[1]))
-        elif rest[:1] == ["seed"]:
-            run(prompt, seed=int(rest[1]), options=json.loads(rest[2]))
-        else:
-            seed = int(rest[-1]) if rest[-2:-1] == ["at"] else 0  # a trailing `at S`: another seed's instances
-            rest = rest[:-2] if rest[-2:-1] == ["at"] else rest
-            rho = float(rest.pop(0)) if rest and rest[0] != "camera" else None
-            window = {"n": int(rest[1]), "camera_window": (float(rest[2]), float(rest[3]))} if len(rest) == 4 else CAMERA_PRIOR
-            run(prompt, rho, window if rest[:1] == ["camera"] else None, seed=seed)
-    else:
-        write()
+    rest = list(rest)
+    if rest[:1] == ["bank"] and len(rest) == 2:
+        return {"prompt": prompt, "bank": int(rest[1])}
+    if rest[:1] == ["seed"] and len(rest) == 3:
+        return {"prompt": prompt, "seed": int(rest[1]), "options": json.loads(rest[2])}
+    seed = int(rest[-1]) if rest[-2:-1] == ["at"] else 0  # a trailing `at S`: another seed's instances
+    rest = rest[:-2] if rest[-2:-1] == ["at"] else rest
+    rho = float(rest.pop(0)) if rest and rest[0] != "camera" else None
+    if rest and (rest[0] != "camera" or len(rest) not in (1, 4)):
+        refuse(f"run {prompt!r} {' '.join(rest)!r}: see the usage lines of nerf3d_diversity.py (RHO, camera [N AZ EL], "
+               "at S, bank V, seed S OPTIONS_JSON)")
+    window = {"n": int(rest[1]), "camera_window": (float(rest[2]), float(rest[3]))} if len(rest) == 4 else CAMERA_PRIOR
+    return {"prompt": prompt, "rho": rho, "camera": window if rest else None, "seed": seed}
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from nerf3d_lanes import script_main
+    from script_cli import command, parse, script_main
 
-    script_main(main)
+    verb, args = command(__doc__, {"run": (1, 6), "write": (0, 0)})
+    script_main(run, **parse(lambda: run_args(*args))) if verb == "run" else write()

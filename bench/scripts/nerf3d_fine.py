@@ -8,7 +8,6 @@ suite runs it, with the voxel grid and the hash grid at 64 cells (the hash grid'
 Finished rows are appended to bench/results/.nerf3d-fine.cache/rows.jsonl (ignored; a rerun skips them)."""
 
 import json
-import sys
 from pathlib import Path
 
 root = Path(__file__).resolve().parents[2]
@@ -56,4 +55,9 @@ def write() -> None:
 
 
 if __name__ == "__main__":
-    run(sys.argv[2]) if sys.argv[1] == "run" else write()
+    from script_cli import command, refuse
+
+    verb, args = command(__doc__, {"run": (1, 1), "write": (0, 0)})
+    if verb == "run" and args[0] not in ("voxel", "hash"):
+        refuse(f"run {args[0]!r}: voxel or hash")
+    run(args[0]) if verb == "run" else write()

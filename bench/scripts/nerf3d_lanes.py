@@ -20,6 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from script_cli import command, parse, refuse, script_main  # noqa: E402  (script_main: the other scripts take it from here)
+
 root = Path(__file__).resolve().parents[2]
 PAPER = {"steps": 100, "eta": 1.0, "rounds": 2}  # the DDRep paper's NeRF schedule (docs/benchmarks.md)
 DIVERSITY = {"default": {}, "eta1": {"eta": 1.0}, "paper": PAPER}
@@ -89,17 +92,6 @@ def check_job(method: str, prompt: str, seed: int, n: int, options: dict) -> Non
     sampling = Sampling(**{k: v for k, v in options.items() if k in shared})
     prepare("nerf", method, sampling=sampling, n=n, seed=seed, prompt=prompt,
             **{k: v for k, v in options.items() if k not in shared})
-
-
-def script_main(fn, *args) -> None:
-    """``fn(*args)``; bad input (``InputError``, a value that does not parse) is one line and exit 2."""
-    from diffrep.errors import InputError
-
-    try:
-        fn(*args)
-    except (InputError, ValueError) as e:
-        print(f"{Path(sys.argv[0]).name}: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 def sample_one(prior, out: Path, job: dict, **options) -> None:
@@ -253,18 +245,19 @@ def picture(runs: Path) -> None:
 
 
 if __name__ == "__main__":
-    verb, *rest = sys.argv[1:]
+    verb, rest = command(__doc__, {"jobs": (0, 1), "sample": (2, 2), "score": (2, 2), "interval": (2, 2), "picture": (1, 1)})
+    if verb == "jobs" and rest not in ([], ["gpu"]):
+        refuse(f"jobs {rest[0]!r}: give gpu or nothing")
+    if verb in ("score", "interval", "picture") and not Path(rest[0]).is_dir():
+        refuse(f"RUNS {rest[0]!r} is not a folder of runs")
     if verb == "jobs":
         for job in gpu_jobs() if rest == ["gpu"] else jobs():
             print(json.dumps(job))
     elif verb == "sample":
-        script_main(lambda: sample(Path(rest[0]), json.loads(rest[1])))
+        script_main(sample, Path(rest[0]), parse(lambda: json.loads(rest[1]), "JOB_JSON"))
     elif verb == "score":
         score(Path(rest[0]), rest[1])
     elif verb == "interval":
         interval(Path(rest[0]), rest[1])
-    elif verb == "picture":
-        picture(Path(rest[0]))
     else:
-        print(f"error: unknown verb {verb!r}; allowed: jobs, sample, score, interval, picture", file=sys.stderr)
-        sys.exit(2)
+        picture(Path(rest[0]))

@@ -11,7 +11,6 @@ of each unturned camera): if its view accuracy matches the NeRF's own, the NeRF'
 """
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -66,6 +65,9 @@ def main(runs: Path, name: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        raise SystemExit(__doc__)
-    main(Path(sys.argv[1]), sys.argv[2])
+    from script_cli import command, refuse
+
+    _, (runs, name) = command(__doc__, {None: (2, 2)})
+    if not Path(runs).is_dir():
+        refuse(f"RUNS {runs!r} is not a folder of runs")
+    main(Path(runs), name)

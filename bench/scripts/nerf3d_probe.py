@@ -19,7 +19,6 @@ one thread."""
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -248,15 +247,20 @@ def write(name: str = "nerf3d-probe.json") -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "run":
-        run(sys.argv[2], json.loads(sys.argv[3]), *sys.argv[4:5], *map(int, sys.argv[5:6]))
-    elif sys.argv[1] == "targets":
-        targets(sys.argv[2])
-    elif sys.argv[1] == "poses":
-        poses(sys.argv[2])
-    elif sys.argv[1] == "camera":
-        camera(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), *map(int, sys.argv[6:7]), *sys.argv[7:8])
-    elif sys.argv[1] == "kept":
-        kept(sys.argv[2:])
+    from script_cli import MANY, command, parse, script_main
+
+    verb, a = command(__doc__, {"run": (2, 4), "targets": (1, 1), "poses": (1, 1), "camera": (4, 6), "kept": (1, MANY),
+                                "write": (0, 1)})
+    if verb == "run":
+        script_main(run, a[0], parse(lambda: json.loads(a[1]), "OPTIONS_JSON"), *a[2:3], *parse(lambda: [int(s) for s in a[3:4]], "SEED"))
+    elif verb == "targets":
+        script_main(targets, a[0])
+    elif verb == "poses":
+        script_main(poses, a[0])
+    elif verb == "camera":
+        script_main(camera, a[0], *parse(lambda: (int(a[1]), float(a[2]), float(a[3]), *map(int, a[4:5])), "N, W_AZ, W_EL and SEED"),
+                    *a[5:6])
+    elif verb == "kept":
+        kept(a)
     else:
-        write(*sys.argv[2:3])
+        write(*a)

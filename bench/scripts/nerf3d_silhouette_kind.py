@@ -23,7 +23,12 @@ from diffrep.reps.nerf import nerf_objects
 from diffrep.toyworld.objects import KINDS
 
 results = Path(__file__).resolve().parents[1] / "results"
-n = int(sys.argv[1])
+from script_cli import command, refuse  # noqa: E402
+
+_, (n,) = command(__doc__, {None: (1, 1)})
+if not n.isdigit():
+    refuse(f"N {n!r}: a number of reference images")
+n = int(n)
 start = time.perf_counter()
 reference = e3.load_reference(n)
 config = e3.Evaluate3DConfig()

@@ -16,7 +16,6 @@ run two at a time (one thread each) to compare. Rows are appended to bench/resul
 
 import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -94,9 +93,12 @@ def write() -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "renders":
-        renders(*sys.argv[2:3], *map(float, sys.argv[3:4]))
-    elif sys.argv[1] == "time":
-        timed(json.loads(sys.argv[2]), *sys.argv[3:4])
+    from script_cli import command, parse, script_main
+
+    verb, a = command(__doc__, {"renders": (0, 2), "time": (1, 2), "write": (0, 0)})
+    if verb == "renders":
+        script_main(renders, *a[:1], *parse(lambda: [float(s) for s in a[1:2]], "TRAINED_AT"))
+    elif verb == "time":
+        script_main(timed, parse(lambda: json.loads(a[0]), "OPTIONS_JSON"), *a[1:2])
     else:
         write()

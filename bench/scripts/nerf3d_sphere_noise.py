@@ -25,7 +25,6 @@ pixel then sums fewer cells that the other view's pixel splits differently.
 
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -177,22 +176,17 @@ def write() -> None:
 
 
 if __name__ == "__main__":
-    verb = sys.argv[1] if len(sys.argv) > 1 else ""
-    if (verb, len(sys.argv)) in (("check", 4), ("run", 6)):
-        hc = sys.argv.pop()
-        if not hc.isdigit() or not 4 <= int(hc) <= 1024:
-            sys.stderr.write(f"nerf3d_sphere_noise.py: HC {hc!r}: a whole number of polar cells from 4 to 1024\n")
-            sys.exit(2)
-        CELLS = (int(hc), 2 * int(hc))
-    if verb == "check" and len(sys.argv) == 3:
-        check(float(sys.argv[2]))
-    elif verb == "run" and len(sys.argv) == 5:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from nerf3d_lanes import script_main
+    from script_cli import command, parse, refuse, script_main
 
-        script_main(lambda: run(sys.argv[2], int(sys.argv[3]), float(sys.argv[4])))
-    elif verb == "write":
-        write()
+    verb, args = command(__doc__, {"check": (1, 2), "run": (3, 4), "write": (0, 0)})
+    if len(args) == {"check": 2, "run": 4}.get(verb):
+        hc = args.pop()
+        if not hc.isdigit() or not 4 <= int(hc) <= 1024:
+            refuse(f"HC {hc!r}: a whole number of polar cells from 4 to 1024")
+        CELLS = (int(hc), 2 * int(hc))
+    if verb == "check":
+        script_main(check, parse(lambda: float(args[0]), "RADIUS"))
+    elif verb == "run":
+        script_main(run, args[0], *parse(lambda: (int(args[1]), float(args[2])), "SEED and RADIUS"))
     else:
-        sys.stderr.write(__doc__)
-        sys.exit(2)
+        write()

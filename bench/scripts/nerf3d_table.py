@@ -6,7 +6,7 @@ against SDS by the DreamFusion recipe (section lmc-sds): per run, then per recip
     .venv/bin/python bench/scripts/nerf3d_table.py bench/results/nerf3d.json"""
 
 import json
-import sys
+from pathlib import Path
 from statistics import mean
 
 
@@ -130,4 +130,9 @@ def diversity_table(extra):
               f"{(1 - pm) / (1 - data):.2f} |")
 
 
-main(sys.argv[1])
+from script_cli import command, refuse  # noqa: E402
+
+_, (path,) = command(__doc__, {None: (1, 1)})
+if not Path(path).is_file():
+    refuse(f"{path!r} is not a file (e.g. bench/results/nerf3d.json)")
+main(path)

@@ -24,7 +24,12 @@ config = evaluate3d.Evaluate3DConfig()
 truth = evaluate3d.GroundTruth(config.instances, config.grid, 0)
 cameras, back = evaluate3d.held_out_cameras(config.views, 0), evaluate3d.back_cameras(config.janus_views, 0)
 rows = []
-for n in (int(a) for a in sys.argv[1:]):
+from script_cli import MANY, command, refuse  # noqa: E402
+
+_, sizes = command(__doc__, {None: (1, MANY)})
+if not all(a.isdigit() for a in sizes):
+    refuse(f"N... take whole numbers of reference images, got {' '.join(sizes)}")
+for n in map(int, sizes):
     start = time.perf_counter()
     reference = evaluate3d.load_reference(n)
     per_prompt = {p: evaluate3d._baseline(evaluate3d.prompt_labels(p), reference, cameras, back, truth, config.baseline)["labels"]

@@ -27,7 +27,6 @@ nerf3d` measures DDRep's) against that of the very instances they were fitted to
 suite's DDRep rows are the same runs (same config and seed), so the view column reproduces the suite's."""
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -260,15 +259,19 @@ def table() -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "run":
-        run(sys.argv[2], int(sys.argv[3]))
-    elif sys.argv[1] == "spread":
-        spread(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
-    elif sys.argv[1] == "write-spread":
+    from script_cli import command, parse, script_main
+
+    verb, a = command(__doc__, {"run": (2, 2), "spread": (3, 3), "write-spread": (0, 0), "write-fitted": (0, 0),
+                                "fitted": (1, 2), "table": (0, 0)})
+    if verb == "run":
+        script_main(run, a[0], parse(lambda: int(a[1]), "SEED"))
+    elif verb == "spread":
+        script_main(spread, a[0], *parse(lambda: (int(a[1]), int(a[2])), "FIRST and COUNT"))
+    elif verb == "write-spread":
         write_spread()
-    elif sys.argv[1] == "write-fitted":
+    elif verb == "write-fitted":
         write_fitted()
-    elif sys.argv[1] == "fitted":
-        fitted(sys.argv[2], *map(int, sys.argv[3:4]))
-    elif sys.argv[1] == "table":
+    elif verb == "fitted":
+        script_main(fitted, a[0], *parse(lambda: [int(s) for s in a[1:2]], "STEPS"))
+    else:
         table()

@@ -57,9 +57,8 @@ def main(runs: Path, prompt: str, seed: int, w: float, extra: dict) -> None:
 if __name__ == "__main__":
     import json
 
-    if len(sys.argv) not in (5, 6):
-        raise SystemExit(__doc__)
-    from nerf3d_lanes import script_main
+    from script_cli import command, parse, script_main
 
-    script_main(lambda: main(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4]),
-                             json.loads(sys.argv[5]) if len(sys.argv) == 6 else {}))
+    _, a = command(__doc__, {None: (4, 5)})
+    values = parse(lambda: (int(a[2]), float(a[3]), json.loads(a[4]) if len(a) == 5 else {}), "SEED, W and OPTIONS")
+    script_main(main, Path(a[0]), a[1], *values)

@@ -12,7 +12,6 @@ views. Writes bench/results/panorama-scenes-screen-vVIEWS-sSTEPS-nSCENES.json an
 in docs/images/ under the same stem."""
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -26,7 +25,12 @@ from diffrep.priors.scenes import scene_data
 from diffrep.toyworld.scene_text import SceneConfig
 
 root = Path(__file__).resolve().parents[2]
-views, steps, n_scenes = (int(a) for a in sys.argv[1:4])
+from script_cli import command, refuse  # noqa: E402
+
+_, args = command(__doc__, {None: (3, 3)})
+if not all(a.isdigit() for a in args):
+    refuse(f"VIEWS_PER_STEP STEPS SCENES take whole numbers, got {' '.join(args)}")
+views, steps, n_scenes = (int(a) for a in args)
 stem = f"panorama-scenes-screen-v{views}-s{steps}-n{n_scenes}"
 torch.set_num_threads(1)
 start = time.time()
