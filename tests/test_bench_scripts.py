@@ -1,6 +1,7 @@
 """The probe scripts of bench/scripts refuse a command line that does not fit their usage in one line, exit 2, before
 any work (``script_cli``), as the CLI does."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 SCRIPTS = Path(__file__).resolve().parents[1] / "bench" / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
-from script_cli import MANY, command, usage_line  # noqa: E402
+from script_cli import MANY, cached, command, merged, usage_line  # noqa: E402
 
 DOC = """A probe.
 
@@ -54,6 +55,24 @@ def test_usage_line_matches_the_verb_whole():
     assert usage_line(DOC, "probe.py", "run") == "probe.py run PROMPT SEED [OPTIONS]"
     assert usage_line(DOC, "probe.py", "runs") == "probe.py runs FOLDER..."
     assert usage_line(DOC, "probe.py", "ru") is None
+
+
+def test_merged_keeps_the_committed_rows_a_partial_cache_did_not_rerun(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"rows": [{"k": 1, "v": "a"}, {"k": 2, "v": "b"}, {"k": 3, "v": "c"}]}))
+    rows = merged(path, lambda record: record["rows"], [{"k": 2, "v": "B"}, {"k": 4, "v": "D"}], lambda r: r["k"])
+    assert rows == [{"k": 1, "v": "a"}, {"k": 2, "v": "B"}, {"k": 3, "v": "c"}, {"k": 4, "v": "D"}]
+    assert merged(tmp_path / "new.json", lambda record: record["rows"], [{"k": 5}], lambda r: r["k"]) == [{"k": 5}]
+
+
+def test_cached_refuses_a_write_from_no_runs(tmp_path, capsys):
+    for empty in (tmp_path / "rows.jsonl", tmp_path / "runs"):
+        with pytest.raises(SystemExit) as e:
+            cached(empty, "probe.py run")
+        assert e.value.code == 2 and "probe.py run first" in capsys.readouterr().err
+        (tmp_path / "runs").mkdir(exist_ok=True)
+    (tmp_path / "rows.jsonl").write_text("{}\n")
+    cached(tmp_path / "rows.jsonl", "probe.py run")  # rows there: no exit
 
 
 OWN_CHECKS = {"lmc_corrective_perturb.py", "lmc_corrective_perturb_more.py", "nerf3d_lmc_corrective.py",

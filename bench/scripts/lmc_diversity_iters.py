@@ -44,17 +44,22 @@ def write() -> None:
     from diffrep.bench import machine_info
     from diffrep.export import atomic_write_text
 
-    rows = [json.loads(line) for line in ROWS.read_text().splitlines() if line.strip()]
+    from script_cli import merged
+
+    path = root / "bench" / "results" / "lmc-diversity-iters.json"
+    rows = merged(path, lambda record: record["rows"], [json.loads(line) for line in ROWS.read_text().splitlines() if line.strip()],
+                  lambda r: (r["prior"], r["iters"]))
     record = {"command": "OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/lmc_diversity_iters.py PRIOR ITERS...",
               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine_info(), "rows": rows}
-    atomic_write_text(root / "bench" / "results" / "lmc-diversity-iters.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":
-    from script_cli import MANY, command, parse, script_main
+    from script_cli import MANY, cached, command, parse, script_main
 
     if sys.argv[1:2] == ["write"]:
         command(__doc__, {"write": (0, 0)})
+        cached(ROWS, "lmc_diversity_iters.py PRIOR ITERS...")
         write()
     else:
         _, (prior, *iters) = command(__doc__, {None: (2, MANY)})

@@ -139,12 +139,17 @@ def rescore() -> None:
 def write() -> None:
     from diffrep.bench import machine_info
     from diffrep.export import atomic_write_text
+    from script_cli import merged
 
-    rows = [{"seed": 7, **json.loads(line)} for line in ROWS.read_text().splitlines() if line.strip()]
+    path = root / "bench" / "results" / "lmc-diversity-omega.json"
+    rows = merged(path, lambda record: record["rows"],
+                  [{"seed": 7, **json.loads(line)} for line in ROWS.read_text().splitlines() if line.strip()],
+                  lambda r: key(r["prior"], r["iters"], r["corrective"], r["guidance_scale"], r["seed"],
+                                r.get("prompt_key", "red-mug")))
     record = {"command": "OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/lmc_diversity_omega.py run PRIOR ITERS "
                          "CORRECTIVE OMEGA... [seed=S]",
               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine_info(), "rows": rows}
-    atomic_write_text(root / "bench" / "results" / "lmc-diversity-omega.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
 
 def picture(prior_name: str, iters: int, corrective: str, omega: float, seed: int = 7, prompt: str = "red-mug") -> None:
@@ -162,11 +167,13 @@ def picture(prior_name: str, iters: int, corrective: str, omega: float, seed: in
 
 
 if __name__ == "__main__":
-    from script_cli import MANY, command, refuse
+    from script_cli import MANY, cached, command, refuse
 
     keyed = dict(a.split("=", 1) for a in sys.argv[2:] if a.startswith(("seed=", "prompt=")))
     verb, args = command(__doc__, {"run": (4, MANY), "rescore": (0, 0), "write": (0, 0), "picture": (4, 4)},
                          [a for a in sys.argv[1:] if not a.startswith(("seed=", "prompt="))])
+    if verb in ("write", "rescore"):
+        cached(ROWS, "lmc_diversity_omega.py run")
     if verb == "write":
         write()
     elif verb == "rescore":

@@ -124,7 +124,9 @@ def run_args(prompt: str, *rest: str) -> dict:
 
 
 if __name__ == "__main__":
-    from script_cli import command, parse, script_main
+    from script_cli import cached, command, parse, script_main
 
     verb, args = command(__doc__, {"run": (1, 6), "write": (0, 0)})
+    if verb == "write":
+        cached(ROWS, "nerf3d_diversity.py run")
     script_main(run, **parse(lambda: run_args(*args))) if verb == "run" else write()

@@ -45,19 +45,23 @@ def write() -> None:
     from diffrep.bench import machine_info
     from diffrep.export import atomic_write_text
 
-    rows = [done()[g] for g in OPTIONS if g in done()]
+    path = root / "bench" / "results" / "nerf3d-fine.json"
+    kept = {r["grid"]: r for r in json.loads(path.read_text())["rows"]} if path.exists() else {}
+    rows = [r for g in OPTIONS if (r := (kept | done()).get(g))]  # a grid not run again keeps its committed row
     record = {"suite": "nerf3d-fine", "command": "bench/scripts/nerf3d_fine.py run {voxel,hash}; ... write",
               "machine": machine_info(), "rows": rows}
-    atomic_write_text(root / "bench" / "results" / "nerf3d-fine.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     for r in rows:
         a = r["aggregate"]
         print(r["grid"], r["seconds"], a["occupancy_iou"], a["mask_iou"], a["labels"], a["psnr"])
 
 
 if __name__ == "__main__":
-    from script_cli import command, refuse
+    from script_cli import cached, command, refuse
 
     verb, args = command(__doc__, {"run": (1, 1), "write": (0, 0)})
     if verb == "run" and args[0] not in ("voxel", "hash"):
         refuse(f"run {args[0]!r}: voxel or hash")
+    if verb == "write":
+        cached(ROWS, "nerf3d_fine.py run voxel|hash")
     run(args[0]) if verb == "run" else write()

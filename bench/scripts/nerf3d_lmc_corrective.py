@@ -57,20 +57,30 @@ def run(corrective: Path, shard: tuple[int, int]) -> None:
 def write() -> None:
     from diffrep.export import atomic_write_text
 
-    rows = [json.loads(line) for line in (CACHE / "rows.jsonl").read_text().splitlines()]
+    from script_cli import merged
+
+    path = root / "bench" / "results" / "nerf3d-lmc-corrective.json"
+    rows = merged(path, lambda record: record["rows"],
+                  [json.loads(line) for line in (CACHE / "rows.jsonl").read_text().splitlines()],
+                  lambda r: (r["label"], r["prompt"], r["seed"]))
     suite = json.loads((root / "bench" / "results" / "nerf3d.json").read_text())["figures"]["lmc_sds"]["rows"]
     beside = [r for r in suite if r["label"] in BESIDE and r["seed"] == 0]
-    corrective = Path(rows[0]["options"]["corrective"])
+    corrective = Path(rows[0]["options"]["corrective"])  # its training record; the committed one once the folder is gone
+    training = (json.loads((corrective / "corrective.json").read_text())["training"] if corrective.exists()
+                else json.loads(path.read_text())["corrective"])
     record = {"suite": "nerf3d lmc-sds with a corrective trained off the data", "command": __doc__.split("\n\n")[2].strip(),
               "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "corrective": json.loads((corrective / "corrective.json").read_text())["training"],
+              "corrective": training,
               "rows": rows, "suite_rows": beside}
-    atomic_write_text(root / "bench" / "results" / "nerf3d-lmc-corrective.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
     if args[:1] == ["write"] and len(args) == 1:
+        from script_cli import cached
+
+        cached(CACHE / "rows.jsonl", "nerf3d_lmc_corrective.py run")
         write()
     elif args[:1] == ["run"] and len(args) in (2, 3) and (Path(args[1]) / "corrective.json").is_file():
         i, k = map(int, (args[2] if len(args) == 3 else "1/1").split("/"))

@@ -230,7 +230,11 @@ def write(name: str = "nerf3d-probe.json") -> None:
     from diffrep.bench import machine_info
     from diffrep.export import atomic_write_text
 
-    rows = [json.loads(line) for line in (CACHE / "rows.jsonl").read_text().splitlines()]
+    from script_cli import merged
+
+    path = root / "bench" / "results" / name
+    rows = merged(path, lambda record: record["figures"]["rows"],
+                  [json.loads(line) for line in (CACHE / "rows.jsonl").read_text().splitlines()], lambda r: r["tag"])
     poses_file = CACHE / "poses.jsonl"
     poses_rows = [json.loads(line) for line in poses_file.read_text().splitlines()] if poses_file.exists() else []
     table = [{"tag": r["tag"], "prompt": r["prompt"], "prior": r["prior"], "method": r["method"], "seed": r["seed"],
@@ -243,11 +247,11 @@ def write(name: str = "nerf3d-probe.json") -> None:
     record = {"suite": "nerf3d probe: DDRep houses and chairs with other options and priors",
               "command": __doc__.split("\n\n")[1].strip(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
               "machine": machine_info(), "figures": {"table": table, "rows": rows, "poses": poses_rows}}
-    atomic_write_text(root / "bench" / "results" / name, json.dumps(record, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":
-    from script_cli import MANY, command, parse, script_main
+    from script_cli import MANY, cached, command, parse, script_main
 
     verb, a = command(__doc__, {"run": (2, 4), "targets": (1, 1), "poses": (1, 1), "camera": (4, 6), "kept": (1, MANY),
                                 "write": (0, 1)})
@@ -263,4 +267,5 @@ if __name__ == "__main__":
     elif verb == "kept":
         kept(a)
     else:
+        cached(CACHE / "rows.jsonl", "nerf3d_probe.py run")
         write(*a)

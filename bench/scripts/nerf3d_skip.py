@@ -86,14 +86,19 @@ def write() -> None:
     from diffrep.bench import machine_info
     from diffrep.export import atomic_write_text
 
-    rows = [json.loads(line) for line in ROWS.read_text().splitlines()]
+    from script_cli import merged
+
+    path = root / "bench" / "results" / "nerf3d-skip.json"
+    fields = ("kind", "grid", "trained_skip_density", "skip_density", "code", "options", "prompt")
+    rows = merged(path, lambda record: record["figures"]["rows"], [json.loads(line) for line in ROWS.read_text().splitlines()],
+                  lambda r: json.dumps([r.get(f) for f in fields], sort_keys=True))
     record = {"suite": "nerf3d skipping threshold and the total variation's time", "command": __doc__.split("\n\n")[1].strip(),
               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine_info(), "figures": {"rows": rows}}
-    atomic_write_text(root / "bench" / "results" / "nerf3d-skip.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":
-    from script_cli import command, parse, script_main
+    from script_cli import cached, command, parse, script_main
 
     verb, a = command(__doc__, {"renders": (0, 2), "time": (1, 2), "write": (0, 0)})
     if verb == "renders":
@@ -101,4 +106,5 @@ if __name__ == "__main__":
     elif verb == "time":
         script_main(timed, parse(lambda: json.loads(a[0]), "OPTIONS_JSON"), *a[1:2])
     else:
+        cached(ROWS, "nerf3d_skip.py time")
         write()

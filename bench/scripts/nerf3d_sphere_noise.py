@@ -159,7 +159,11 @@ def write() -> None:
     from diffrep.bench import machine_info
     from diffrep.export import atomic_write_text
 
-    rows = [json.loads(line) for line in ROWS.read_text().splitlines()]
+    from script_cli import merged
+
+    path = root / "bench" / "results" / "nerf3d-sphere-noise.json"
+    rows = merged(path, lambda record: record["figures"]["rows"], [json.loads(line) for line in ROWS.read_text().splitlines()],
+                  lambda r: (r["prompt"], r["seed"], r["sphere_noise_radius"], tuple(r.get("canvas_cells", [128, 256]))))
     table = []
     for r in rows:
         a, g = r["aggregate"], r["aggregate"]["ground_truth"]
@@ -172,11 +176,11 @@ def write() -> None:
     record = {"suite": "nerf3d 3-D diversity with a noise canvas on a sphere (probe)",
               "command": "OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_sphere_noise.py run PROMPT SEED RADIUS",
               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine_info(), "figures": {"table": table, "rows": rows}}
-    atomic_write_text(root / "bench" / "results" / "nerf3d-sphere-noise.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":
-    from script_cli import command, parse, refuse, script_main
+    from script_cli import cached, command, parse, refuse, script_main
 
     verb, args = command(__doc__, {"check": (1, 2), "run": (3, 4), "write": (0, 0)})
     if len(args) == {"check": 2, "run": 4}.get(verb):
@@ -189,4 +193,5 @@ if __name__ == "__main__":
     elif verb == "run":
         script_main(run, args[0], *parse(lambda: (int(args[1]), float(args[2])), "SEED and RADIUS"))
     else:
+        cached(ROWS, "nerf3d_sphere_noise.py run")
         write()

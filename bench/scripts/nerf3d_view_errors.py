@@ -259,7 +259,7 @@ def table() -> None:
 
 
 if __name__ == "__main__":
-    from script_cli import command, parse, script_main
+    from script_cli import cached, command, parse, script_main
 
     verb, a = command(__doc__, {"run": (2, 2), "spread": (3, 3), "write-spread": (0, 0), "write-fitted": (0, 0),
                                 "fitted": (1, 2), "table": (0, 0)})
@@ -268,10 +268,13 @@ if __name__ == "__main__":
     elif verb == "spread":
         script_main(spread, a[0], *parse(lambda: (int(a[1]), int(a[2])), "FIRST and COUNT"))
     elif verb == "write-spread":
+        cached(CACHE / "spread.jsonl", "nerf3d_view_errors.py spread")
         write_spread()
     elif verb == "write-fitted":
+        cached(CACHE / "fitted.jsonl", "nerf3d_view_errors.py fitted")
         write_fitted()
     elif verb == "fitted":
         script_main(fitted, a[0], *parse(lambda: [int(s) for s in a[1:2]], "STEPS"))
     else:
+        cached(CACHE, "nerf3d_view_errors.py run")
         table()

@@ -52,6 +52,28 @@ def command(doc: str, arities: dict[str | None, tuple[int, int]], argv: list[str
     return verb, args
 
 
+def cached(path: Path, first: str) -> None:
+    """Before a verb that writes results from the runs cached at ``path`` (a file of rows or a folder of runs): one
+    line and exit 2 when it holds none, as in a fresh checkout, so that the committed results are not rewritten from
+    nothing; ``first`` names the verb that makes them."""
+    empty = (not path.exists() or (path.is_dir() and not any(path.iterdir()))
+             or (path.is_file() and not path.read_text().strip()))
+    if empty:
+        refuse(f"no runs cached at {path} (a fresh checkout has none): {first} first; the committed results are left "
+               "as they are")
+
+
+def merged(path: Path, rows_of, fresh: list[dict], key) -> list[dict]:
+    """The rows a ``write`` verb writes to ``path``: the rows committed there (``rows_of(record)``), each replaced in
+    place by the cache's row of the same ``key(row)`` where the cache has one, then the cache's other rows in their
+    order. A write from a partial cache (a fresh checkout that ran one more cell) keeps every row it did not rerun."""
+    import json
+
+    fresh_by = {key(r): r for r in fresh}
+    committed = rows_of(json.loads(path.read_text())) if path.exists() else []
+    return [fresh_by.pop(key(r), r) for r in committed] + list(fresh_by.values())
+
+
 def parse(make, what: str = ""):
     """``make()``: the command line's values converted (``int``, ``float``, ``json.loads``); a value that does not
     parse is one line naming ``what`` and exit 2."""
