@@ -9,8 +9,8 @@ seed, where the suite pairs the 4 instances of one batched run (whose instances 
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_lanes.py interval RUNS NAME  # + a 90 % interval of each spread
     OMP_NUM_THREADS=1 .venv/bin/python bench/scripts/nerf3d_lanes.py picture RUNS       # docs/images/nerf3d-shared-noise.png
 
-`score` keeps the rows of runs NAME.json already holds (the runs added since are scored, their groups' diversity
-redone).
+`score` keeps the rows NAME.json already holds: a run in RUNS it has scored is not scored again, the runs added since
+are, their groups' diversity is redone, and the rows and groups of runs not in RUNS (a fresh checkout's) stay as they are.
 
 The lent run is bench/scripts/device_nerf3d_lanes.sh. A job is {"prompt", "seed", "method", "options", "device"};
 `sample` skips a run whose folder exists and writes run.json's `wall_s` (the sampling alone) and `device`."""
@@ -157,14 +157,17 @@ def score(runs: Path, name: str) -> None:
                      "labels": a["labels"], "occupancy_iou": a["occupancy_iou"], "mask_iou": a["mask_iou"],
                      "psnr": a["psnr"], "janus_rate": a["janus_rate"]})
         print(folder.name, record["wall_s"], a["labels"], a["occupancy_iou"], flush=True)
+    here = {r["tag"] for r in rows}
+    elsewhere = [r for r in old["rows"] if r["tag"] not in here]  # runs scored before whose folders are not in RUNS
+    rows += elsewhere
+    partial = {group_key(r) for r in elsewhere}  # a group some of whose runs are not here keeps its committed spread
     kept = {group_key(d): d for d in old["diversity"]}
-    diversity = []
+    diversity = [d for key, d in kept.items() if key not in groups or key in partial]
     for key, objects in groups.items():
         prompt, method, options, device = json.loads(key)
-        if len(objects) < 4:
-            continue
-        if key in kept and key not in new_groups:
-            diversity.append(kept[key])
+        if len(objects) < 4 or key in partial or (key in kept and key not in new_groups):
+            if key in kept and key not in partial:
+                diversity.append(kept[key])
             continue
         a = evaluate_instances(objects, prompt_labels(prompt), reference, ground_truth=gt)["aggregate"]
         spread, data = 1 - a["pairwise_mask_iou"], 1 - a["ground_truth"]["pairwise_mask_iou"]
