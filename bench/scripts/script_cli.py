@@ -5,7 +5,8 @@ A script names its verbs and how many arguments each takes (``{None: (least, mos
 missing verb with the verbs allowed; a wrong number of arguments with the script's own usage line for that verb, from
 its docstring) and exits 2. ``parse`` converts the arguments' values, refusing one that does not parse the same way;
 ``script_main`` runs the work and turns the bad input diffrep's own checks find on the way (an ``InputError``) into
-one line and exit 2 as well."""
+one line and exit 2 as well. A verb that writes committed results from the runs a machine has cached refuses when
+there are none (``cached``) and keeps the committed rows it did not rerun (``merged``)."""
 
 import sys
 from pathlib import Path
