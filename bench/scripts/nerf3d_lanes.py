@@ -259,8 +259,8 @@ if __name__ == "__main__":
     elif verb == "sample":
         script_main(sample, Path(rest[0]), parse(lambda: json.loads(rest[1]), "JOB_JSON"))
     elif verb == "score":
-        score(Path(rest[0]), rest[1])
+        script_main(score, Path(rest[0]), rest[1])
     elif verb == "interval":
-        interval(Path(rest[0]), rest[1])
+        script_main(interval, Path(rest[0]), rest[1])
     else:
-        picture(Path(rest[0]))
+        script_main(picture, Path(rest[0]))
