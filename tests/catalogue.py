@@ -264,6 +264,8 @@ NERF_OPTIONS = [
     (["--nerf.background", "sky"], "invalid choice 'sky' for argument '--nerf.background'. Expected one of ('fixed', 'learned')"),
     (["--nerf.distance", "1"], "distance=1.0 is not allowed"),
     (["--nerf.shared-noise", "1.5"], "shared_noise=1.5 is not allowed; it must be in [0, 1]"),
+    (["--nerf.view-guidance", "-1"], "view_guidance=-1.0 is not allowed; it must be >= 0 (0: off)"),
+    (["--nerf.view-guidance", "7.5", "--nerf.no-view-prompts"], "it must be 0 without view prompts"),
     (["--ddrep.pixel-fraction", "0"], "pixel_fraction=0.0 is not allowed; it must be a fraction in (0, 1]"),
 ]
 

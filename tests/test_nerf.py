@@ -237,6 +237,42 @@ def test_sampling_with_a_camera_window_asks_the_prior_at_the_bank_cameras_and_re
         diffrep.sample(prior, rep="siren", method="ddrep", prompt="a yellow duck", n=1, steps=1)
 
 
+def test_view_guidance_splits_guidance_into_the_prompts_and_the_views_parts(toy3000):
+    from diffrep.methods import view_conditions
+    from diffrep.methods.base import ViewPrompt
+    from diffrep.priors.base import ViewGuided, cfg_eps
+
+    rep, plain = nerf(view_guidance=7.5), nerf()
+    views = rep.random_views(3, torch.Generator().manual_seed(0))
+    prompt = ViewPrompt("a yellow duck", toy3000.encode_prompt)
+    guided = view_conditions(prompt, rep, views)
+    assert isinstance(guided, ViewGuided) and guided.views == view_conditions(prompt, plain, views)
+    assert guided.free == [toy3000.encode_prompt("a yellow duck")] * 6 and guided.scale == 7.5
+    g = torch.Generator().manual_seed(1)
+    x_t, t = torch.randn(6, 3, 8, 8, generator=g), torch.full((6,), 600)
+    x_t = torch.nn.functional.interpolate(x_t, size=toy3000.image_shape[-1])
+    eps = lambda c: toy3000.eps(x_t, t, c)  # noqa: E731
+    eps_v, eps_p, eps_0 = eps(guided.views), eps(guided.free), eps(None)
+    for w, v in ((3.0, 7.5), (1.0, 0.5)):  # the formula, term by term
+        want = eps_0 + w * (eps_p - eps_0) + v * (eps_v - eps_p)
+        torch.testing.assert_close(cfg_eps(toy3000, x_t, t, ViewGuided(guided.views, guided.free, v), w), want)
+    # At v = w it is classifier-free guidance of the view prompts.
+    torch.testing.assert_close(cfg_eps(toy3000, x_t, t, ViewGuided(guided.views, guided.free, 3.0), 3.0),
+                               cfg_eps(toy3000, x_t, t, guided.views, 3.0), atol=1e-5, rtol=1e-5)
+
+
+def test_view_guidance_runs_where_guidance_is_cfg_alone_and_is_refused_elsewhere(toy3000):
+    result = diffrep.sample(toy3000, rep="nerf", method="ddrep", prompt="a yellow duck", n=1, steps=2, adam_iters=2,
+                            views_per_step=2, view_guidance=7.5, **SMALL)
+    plain = diffrep.sample(toy3000, rep="nerf", method="ddrep", prompt="a yellow duck", n=1, steps=2, adam_iters=2,
+                           views_per_step=2, **SMALL)
+    assert result.info["prior_evaluations"] == 3 * 2 * 2 and plain.info["prior_evaluations"] == 2 * 2 * 2
+    assert not torch.equal(result.images, plain.images)
+    with pytest.raises(InputError, match="view_guidance needs a method whose guidance is classifier-free guidance alone; "
+                                         "'nfsd' is not: use one of ddrep, sds, sjc, ms-sds"):
+        diffrep.sample(toy3000, rep="nerf", method="nfsd", prompt="a yellow duck", n=1, view_guidance=7.5, **SMALL)
+
+
 @pytest.mark.parametrize("argv,message", NERF_OPTIONS)
 def test_bad_nerf_options_are_one_line_exit_2(tmp_path, capsys, argv, message):
     out = tmp_path / "o"

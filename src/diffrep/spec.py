@@ -112,6 +112,9 @@ def run_spec(rep: str | Any = "pixels", method: str | Any | None = None, samplin
     rep_options = rep_options or REPS[rep].config()
     if (missing := entry.requires(method_options, sampling=sampling)) is not None:
         raise InputError(f"method {method!r} needs {missing}")
+    if getattr(rep_options, "view_guidance", 0.0) and not entry.view_guidance:
+        raise InputError(f"rep {rep!r}: option view_guidance needs a method whose guidance is classifier-free guidance "
+                         f"alone; {method!r} is not: use one of {', '.join(m for m, e in METHODS.items() if e.view_guidance)}")
     if (reason := entry.needs_linear(method_options)) and not REPS[rep].linear(rep_options):
         raise InputError(f"{reason} needs a diffrep linear in its parameters; rep {rep!r} with these options is not")
     return RunSpec(rep, rep_options, method, method_options, sampling)

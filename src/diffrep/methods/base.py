@@ -77,6 +77,9 @@ class MethodEntry:
     into the rep (pixels) and returns ``None``, or returns ``(images, views)`` itself (multidiffusion's canvases)."""
     needs_linear: Callable[[Any], str | None] = _not_linear
     """``options -> reason`` when these options need a rep linear in its parameters, else ``None``."""
+    view_guidance: bool = False
+    """Its guidance is classifier-free guidance alone (``cfg_eps`` on each view's condition), so a rep's view
+    guidance (``--nerf.view-guidance``) applies to it."""
     requires: Callable[..., str | None] = _no_requirement
     """``(options, prior, sampling) -> what is missing`` (a source prompt, a trained corrective, a guidance scale it
     can divide by), checked before any work; ``prior``: the prior's name where known (``None`` while only the method is
@@ -115,21 +118,27 @@ def view_conditions(cond: Any, rep: Any, views: Any) -> Any:
     """The condition of each rendered view, in the order of ``rep(views).flatten(0, 1)``.
 
     ``cond`` is one condition for every view, a list with one per instance, or a ``ViewPrompt``
-    (one per view from the rep's view labels). A scene prompt with a layout (``ScenePrompt.layout``, on a
+    (one per view from the rep's view labels; with the rep's ``view_guidance`` the views' conditions and the view-free
+    prompt's as a ``ViewGuided``, which ``cfg_eps`` guides apart). A scene prompt with a layout (``ScenePrompt.layout``, on a
     canvas rep whose views are start columns) gives each view the objects in its field of view."""
-    from diffrep.priors.base import per_element
+    from diffrep.priors.base import ViewGuided, per_element
     from diffrep.toyworld.scene_text import ScenePrompt
 
     V = 1 if views is None else views.shape[1]
     if isinstance(cond, ViewPrompt):
-        labels, with_camera = rep.view_labels(views), cond.camera
+        labels, with_camera, prompt = rep.view_labels(views), cond.camera, cond
         cond = cond(None) if labels is None else [cond(label) for row in labels for label in row]
         if isinstance(cond, ScenePrompt) and cond.layout is not None:
             columns = [[0]] * rep.n if views is None else views.tolist()
             return cond.view_queries(columns, rep.image_shape[-1], rep.canvas_shape[-1])
+        scale = getattr(getattr(rep, "config", None), "view_guidance", 0.0)  # --nerf.view-guidance
+        free = [prompt(None)] * len(cond) if labels is not None and scale else None
         if with_camera is not None and (cameras := rep.view_cameras(views)) is not None:
             cameras = cameras.flatten(0, 1).tolist()
-            return [with_camera(c, camera) for c, camera in zip(per_element(cond, len(cameras)), cameras)]
+            cond = [with_camera(c, camera) for c, camera in zip(per_element(cond, len(cameras)), cameras)]
+            free = free and [with_camera(c, camera) for c, camera in zip(free, cameras)]
+        if free:
+            return ViewGuided(cond, free, scale)
         return cond
     if isinstance(cond, list):
         return [c for c in cond for _ in range(V)]

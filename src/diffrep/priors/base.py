@@ -140,6 +140,19 @@ def encode_prompts(prior: Prior, prompt: str | list[str] | None, negative: str |
     return Conditioning(cond, prior.encode_prompt(negative) if negative else None)
 
 
+@dataclass(frozen=True, eq=False)
+class ViewGuided:
+    """Each view's condition with its view label guided apart (``--nerf.view-guidance``; Perp-Neg's idea in its
+    plainest form): ``cfg_eps`` gives ``ε(∅) + w (ε(free) − ε(∅)) + scale (ε(views) − ε(free))``, ``w`` the guidance
+    scale. ``scale = w`` is classifier-free guidance of ``views`` itself."""
+
+    views: list
+    """Per batch element, the view prompt's encoding ("PROMPT, LABEL view")."""
+    free: list
+    """Per batch element, the prompt's without its view ("PROMPT")."""
+    scale: float
+
+
 # Guidance.
 
 def unconditional(prior: Prior, cond: Any, uncond: Any, batch: int) -> Any:
@@ -171,13 +184,27 @@ def cfg_eps(prior: Prior, x_t: Tensor, t: Tensor, cond: Any, guidance_scale: flo
 
     ``uncond`` is a negative prompt's encoding (``None``: the empty prompt). ``w = 1`` (or ``cond``
     the same object as ``uncond``, e.g. both ``None``) costs one evaluation, ``w = 0`` is
-    ``eps(uncond)``; otherwise the pair comes from one batched call (``eps_cond_uncond``)."""
+    ``eps(uncond)``; otherwise the pair comes from one batched call (``eps_cond_uncond``). A ``ViewGuided`` condition
+    takes the three terms of its formula from one batched call."""
+    if isinstance(cond, ViewGuided):
+        return view_guided_eps(prior, x_t, t, cond, guidance_scale, uncond)
     if guidance_scale == 1.0 or cond is uncond:
         return prior.eps(x_t, t, cond)
     if guidance_scale == 0.0:
         return prior.eps(x_t, t, unconditional(prior, cond, uncond, x_t.shape[0]))
     eps_c, eps_u = eps_cond_uncond(prior, x_t, t, cond, uncond)
     return eps_u + guidance_scale * (eps_c - eps_u)
+
+
+def view_guided_eps(prior: Prior, x_t: Tensor, t: Tensor, cond: ViewGuided, guidance_scale: float,
+                    uncond: Any = None) -> Tensor:
+    """``ε(∅) + w (ε(free) − ε(∅)) + v (ε(views) − ε(free))`` from one evaluation of ``[x_t; x_t; x_t]``."""
+    B = x_t.shape[0]
+    t = as_timesteps(t, B)
+    free = per_element(cond.free, B)
+    conds = per_element(cond.views, B) + free + per_element(unconditional(prior, free, uncond, B), B)
+    eps_v, eps_p, eps_0 = prior.eps(torch.cat([x_t] * 3), torch.cat([t] * 3), conds).split(B)
+    return eps_0 + guidance_scale * (eps_p - eps_0) + cond.scale * (eps_v - eps_p)
 
 
 # Latent priors.

@@ -172,6 +172,11 @@ class NerfConfig:
     """View prompts: |azimuth| above which a view is "back"."""
     overhead_deg: float = 45.0
     """View prompts: elevation above which a view is "overhead" (the toy world's; DreamFusion uses 60)."""
+    view_guidance: float = 0.0
+    """View prompts: guide each view's label against the prompt without it at this scale (Perp-Neg's idea in its
+    plainest form): eps(empty) + w (eps(PROMPT) - eps(empty)) + v (eps(PROMPT, LABEL view) - eps(PROMPT)), w the
+    guidance scale, at a third prior evaluation a view; 0: off (v = w, classifier-free guidance of the view prompt
+    as a whole). 7.5 with w = 3 was the best single-round setting on the toy world (docs/nerf.md, *View guidance*)."""
     albedo_warmup: float = 0.0
     """Fraction of the run whose views are albedo-shaded (DreamFusion's warm-up; 0 suits the toy world,
     whose images are all lit)."""
@@ -225,6 +230,9 @@ class NerfConfig:
                     f">= front_deg={self.front_deg}, both in [0, 180]")
         check_range("nerf", "overhead_deg", self.overhead_deg, -90 <= self.overhead_deg <= 90, "in [-90, 90]")
         check_range("nerf", "albedo_warmup", self.albedo_warmup, 0 <= self.albedo_warmup <= 1, "in [0, 1]")
+        check_range("nerf", "view_guidance", self.view_guidance, self.view_guidance >= 0, ">= 0 (0: off)")
+        check_range("nerf", "view_guidance", self.view_guidance, self.view_guidance == 0 or self.view_prompts,
+                    "0 without view prompts (it guides each view's label)")
         check_range("nerf", "shared_noise", self.shared_noise, 0 <= self.shared_noise <= 1, "in [0, 1]")
         check_range("nerf", "blob_radius", self.blob_radius, self.blob_radius > 0, "> 0")
         check_range("nerf", "param_scale", self.param_scale, self.param_scale > 0, "> 0")
